@@ -193,5 +193,23 @@ TEST(RecoveryPhraseTest, TyposAreDetected) {
   EXPECT_FALSE(FromRecoveryPhrase("").ok());
 }
 
+// Key files written by format version 1 (tests/golden/, made once with SHARDFS_WRITE_GOLDEN=1,
+// never regenerated): every later version must keep reading them.
+TEST(KeyFileGoldenTest, Version1FilesStillRead) {
+  const std::string dir = SHARDFS_SOURCE_DIR "/tests/golden";
+  MasterKey key = CountingKey();
+  if (std::getenv("SHARDFS_WRITE_GOLDEN") != nullptr) {
+    ASSERT_OK(WriteKeyFile(dir + "/key_v1_plain.bin", key, std::nullopt));
+    ASSERT_OK(WriteKeyFile(dir + "/key_v1_passphrase.bin", key, "golden passphrase", kFast));
+  }
+  ASSERT_OK_AND_ASSIGN(MasterKey plain, ReadKeyFile(dir + "/key_v1_plain.bin", std::nullopt));
+  EXPECT_TRUE(plain.key.Equals(key.key));
+  ASSERT_OK_AND_ASSIGN(MasterKey wrapped,
+                       ReadKeyFile(dir + "/key_v1_passphrase.bin", "golden passphrase"));
+  EXPECT_TRUE(wrapped.key.Equals(key.key));
+  EXPECT_EQ(ReadKeyFile(dir + "/key_v1_passphrase.bin", "wrong").status().code(),
+            Code::kPermissionDenied);
+}
+
 }  // namespace
 }  // namespace shardfs::crypto

@@ -15,6 +15,13 @@ SecretKey DeriveSubKey(const MasterKey& master, SubKey purpose) {
   return out;
 }
 
+DriveKeys DriveKeys::Derive(const MasterKey& master) {
+  return DriveKeys{
+      DeriveSubKey(master, SubKey::kChunkId), DeriveSubKey(master, SubKey::kChunkEncryption),
+      DeriveSubKey(master, SubKey::kPackIndex), DeriveSubKey(master, SubKey::kCatalogEncryption),
+      DeriveSubKey(master, SubKey::kChunkerSeed)};
+}
+
 SecretKey DeriveItemKey(const SecretKey& parent, std::string_view purpose, ByteSpan id) {
   (void)Init();
   crypto_generichash_state st;

@@ -41,6 +41,17 @@ enum class SubKey : uint64_t {
 
 SecretKey DeriveSubKey(const MasterKey& master, SubKey purpose);
 
+// The sub-keys the data path uses, derived once when a drive is opened.
+struct DriveKeys {
+  SecretKey chunk_id;
+  SecretKey chunk_encryption;
+  SecretKey pack_index;
+  SecretKey catalog_encryption;
+  SecretKey chunker_seed;
+
+  static DriveKeys Derive(const MasterKey& master);
+};
+
 // A key for one item: keyed BLAKE2b-256 under `parent` of `purpose`, a zero byte, and `id`.
 // Distinct (purpose, id) pairs give independent keys.
 SecretKey DeriveItemKey(const SecretKey& parent, std::string_view purpose, ByteSpan id);
