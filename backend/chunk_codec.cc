@@ -14,7 +14,7 @@ constexpr size_t kAdSize = 32 + 1 + 1 + 1 + 4;
 // Compression must save at least 1/16 of the chunk to be kept.
 constexpr size_t kMinSavingShift = 4;
 // Chunks at least this big are first probed on a sample of this size.
-constexpr size_t kProbeSize = 64 * 1024;
+constexpr size_t kProbeSize = size_t{64} * 1024;
 
 void MakeAd(uint8_t ad[kAdSize], const ChunkId& id, crypto::Cipher cipher, ChunkCodec codec,
             uint32_t plain_size) {

@@ -226,7 +226,7 @@ long MaxRssKiB() {
 // 10 GiB through the stream with a fixed buffer and no growth in memory. Under the
 // sanitizers (10x slower) 1 GiB shows the same.
 TEST(ChunkStreamTest, BoundedMemoryOnTenGiB) {
-#if defined(__SANITIZE_ADDRESS__)
+#if defined(SHARDFS_SANITIZED)
   const uint64_t kSize = uint64_t{1} << 30;
 #else
   const uint64_t kSize = uint64_t{10} << 30;

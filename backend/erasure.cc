@@ -38,7 +38,7 @@ Result<ErasureCoder> ErasureCoder::Create(int k, int m) {
 }
 
 ErasureCoder::ErasureCoder(int k, int m)
-    : k_(k), m_(m), matrix_(static_cast<size_t>(k + m) * k), encode_tables_(32u * k * m) {
+    : k_(k), m_(m), matrix_(static_cast<size_t>(k + m) * k), encode_tables_(size_t{32} * k * m) {
   gf_gen_cauchy1_matrix(matrix_.data(), k + m, k);
   ec_init_tables(k, m, matrix_.data() + static_cast<size_t>(k) * k, encode_tables_.data());
 }
@@ -135,7 +135,7 @@ Status ErasureCoder::Reconstruct(std::span<const ShardPiece> present,
       row[c] = acc;
     }
   }
-  std::vector<uint8_t> tables(32u * k_ * compute.size());
+  std::vector<uint8_t> tables(size_t{32} * k_ * compute.size());
   ec_init_tables(k_, static_cast<int>(compute.size()), rows.data(), tables.data());
   std::vector<const uint8_t*> in(k_);
   for (int r = 0; r < k_; ++r) in[r] = present[source_of[chosen[r]]].bytes.data();

@@ -60,7 +60,8 @@ TEST(ErasureCoderTest, GoldenParity) {
 
 // Every pattern of up to m lost shards, for (4,2) and (10,4), rebuilds the original bytes.
 TEST(ErasureCoderTest, EveryErasurePatternUpToMRecovers) {
-  for (auto [k, m] : {std::pair{4, 2}, std::pair{10, 4}}) {
+  for (auto km : {std::pair{4, 2}, std::pair{10, 4}}) {
+    const int k = km.first, m = km.second;  // plain variables: the lambda below captures them
     ErasureCoder ec = ErasureCoder::Create(k, m).value();
     Stripe s = MakeStripe(ec, 1000 + 3, 100);  // odd length: exercises ISA-L's tail path
     int patterns = 0;

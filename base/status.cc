@@ -1,7 +1,7 @@
 #include "base/status.h"
 
 #include <cerrno>
-#include <cstring>
+#include <system_error>
 
 namespace shardfs {
 
@@ -109,7 +109,7 @@ Status Status::WithContext(std::string_view context) const {
 Status PosixError(std::string_view context, int err) {
   std::string msg(context);
   msg += ": ";
-  msg += std::strerror(err);
+  msg += std::error_code(err, std::generic_category()).message();  // thread-safe strerror
   switch (err) {
     case ENOENT:
       return Status(Code::kNotFound, std::move(msg));

@@ -189,7 +189,7 @@ Result<MasterKey> ReadKeyFile(const std::string& path,
 
 std::string ToRecoveryPhrase(const MasterKey& key) {
   // 260-bit big-endian number: version (4 bits) then the key; 5 bits per character.
-  uint8_t values[kKeyChars];
+  uint8_t values[kKeyChars] = {};
   uint32_t acc = kPhraseVersion;
   int bits = 4;
   int n = 0;

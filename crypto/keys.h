@@ -50,6 +50,9 @@ struct DriveKeys {
   SecretKey chunker_seed;
 
   static DriveKeys Derive(const MasterKey& master);
+
+  // The seed of the drive's chunker: the first 8 bytes of chunker_seed, little-endian.
+  uint64_t ChunkerSeed() const { return LoadLE64(chunker_seed.data()); }
 };
 
 // A key for one item: keyed BLAKE2b-256 under `parent` of `purpose`, a zero byte, and `id`.

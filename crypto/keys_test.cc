@@ -26,6 +26,15 @@ TEST(KeysTest, SubKeyDerivationIsStable) {
             "1a14412f17e5f465f1fcbeeb04395932abd72475181ef13c8a9c0c9db13ff875");
 }
 
+TEST(KeysTest, DriveKeysAndChunkerSeed) {
+  DriveKeys keys = DriveKeys::Derive(CountingKey());
+  EXPECT_EQ(HexEncode(keys.chunk_id.span()),
+            "a0fc2e00e115d851729b3fac6a883ef16ae44c03aa1b417577f49244b34d81d6");
+  EXPECT_TRUE(keys.chunker_seed.Equals(DeriveSubKey(CountingKey(), SubKey::kChunkerSeed)));
+  // Python: le64 of the first 8 bytes of sub-key 6.
+  EXPECT_EQ(keys.ChunkerSeed(), 1266056176301284954ull);
+}
+
 TEST(KeysTest, SubKeysAreDistinct) {
   MasterKey m = MasterKey::Generate();
   std::set<std::string> seen;

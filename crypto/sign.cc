@@ -4,8 +4,10 @@
 
 namespace shardfs::crypto {
 
-static_assert(crypto_sign_SEEDBYTES == 32 && crypto_sign_SECRETKEYBYTES == 64 &&
-              crypto_sign_PUBLICKEYBYTES == 32 && crypto_sign_BYTES == 64);
+static_assert(crypto_sign_SEEDBYTES == 32);
+static_assert(crypto_sign_SECRETKEYBYTES == 64);
+static_assert(crypto_sign_PUBLICKEYBYTES == 32);
+static_assert(crypto_sign_BYTES == 64);
 
 SigningKey SigningKey::FromSeed(const SecretKey& seed) {
   (void)Init();

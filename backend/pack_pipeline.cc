@@ -1,0 +1,191 @@
+#include "backend/pack_pipeline.h"
+
+#include <optional>
+
+#include "base/thread_annotations.h"
+#include "base/thread_pool.h"
+#include "crypto/hash.h"
+#include "crypto/merkle.h"
+
+namespace shardfs::backend {
+
+ByteSpan EncodedPack::shard(int i) const {
+  const size_t s = layout.shard_size;
+  if (i < layout.k) return ByteSpan(data).subspan(i * s, s);
+  return parity[i - layout.k];
+}
+
+Status EncodePack(const ErasureCoder& coder, const PackId& id, Bytes pack,
+                  std::vector<PackEntry> entries, EncodedPack* out) {
+  SFS_ASSIGN_OR_RETURN(StripeLayout layout,
+                       StripeLayout::ForPack(pack.size(), coder.k(), coder.m()));
+  const size_t s = layout.shard_size;
+  out->id = id;
+  out->layout = layout;
+  out->entries = std::move(entries);
+  out->data = std::move(pack);
+  out->data.resize(layout.padded_size(), 0);
+  out->parity.resize(coder.m());
+  std::vector<ByteSpan> data(coder.k());
+  std::vector<MutableByteSpan> parity(coder.m());
+  for (int i = 0; i < coder.k(); ++i) data[i] = ByteSpan(out->data).subspan(i * s, s);
+  for (int j = 0; j < coder.m(); ++j) {
+    out->parity[j].resize(s);
+    parity[j] = out->parity[j];
+  }
+  SFS_RETURN_IF_ERROR(coder.Encode(data, parity));
+  out->shard_ids.resize(coder.n());
+  for (int i = 0; i < coder.n(); ++i) out->shard_ids[i] = crypto::MerkleRoot(out->shard(i));
+  return Status::Ok();
+}
+
+struct WritePipeline::Impl {
+  Impl(const crypto::DriveKeys& keys, const WritePipelineOptions& opts, Chunker c, ErasureCoder e,
+       PackSink s)
+      : options(opts),
+        chunker(c),
+        coder(std::move(e)),
+        hasher(keys.chunk_id),
+        sealer(keys.chunk_encryption, opts.seal),
+        pack_index_key(keys.pack_index),
+        sink(std::move(s)),
+        pool(std::max(0, opts.threads - 1)) {}
+
+  // One pack's worth of chunks, cut from the input.
+  struct Batch {
+    std::vector<ChunkRef> chunks;
+  };
+
+  void RunBatch(ByteSpan input, Batch* batch) EXCLUDES(mu);
+  Status ProcessBatch(ByteSpan input, Batch* batch, EncodedPack* encoded);
+  std::unique_ptr<EncodedPack> TakeSpare() EXCLUDES(mu);
+
+  const WritePipelineOptions options;
+  const Chunker chunker;
+  const ErasureCoder coder;
+  const crypto::ChunkIdHasher hasher;
+  const ChunkSealer sealer;
+  const crypto::SecretKey pack_index_key;
+  PackSink sink;
+
+  Mutex mu;
+  CondVar done_cv;
+  int in_flight GUARDED_BY(mu) = 0;
+  Status first_error GUARDED_BY(mu);
+  // Encoded packs whose buffers the sink left behind, for the next batches.
+  std::vector<std::unique_ptr<EncodedPack>> spares GUARDED_BY(mu);
+  Mutex sink_mu;  // one sink call at a time; never held with mu
+
+  // Declared last: its destructor joins the workers before the members above go away.
+  ThreadPool pool;
+};
+
+std::unique_ptr<EncodedPack> WritePipeline::Impl::TakeSpare() {
+  MutexLock lock(&mu);
+  if (spares.empty()) return std::make_unique<EncodedPack>();
+  std::unique_ptr<EncodedPack> p = std::move(spares.back());
+  spares.pop_back();
+  return p;
+}
+
+Status WritePipeline::Impl::ProcessBatch(ByteSpan input, Batch* batch, EncodedPack* encoded) {
+  PackId id;
+  crypto::RandomBytes(MutableByteSpan(id.mutable_data(), PackId::kSize));
+  // Recycle the previous pack's buffer: no page faults in steady state.
+  Bytes buffer = std::move(encoded->data);
+  buffer.reserve(options.pack_target_size + chunker.params().max_size + (1u << 20));
+  PackWriter writer(sealer, pack_index_key, id, std::move(buffer));
+  for (ChunkRef& c : batch->chunks) {
+    ByteSpan plain = input.subspan(c.offset, c.size);
+    c.id = hasher.Compute(plain);
+    SFS_RETURN_IF_ERROR(writer.Add(c.id, plain).status());
+  }
+  std::vector<PackEntry> entries = writer.entries();
+  SFS_ASSIGN_OR_RETURN(Bytes pack, writer.Finish());
+  SFS_RETURN_IF_ERROR(EncodePack(coder, id, std::move(pack), std::move(entries), encoded));
+  MutexLock lock(&sink_mu);
+  return sink(*encoded);
+}
+
+void WritePipeline::Impl::RunBatch(ByteSpan input, Batch* batch) {
+  std::unique_ptr<EncodedPack> encoded = TakeSpare();
+  Status s = ProcessBatch(input, batch, encoded.get());
+  MutexLock lock(&mu);
+  if (!s.ok() && first_error.ok()) first_error = s;
+  spares.push_back(std::move(encoded));
+  --in_flight;
+  done_cv.NotifyAll();
+}
+
+Result<std::unique_ptr<WritePipeline>> WritePipeline::Create(const crypto::DriveKeys& keys,
+                                                             const WritePipelineOptions& options,
+                                                             PackSink sink) {
+  ChunkerParams chunker_params = options.chunker;
+  chunker_params.seed = keys.ChunkerSeed();
+  SFS_ASSIGN_OR_RETURN(Chunker chunker, Chunker::Create(chunker_params));
+  SFS_ASSIGN_OR_RETURN(ErasureCoder coder, ErasureCoder::Create(options.k, options.m));
+  if (options.threads < 1) return Status::InvalidArgument("threads must be at least 1");
+  if (options.pack_target_size == 0 ||
+      options.pack_target_size + options.chunker.max_size + (1u << 20) > kMaxPackSize) {
+    return Status::InvalidArgument("pack target size out of range");
+  }
+  return std::unique_ptr<WritePipeline>(new WritePipeline(std::make_unique<Impl>(
+      keys, options, chunker, std::move(coder), std::move(sink))));
+}
+
+WritePipeline::WritePipeline(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+WritePipeline::~WritePipeline() = default;
+
+Status WritePipeline::Run(ByteSpan input, std::vector<ChunkRef>* chunks) {
+  Impl& im = *impl_;
+  {
+    MutexLock lock(&im.mu);
+    im.first_error = Status::Ok();
+  }
+  // Batches live until the run ends; their chunk lists become the result.
+  std::vector<std::unique_ptr<Impl::Batch>> batches;
+  auto submit = [&](std::unique_ptr<Impl::Batch> b) {
+    Impl::Batch* raw = b.get();
+    batches.push_back(std::move(b));
+    {
+      MutexLock lock(&im.mu);
+      ++im.in_flight;
+    }
+    im.pool.Submit([&im, input, raw] { im.RunBatch(input, raw); });
+    // Help only when two batches wait: one stays queued for a worker while this thread works.
+    while (im.pool.queued() > 1) im.pool.RunOne();
+  };
+
+  auto batch = std::make_unique<Impl::Batch>();
+  size_t batch_bytes = 0;
+  uint64_t offset = 0;
+  bool failed = false;
+  while (offset < input.size() && !failed) {
+    size_t len = im.chunker.FindCut(input.subspan(offset), /*at_end=*/true);
+    batch->chunks.push_back(ChunkRef{ChunkId(), offset, static_cast<uint32_t>(len)});
+    batch_bytes += len;
+    offset += len;
+    if (batch_bytes >= im.options.pack_target_size) {
+      submit(std::move(batch));
+      batch = std::make_unique<Impl::Batch>();
+      batch_bytes = 0;
+      MutexLock lock(&im.mu);
+      failed = !im.first_error.ok();
+    }
+  }
+  if (!batch->chunks.empty() && !failed) submit(std::move(batch));
+  while (im.pool.RunOne()) {
+  }
+  Status result;
+  {
+    MutexLock lock(&im.mu);
+    im.done_cv.Wait(&im.mu, [&im]() REQUIRES(im.mu) { return im.in_flight == 0; });
+    result = im.first_error;
+  }
+  if (result.ok() && chunks != nullptr) {
+    for (const auto& b : batches) chunks->insert(chunks->end(), b->chunks.begin(), b->chunks.end());
+  }
+  return result;
+}
+
+}  // namespace shardfs::backend
