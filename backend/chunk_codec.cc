@@ -1,5 +1,7 @@
 #include "backend/chunk_codec.h"
 
+#include <optional>
+
 #include <zstd.h>
 
 #include "backend/chunker.h"
@@ -25,11 +27,23 @@ void MakeAd(uint8_t ad[kAdSize], const ChunkId& id, crypto::Cipher cipher, Chunk
   StoreLE32(ad + 35, plain_size);
 }
 
-// Scratch space for compression, one per thread so concurrent sealers don't allocate.
+// Scratch space for compression, one per thread so concurrent sealers don't allocate. It
+// holds plaintext (compressed) while in use: ScratchUse wipes what it used when done.
 Bytes& Scratch() {
   thread_local Bytes scratch;
   return scratch;
 }
+
+class ScratchUse {
+ public:
+  ScratchUse() = default;
+  ~ScratchUse() {
+    Bytes& s = Scratch();
+    crypto::SecureZero(s.data(), s.size());
+  }
+  ScratchUse(const ScratchUse&) = delete;
+  ScratchUse& operator=(const ScratchUse&) = delete;
+};
 
 // Compresses `in` into Scratch() if that saves enough; returns the compressed view or an empty
 // span.
@@ -75,7 +89,9 @@ Result<SealedChunkInfo> ChunkSealer::Seal(const ChunkId& id, ByteSpan plaintext,
   }
   ByteSpan body = plaintext;
   ChunkCodec codec = ChunkCodec::kRaw;
+  std::optional<ScratchUse> scratch_use;
   if (options_.compression == Compression::kAuto) {
+    scratch_use.emplace();
     ByteSpan compressed = TryCompress(plaintext, options_.zstd_level);
     if (!compressed.empty()) {
       body = compressed;
@@ -113,6 +129,7 @@ Status ChunkSealer::Open(crypto::Cipher cipher, const ChunkId& id, ChunkCodec co
   ByteSpan ct = sealed.subspan(nonce_size);
   if (codec == ChunkCodec::kRaw) return crypto::AeadOpen(cipher, key, nonce, ad, ct, out);
 
+  ScratchUse scratch_use;
   Bytes& scratch = Scratch();
   scratch.resize(body_size);
   SFS_RETURN_IF_ERROR(crypto::AeadOpen(cipher, key, nonce, ad, ct, scratch));

@@ -39,8 +39,9 @@ enum class Compression {
 };
 
 struct ChunkSealOptions {
-  // Cipher for new chunks.
-  crypto::Cipher cipher = crypto::Cipher::kAes256Gcm;
+  // Cipher for new chunks: AES-256-GCM where the CPU has AES instructions, else
+  // XChaCha20-Poly1305.
+  crypto::Cipher cipher = crypto::PreferredCipher();
   Compression compression = Compression::kAuto;
   // zstd level when compressing; 1 is fast enough to stay off the critical path.
   int zstd_level = 1;

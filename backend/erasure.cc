@@ -155,12 +155,19 @@ Result<StripeLayout> StripeLayout::ForPack(uint64_t pack_size, int k, int m) {
   l.m = m;
   l.pack_size = pack_size;
   uint64_t per_shard = (pack_size + k - 1) / k;
-  l.shard_size = (per_shard + 63) / 64 * 64;
+  l.shard_size = std::max(kMinShardSize, (per_shard + 63) / 64 * 64);
   return l;
+}
+
+Status StripeLayout::Validate() const {
+  Result<StripeLayout> expect = ForPack(pack_size, k, m);
+  if (!expect.ok() || *expect != *this) return Status::Corruption("inconsistent stripe layout");
+  return Status::Ok();
 }
 
 Result<std::vector<StripeLayout::Piece>> StripeLayout::Locate(uint64_t offset,
                                                               uint64_t length) const {
+  SFS_RETURN_IF_ERROR(Validate());
   if (length == 0 || offset > pack_size || length > pack_size - offset) {
     return Status::OutOfRange("range outside the pack");
   }

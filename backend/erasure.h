@@ -70,18 +70,28 @@ class ErasureCoder {
 
 // The largest pack any layout accepts.
 inline constexpr uint64_t kMaxPackSize = uint64_t{256} << 20;
+// No shard is smaller: a file takes a 4 KiB block on a node's disk anyway, and all packs
+// below k * 4 KiB then look alike.
+inline constexpr uint64_t kMinShardSize = 4096;
 
 // How a pack's bytes lie in its data shards: pack byte p is at offset p % shard_size of data
-// shard p / shard_size; the pack is padded with zeros to k * shard_size.
+// shard p / shard_size; the pack is padded with random bytes to k * shard_size (so a node
+// cannot see where the pack ends).
 struct StripeLayout {
   int k = 0;
   int m = 0;
   uint64_t pack_size = 0;
-  // ceil(pack_size / k) rounded up to a multiple of 64 (vector-friendly for ISA-L).
+  // max(kMinShardSize, ceil(pack_size / k) rounded up to a multiple of 64).
   uint64_t shard_size = 0;
 
   // InvalidArgument for bad k, m, or a pack of 0 or more than kMaxPackSize bytes.
   static Result<StripeLayout> ForPack(uint64_t pack_size, int k, int m);
+
+  // OK if the fields are what ForPack gives for this pack_size, k and m; Corruption otherwise
+  // (e.g. a layout read from a damaged record).
+  Status Validate() const;
+
+  friend bool operator==(const StripeLayout&, const StripeLayout&) = default;
 
   uint64_t padded_size() const { return shard_size * static_cast<uint64_t>(k); }
 
@@ -90,8 +100,9 @@ struct StripeLayout {
     uint64_t shard_offset = 0;
     uint64_t length = 0;
   };
-  // The data-shard pieces that hold pack bytes [offset, offset + length), in order.
-  // OutOfRange if the range is empty or ends past pack_size.
+  // The data-shard pieces that hold pack bytes [offset, offset + length), in order (one or two
+  // for a range shorter than a shard, more for longer ones). OutOfRange if the range is empty
+  // or ends past pack_size; Corruption if the layout is not valid.
   Result<std::vector<Piece>> Locate(uint64_t offset, uint64_t length) const;
 };
 

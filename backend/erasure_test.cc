@@ -163,8 +163,10 @@ TEST(ErasureCoderTest, RegeneratesParityForRepair) {
 
 TEST(StripeLayoutTest, SizesAndPadding) {
   ASSERT_OK_AND_ASSIGN(StripeLayout l, StripeLayout::ForPack(1000, 4, 2));
-  EXPECT_EQ(l.shard_size, 256u);  // ceil(1000 / 4) = 250, rounded up to 64
-  EXPECT_EQ(l.padded_size(), 1024u);
+  EXPECT_EQ(l.shard_size, kMinShardSize);  // small packs all look alike
+  EXPECT_EQ(l.padded_size(), 4 * kMinShardSize);
+  ASSERT_OK_AND_ASSIGN(StripeLayout mid, StripeLayout::ForPack(100000, 4, 2));
+  EXPECT_EQ(mid.shard_size, 25024u);  // ceil(100000 / 4) = 25000, rounded up to 64
   ASSERT_OK_AND_ASSIGN(StripeLayout big, StripeLayout::ForPack(16 << 20, 4, 2));
   EXPECT_EQ(big.shard_size, 4u << 20);
   EXPECT_FALSE(StripeLayout::ForPack(0, 4, 2).ok());
@@ -173,25 +175,38 @@ TEST(StripeLayoutTest, SizesAndPadding) {
 }
 
 TEST(StripeLayoutTest, LocateSplitsAtShardBoundaries) {
-  ASSERT_OK_AND_ASSIGN(StripeLayout l, StripeLayout::ForPack(1000, 4, 2));
+  ASSERT_OK_AND_ASSIGN(StripeLayout l, StripeLayout::ForPack(100000, 4, 2));
+  const uint64_t s = l.shard_size;
   ASSERT_OK_AND_ASSIGN(auto one, l.Locate(10, 20));
   ASSERT_EQ(one.size(), 1u);
   EXPECT_EQ(one[0].shard, 0);
   EXPECT_EQ(one[0].shard_offset, 10u);
-  ASSERT_OK_AND_ASSIGN(auto two, l.Locate(250, 10));
+  ASSERT_OK_AND_ASSIGN(auto two, l.Locate(s - 6, 10));
   ASSERT_EQ(two.size(), 2u);
   EXPECT_EQ(two[0].shard, 0);
-  EXPECT_EQ(two[0].shard_offset, 250u);
+  EXPECT_EQ(two[0].shard_offset, s - 6);
   EXPECT_EQ(two[0].length, 6u);
   EXPECT_EQ(two[1].shard, 1);
   EXPECT_EQ(two[1].shard_offset, 0u);
   EXPECT_EQ(two[1].length, 4u);
-  ASSERT_OK_AND_ASSIGN(auto all, l.Locate(0, 1000));
+  ASSERT_OK_AND_ASSIGN(auto all, l.Locate(0, 100000));
   EXPECT_EQ(all.size(), 4u);
-  EXPECT_EQ(all[3].length, 1000u - 3 * 256);
-  EXPECT_EQ(l.Locate(999, 2).status().code(), Code::kOutOfRange);
+  EXPECT_EQ(all[3].length, 100000u - 3 * s);
+  EXPECT_EQ(l.Locate(99999, 2).status().code(), Code::kOutOfRange);
   EXPECT_EQ(l.Locate(0, 0).status().code(), Code::kOutOfRange);
   EXPECT_EQ(l.Locate(UINT64_MAX, 2).status().code(), Code::kOutOfRange);
+}
+
+// A layout from a damaged record must not divide by zero or name shards that do not exist.
+TEST(StripeLayoutTest, HandMadeInconsistentLayoutsAreRefused) {
+  StripeLayout zero{4, 2, 1000, 0};
+  EXPECT_EQ(zero.Locate(0, 10).status().code(), Code::kCorruption);
+  StripeLayout small{4, 2, 100000, 64};
+  EXPECT_EQ(small.Locate(90000, 10).status().code(), Code::kCorruption);
+  StripeLayout bad_k{0, 2, 1000, 4096};
+  EXPECT_EQ(bad_k.Validate().code(), Code::kCorruption);
+  ASSERT_OK_AND_ASSIGN(StripeLayout good, StripeLayout::ForPack(1000, 4, 2));
+  EXPECT_OK(good.Validate());
 }
 
 }  // namespace

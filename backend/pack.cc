@@ -92,14 +92,18 @@ Result<Bytes> PackWriter::Finish() {
     w.U8(static_cast<uint8_t>(e.codec));
     w.Zeros(3);
   }
-  uint64_t index_offset = buffer_.size();
-  SFS_RETURN_IF_ERROR(
-      AppendSealed(cipher, pack_key_, MakeAd(kIndexLabel, id_, cipher), index, &buffer_));
-  uint8_t trailer[kTrailerPlainSize];
-  StoreLE64(trailer, index_offset);
-  StoreLE64(trailer + 8, buffer_.size() - index_offset);
-  SFS_RETURN_IF_ERROR(
-      AppendSealed(cipher, pack_key_, MakeAd(kTrailerLabel, id_, cipher), trailer, &buffer_));
+  const uint64_t index_offset = buffer_.size();
+  Status s = AppendSealed(cipher, pack_key_, MakeAd(kIndexLabel, id_, cipher), index, &buffer_);
+  if (s.ok()) {
+    uint8_t trailer[kTrailerPlainSize];
+    StoreLE64(trailer, index_offset);
+    StoreLE64(trailer + 8, buffer_.size() - index_offset);
+    s = AppendSealed(cipher, pack_key_, MakeAd(kTrailerLabel, id_, cipher), trailer, &buffer_);
+  }
+  if (!s.ok()) {
+    buffer_.resize(index_offset);  // as before the call: the writer can still be finished
+    return s;
+  }
   buffer_.push_back(static_cast<uint8_t>(cipher));
   buffer_.push_back(kPackFormatVersion);
   entries_.clear();
@@ -134,7 +138,9 @@ Result<std::vector<PackEntry>> ParsePackIndexEntries(ByteSpan index, uint64_t in
     if (pad[0] != 0 || pad[1] != 0 || pad[2] != 0) {
       return Status::Corruption("pack index entry has non-zero padding");
     }
+    // Compression is kept only when it shrinks a chunk, so no sealed chunk is larger than raw.
     if (e.offset != expect_offset || e.sealed_size < overhead || e.plain_size > kMaxChunkSize ||
+        uint64_t{e.sealed_size} > uint64_t{e.plain_size} + overhead ||
         (e.codec == ChunkCodec::kRaw && e.sealed_size != e.plain_size + overhead)) {
       return Status::Corruption("pack index entry " + std::to_string(i) + " is inconsistent");
     }

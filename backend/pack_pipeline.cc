@@ -10,6 +10,7 @@
 namespace shardfs::backend {
 
 ByteSpan EncodedPack::shard(int i) const {
+  if (i < 0 || i >= layout.k + layout.m) std::abort();  // a caller bug, not bad input
   const size_t s = layout.shard_size;
   if (i < layout.k) return ByteSpan(data).subspan(i * s, s);
   return parity[i - layout.k];
@@ -24,7 +25,10 @@ Status EncodePack(const ErasureCoder& coder, const PackId& id, Bytes pack,
   out->layout = layout;
   out->entries = std::move(entries);
   out->data = std::move(pack);
-  out->data.resize(layout.padded_size(), 0);
+  // Random padding: zeros would show a node holding the last data shard where the pack ends.
+  const size_t pack_size = out->data.size();
+  out->data.resize(layout.padded_size());
+  crypto::RandomBytes(MutableByteSpan(out->data).subspan(pack_size));
   out->parity.resize(coder.m());
   std::vector<ByteSpan> data(coder.k());
   std::vector<MutableByteSpan> parity(coder.m());
@@ -37,6 +41,17 @@ Status EncodePack(const ErasureCoder& coder, const PackId& id, Bytes pack,
   out->shard_ids.resize(coder.n());
   for (int i = 0; i < coder.n(); ++i) out->shard_ids[i] = crypto::MerkleRoot(out->shard(i));
   return Status::Ok();
+}
+
+uint64_t WorstCasePackSize(const WritePipelineOptions& o) {
+  // A batch closes once its plaintext reaches the target, so it holds less than target + max
+  // bytes; every chunk but the input's last is at least min bytes long.
+  const uint64_t plain = uint64_t{o.pack_target_size} + o.chunker.max_size;
+  const uint64_t chunks = plain / std::max<uint32_t>(o.chunker.min_size, 1) + 1;
+  const uint64_t per_chunk = ChunkSealer::Overhead(o.seal.cipher) + kPackIndexEntrySize;
+  // The index header and seal, the sealed trailer and the clear tail, generously.
+  const uint64_t fixed = 4 + 2 * (crypto::kMaxNonceSize + crypto::kAeadTagSize) + 16 + 2;
+  return plain + chunks * per_chunk + fixed;
 }
 
 struct WritePipeline::Impl {
@@ -108,8 +123,13 @@ Status WritePipeline::Impl::ProcessBatch(ByteSpan input, Batch* batch, EncodedPa
 }
 
 void WritePipeline::Impl::RunBatch(ByteSpan input, Batch* batch) {
+  bool skip;
+  {
+    MutexLock lock(&mu);
+    skip = !first_error.ok();  // the run has failed: do no more work, call the sink no more
+  }
   std::unique_ptr<EncodedPack> encoded = TakeSpare();
-  Status s = ProcessBatch(input, batch, encoded.get());
+  Status s = skip ? Status::Ok() : ProcessBatch(input, batch, encoded.get());
   MutexLock lock(&mu);
   if (!s.ok() && first_error.ok()) first_error = s;
   spares.push_back(std::move(encoded));
@@ -124,13 +144,18 @@ Result<std::unique_ptr<WritePipeline>> WritePipeline::Create(const crypto::Drive
   chunker_params.seed = keys.ChunkerSeed();
   SFS_ASSIGN_OR_RETURN(Chunker chunker, Chunker::Create(chunker_params));
   SFS_ASSIGN_OR_RETURN(ErasureCoder coder, ErasureCoder::Create(options.k, options.m));
-  if (options.threads < 1) return Status::InvalidArgument("threads must be at least 1");
-  if (options.pack_target_size == 0 ||
-      options.pack_target_size + options.chunker.max_size + (1u << 20) > kMaxPackSize) {
-    return Status::InvalidArgument("pack target size out of range");
+  if (options.threads < 1 || options.threads > kMaxPipelineThreads) {
+    return Status::InvalidArgument("threads must be from 1 to " +
+                                   std::to_string(kMaxPipelineThreads));
   }
-  return std::unique_ptr<WritePipeline>(new WritePipeline(std::make_unique<Impl>(
-      keys, options, chunker, std::move(coder), std::move(sink))));
+  if (options.pack_target_size == 0 || options.pack_target_size > kMaxPackSize ||
+      WorstCasePackSize(options) > kMaxPackSize) {
+    return Status::InvalidArgument("pack target size out of range: with these chunk sizes a " +
+                                   std::string("pack could exceed ") +
+                                   std::to_string(kMaxPackSize >> 20) + " MiB");
+  }
+  return std::unique_ptr<WritePipeline>(new WritePipeline(
+      std::make_unique<Impl>(keys, options, chunker, std::move(coder), std::move(sink))));
 }
 
 WritePipeline::WritePipeline(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}

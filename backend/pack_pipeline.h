@@ -51,6 +51,8 @@ struct EncodedPack {
 Status EncodePack(const ErasureCoder& coder, const PackId& id, Bytes pack,
                   std::vector<PackEntry> entries, EncodedPack* out);
 
+inline constexpr int kMaxPipelineThreads = 256;
+
 struct WritePipelineOptions {
   // Chunk sizes. The seed is ignored: a pipeline always cuts with its drive's seed
   // (DriveKeys::ChunkerSeed), so every writer of a drive cuts alike and dedups.
@@ -71,6 +73,10 @@ struct ChunkRef {
   uint64_t offset = 0;  // in the input
   uint32_t size = 0;
 };
+
+// The largest pack a pipeline with these options can make (Create refuses options whose
+// worst case exceeds kMaxPackSize).
+uint64_t WorstCasePackSize(const WritePipelineOptions& options);
 
 class WritePipeline {
  public:

@@ -65,6 +65,13 @@ Collected RunPipeline(const crypto::DriveKeys& keys, const WritePipelineOptions&
   return c;
 }
 
+// Runs the pipeline with a pack target above the input's size, so it makes one pack.
+Collected OnePackRun(const crypto::DriveKeys& keys, ByteSpan input) {
+  WritePipelineOptions o = SmallOptions(1);
+  o.pack_target_size = 4 << 20;
+  return RunPipeline(keys, o, input);
+}
+
 class PipelineTest : public ::testing::Test {
  protected:
   crypto::DriveKeys keys_ = crypto::DriveKeys::Derive(crypto::MasterKey::Generate());
@@ -139,9 +146,7 @@ TEST_F(PipelineTest, ChunkBoundariesFollowTheDriveSeed) {
 
 TEST_F(PipelineTest, AnyTwoLostShardsStillRead_ThreeDoNot) {
   Bytes input = test::PseudoRandomBytes(1500000, 40);
-  WritePipelineOptions o = SmallOptions(1);
-  o.pack_target_size = 4 << 20;
-  Collected c = RunPipeline(keys_, o, input);
+  Collected c = OnePackRun(keys_, input);
   ASSERT_EQ(c.packs.size(), 1u);
   const EncodedPack& pack = c.packs[0];
   ErasureCoder coder = ErasureCoder::Create(4, 2).value();
@@ -169,32 +174,100 @@ TEST_F(PipelineTest, AnyTwoLostShardsStillRead_ThreeDoNot) {
             Code::kOutOfRange);
 }
 
-// A shard that returns wrong bytes is caught when the chunk is opened: never wrong data.
-TEST_F(PipelineTest, RottenShardIsCaughtByTheChunkSeal) {
-  Bytes input = test::PseudoRandomBytes(500000, 41);
-  Collected c = RunPipeline(keys_, SmallOptions(1), input);
+// A shard that returns wrong bytes is caught when the chunk is opened (never wrong data),
+// and a verified read finds which shard it was and reads around it.
+TEST_F(PipelineTest, RottenShardsAreFoundAndReadAround) {
+  Bytes input = test::PseudoRandomBytes(1500000, 41);
+  Collected c = OnePackRun(keys_, input);
+  ASSERT_EQ(c.packs.size(), 1u);
   const EncodedPack& pack = c.packs[0];
-  const PackEntry& e = pack.entries[0];
-  MemoryShards shards(pack);
-  shards.rotten_ = {0};
   ErasureCoder coder = ErasureCoder::Create(4, 2).value();
-  Bytes sealed(e.sealed_size), plain(e.plain_size);
-  ASSERT_OK(ReadPackRange(pack.layout, coder, shards, e.offset, sealed, nullptr));
   ChunkSealer sealer(keys_.chunk_encryption, {});
-  EXPECT_EQ(sealer.Open(crypto::Cipher::kAes256Gcm, e.id, e.codec, sealed, plain).code(),
-            Code::kCorruption);
+  const crypto::Cipher cipher = sealer.options().cipher;
+  // The chunk that spans data shards 0 and 1.
+  const uint64_t boundary = pack.layout.shard_size;
+  const PackEntry* e = nullptr;
+  for (const PackEntry& x : pack.entries)
+    if (x.offset < boundary && x.offset + x.sealed_size > boundary) e = &x;
+  ASSERT_NE(e, nullptr);
+  Bytes sealed(e->sealed_size), plain(e->plain_size);
+  auto opens = [&](ByteSpan b) { return sealer.Open(cipher, e->id, e->codec, b, plain).ok(); };
+  {
+    MemoryShards shards(pack);
+    shards.rotten_ = {0};
+    ASSERT_OK(ReadPackRange(pack.layout, coder, shards, e->offset, sealed, nullptr));
+    EXPECT_FALSE(opens(sealed));  // caught: wrong bytes never pass as data
+  }
+  struct Case {
+    std::set<int> rotten, lost;
+    std::vector<int> want_bad;
+  };
+  for (const Case& k : {Case{{0}, {}, {0}}, Case{{1}, {}, {1}}, Case{{4}, {0}, {4}},
+                        Case{{0, 1}, {}, {0, 1}}, Case{{5}, {1, 0}, {}}}) {
+    MemoryShards shards(pack);
+    shards.rotten_ = k.rotten;
+    shards.lost_ = k.lost;
+    ReadStats stats;
+    Status s = ReadPackRangeVerified(pack.layout, coder, shards, e->offset, sealed, opens, &stats);
+    if (k.want_bad.empty()) {
+      // Two lost and one rotten: three of six unusable, beyond what 4+2 survives.
+      EXPECT_FALSE(s.ok());
+      EXPECT_EQ(sealed, Bytes(sealed.size(), 0));
+      continue;
+    }
+    ASSERT_OK(s);
+    EXPECT_EQ(stats.bad_shards, k.want_bad);
+    EXPECT_TRUE(opens(sealed));
+    const ChunkRef* ref = nullptr;
+    for (const ChunkRef& r : c.chunks)
+      if (r.id == e->id) ref = &r;
+    ASSERT_NE(ref, nullptr);
+    EXPECT_EQ(0, std::memcmp(plain.data(), input.data() + ref->offset, ref->size));
+    EXPECT_GT(stats.attempts, 1);
+  }
 }
 
 TEST_F(PipelineTest, SinkErrorStopsTheRun) {
-  Bytes input = test::PseudoRandomBytes(4 << 20, 42);
-  int calls = 0;
-  auto p = WritePipeline::Create(keys_, SmallOptions(2), [&](EncodedPack&) {
-    return ++calls == 2 ? Status::NoSpace("full") : Status::Ok();
-  });
-  ASSERT_OK(p);
-  std::vector<ChunkRef> chunks;
-  EXPECT_EQ((*p)->Run(input, &chunks).code(), Code::kNoSpace);
-  EXPECT_TRUE(chunks.empty());
+  Bytes input = test::PseudoRandomBytes(8 << 20, 42);
+  for (int threads : {1, 2}) {
+    int calls = 0;
+    auto p = WritePipeline::Create(keys_, SmallOptions(threads), [&](EncodedPack&) {
+      return ++calls == 2 ? Status::NoSpace("full") : Status::Ok();
+    });
+    ASSERT_OK(p);
+    std::vector<ChunkRef> chunks;
+    EXPECT_EQ((*p)->Run(input, &chunks).code(), Code::kNoSpace);
+    EXPECT_TRUE(chunks.empty());
+    // On one thread nothing runs after the failure; on more, only batches already started.
+    if (threads == 1) {
+      EXPECT_EQ(calls, 2);
+    }
+    EXPECT_LT(calls, 8);
+  }
+}
+
+// Shard padding is random: a node cannot see where a pack ends, and small packs look alike.
+TEST_F(PipelineTest, PaddingIsRandomAndSmallPacksLookAlike) {
+  Bytes tiny = test::PseudoRandomBytes(300, 44);
+  Collected c = RunPipeline(keys_, SmallOptions(1), tiny);
+  ASSERT_EQ(c.packs.size(), 1u);
+  const EncodedPack& p = c.packs[0];
+  EXPECT_EQ(p.layout.shard_size, kMinShardSize);
+  ByteSpan tail = ByteSpan(p.data).subspan(p.layout.pack_size);
+  ASSERT_GT(tail.size(), 3 * kMinShardSize);
+  size_t zeros = std::count(tail.begin(), tail.end(), 0);
+  EXPECT_LT(zeros, tail.size() / 64);  // random bytes: about 1 in 256 is zero
+  // The padding is part of the shards' ids and parity: reads still work.
+  MemoryShards shards(p);
+  shards.lost_ = {0, 1};
+  ErasureCoder coder = ErasureCoder::Create(4, 2).value();
+  Bytes got(p.layout.pack_size);
+  ASSERT_OK(ReadPackRange(p.layout, coder, shards, 0, got, nullptr));
+  EXPECT_EQ(0, std::memcmp(got.data(), p.data.data(), got.size()));
+}
+
+TEST_F(PipelineTest, DefaultsUseThePreferredCipher) {
+  EXPECT_EQ(WritePipelineOptions().seal.cipher, crypto::PreferredCipher());
 }
 
 TEST_F(PipelineTest, RejectsBadOptions) {
@@ -211,6 +284,32 @@ TEST_F(PipelineTest, RejectsBadOptions) {
   o = WritePipelineOptions();
   o.chunker.avg_size = 3;
   EXPECT_EQ(WritePipeline::Create(keys_, o, sink).status().code(), Code::kInvalidArgument);
+  o = WritePipelineOptions();
+  o.threads = kMaxPipelineThreads + 1;
+  EXPECT_EQ(WritePipeline::Create(keys_, o, sink).status().code(), Code::kInvalidArgument);
+  o = WritePipelineOptions();
+  o.pack_target_size = SIZE_MAX;  // must not wrap around into "small"
+  EXPECT_EQ(WritePipeline::Create(keys_, o, sink).status().code(), Code::kInvalidArgument);
+  // Tiny chunks: the per-chunk overhead would push a 255 MiB batch past the pack limit.
+  o = WritePipelineOptions();
+  o.chunker = {64, 128, 256, 0};
+  o.pack_target_size = 255u << 20;
+  EXPECT_GT(WorstCasePackSize(o), kMaxPackSize);
+  EXPECT_EQ(WritePipeline::Create(keys_, o, sink).status().code(), Code::kInvalidArgument);
+  // The default is well inside.
+  EXPECT_LT(WorstCasePackSize(WritePipelineOptions()), 32u << 20);
+}
+
+// Whatever the chunk sizes, an accepted configuration never makes a pack it cannot encode.
+TEST_F(PipelineTest, WorstCaseBoundHoldsForTinyChunks) {
+  WritePipelineOptions o;
+  o.chunker = {64, 128, 256, 0};
+  o.seal.compression = Compression::kOff;
+  o.pack_target_size = 1 << 20;
+  ASSERT_LE(WorstCasePackSize(o), kMaxPackSize);
+  Bytes input = test::PseudoRandomBytes(3 << 20, 45);
+  Collected c = RunPipeline(keys_, o, input);
+  for (const EncodedPack& p : c.packs) EXPECT_LE(p.layout.pack_size, WorstCasePackSize(o));
 }
 
 TEST(EncodePackTest, RejectsEmptyPack) {

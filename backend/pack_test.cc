@@ -160,7 +160,7 @@ TEST(PackFormatTest, VersionAndCipherBytes) {
 TEST(PackFormatTest, InconsistentIndexEntriesAreRefused) {
   const Cipher c = Cipher::kAes256Gcm;
   const uint32_t overhead = static_cast<uint32_t>(ChunkSealer::Overhead(c));
-  auto index_of = [](std::vector<PackEntry> entries, uint32_t count_override = UINT32_MAX,
+  auto index_of = [](const std::vector<PackEntry>& entries, uint32_t count_override = UINT32_MAX,
                      uint8_t pad = 0, uint8_t codec_override = 0xff) {
     Bytes out;
     ByteWriter w(&out);
@@ -200,6 +200,12 @@ TEST(PackFormatTest, InconsistentIndexEntriesAreRefused) {
   tiny.sealed_size = overhead - 1;
   tiny.codec = ChunkCodec::kZstd;
   EXPECT_FALSE(ParsePackIndexEntries(index_of({tiny}), overhead - 1, c).ok());
+  PackEntry inflated = a;  // "compressed" yet larger than raw: never written, so refused
+  inflated.codec = ChunkCodec::kZstd;
+  inflated.sealed_size = 101 + overhead;
+  PackEntry b2 = b;
+  b2.offset = inflated.sealed_size;
+  EXPECT_FALSE(ParsePackIndexEntries(index_of({inflated, b2}), b2.offset + b2.sealed_size, c).ok());
   PackEntry huge = a;
   huge.codec = ChunkCodec::kZstd;
   huge.plain_size = (64u << 20) + 1;

@@ -51,27 +51,29 @@ std::string DirName(const std::string& path) {
   return path.substr(0, slash);
 }
 
-}  // namespace
-
-Result<Bytes> ReadFile(const std::string& path, size_t max_size) {
-  Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
-  if (fd.get() < 0) return PosixError("open " + path, errno);
+// Opens `path` for reading and checks that it is a regular file. O_NONBLOCK keeps open() of a
+// FIFO from waiting for a writer; it changes nothing for regular files.
+Result<int> OpenRegular(const std::string& path) {
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+  if (fd < 0) return PosixError("open " + path, errno);
   struct stat st;
-  if (::fstat(fd.get(), &st) != 0) return PosixError("stat " + path, errno);
-  if (!S_ISREG(st.st_mode)) return Status::InvalidArgument(path + " is not a regular file");
-  if (static_cast<uint64_t>(st.st_size) > max_size) {
-    return Status::OutOfRange(path + " is larger than " + std::to_string(max_size) + " bytes");
+  if (::fstat(fd, &st) != 0) {
+    Status s = PosixError("stat " + path, errno);
+    ::close(fd);
+    return s;
   }
-  Bytes out;
-  out.resize(static_cast<size_t>(st.st_size));
+  if (!S_ISREG(st.st_mode)) {
+    ::close(fd);
+    return Status::InvalidArgument(path + " is not a regular file");
+  }
+  return fd;
+}
+
+// Reads into out until EOF or out is full; returns the count.
+Result<size_t> ReadUpTo(int fd, MutableByteSpan out, const std::string& path) {
   size_t done = 0;
-  // Read until EOF, not st_size: the file may change under us, and the cap still holds.
-  for (;;) {
-    if (done == out.size()) {
-      if (out.size() >= max_size + 1) break;
-      out.resize(std::min(max_size + 1, out.size() + 4096));
-    }
-    ssize_t n = ::read(fd.get(), out.data() + done, out.size() - done);
+  while (done < out.size()) {
+    ssize_t n = ::read(fd, out.data() + done, out.size() - done);
     if (n < 0) {
       if (errno == EINTR) continue;
       return PosixError("read " + path, errno);
@@ -79,11 +81,47 @@ Result<Bytes> ReadFile(const std::string& path, size_t max_size) {
     if (n == 0) break;
     done += static_cast<size_t>(n);
   }
-  if (done > max_size) {
-    return Status::OutOfRange(path + " is larger than " + std::to_string(max_size) + " bytes");
+  return done;
+}
+
+Status TooLarge(const std::string& path, size_t max_size) {
+  return Status::OutOfRange(path + " is larger than " + std::to_string(max_size) + " bytes");
+}
+
+}  // namespace
+
+Result<Bytes> ReadFile(const std::string& path, size_t max_size) {
+  if (max_size == SIZE_MAX) --max_size;  // room for the one byte that detects "too large"
+  SFS_ASSIGN_OR_RETURN(int raw_fd, OpenRegular(path));
+  Fd fd(raw_fd);
+  struct stat st;
+  if (::fstat(fd.get(), &st) != 0) return PosixError("stat " + path, errno);
+  if (static_cast<uint64_t>(st.st_size) > max_size) return TooLarge(path, max_size);
+  // One byte more than stat says, so a file of the size stat reports is read without growing
+  // the buffer. Read to EOF, not to st_size: the file may change (or be in procfs, size 0).
+  Bytes out(static_cast<size_t>(st.st_size) + 1);
+  size_t done = 0;
+  for (;;) {
+    SFS_ASSIGN_OR_RETURN(size_t n, ReadUpTo(fd.get(), MutableByteSpan(out).subspan(done), path));
+    done += n;
+    if (done < out.size()) break;  // EOF before the buffer filled
+    if (out.size() > max_size) return TooLarge(path, max_size);
+    out.resize(std::min(max_size + 1, out.size() + 4096));
   }
   out.resize(done);
   return out;
+}
+
+Result<size_t> ReadFileInto(const std::string& path, MutableByteSpan out) {
+  SFS_ASSIGN_OR_RETURN(int raw_fd, OpenRegular(path));
+  Fd fd(raw_fd);
+  SFS_ASSIGN_OR_RETURN(size_t n, ReadUpTo(fd.get(), out, path));
+  if (n == out.size()) {
+    uint8_t extra;
+    SFS_ASSIGN_OR_RETURN(size_t more, ReadUpTo(fd.get(), MutableByteSpan(&extra, 1), path));
+    if (more != 0) return TooLarge(path, out.size());
+  }
+  return n;
 }
 
 Status WriteFileAtomic(const std::string& path, ByteSpan data, unsigned mode) {

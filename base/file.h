@@ -19,6 +19,11 @@ namespace shardfs {
 // NotFound, PermissionDenied, IOError as the file system says.
 Result<Bytes> ReadFile(const std::string& path, size_t max_size);
 
+// Reads the whole file at `path` into `out` without allocating (for secrets: no copy is left
+// behind in freed memory). Returns the file's size; OutOfRange if it does not fit in `out`.
+// Other errors as ReadFile.
+Result<size_t> ReadFileInto(const std::string& path, MutableByteSpan out);
+
 // Replaces `path` with `data`, with exactly the permission bits `mode` (the umask is not
 // applied, so a 0600 key file is 0600 whatever the caller's umask): written to a temporary file
 // in the same folder, fsync'd, renamed over `path`, and the folder fsync'd. After an OK

@@ -25,6 +25,10 @@
 
 namespace shardfs {
 
+// A hash of id bytes for hash tables, keyed with a random per-process seed: ids such as node
+// ids are chosen by peers, who must not be able to make them collide in our tables.
+size_t KeyedIdHash(const uint8_t* data, size_t size);
+
 template <typename Tag, size_t N>
 class FixedId {
  public:
@@ -97,10 +101,7 @@ using PackId = FixedId<PackIdTag, 16>;
 template <typename Tag, size_t N>
 struct std::hash<shardfs::FixedId<Tag, N>> {
   size_t operator()(const shardfs::FixedId<Tag, N>& id) const noexcept {
-    // Ids are hashes or random, so their first bytes are already uniform.
-    size_t h;
-    std::memcpy(&h, id.data(), sizeof(h));
-    return h;
+    return shardfs::KeyedIdHash(id.data(), N);
   }
 };
 

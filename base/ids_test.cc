@@ -39,5 +39,17 @@ TEST(IdsTest, OrderAndHash) {
   EXPECT_EQ(set.size(), 2u);
 }
 
+// Ids that share their first bytes (as ground ids would) still spread over buckets.
+TEST(IdsTest, HashUsesEveryByte) {
+  std::unordered_set<size_t> hashes;
+  for (int i = 0; i < 1000; ++i) {
+    Bytes b(32, 0);
+    b[31] = static_cast<uint8_t>(i);
+    b[30] = static_cast<uint8_t>(i >> 8);
+    hashes.insert(std::hash<NodeId>()(NodeId::FromBytes(b).value()));
+  }
+  EXPECT_EQ(hashes.size(), 1000u);
+}
+
 }  // namespace
 }  // namespace shardfs

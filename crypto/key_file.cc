@@ -27,13 +27,23 @@ constexpr size_t kWrappedBody = 8 + 8 + kSaltSize + kNonceSize + 32 + kAeadTagSi
 constexpr size_t kWrappedSize = kHeaderSize + kWrappedBody + kChecksumSize;
 static_assert(kSaltSize == 16);
 
-Status CheckParams(uint64_t opslimit, uint64_t memlimit) {
-  if (opslimit < crypto_pwhash_OPSLIMIT_MIN || opslimit > kMaxKeyFileOpsLimit ||
-      memlimit < crypto_pwhash_MEMLIMIT_MIN || memlimit > kMaxKeyFileMemLimit) {
-    return Status::InvalidArgument("passphrase cost parameters out of bounds");
-  }
-  return Status::Ok();
+bool ParamsReadable(uint64_t opslimit, uint64_t memlimit) {
+  return opslimit >= crypto_pwhash_OPSLIMIT_MIN && opslimit <= kMaxKeyFileOpsLimit &&
+         memlimit >= crypto_pwhash_MEMLIMIT_MIN && memlimit <= kMaxKeyFileMemLimit;
 }
+
+// Wipes a buffer of secrets on every way out of a scope.
+class WipeOnExit {
+ public:
+  WipeOnExit(void* p, size_t n) : p_(p), n_(n) {}
+  ~WipeOnExit() { SecureZero(p_, n_); }
+  WipeOnExit(const WipeOnExit&) = delete;
+  WipeOnExit& operator=(const WipeOnExit&) = delete;
+
+ private:
+  void* p_;
+  size_t n_;
+};
 
 Result<SecretKey> StretchPassphrase(const std::string& passphrase, ByteSpan salt, uint64_t opslimit,
                                     uint64_t memlimit) {
@@ -79,6 +89,8 @@ Result<Bytes> EncodeKeyFile(const MasterKey& key, const std::optional<std::strin
                             const PassphraseParams& params) {
   SFS_RETURN_IF_ERROR(Init());
   Bytes out;
+  // The exact size up front: a reallocation would leave a copy of the key in freed memory.
+  out.reserve(passphrase ? kWrappedSize : kPlainSize);
   ByteWriter w(&out);
   w.Raw(kMagic);
   w.U8(kVersion);
@@ -90,7 +102,11 @@ Result<Bytes> EncodeKeyFile(const MasterKey& key, const std::optional<std::strin
     return out;
   }
   if (passphrase->empty()) return Status::InvalidArgument("the passphrase is empty");
-  SFS_RETURN_IF_ERROR(CheckParams(params.opslimit, params.memlimit));
+  if (!ParamsReadable(params.opslimit, params.memlimit) || params.opslimit < kMinWriteOpsLimit ||
+      params.memlimit < kMinWriteMemLimit) {
+    return Status::InvalidArgument(
+        "passphrase cost out of bounds (at least 2 passes and 64 MiB, at most 64 and 4 GiB)");
+  }
   w.U8(kProtectionArgon2idXChaCha);
   w.U16(0);
   w.U64(params.opslimit);
@@ -136,12 +152,22 @@ Result<KeyFileInfo> InspectKeyFile(ByteSpan file) {
   if (!ConstantTimeEqual(sum, file.last(kChecksumSize))) {
     return Status::Corruption("key file checksum does not match: the file is damaged");
   }
+  if (protection == kProtectionArgon2idXChaCha) {
+    // The checksum is no MAC: a crafted file passes it, so the costs are checked here.
+    uint64_t opslimit = LoadLE64(file.data() + kHeaderSize);
+    uint64_t memlimit = LoadLE64(file.data() + kHeaderSize + 8);
+    if (!ParamsReadable(opslimit, memlimit)) {
+      return Status::Corruption("key file asks for passphrase costs out of bounds");
+    }
+  }
   return KeyFileInfo{version, protection == kProtectionArgon2idXChaCha};
 }
 
-Result<MasterKey> DecodeKeyFile(ByteSpan file, const std::optional<std::string>& passphrase) {
+Result<MasterKey> DecodeKeyFile(ByteSpan file, const std::optional<std::string>& passphrase,
+                                KeyFileInfo* info_out) {
   SFS_RETURN_IF_ERROR(Init());
   SFS_ASSIGN_OR_RETURN(KeyFileInfo info, InspectKeyFile(file));
+  if (info_out != nullptr) *info_out = info;
   ByteReader r(file.subspan(kHeaderSize));
   MasterKey key;
   if (!info.passphrase_protected) {
@@ -160,9 +186,6 @@ Result<MasterKey> DecodeKeyFile(ByteSpan file, const std::optional<std::string>&
   size_t ad_len = kHeaderSize + r.position();
   r.View(32 + kAeadTagSize, &sealed);
   if (!r.ok()) return Status::Corruption("key file is truncated");
-  if (!CheckParams(opslimit, memlimit).ok()) {
-    return Status::Corruption("key file asks for passphrase costs out of bounds");
-  }
   SFS_ASSIGN_OR_RETURN(SecretKey wrap, StretchPassphrase(*passphrase, salt, opslimit, memlimit));
   Status s = AeadOpen(Cipher::kXChaCha20Poly1305, wrap, nonce, file.first(ad_len), sealed,
                       key.key.mutable_span());
@@ -178,11 +201,12 @@ Status WriteKeyFile(const std::string& path, const MasterKey& key,
   return s;
 }
 
-Result<MasterKey> ReadKeyFile(const std::string& path,
-                              const std::optional<std::string>& passphrase) {
-  SFS_ASSIGN_OR_RETURN(Bytes data, ReadFile(path, kMaxKeyFileSize));
-  Result<MasterKey> key = DecodeKeyFile(data, passphrase);
-  SecureZero(data.data(), data.size());
+Result<MasterKey> ReadKeyFile(const std::string& path, const std::optional<std::string>& passphrase,
+                              KeyFileInfo* info) {
+  uint8_t buf[kMaxKeyFileSize];
+  WipeOnExit wipe(buf, sizeof(buf));
+  SFS_ASSIGN_OR_RETURN(size_t n, ReadFileInto(path, buf));
+  Result<MasterKey> key = DecodeKeyFile(ByteSpan(buf, n), passphrase, info);
   if (!key.ok()) return key.status().WithContext(path);
   return key;
 }
@@ -203,6 +227,7 @@ std::string ToRecoveryPhrase(const MasterKey& key) {
   }
   uint32_t sum = PhraseChecksum(values);
   std::string out;
+  out.reserve(kPhraseChars + kPhraseChars / 4);  // no reallocation, so no stray copies
   for (int i = 0; i < kPhraseChars; ++i) {
     if (i > 0 && i % 4 == 0) out += '-';
     int v =
@@ -214,15 +239,16 @@ std::string ToRecoveryPhrase(const MasterKey& key) {
 }
 
 Result<MasterKey> FromRecoveryPhrase(std::string_view phrase) {
-  uint8_t values[kPhraseChars];
+  uint8_t values[kPhraseChars] = {};
+  WipeOnExit wipe(values, sizeof(values));
   int n = 0;
   for (size_t i = 0; i < phrase.size(); ++i) {
     char c = phrase[i];
     if (c == '-' || c == ' ' || c == '\t' || c == '\n' || c == '\r') continue;
     int v = DecodeChar(c);
     if (v < 0) {
-      return Status::InvalidArgument(std::string("'") + c +
-                                     "' is not used in recovery phrases (position " +
+      std::string what = c > ' ' && c < 127 ? std::string("'") + c + "'" : "a non-ASCII character";
+      return Status::InvalidArgument(what + " is not used in recovery phrases (character " +
                                      std::to_string(i + 1) + ")");
     }
     if (n == kPhraseChars) {
@@ -257,7 +283,6 @@ Result<MasterKey> FromRecoveryPhrase(std::string_view phrase) {
       acc &= (1u << bits) - 1;
     }
   }
-  SecureZero(values, sizeof(values));
   if (k != 32 || bits != 0) std::abort();  // 1 + 51 * 5 = 256 bits exactly
   return key;
 }

@@ -41,12 +41,16 @@ struct PassphraseParams {
 // file cannot make shardfs allocate unbounded memory or spin for hours.
 inline constexpr uint64_t kMaxKeyFileOpsLimit = 64;
 inline constexpr uint64_t kMaxKeyFileMemLimit = uint64_t{4} << 30;
+// The least a new key file may use (libsodium's "interactive" costs): anything cheaper makes
+// guessing passphrases too easy. Readers accept down to libsodium's minimum.
+inline constexpr uint64_t kMinWriteOpsLimit = 2;
+inline constexpr uint64_t kMinWriteMemLimit = uint64_t{64} << 20;
 // A key file is never larger than this.
 inline constexpr size_t kMaxKeyFileSize = 4096;
 
 // Serializes `key`. Without a passphrase the key is stored in the clear (protect the file by
-// its mode); with one, it is wrapped. InvalidArgument for an empty passphrase or params out of
-// bounds.
+// its mode); with one, it is wrapped. InvalidArgument for an empty passphrase or params below
+// kMinWrite* or above kMaxKeyFile*. NoSpace if Argon2id cannot get its memory.
 Result<Bytes> EncodeKeyFile(const MasterKey& key, const std::optional<std::string>& passphrase,
                             const PassphraseParams& params = {});
 
@@ -55,23 +59,26 @@ struct KeyFileInfo {
   bool passphrase_protected = false;
 };
 
-// Checks the format and checksum without unwrapping. Corruption for damage or a truncated
-// file, NotSupported for a newer format version.
+// Checks the format, checksum and passphrase cost bounds without unwrapping. Corruption for
+// damage, a truncated file or costs out of bounds; NotSupported for a newer format version.
 Result<KeyFileInfo> InspectKeyFile(ByteSpan file);
 
 // Parses a key file. Corruption: damaged or truncated (checksum, magic, sizes, bounds).
 // NotSupported: a newer version. PermissionDenied: the file is passphrase-protected and no
-// passphrase was given, or the passphrase is wrong. A passphrase given for an unprotected file
-// is ignored.
-Result<MasterKey> DecodeKeyFile(ByteSpan file, const std::optional<std::string>& passphrase);
+// passphrase was given, or the passphrase is wrong. NoSpace: no memory for Argon2id.
+// A passphrase given for an unprotected file is not needed; *info (if not null) says whether
+// the file was protected, so a caller that expected protection can warn that it is gone.
+Result<MasterKey> DecodeKeyFile(ByteSpan file, const std::optional<std::string>& passphrase,
+                                KeyFileInfo* info = nullptr);
 
 // Writes the key file at `path` atomically with mode 0600.
 Status WriteKeyFile(const std::string& path, const MasterKey& key,
                     const std::optional<std::string>& passphrase,
                     const PassphraseParams& params = {});
-// Reads and decodes the key file at `path` (errors as ReadFile and DecodeKeyFile).
-Result<MasterKey> ReadKeyFile(const std::string& path,
-                              const std::optional<std::string>& passphrase);
+// Reads and decodes the key file at `path` (errors as ReadFile and DecodeKeyFile). The file's
+// bytes are read into a fixed buffer and wiped: no copy of the key is left in freed memory.
+Result<MasterKey> ReadKeyFile(const std::string& path, const std::optional<std::string>& passphrase,
+                              KeyFileInfo* info = nullptr);
 
 // The recovery phrase of `key`: 14 dash-separated groups of 4 characters.
 std::string ToRecoveryPhrase(const MasterKey& key);

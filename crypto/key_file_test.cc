@@ -12,8 +12,8 @@
 namespace shardfs::crypto {
 namespace {
 
-// Argon2id at its cheapest, so the tests stay fast; the format is the same.
-const PassphraseParams kFast{1, 1 << 20};
+// The cheapest Argon2id costs a writer accepts, so the tests stay fast.
+const PassphraseParams kFast = PassphraseParams::Interactive();
 
 MasterKey CountingKey() {
   Bytes b(32);
@@ -47,7 +47,12 @@ TEST(KeyFileTest, PassphraseRoundTripAndWrongPassphrase) {
   EXPECT_EQ(DecodeKeyFile(file, "correct horsf").status().code(), Code::kPermissionDenied);
   EXPECT_EQ(DecodeKeyFile(file, std::nullopt).status().code(), Code::kPermissionDenied);
   EXPECT_EQ(EncodeKeyFile(key, "", kFast).status().code(), Code::kInvalidArgument);
-  EXPECT_EQ(EncodeKeyFile(key, "x", PassphraseParams{1, uint64_t{1} << 40}).status().code(),
+  EXPECT_EQ(EncodeKeyFile(key, "x", PassphraseParams{2, uint64_t{1} << 40}).status().code(),
+            Code::kInvalidArgument);
+  // Too cheap to write (guessable), though readers accept such files.
+  EXPECT_EQ(EncodeKeyFile(key, "x", PassphraseParams{1, 1 << 20}).status().code(),
+            Code::kInvalidArgument);
+  EXPECT_EQ(EncodeKeyFile(key, "x", PassphraseParams{2, 8 << 20}).status().code(),
             Code::kInvalidArgument);
 }
 
@@ -92,8 +97,38 @@ TEST(KeyFileTest, CraftedCostParametersAreRefused) {
   StoreLE64(file.data() + 20, uint64_t{1} << 40);  // memlimit
   Digest256 sum = Blake2b256(ByteSpan(file).first(file.size() - 32));
   std::copy(sum.begin(), sum.end(), file.end() - 32);
-  ASSERT_OK(InspectKeyFile(file));
+  EXPECT_EQ(InspectKeyFile(file).status().code(), Code::kCorruption);
   EXPECT_EQ(DecodeKeyFile(file, "pw").status().code(), Code::kCorruption);
+  // Refused before any passphrase is asked for.
+  EXPECT_EQ(DecodeKeyFile(file, std::nullopt).status().code(), Code::kCorruption);
+  StoreLE64(file.data() + 20, uint64_t{1} << 20);
+  StoreLE64(file.data() + 12, 0);  // opslimit 0
+  sum = Blake2b256(ByteSpan(file).first(file.size() - 32));
+  std::copy(sum.begin(), sum.end(), file.end() - 32);
+  EXPECT_EQ(InspectKeyFile(file).status().code(), Code::kCorruption);
+}
+
+TEST(KeyFileTest, ReportsWhetherTheFileWasProtected) {
+  MasterKey key = MasterKey::Generate();
+  ASSERT_OK_AND_ASSIGN(Bytes plain, EncodeKeyFile(key, std::nullopt));
+  ASSERT_OK_AND_ASSIGN(Bytes wrapped, EncodeKeyFile(key, "pw", kFast));
+  KeyFileInfo info;
+  ASSERT_OK(DecodeKeyFile(wrapped, "pw", &info));
+  EXPECT_TRUE(info.passphrase_protected);
+  // Someone swapped in an unprotected file: it opens, and the caller can tell.
+  ASSERT_OK(DecodeKeyFile(plain, "pw", &info));
+  EXPECT_FALSE(info.passphrase_protected);
+}
+
+TEST(KeyFileTest, SpecialFilesAreRefusedWithoutBlocking) {
+  char dir[] = "/tmp/shardfs-keyfile-XXXXXX";
+  ASSERT_NE(::mkdtemp(dir), nullptr);
+  std::string fifo = std::string(dir) + "/fifo";
+  ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
+  EXPECT_EQ(ReadKeyFile(fifo, std::nullopt).status().code(), Code::kInvalidArgument);
+  EXPECT_EQ(ReadKeyFile(dir, std::nullopt).status().code(), Code::kInvalidArgument);
+  ::unlink(fifo.c_str());
+  ::rmdir(dir);
 }
 
 TEST(KeyFileTest, WriteAndReadFileWithMode0600) {
@@ -190,6 +225,9 @@ TEST(RecoveryPhraseTest, TyposAreDetected) {
   Result<MasterKey> u = FromRecoveryPhrase(with_u);
   ASSERT_FALSE(u.ok());
   EXPECT_NE(u.status().message().find("'U'"), std::string::npos);
+  Result<MasterKey> utf8 = FromRecoveryPhrase("\xc3\xa9" + phrase.substr(1));
+  ASSERT_FALSE(utf8.ok());
+  EXPECT_NE(utf8.status().message().find("non-ASCII"), std::string::npos);
   EXPECT_FALSE(FromRecoveryPhrase("").ok());
 }
 
@@ -198,6 +236,8 @@ TEST(RecoveryPhraseTest, TyposAreDetected) {
 TEST(KeyFileGoldenTest, Version1FilesStillRead) {
   const std::string dir = SHARDFS_SOURCE_DIR "/tests/golden";
   MasterKey key = CountingKey();
+  // The committed passphrase file was written with Argon2id costs (1 pass, 1 MiB) from before
+  // writers had a minimum; readers must keep accepting such files.
   if (std::getenv("SHARDFS_WRITE_GOLDEN") != nullptr) {
     ASSERT_OK(WriteKeyFile(dir + "/key_v1_plain.bin", key, std::nullopt));
     ASSERT_OK(WriteKeyFile(dir + "/key_v1_passphrase.bin", key, "golden passphrase", kFast));

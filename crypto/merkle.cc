@@ -106,7 +106,7 @@ MerkleTree MerkleTree::Build(ByteSpan shard) {
 }
 
 Result<MerkleTree> MerkleTree::FromLeafHashes(uint64_t length, std::vector<Digest256> leaves) {
-  if (leaves.size() != MerkleLeafCount(length)) {
+  if (length > kMaxMerkleLength || leaves.size() != MerkleLeafCount(length)) {
     return Status::InvalidArgument("leaf hash count does not match the shard length");
   }
   MerkleTree t;
@@ -129,8 +129,12 @@ Result<MerkleProof> MerkleTree::Prove(uint64_t first_leaf, uint64_t count) const
   return proof;
 }
 
-Status VerifyMerkleProof(const ShardId& root, uint64_t length, ByteSpan leaves,
+Status VerifyMerkleProof(const ShardId& root, uint64_t length, uint64_t first_leaf, ByteSpan leaves,
                          const MerkleProof& proof) {
+  if (length > kMaxMerkleLength) return Status::Corruption("shard length out of range");
+  if (proof.first_leaf != first_leaf) {
+    return Status::Corruption("proof is for other leaves than the ones asked for");
+  }
   uint64_t n = MerkleLeafCount(length);
   uint64_t a = proof.first_leaf;
   if (proof.leaf_count == 0 || a >= n || proof.leaf_count > n - a) {

@@ -27,6 +27,9 @@
 namespace shardfs::crypto {
 
 inline constexpr size_t kMerkleLeafSize = 64 * 1024;
+// The longest shard a proof is checked for (far above any real shard; keeps every offset
+// computation far from overflow).
+inline constexpr uint64_t kMaxMerkleLength = uint64_t{1} << 40;
 
 // Leaves in a shard of `length` bytes (at least 1).
 uint64_t MerkleLeafCount(uint64_t length);
@@ -47,7 +50,7 @@ class MerkleTree {
   // Hashes every leaf of `shard` (the bytes are not kept).
   static MerkleTree Build(ByteSpan shard);
   // A tree from leaf hashes already known (e.g. kept beside a stored shard).
-  // InvalidArgument if the count does not match `length`.
+  // InvalidArgument if the count does not match `length`, or length > kMaxMerkleLength.
   static Result<MerkleTree> FromLeafHashes(uint64_t length, std::vector<Digest256> leaves);
 
   uint64_t length() const { return length_; }
@@ -65,11 +68,12 @@ class MerkleTree {
   ShardId root_;
 };
 
-// Checks that `leaves` (the bytes of leaves [proof.first_leaf, +proof.leaf_count), as they are
-// in the shard, so all but the shard's last leaf are 64 KiB) belong to the shard `root` of
-// `length` bytes. Corruption if they do not, or if the proof is malformed (wrong number of
-// hashes, a run outside the shard, leaves of the wrong size).
-Status VerifyMerkleProof(const ShardId& root, uint64_t length, ByteSpan leaves,
+// Checks that `leaves` are the shard's leaves starting at leaf `first_leaf` (the one the
+// caller asked for: the proof's own first_leaf must match it), as they are in the shard, so all
+// but the shard's last leaf are 64 KiB, and that they belong to the shard `root` of `length`
+// bytes. Corruption if they do not, or if the proof is malformed (wrong number of hashes, a
+// run outside the shard, leaves of the wrong size, a length above kMaxMerkleLength).
+Status VerifyMerkleProof(const ShardId& root, uint64_t length, uint64_t first_leaf, ByteSpan leaves,
                          const MerkleProof& proof);
 
 }  // namespace shardfs::crypto

@@ -55,7 +55,8 @@ TEST(MerkleTest, EveryRunOfEveryShapeVerifies) {
     for (uint64_t first = 0; first < leaves; ++first) {
       for (uint64_t count = 1; first + count <= leaves; ++count) {
         ASSERT_OK_AND_ASSIGN(MerkleProof proof, tree.Prove(first, count));
-        EXPECT_OK(VerifyMerkleProof(tree.root(), shard.size(), LeafRun(shard, first, count), proof))
+        EXPECT_OK(VerifyMerkleProof(tree.root(), shard.size(), first, LeafRun(shard, first, count),
+                                    proof))
             << leaves << " leaves, run " << first << "+" << count;
       }
     }
@@ -70,12 +71,15 @@ TEST(MerkleTest, ProofForOneLeafDoesNotVerifyAnother) {
     for (uint64_t j = 0; j < 6; ++j) {
       if (i == j) continue;
       // Leaf j's bytes presented with leaf i's proof.
-      EXPECT_EQ(VerifyMerkleProof(tree.root(), shard.size(), LeafRun(shard, j, 1), proof).code(),
+      EXPECT_EQ(VerifyMerkleProof(tree.root(), shard.size(), i, LeafRun(shard, j, 1), proof).code(),
                 Code::kCorruption);
       // Leaf i's proof relabelled as leaf j's.
       MerkleProof moved = proof;
       moved.first_leaf = j;
-      EXPECT_EQ(VerifyMerkleProof(tree.root(), shard.size(), LeafRun(shard, j, 1), moved).code(),
+      EXPECT_EQ(VerifyMerkleProof(tree.root(), shard.size(), j, LeafRun(shard, j, 1), moved).code(),
+                Code::kCorruption);
+      // A valid proof of leaf i, when leaf j was asked for: refused, not accepted as leaf j.
+      EXPECT_EQ(VerifyMerkleProof(tree.root(), shard.size(), j, LeafRun(shard, i, 1), proof).code(),
                 Code::kCorruption);
     }
   }
@@ -86,39 +90,55 @@ TEST(MerkleTest, TamperedOrMalformedProofsFail) {
   MerkleTree tree = MerkleTree::Build(shard);
   ASSERT_OK_AND_ASSIGN(MerkleProof proof, tree.Prove(1, 2));
   ByteSpan run = LeafRun(shard, 1, 2);
-  ASSERT_OK(VerifyMerkleProof(tree.root(), shard.size(), run, proof));
+  ASSERT_OK(VerifyMerkleProof(tree.root(), shard.size(), proof.first_leaf, run, proof));
 
   Bytes bad_run(run.begin(), run.end());
   bad_run[777] ^= 1;
-  EXPECT_EQ(VerifyMerkleProof(tree.root(), shard.size(), bad_run, proof).code(), Code::kCorruption);
+  EXPECT_EQ(VerifyMerkleProof(tree.root(), shard.size(), proof.first_leaf, bad_run, proof).code(),
+            Code::kCorruption);
   // Truncated leaves.
-  EXPECT_EQ(VerifyMerkleProof(tree.root(), shard.size(), run.first(run.size() - 1), proof).code(),
+  EXPECT_EQ(VerifyMerkleProof(tree.root(), shard.size(), proof.first_leaf,
+                              run.first(run.size() - 1), proof)
+                .code(),
             Code::kCorruption);
   // A flipped bit in a proof hash.
   for (size_t h = 0; h < proof.hashes.size(); ++h) {
     MerkleProof p = proof;
     p.hashes[h][5] ^= 0x40;
-    EXPECT_EQ(VerifyMerkleProof(tree.root(), shard.size(), run, p).code(), Code::kCorruption);
+    EXPECT_EQ(VerifyMerkleProof(tree.root(), shard.size(), p.first_leaf, run, p).code(),
+              Code::kCorruption);
   }
   // Too few and too many hashes.
   MerkleProof fewer = proof;
   fewer.hashes.pop_back();
-  EXPECT_EQ(VerifyMerkleProof(tree.root(), shard.size(), run, fewer).code(), Code::kCorruption);
+  EXPECT_EQ(VerifyMerkleProof(tree.root(), shard.size(), fewer.first_leaf, run, fewer).code(),
+            Code::kCorruption);
   MerkleProof more = proof;
   more.hashes.push_back(proof.hashes[0]);
-  EXPECT_EQ(VerifyMerkleProof(tree.root(), shard.size(), run, more).code(), Code::kCorruption);
+  EXPECT_EQ(VerifyMerkleProof(tree.root(), shard.size(), more.first_leaf, run, more).code(),
+            Code::kCorruption);
   // A lie about the shard's length.
-  EXPECT_EQ(VerifyMerkleProof(tree.root(), shard.size() + 1, run, proof).code(), Code::kCorruption);
+  EXPECT_EQ(VerifyMerkleProof(tree.root(), shard.size() + 1, proof.first_leaf, run, proof).code(),
+            Code::kCorruption);
   // Runs outside the shard, or empty.
   MerkleProof outside = proof;
   outside.first_leaf = 5;
-  EXPECT_EQ(VerifyMerkleProof(tree.root(), shard.size(), run, outside).code(), Code::kCorruption);
+  EXPECT_EQ(VerifyMerkleProof(tree.root(), shard.size(), outside.first_leaf, run, outside).code(),
+            Code::kCorruption);
   MerkleProof empty = proof;
   empty.leaf_count = 0;
-  EXPECT_EQ(VerifyMerkleProof(tree.root(), shard.size(), {}, empty).code(), Code::kCorruption);
+  EXPECT_EQ(VerifyMerkleProof(tree.root(), shard.size(), empty.first_leaf, {}, empty).code(),
+            Code::kCorruption);
   MerkleProof huge = proof;
   huge.leaf_count = UINT64_MAX;
-  EXPECT_EQ(VerifyMerkleProof(tree.root(), shard.size(), run, huge).code(), Code::kCorruption);
+  EXPECT_EQ(VerifyMerkleProof(tree.root(), shard.size(), huge.first_leaf, run, huge).code(),
+            Code::kCorruption);
+  // Lengths near 2^64 would overflow offset arithmetic: refused outright.
+  MerkleProof last = proof;
+  last.first_leaf = (UINT64_MAX >> 16);
+  last.leaf_count = 1;
+  EXPECT_EQ(VerifyMerkleProof(tree.root(), UINT64_MAX, last.first_leaf, Bytes(65536), last).code(),
+            Code::kCorruption);
   EXPECT_EQ(tree.Prove(6, 1).status().code(), Code::kOutOfRange);
   EXPECT_EQ(tree.Prove(0, 0).status().code(), Code::kOutOfRange);
   EXPECT_EQ(tree.Prove(2, UINT64_MAX).status().code(), Code::kOutOfRange);
