@@ -159,15 +159,24 @@ Result<std::vector<PackEntry>> ParsePackIndexEntries(ByteSpan index, uint64_t in
 Result<PackIndex> ReadPackIndex(ByteSpan pack, const PackId& id,
                                 const crypto::SecretKey& pack_index_key) {
   if (pack.size() < kClearTailSize) return Status::Corruption("pack is truncated");
-  uint8_t version = pack[pack.size() - 1];
-  if (version > kPackFormatVersion) {
+  // The version byte is read as a hint: a pack that is not version 1 but whose trailer
+  // authenticates as version 1 (the version is in the associated data) is a damaged v1 pack,
+  // not a newer one.
+  const uint8_t version = pack[pack.size() - 1];
+  if (version == 0) return Status::Corruption("bad pack version byte");
+  const bool claims_newer = version > kPackFormatVersion;
+  auto not_v1 = [&](Status damage) {
+    if (!claims_newer) return damage;
     return Status::NotSupported("pack version " + std::to_string(version) +
                                 " is newer than this shardfs understands");
-  }
-  if (version != kPackFormatVersion) return Status::Corruption("bad pack version byte");
-  SFS_ASSIGN_OR_RETURN(crypto::Cipher cipher, crypto::CipherFromByte(pack[pack.size() - 2]));
+  };
+  Result<crypto::Cipher> cipher_or = crypto::CipherFromByte(pack[pack.size() - 2]);
+  if (!cipher_or.ok()) return not_v1(cipher_or.status());
+  const crypto::Cipher cipher = *cipher_or;
   const size_t trailer_size = SealedTrailerSize(cipher);
-  if (pack.size() < kClearTailSize + trailer_size) return Status::Corruption("pack is truncated");
+  if (pack.size() < kClearTailSize + trailer_size) {
+    return not_v1(Status::Corruption("pack is truncated"));
+  }
   const size_t trailer_at = pack.size() - kClearTailSize - trailer_size;
   crypto::SecretKey key = PackKey(pack_index_key, id);
 
@@ -175,8 +184,9 @@ Result<PackIndex> ReadPackIndex(ByteSpan pack, const PackId& id,
   if (!OpenSealed(cipher, key, MakeAd(kTrailerLabel, id, cipher),
                   pack.subspan(trailer_at, trailer_size), &trailer)
            .ok()) {
-    return Status::Corruption("pack trailer fails authentication");
+    return not_v1(Status::Corruption("pack trailer fails authentication"));
   }
+  if (claims_newer) return Status::Corruption("pack is damaged (its version byte)");
   uint64_t index_offset = LoadLE64(trailer.data());
   uint64_t index_size = LoadLE64(trailer.data() + 8);
   if (index_offset > trailer_at || index_size != trailer_at - index_offset) {

@@ -144,7 +144,12 @@ TEST(PackFormatTest, VersionAndCipherBytes) {
   PackWriter w(sealer, f.index_key, f.id);
   ASSERT_OK_AND_ASSIGN(Bytes pack, w.Finish());
   EXPECT_EQ(pack.back(), kPackFormatVersion);
-  Bytes newer = pack;
+  // A v1 pack with a damaged version byte is damage (its trailer authenticates as v1)...
+  Bytes damaged = pack;
+  damaged.back() = 2;
+  EXPECT_EQ(ReadPackIndex(damaged, f.id, f.index_key).status().code(), Code::kCorruption);
+  // ...while a pack that does not authenticate as v1 and says 2 is from a newer shardfs.
+  Bytes newer = test::PseudoRandomBytes(200, 9);
   newer.back() = 2;
   EXPECT_EQ(ReadPackIndex(newer, f.id, f.index_key).status().code(), Code::kNotSupported);
   Bytes zero = pack;

@@ -139,6 +139,16 @@ Result<KeyFileInfo> InspectKeyFile(ByteSpan file) {
   r.U8(&protection);
   r.U16(&reserved);
   if (version > kVersion) {
+    // A v1 file whose version byte was damaged is damage, not a newer format.
+    if (file.size() == kPlainSize || file.size() == kWrappedSize) {
+      Bytes as_v1(file.begin(), file.end() - kChecksumSize);
+      as_v1[sizeof(kMagic)] = kVersion;
+      if (ConstantTimeEqual(Blake2b256(as_v1), file.last(kChecksumSize))) {
+        SecureZero(as_v1.data(), as_v1.size());
+        return Status::Corruption("key file is damaged (its version byte)");
+      }
+      SecureZero(as_v1.data(), as_v1.size());
+    }
     return Status::NotSupported("key file version " + std::to_string(version) +
                                 " is newer than this shardfs understands");
   }
