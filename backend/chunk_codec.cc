@@ -98,15 +98,12 @@ Result<SealedChunkInfo> ChunkSealer::Seal(const ChunkId& id, ByteSpan plaintext,
       codec = ChunkCodec::kZstd;
     }
   }
-  const size_t nonce_size = crypto::NonceSize(cipher);
-  crypto::RandomBytes(out.first(nonce_size));
   uint8_t ad[kAdSize];
   MakeAd(ad, id, cipher, codec, static_cast<uint32_t>(plaintext.size()));
-  MutableByteSpan sealed = out.subspan(nonce_size, body.size() + crypto::kAeadTagSize);
-  SFS_RETURN_IF_ERROR(
-      crypto::AeadSeal(cipher, ChunkKey(id), out.first(nonce_size), ad, body, sealed));
+  MutableByteSpan sealed = out.first(MaxSealedSize(body.size(), cipher));
+  SFS_RETURN_IF_ERROR(crypto::AeadSealBox(cipher, ChunkKey(id), ad, body, sealed));
   SealedChunkInfo info;
-  info.sealed_size = static_cast<uint32_t>(nonce_size + sealed.size());
+  info.sealed_size = static_cast<uint32_t>(sealed.size());
   info.plain_size = static_cast<uint32_t>(plaintext.size());
   info.codec = codec;
   return info;
@@ -114,25 +111,23 @@ Result<SealedChunkInfo> ChunkSealer::Seal(const ChunkId& id, ByteSpan plaintext,
 
 Status ChunkSealer::Open(crypto::Cipher cipher, const ChunkId& id, ChunkCodec codec,
                          ByteSpan sealed, MutableByteSpan out) const {
-  const size_t nonce_size = crypto::NonceSize(cipher);
-  if (out.size() > kMaxChunkSize || sealed.size() < nonce_size + crypto::kAeadTagSize) {
+  const size_t overhead = crypto::AeadBoxOverhead(cipher);
+  if (out.size() > kMaxChunkSize || sealed.size() < overhead) {
     return Status::InvalidArgument("impossible sealed chunk size");
   }
-  const size_t body_size = sealed.size() - nonce_size - crypto::kAeadTagSize;
+  const size_t body_size = sealed.size() - overhead;
   if (codec == ChunkCodec::kRaw && body_size != out.size()) {
     return Status::Corruption("sealed chunk size does not match its plaintext size");
   }
   uint8_t ad[kAdSize];
   MakeAd(ad, id, cipher, codec, static_cast<uint32_t>(out.size()));
   crypto::SecretKey key = ChunkKey(id);
-  ByteSpan nonce = sealed.first(nonce_size);
-  ByteSpan ct = sealed.subspan(nonce_size);
-  if (codec == ChunkCodec::kRaw) return crypto::AeadOpen(cipher, key, nonce, ad, ct, out);
+  if (codec == ChunkCodec::kRaw) return crypto::AeadOpenBox(cipher, key, ad, sealed, out);
 
   ScratchUse scratch_use;
   Bytes& scratch = Scratch();
   scratch.resize(body_size);
-  SFS_RETURN_IF_ERROR(crypto::AeadOpen(cipher, key, nonce, ad, ct, scratch));
+  SFS_RETURN_IF_ERROR(crypto::AeadOpenBox(cipher, key, ad, sealed, scratch));
   size_t n = ZSTD_decompress(out.data(), out.size(), scratch.data(), scratch.size());
   if (ZSTD_isError(n) || n != out.size()) {
     crypto::SecureZero(out.data(), out.size());

@@ -61,7 +61,7 @@ class ChunkSealer {
   // The most bytes Seal writes for a plaintext of `plain_size` bytes (compression is only
   // used when it makes the chunk smaller).
   static size_t MaxSealedSize(size_t plain_size, crypto::Cipher cipher) {
-    return crypto::NonceSize(cipher) + plain_size + crypto::kAeadTagSize;
+    return plain_size + crypto::AeadBoxOverhead(cipher);
   }
   // The overhead of a raw chunk.
   static size_t Overhead(crypto::Cipher cipher) { return MaxSealedSize(0, cipher); }

@@ -5,16 +5,11 @@
 #include <cstdlib>
 #include <cstring>
 
+#include "base/splitmix64.h"
+
 namespace shardfs::backend {
 
 namespace {
-
-uint64_t SplitMix64(uint64_t* state) {
-  uint64_t z = (*state += 0x9e3779b97f4a7c15ull);
-  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-  return z ^ (z >> 31);
-}
 
 // A mask of `bits` ones spread evenly over bits 62..15 of the hash. The high bits depend on
 // the most input bytes (bit j of the gear hash mixes the last j+1 bytes); bit 63 is left out
@@ -49,7 +44,7 @@ Chunker::Chunker(const ChunkerParams& params) : params_(params) {
   mask_small_ = SpreadMask(bits + 2);
   mask_large_ = SpreadMask(bits - 2);
   uint64_t state = params.seed;
-  for (auto& g : gear_) g = SplitMix64(&state);
+  for (auto& g : gear_) g = SplitMix64Next(&state);
   for (size_t b = 0; b < 256; ++b) gear_shifted_[b] = gear_[b] << 1;
 }
 

@@ -26,30 +26,24 @@ Bytes MakeAd(std::string_view label, const PackId& id, crypto::Cipher cipher) {
 }
 
 size_t SealedTrailerSize(crypto::Cipher cipher) {
-  return crypto::NonceSize(cipher) + kTrailerPlainSize + crypto::kAeadTagSize;
+  return kTrailerPlainSize + crypto::AeadBoxOverhead(cipher);
 }
 
-// Appends nonce || AEAD(plaintext) to out.
+// Appends a box of `plaintext` to out.
 Status AppendSealed(crypto::Cipher cipher, const crypto::SecretKey& key, ByteSpan ad,
                     ByteSpan plaintext, Bytes* out) {
-  size_t nonce_size = crypto::NonceSize(cipher);
   size_t at = out->size();
-  out->resize(at + nonce_size + plaintext.size() + crypto::kAeadTagSize);
-  MutableByteSpan dst(out->data() + at, out->size() - at);
-  crypto::RandomBytes(dst.first(nonce_size));
-  return crypto::AeadSeal(cipher, key, dst.first(nonce_size), ad, plaintext,
-                          dst.subspan(nonce_size));
+  out->resize(at + plaintext.size() + crypto::AeadBoxOverhead(cipher));
+  return crypto::AeadSealBox(cipher, key, ad, plaintext, MutableByteSpan(*out).subspan(at));
 }
 
 Status OpenSealed(crypto::Cipher cipher, const crypto::SecretKey& key, ByteSpan ad, ByteSpan sealed,
                   Bytes* out) {
-  size_t nonce_size = crypto::NonceSize(cipher);
-  if (sealed.size() < nonce_size + crypto::kAeadTagSize) {
+  if (sealed.size() < crypto::AeadBoxOverhead(cipher)) {
     return Status::Corruption("pack is truncated");
   }
-  out->resize(sealed.size() - nonce_size - crypto::kAeadTagSize);
-  return crypto::AeadOpen(cipher, key, sealed.first(nonce_size), ad, sealed.subspan(nonce_size),
-                          *out);
+  out->resize(sealed.size() - crypto::AeadBoxOverhead(cipher));
+  return crypto::AeadOpenBox(cipher, key, ad, sealed, *out);
 }
 
 }  // namespace

@@ -1,6 +1,6 @@
 #include "backend/pack_pipeline.h"
 
-#include <optional>
+#include <cstring>
 
 #include "base/thread_annotations.h"
 #include "base/thread_pool.h"
@@ -14,6 +14,24 @@ ByteSpan EncodedPack::shard(int i) const {
   const size_t s = layout.shard_size;
   if (i < layout.k) return ByteSpan(data).subspan(i * s, s);
   return parity[i - layout.k];
+}
+
+EncodedPackSource::EncodedPackSource(const EncodedPack& pack, std::span<const int> missing)
+    : pack_(pack), missing_(pack.layout.k + pack.layout.m, false) {
+  for (int i : missing)
+    if (i >= 0 && i < static_cast<int>(missing_.size())) missing_[i] = true;
+}
+
+Status EncodedPackSource::Read(int index, uint64_t offset, MutableByteSpan out) {
+  if (index < 0 || index >= static_cast<int>(missing_.size()) || missing_[index]) {
+    return Status::Unavailable("shard " + std::to_string(index) + " is not at hand");
+  }
+  ByteSpan s = pack_.shard(index);
+  if (offset > s.size() || out.size() > s.size() - offset) {
+    return Status::OutOfRange("read past the end of the shard");
+  }
+  if (!out.empty()) std::memcpy(out.data(), s.data() + offset, out.size());
+  return Status::Ok();
 }
 
 Status EncodePack(const ErasureCoder& coder, const PackId& id, Bytes pack,
@@ -63,6 +81,8 @@ struct WritePipeline::Impl {
         hasher(keys.chunk_id),
         sealer(keys.chunk_encryption, opts.seal),
         pack_index_key(keys.pack_index),
+        pack_capacity(
+            StripeLayout::ForPack(WorstCasePackSize(opts), opts.k, opts.m).value().padded_size()),
         sink(std::move(s)),
         pool(std::max(0, opts.threads - 1)) {}
 
@@ -81,6 +101,7 @@ struct WritePipeline::Impl {
   const crypto::ChunkIdHasher hasher;
   const ChunkSealer sealer;
   const crypto::SecretKey pack_index_key;
+  const size_t pack_capacity;
   PackSink sink;
 
   Mutex mu;
@@ -106,9 +127,10 @@ std::unique_ptr<EncodedPack> WritePipeline::Impl::TakeSpare() {
 Status WritePipeline::Impl::ProcessBatch(ByteSpan input, Batch* batch, EncodedPack* encoded) {
   PackId id;
   crypto::RandomBytes(MutableByteSpan(id.mutable_data(), PackId::kSize));
-  // Recycle the previous pack's buffer: no page faults in steady state.
+  // Recycle the previous pack's buffer, reserved for the largest padded pack a batch can make:
+  // no reallocation while it grows, no page faults in steady state.
   Bytes buffer = std::move(encoded->data);
-  buffer.reserve(options.pack_target_size + chunker.params().max_size + (1u << 20));
+  buffer.reserve(pack_capacity);
   PackWriter writer(sealer, pack_index_key, id, std::move(buffer));
   for (ChunkRef& c : batch->chunks) {
     ByteSpan plain = input.subspan(c.offset, c.size);

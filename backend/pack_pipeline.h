@@ -21,6 +21,7 @@
 #include "backend/chunker.h"
 #include "backend/erasure.h"
 #include "backend/pack.h"
+#include "backend/stripe_reader.h"
 #include "base/bytes.h"
 #include "base/ids.h"
 #include "crypto/keys.h"
@@ -43,6 +44,19 @@ struct EncodedPack {
 
   // The bytes of shard i (0 <= i < k + m).
   ByteSpan shard(int i) const;
+};
+
+// Serves the shards of an EncodedPack from memory (it must outlive the source). Shards in
+// `missing` answer Unavailable: a pack of which only some shards are at hand.
+class EncodedPackSource final : public ShardSource {
+ public:
+  explicit EncodedPackSource(const EncodedPack& pack, std::span<const int> missing = {});
+  // Unavailable for a missing shard, OutOfRange for bytes past the shard's end.
+  Status Read(int index, uint64_t offset, MutableByteSpan out) override;
+
+ private:
+  const EncodedPack& pack_;
+  std::vector<bool> missing_;
 };
 
 // Pads `pack` (a finished pack from PackWriter), computes its parity and the ids of all its

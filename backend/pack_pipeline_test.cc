@@ -12,25 +12,42 @@
 namespace shardfs::backend {
 namespace {
 
-// Shards in memory; some may be "lost" (reads fail) or "rotten" (reads return wrong bytes).
+// Fault injection over an in-memory pack: "lost" shards fail their reads, "rotten" ones
+// return wrong bytes.
 class MemoryShards : public ShardSource {
  public:
-  explicit MemoryShards(const EncodedPack& p) : pack_(p) {}
+  explicit MemoryShards(const EncodedPack& p) : base_(p) {}
   Status Read(int index, uint64_t offset, MutableByteSpan out) override {
-    ++reads_;
     if (lost_.count(index)) return Status::Unavailable("shard lost");
-    ByteSpan s = pack_.shard(index);
-    if (offset > s.size() || out.size() > s.size() - offset) return Status::OutOfRange("past end");
-    std::memcpy(out.data(), s.data() + offset, out.size());
+    SFS_RETURN_IF_ERROR(base_.Read(index, offset, out));
     if (rotten_.count(index) && !out.empty()) out[0] ^= 0xff;
     return Status::Ok();
   }
   std::set<int> lost_, rotten_;
-  int reads_ = 0;
 
  private:
-  const EncodedPack& pack_;
+  EncodedPackSource base_;
 };
+
+TEST(EncodedPackSourceTest, ServesShardsAndRefusesMissingOrOutOfRange) {
+  crypto::DriveKeys keys = crypto::DriveKeys::Derive(crypto::MasterKey::Generate());
+  ChunkSealer sealer(keys.chunk_encryption, {});
+  PackWriter w(sealer, keys.pack_index, PackId());
+  ASSERT_OK(w.Add(ChunkId(), AsBytes("hello")));
+  ASSERT_OK_AND_ASSIGN(Bytes pack, w.Finish());
+  EncodedPack encoded;
+  ASSERT_OK(
+      EncodePack(ErasureCoder::Create(4, 2).value(), PackId(), std::move(pack), {}, &encoded));
+  const int missing[] = {1, 5};
+  EncodedPackSource source(encoded, missing);
+  Bytes out(16);
+  ASSERT_OK(source.Read(4, 8, out));
+  EXPECT_EQ(0, std::memcmp(out.data(), encoded.shard(4).data() + 8, 16));
+  EXPECT_EQ(source.Read(1, 0, out).code(), Code::kUnavailable);
+  EXPECT_EQ(source.Read(5, 0, out).code(), Code::kUnavailable);
+  EXPECT_EQ(source.Read(6, 0, out).code(), Code::kUnavailable);
+  EXPECT_EQ(source.Read(0, encoded.layout.shard_size - 8, out).code(), Code::kOutOfRange);
+}
 
 Bytes MixedInput(size_t n) {
   Bytes data = test::PseudoRandomBytes(n, 31);

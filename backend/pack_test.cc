@@ -21,6 +21,14 @@ struct Fixture {
   PackId id = PackId::FromBytes(test::PseudoRandomBytes(16, 77)).value();
 };
 
+// Seals `chunks` into one pack under the fixture's keys and id (Result: a test asserts on it).
+Result<Bytes> WritePack(const Fixture& f, const ChunkSealer& sealer,
+                        const std::vector<Bytes>& chunks) {
+  PackWriter w(sealer, f.index_key, f.id);
+  for (const Bytes& c : chunks) SFS_RETURN_IF_ERROR(w.Add(f.hasher.Compute(c), c).status());
+  return w.Finish();
+}
+
 Bytes Text(size_t n, int salt) {
   std::string s;
   while (s.size() < n) s += "line " + std::to_string(salt) + " " + std::to_string(s.size()) + "\n";
@@ -72,8 +80,7 @@ TEST_P(PackTest, WriteThenReadIndexAndEveryChunk) {
 TEST_P(PackTest, EmptyPackIsValid) {
   Fixture f;
   ChunkSealer sealer(f.chunk_key, {GetParam(), Compression::kOff, 1});
-  PackWriter w(sealer, f.index_key, f.id);
-  ASSERT_OK_AND_ASSIGN(Bytes pack, w.Finish());
+  ASSERT_OK_AND_ASSIGN(Bytes pack, WritePack(f, sealer, {}));
   ASSERT_OK_AND_ASSIGN(PackIndex index, ReadPackIndex(pack, f.id, f.index_key));
   EXPECT_TRUE(index.entries.empty());
 }
@@ -81,9 +88,7 @@ TEST_P(PackTest, EmptyPackIsValid) {
 TEST_P(PackTest, WrongIdOrKeyFails) {
   Fixture f;
   ChunkSealer sealer(f.chunk_key, {GetParam(), Compression::kOff, 1});
-  PackWriter w(sealer, f.index_key, f.id);
-  ASSERT_OK(w.Add(f.hasher.Compute(AsBytes("x")), AsBytes("x")));
-  ASSERT_OK_AND_ASSIGN(Bytes pack, w.Finish());
+  ASSERT_OK_AND_ASSIGN(Bytes pack, WritePack(f, sealer, {ToBytes("x")}));
   PackId other = PackId::FromBytes(test::PseudoRandomBytes(16, 78)).value();
   EXPECT_EQ(ReadPackIndex(pack, other, f.index_key).status().code(), Code::kCorruption);
   EXPECT_EQ(ReadPackIndex(pack, f.id, crypto::SecretKey::Random()).status().code(),
@@ -95,11 +100,9 @@ TEST_P(PackTest, WrongIdOrKeyFails) {
 TEST_P(PackTest, EveryFlippedBitIsCaught) {
   Fixture f;
   ChunkSealer sealer(f.chunk_key, {GetParam(), Compression::kOff, 1});
-  PackWriter w(sealer, f.index_key, f.id);
-  Bytes a = test::PseudoRandomBytes(40, 5), b = test::PseudoRandomBytes(7, 6);
-  ASSERT_OK(w.Add(f.hasher.Compute(a), a));
-  ASSERT_OK(w.Add(f.hasher.Compute(b), b));
-  ASSERT_OK_AND_ASSIGN(Bytes pack, w.Finish());
+  ASSERT_OK_AND_ASSIGN(
+      Bytes pack,
+      WritePack(f, sealer, {test::PseudoRandomBytes(40, 5), test::PseudoRandomBytes(7, 6)}));
   for (size_t bit = 0; bit < pack.size() * 8; ++bit) {
     Bytes bad = pack;
     bad[bit / 8] ^= static_cast<uint8_t>(1u << (bit % 8));
@@ -120,9 +123,7 @@ TEST_P(PackTest, EveryFlippedBitIsCaught) {
 TEST_P(PackTest, EveryTruncationAndExtensionFailsCleanly) {
   Fixture f;
   ChunkSealer sealer(f.chunk_key, {GetParam(), Compression::kOff, 1});
-  PackWriter w(sealer, f.index_key, f.id);
-  ASSERT_OK(w.Add(f.hasher.Compute(AsBytes("abc")), AsBytes("abc")));
-  ASSERT_OK_AND_ASSIGN(Bytes pack, w.Finish());
+  ASSERT_OK_AND_ASSIGN(Bytes pack, WritePack(f, sealer, {ToBytes("abc")}));
   for (size_t n = 0; n < pack.size(); ++n) {
     Result<PackIndex> r = ReadPackIndex(ByteSpan(pack).first(n), f.id, f.index_key);
     ASSERT_FALSE(r.ok()) << n;
@@ -141,8 +142,7 @@ INSTANTIATE_TEST_SUITE_P(Ciphers, PackTest,
 TEST(PackFormatTest, VersionAndCipherBytes) {
   Fixture f;
   ChunkSealer sealer(f.chunk_key, {Cipher::kAes256Gcm, Compression::kOff, 1});
-  PackWriter w(sealer, f.index_key, f.id);
-  ASSERT_OK_AND_ASSIGN(Bytes pack, w.Finish());
+  ASSERT_OK_AND_ASSIGN(Bytes pack, WritePack(f, sealer, {}));
   EXPECT_EQ(pack.back(), kPackFormatVersion);
   // A v1 pack with a damaged version byte is damage (its trailer authenticates as v1)...
   Bytes damaged = pack;

@@ -1,6 +1,5 @@
 #include "backend/stripe_reader.h"
 
-#include <algorithm>
 #include <cstring>
 
 namespace shardfs::backend {
@@ -91,7 +90,6 @@ Status ReadPackRangeVerified(const StripeLayout& layout, const ErasureCoder& cod
   if (verify(out)) return Status::Ok();
 
   // Some shard lied. Read again without each set of suspects, smallest sets first.
-  Status last = Status::Corruption("pack range fails its check");
   bool found = false;
   int attempts = 1;
   std::vector<int> cur;

@@ -51,9 +51,10 @@ std::string DirName(const std::string& path) {
   return path.substr(0, slash);
 }
 
-// Opens `path` for reading and checks that it is a regular file. O_NONBLOCK keeps open() of a
-// FIFO from waiting for a writer; it changes nothing for regular files.
-Result<int> OpenRegular(const std::string& path) {
+// Opens `path` for reading, checks that it is a regular file, and sets *size to the size stat
+// reports. O_NONBLOCK keeps open() of a FIFO from waiting for a writer; it changes nothing for
+// regular files.
+Result<int> OpenRegular(const std::string& path, uint64_t* size) {
   int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
   if (fd < 0) return PosixError("open " + path, errno);
   struct stat st;
@@ -66,6 +67,7 @@ Result<int> OpenRegular(const std::string& path) {
     ::close(fd);
     return Status::InvalidArgument(path + " is not a regular file");
   }
+  *size = static_cast<uint64_t>(st.st_size);
   return fd;
 }
 
@@ -92,14 +94,13 @@ Status TooLarge(const std::string& path, size_t max_size) {
 
 Result<Bytes> ReadFile(const std::string& path, size_t max_size) {
   if (max_size == SIZE_MAX) --max_size;  // room for the one byte that detects "too large"
-  SFS_ASSIGN_OR_RETURN(int raw_fd, OpenRegular(path));
+  uint64_t size = 0;
+  SFS_ASSIGN_OR_RETURN(int raw_fd, OpenRegular(path, &size));
   Fd fd(raw_fd);
-  struct stat st;
-  if (::fstat(fd.get(), &st) != 0) return PosixError("stat " + path, errno);
-  if (static_cast<uint64_t>(st.st_size) > max_size) return TooLarge(path, max_size);
+  if (size > max_size) return TooLarge(path, max_size);
   // One byte more than stat says, so a file of the size stat reports is read without growing
-  // the buffer. Read to EOF, not to st_size: the file may change (or be in procfs, size 0).
-  Bytes out(static_cast<size_t>(st.st_size) + 1);
+  // the buffer. Read to EOF, not to that size: the file may change (or be in procfs, size 0).
+  Bytes out(static_cast<size_t>(size) + 1);
   size_t done = 0;
   for (;;) {
     SFS_ASSIGN_OR_RETURN(size_t n, ReadUpTo(fd.get(), MutableByteSpan(out).subspan(done), path));
@@ -113,7 +114,8 @@ Result<Bytes> ReadFile(const std::string& path, size_t max_size) {
 }
 
 Result<size_t> ReadFileInto(const std::string& path, MutableByteSpan out) {
-  SFS_ASSIGN_OR_RETURN(int raw_fd, OpenRegular(path));
+  uint64_t size = 0;  // not trusted: the read below decides
+  SFS_ASSIGN_OR_RETURN(int raw_fd, OpenRegular(path, &size));
   Fd fd(raw_fd);
   SFS_ASSIGN_OR_RETURN(size_t n, ReadUpTo(fd.get(), out, path));
   if (n == out.size()) {

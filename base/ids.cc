@@ -5,17 +5,11 @@
 
 #include <sys/random.h>
 
+#include "base/splitmix64.h"
+
 namespace shardfs {
 
 namespace {
-
-uint64_t Mix(uint64_t x) {
-  x ^= x >> 30;
-  x *= 0xbf58476d1ce4e5b9ull;
-  x ^= x >> 27;
-  x *= 0x94d049bb133111ebull;
-  return x ^ (x >> 31);
-}
 
 uint64_t Seed() {
   static const uint64_t seed = [] {
@@ -38,9 +32,9 @@ size_t KeyedIdHash(const uint8_t* data, size_t size) {
   for (; i + 8 <= size; i += 8) {
     uint64_t w;
     std::memcpy(&w, data + i, 8);
-    h = Mix(h ^ w);
+    h = SplitMix64Mix(h ^ w);
   }
-  for (; i < size; ++i) h = Mix(h ^ data[i]);
+  for (; i < size; ++i) h = SplitMix64Mix(h ^ data[i]);
   return static_cast<size_t>(h);
 }
 

@@ -28,6 +28,7 @@
 #include "backend/erasure.h"
 #include "backend/pack_pipeline.h"
 #include "backend/stripe_reader.h"
+#include "base/splitmix64.h"
 #include "crypto/hash.h"
 #include "crypto/keys.h"
 #include "crypto/merkle.h"
@@ -60,34 +61,9 @@ double MedianSeconds(int runs, const std::function<void()>& fn) {
 
 Bytes RandomInput(size_t n) {
   Bytes out(n);
-  uint64_t s = 0x5eed;
-  for (size_t i = 0; i + 8 <= n; i += 8) {
-    s += 0x9e3779b97f4a7c15ull;
-    uint64_t z = s;
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    z ^= z >> 31;
-    std::memcpy(out.data() + i, &z, 8);
-  }
+  FillSplitMix64(out, 0x5eed);
   return out;
 }
-
-// Shards in memory, some of them lost.
-class MemoryShards : public backend::ShardSource {
- public:
-  MemoryShards(const backend::EncodedPack& p, const std::vector<int>& lost) : pack_(p) {
-    for (int i : lost) lost_[i] = true;
-  }
-  Status Read(int index, uint64_t offset, MutableByteSpan out) override {
-    if (lost_[index]) return Status::Unavailable("lost");
-    std::memcpy(out.data(), pack_.shard(index).data() + offset, out.size());
-    return Status::Ok();
-  }
-
- private:
-  const backend::EncodedPack& pack_;
-  bool lost_[256] = {};
-};
 
 class Report {
  public:
@@ -265,20 +241,25 @@ int Run(const Options& opt) {
   run_pipeline(1, true);  // one run, keeping the packs
   struct Loc {
     const backend::EncodedPack* pack;
+    size_t pack_index;
     backend::PackEntry entry;
   };
   std::vector<Loc> locs;
-  for (const auto& p : kept)
-    for (const auto& e : p.entries) locs.push_back({&p, e});
+  for (size_t i = 0; i < kept.size(); ++i)
+    for (const auto& e : kept[i].entries) locs.push_back({&kept[i], i, e});
   ChunkSealer sealer(keys.chunk_encryption, wopts.seal);
   Bytes sealed(ChunkSealer::MaxSealedSize(wopts.chunker.max_size, wopts.seal.cipher));
   Bytes plain(wopts.chunker.max_size);
   auto read_all = [&](const std::vector<int>& lost, bool open, bool verify) {
+    std::vector<backend::EncodedPackSource> sources;  // made once, outside the timing
+    sources.reserve(kept.size());
+    for (const auto& p : kept) sources.emplace_back(p, lost);
     return MedianSeconds(runs, [&] {
       for (const Loc& l : locs) {
-        MemoryShards shards(*l.pack, lost);
         MutableByteSpan s(sealed.data(), l.entry.sealed_size);
-        if (!backend::ReadPackRange(l.pack->layout, coder, shards, l.entry.offset, s, nullptr).ok())
+        if (!backend::ReadPackRange(l.pack->layout, coder, sources[l.pack_index], l.entry.offset, s,
+                                    nullptr)
+                 .ok())
           std::abort();
         MutableByteSpan pt(plain.data(), l.entry.plain_size);
         if (open && !sealer.Open(wopts.seal.cipher, l.entry.id, l.entry.codec, s, pt).ok())

@@ -154,4 +154,23 @@ Status AeadOpen(Cipher cipher, const SecretKey& key, ByteSpan nonce, ByteSpan ad
   return Status::InvalidArgument("AeadOpen: unknown cipher");
 }
 
+Status AeadSealBox(Cipher cipher, const SecretKey& key, ByteSpan ad, ByteSpan plaintext,
+                   MutableByteSpan out) {
+  if (out.size() != plaintext.size() + AeadBoxOverhead(cipher)) {
+    return Status::InvalidArgument("AeadSealBox: wrong output size");
+  }
+  const size_t nonce_size = NonceSize(cipher);
+  RandomBytes(out.first(nonce_size));
+  return AeadSeal(cipher, key, out.first(nonce_size), ad, plaintext, out.subspan(nonce_size));
+}
+
+Status AeadOpenBox(Cipher cipher, const SecretKey& key, ByteSpan ad, ByteSpan box,
+                   MutableByteSpan out) {
+  if (box.size() < AeadBoxOverhead(cipher) || out.size() + AeadBoxOverhead(cipher) != box.size()) {
+    return Status::InvalidArgument("AeadOpenBox: wrong input or output size");
+  }
+  const size_t nonce_size = NonceSize(cipher);
+  return AeadOpen(cipher, key, box.first(nonce_size), ad, box.subspan(nonce_size), out);
+}
+
 }  // namespace shardfs::crypto

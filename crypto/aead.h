@@ -56,6 +56,23 @@ Status AeadSeal(Cipher cipher, const SecretKey& key, ByteSpan nonce, ByteSpan ad
 Status AeadOpen(Cipher cipher, const SecretKey& key, ByteSpan nonce, ByteSpan ad, ByteSpan sealed,
                 MutableByteSpan out);
 
+// A "box": a random nonce followed by the AEAD of the plaintext (ciphertext || tag), the
+// framing of sealed chunks and of a pack's index and trailer.
+//
+// The bytes a box adds to its plaintext: nonce and tag.
+inline size_t AeadBoxOverhead(Cipher cipher) { return NonceSize(cipher) + kAeadTagSize; }
+
+// Writes nonce || AEAD(plaintext) into `out`, with a fresh random nonce.
+// REQUIRES: out.size() == plaintext.size() + AeadBoxOverhead(cipher), no overlap.
+// InvalidArgument if the size is wrong.
+Status AeadSealBox(Cipher cipher, const SecretKey& key, ByteSpan ad, ByteSpan plaintext,
+                   MutableByteSpan out);
+
+// Opens a box into `out`. REQUIRES: out.size() + AeadBoxOverhead(cipher) == box.size()
+// (InvalidArgument otherwise, including a box shorter than the overhead). Errors as AeadOpen.
+Status AeadOpenBox(Cipher cipher, const SecretKey& key, ByteSpan ad, ByteSpan box,
+                   MutableByteSpan out);
+
 }  // namespace shardfs::crypto
 
 #endif  // SHARDFS_CRYPTO_AEAD_H_

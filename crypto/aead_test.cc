@@ -112,6 +112,25 @@ TEST_P(AeadCipherTest, TruncatedOrMisSizedInputIsAnError) {
   EXPECT_OK(AeadOpen(c, key, nonce, {}, sealed, none));
 }
 
+TEST_P(AeadCipherTest, BoxRoundTripsWithFreshNonces) {
+  Cipher c = GetParam();
+  SecretKey key = SecretKey::Random();
+  Bytes pt = test::PseudoRandomBytes(1000, 7);
+  Bytes a(pt.size() + AeadBoxOverhead(c)), b(a.size());
+  ASSERT_OK(AeadSealBox(c, key, AsBytes("ad"), pt, a));
+  ASSERT_OK(AeadSealBox(c, key, AsBytes("ad"), pt, b));
+  EXPECT_NE(a, b);  // a new random nonce each time
+  Bytes back(pt.size());
+  ASSERT_OK(AeadOpenBox(c, key, AsBytes("ad"), a, back));
+  EXPECT_EQ(back, pt);
+  a[0] ^= 1;  // the nonce is authenticated like the rest
+  EXPECT_EQ(AeadOpenBox(c, key, AsBytes("ad"), a, back).code(), Code::kCorruption);
+  Bytes small(pt.size());
+  EXPECT_EQ(AeadSealBox(c, key, {}, pt, small).code(), Code::kInvalidArgument);
+  EXPECT_EQ(AeadOpenBox(c, key, {}, ByteSpan(b).first(AeadBoxOverhead(c) - 1), {}).code(),
+            Code::kInvalidArgument);
+}
+
 INSTANTIATE_TEST_SUITE_P(Ciphers, AeadCipherTest,
                          ::testing::Values(Cipher::kAes256Gcm, Cipher::kXChaCha20Poly1305),
                          [](const auto& p) {

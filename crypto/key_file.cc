@@ -224,6 +224,7 @@ Result<MasterKey> ReadKeyFile(const std::string& path, const std::optional<std::
 std::string ToRecoveryPhrase(const MasterKey& key) {
   // 260-bit big-endian number: version (4 bits) then the key; 5 bits per character.
   uint8_t values[kKeyChars] = {};
+  WipeOnExit wipe(values, sizeof(values));
   uint32_t acc = kPhraseVersion;
   int bits = 4;
   int n = 0;
@@ -244,7 +245,6 @@ std::string ToRecoveryPhrase(const MasterKey& key) {
         i < kKeyChars ? values[i] : static_cast<int>((sum >> (5 * (kPhraseChars - 1 - i))) & 31);
     out += kAlphabet[v];
   }
-  SecureZero(values, sizeof(values));
   return out;
 }
 
