@@ -8,28 +8,16 @@
 
 namespace shardfs {
 
-namespace {
+void UniqueFd::Reset() {
+  if (fd_ >= 0) ::close(fd_);
+  fd_ = -1;
+}
 
-// Closes a file descriptor on scope exit.
-class Fd {
- public:
-  explicit Fd(int fd) : fd_(fd) {}
-  ~Fd() {
-    if (fd_ >= 0) ::close(fd_);
-  }
-  Fd(const Fd&) = delete;
-  Fd& operator=(const Fd&) = delete;
-  int get() const { return fd_; }
-  // Closes now and reports the error close() gives (a deferred write error on some systems).
-  int Close() {
-    int rc = ::close(fd_);
-    fd_ = -1;
-    return rc;
-  }
-
- private:
-  int fd_;
-};
+int UniqueFd::Close() {
+  int rc = ::close(fd_);
+  fd_ = -1;
+  return rc;
+}
 
 Status WriteAll(int fd, ByteSpan data, const std::string& path) {
   size_t done = 0;
@@ -43,6 +31,8 @@ Status WriteAll(int fd, ByteSpan data, const std::string& path) {
   }
   return Status::Ok();
 }
+
+namespace {
 
 std::string DirName(const std::string& path) {
   size_t slash = path.rfind('/');
@@ -96,7 +86,7 @@ Result<Bytes> ReadFile(const std::string& path, size_t max_size) {
   if (max_size == SIZE_MAX) --max_size;  // room for the one byte that detects "too large"
   uint64_t size = 0;
   SFS_ASSIGN_OR_RETURN(int raw_fd, OpenRegular(path, &size));
-  Fd fd(raw_fd);
+  UniqueFd fd(raw_fd);
   if (size > max_size) return TooLarge(path, max_size);
   // One byte more than stat says, so a file of the size stat reports is read without growing
   // the buffer. Read to EOF, not to that size: the file may change (or be in procfs, size 0).
@@ -116,7 +106,7 @@ Result<Bytes> ReadFile(const std::string& path, size_t max_size) {
 Result<size_t> ReadFileInto(const std::string& path, MutableByteSpan out) {
   uint64_t size = 0;  // not trusted: the read below decides
   SFS_ASSIGN_OR_RETURN(int raw_fd, OpenRegular(path, &size));
-  Fd fd(raw_fd);
+  UniqueFd fd(raw_fd);
   SFS_ASSIGN_OR_RETURN(size_t n, ReadUpTo(fd.get(), out, path));
   if (n == out.size()) {
     uint8_t extra;
@@ -130,7 +120,7 @@ Status WriteFileAtomic(const std::string& path, ByteSpan data, unsigned mode) {
   std::string tmp = path + ".tmp-XXXXXX";
   int raw_fd = ::mkostemp(tmp.data(), O_CLOEXEC);
   if (raw_fd < 0) return PosixError("create temporary file for " + path, errno);
-  Fd fd(raw_fd);
+  UniqueFd fd(raw_fd);
   auto fail = [&](Status s) {
     ::unlink(tmp.c_str());
     return s;
@@ -143,8 +133,11 @@ Status WriteFileAtomic(const std::string& path, ByteSpan data, unsigned mode) {
   if (::fsync(fd.get()) != 0) return fail(PosixError("fsync " + tmp, errno));
   if (fd.Close() != 0) return fail(PosixError("close " + tmp, errno));
   if (::rename(tmp.c_str(), path.c_str()) != 0) return fail(PosixError("rename to " + path, errno));
-  std::string dir = DirName(path);
-  Fd dfd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  return SyncDir(DirName(path));
+}
+
+Status SyncDir(const std::string& dir) {
+  UniqueFd dfd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
   if (dfd.get() < 0) return PosixError("open folder " + dir, errno);
   if (::fsync(dfd.get()) != 0) return PosixError("fsync folder " + dir, errno);
   return Status::Ok();

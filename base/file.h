@@ -14,6 +14,46 @@
 
 namespace shardfs {
 
+// Owns a file descriptor and closes it on scope exit.
+class UniqueFd {
+ public:
+  UniqueFd() = default;
+  explicit UniqueFd(int fd) : fd_(fd) {}
+  ~UniqueFd() { Reset(); }
+  UniqueFd(UniqueFd&& other) noexcept : fd_(other.Release()) {}
+  UniqueFd& operator=(UniqueFd&& other) noexcept {
+    if (this != &other) {
+      Reset();
+      fd_ = other.Release();
+    }
+    return *this;
+  }
+  UniqueFd(const UniqueFd&) = delete;
+  UniqueFd& operator=(const UniqueFd&) = delete;
+
+  int get() const { return fd_; }
+  bool valid() const { return fd_ >= 0; }
+  // Gives up ownership without closing.
+  int Release() {
+    int fd = fd_;
+    fd_ = -1;
+    return fd;
+  }
+  void Reset();
+  // Closes now and returns close()'s result (a deferred write error on some systems).
+  int Close();
+
+ private:
+  int fd_ = -1;
+};
+
+// Writes all of `data` to `fd` at its current offset, retrying short writes and EINTR.
+// `path` names the file in the error.
+Status WriteAll(int fd, ByteSpan data, const std::string& path);
+
+// fsyncs the folder `dir`, so that names created or renamed in it survive a crash.
+Status SyncDir(const std::string& dir);
+
 // Reads the whole file at `path`. OutOfRange if it is larger than `max_size` bytes (so a huge
 // or endless file given where a small one belongs is refused, not read into memory).
 // NotFound, PermissionDenied, IOError as the file system says.

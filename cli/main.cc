@@ -1,12 +1,14 @@
-// shardfs: the one binary. Subcommands (init, put, get, mount, node, ...) arrive with the
-// issues that build them; this is the entry point and its conventions: usage errors exit 2,
-// --help and --version exit 0.
+// shardfs: the one binary. Subcommands arrive with the issues that build them (node now;
+// init, put, get, mount, ... later). Conventions: usage errors exit 2, runtime errors exit 1
+// with a message on stderr, --help and --version exit 0.
 
 #include <cstdio>
+#include <functional>
 
 #include <CLI/CLI.hpp>
 
 #include "base/version.h"
+#include "cli/node_command.h"
 
 namespace {
 
@@ -14,6 +16,8 @@ int Main(int argc, char** argv) {
   CLI::App app{"shardfs: a decentralized, end-to-end encrypted cloud drive for Linux."};
   app.name("shardfs");
   app.set_version_flag("--version", std::string("shardfs ") + shardfs::kVersion);
+  app.require_subcommand(0, 1);
+  auto run_node = shardfs::cli::AddNodeCommand(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
@@ -24,6 +28,7 @@ int Main(int argc, char** argv) {
     app.exit(e);
     return 2;
   }
+  if (app.got_subcommand("node")) return run_node();
   std::fputs(app.help().c_str(), stdout);
   return 0;
 }

@@ -1,5 +1,6 @@
 #include "crypto/merkle.h"
 
+#include <algorithm>
 #include <bit>
 
 namespace shardfs::crypto {
@@ -97,6 +98,34 @@ bool Recompute(Sha256Hasher& h, const std::vector<Digest256>& run, uint64_t a, u
 
 uint64_t MerkleLeafCount(uint64_t length) {
   return length == 0 ? 1 : (length - 1) / kMerkleLeafSize + 1;
+}
+
+Digest256 MerkleLeafHash(ByteSpan leaf) {
+  Sha256Hasher h;
+  return LeafHash(h, leaf);
+}
+
+MerkleBuilder::MerkleBuilder() { hasher_.Update(ByteSpan(&kLeafPrefix, 1)); }
+
+void MerkleBuilder::Update(ByteSpan data) {
+  while (!data.empty()) {
+    if (in_leaf_ == kMerkleLeafSize) {
+      leaves_.push_back(hasher_.Final());
+      hasher_.Update(ByteSpan(&kLeafPrefix, 1));
+      in_leaf_ = 0;
+    }
+    size_t n = std::min(data.size(), kMerkleLeafSize - in_leaf_);
+    hasher_.Update(data.first(n));
+    in_leaf_ += n;
+    length_ += n;
+    data = data.subspan(n);
+  }
+}
+
+Result<MerkleTree> MerkleBuilder::Finish() {
+  // The last leaf (possibly empty, for an empty shard) is still open.
+  leaves_.push_back(hasher_.Final());
+  return MerkleTree::FromLeafHashes(length_, std::move(leaves_));
 }
 
 ShardId MerkleRoot(ByteSpan shard) { return MerkleTree::Build(shard).root(); }

@@ -68,6 +68,27 @@ class MerkleTree {
   ShardId root_;
 };
 
+// Builds a tree from a shard's bytes as they arrive, without keeping them (a node hashes a
+// shard while it streams to disk).
+class MerkleBuilder {
+ public:
+  MerkleBuilder();
+  void Update(ByteSpan data);
+  uint64_t length() const { return length_; }
+  // The tree over everything passed to Update. InvalidArgument above kMaxMerkleLength.
+  // The builder is spent afterwards.
+  Result<MerkleTree> Finish();
+
+ private:
+  Sha256Hasher hasher_;
+  uint64_t length_ = 0;
+  size_t in_leaf_ = 0;
+  std::vector<Digest256> leaves_;
+};
+
+// The hash of one leaf (the first level of the tree), as kept beside a stored shard.
+Digest256 MerkleLeafHash(ByteSpan leaf);
+
 // Checks that `leaves` are the shard's leaves starting at leaf `first_leaf` (the one the
 // caller asked for: the proof's own first_leaf must match it), as they are in the shard, so all
 // but the shard's last leaf are 64 KiB, and that they belong to the shard `root` of `length`

@@ -158,3 +158,26 @@ TEST(MerkleTest, FromLeafHashesMatchesBuild) {
 
 }  // namespace
 }  // namespace shardfs::crypto
+
+namespace shardfs::crypto {
+namespace {
+
+TEST(MerkleBuilderTest, StreamingMatchesWholeForEveryShapeAndSplit) {
+  for (size_t len : {size_t{0}, size_t{1}, kMerkleLeafSize - 1, kMerkleLeafSize,
+                     kMerkleLeafSize + 1, 2 * kMerkleLeafSize, 5 * kMerkleLeafSize + 77}) {
+    Bytes data = test::PseudoRandomBytes(len, len + 3);
+    for (size_t piece : {size_t{1} << 20, size_t{4096}, size_t{65537}, size_t{1000}}) {
+      MerkleBuilder b;
+      for (size_t off = 0; off < len; off += piece) {
+        b.Update(ByteSpan(data).subspan(off, std::min(piece, len - off)));
+      }
+      ASSERT_OK_AND_ASSIGN(MerkleTree tree, b.Finish());
+      EXPECT_EQ(tree.root(), MerkleRoot(data)) << len << " in pieces of " << piece;
+      EXPECT_EQ(tree.leaf_hashes().front(),
+                MerkleLeafHash(ByteSpan(data).first(std::min(len, kMerkleLeafSize))));
+    }
+  }
+}
+
+}  // namespace
+}  // namespace shardfs::crypto

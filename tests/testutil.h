@@ -4,6 +4,7 @@
 #define SHARDFS_TESTS_TESTUTIL_H_
 
 #include <cstdint>
+#include <string>
 
 #include <gtest/gtest.h>
 
@@ -36,6 +37,19 @@ template <typename T>
 // bytes on every run and platform.
 Bytes PseudoRandomBytes(size_t n, uint64_t seed);
 void FillPseudoRandom(MutableByteSpan out, uint64_t seed);
+
+// A fresh folder under $TMPDIR (or /tmp), removed with everything in it on destruction.
+class TempDir {
+ public:
+  TempDir();
+  ~TempDir();
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string path_;
+};
 
 }  // namespace shardfs::test
 

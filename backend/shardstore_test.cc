@@ -1,0 +1,366 @@
+#include "backend/shardstore.h"
+
+#include <filesystem>
+#include <fstream>
+#include <thread>
+
+#include <gtest/gtest.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "backend/slot.h"
+#include "backend/sqlite.h"
+#include "tests/testutil.h"
+
+namespace shardfs::backend {
+namespace {
+
+namespace fs = std::filesystem;
+
+class ShardStoreTest : public ::testing::Test {
+ protected:
+  ShardStoreOptions Options() {
+    ShardStoreOptions o;
+    o.dir = dir_.path() + "/node";
+    o.capacity = uint64_t{64} << 20;
+    o.reserve = 0;
+    return o;
+  }
+  void OpenStore(const ShardStoreOptions& o) {
+    store_.reset();
+    ASSERT_OK_AND_ASSIGN(store_, ShardStore::Open(o));
+  }
+  void SetUp() override { OpenStore(Options()); }
+
+  // Stores `data` for `owner`; returns the writer's "fresh lease" answer.
+  Result<bool> Put(const OwnerKey& owner, const Bytes& data) {
+    ShardId id = crypto::MerkleRoot(data);
+    SFS_ASSIGN_OR_RETURN(auto w, store_->BeginPut(owner, id, data.size()));
+    // In uneven pieces, as a network delivers them.
+    for (size_t off = 0; off < data.size(); off += 10007) {
+      SFS_RETURN_IF_ERROR(
+          w->Append(ByteSpan(data).subspan(off, std::min<size_t>(10007, data.size() - off))));
+    }
+    return w->Commit();
+  }
+  Result<Bytes> ReadAll(const OwnerKey& owner, const ShardId& id) {
+    SFS_ASSIGN_OR_RETURN(auto r, store_->OpenShard(owner, id));
+    Bytes out(r->length());
+    SFS_RETURN_IF_ERROR(r->Read(0, out));
+    return out;
+  }
+  size_t FilesUnder(const std::string& sub) {
+    size_t n = 0;
+    for (const auto& e : fs::recursive_directory_iterator(Options().dir + "/" + sub)) {
+      if (e.is_regular_file()) ++n;
+    }
+    return n;
+  }
+  std::string ShardFile(const ShardId& id) {
+    std::string hex = id.ToHex();
+    return Options().dir + "/shards/" + hex.substr(0, 2) + "/" + hex;
+  }
+
+  test::TempDir dir_;
+  std::unique_ptr<ShardStore> store_;
+  OwnerKey alice_ = crypto::SigningKey::Generate().public_key();
+  OwnerKey bob_ = crypto::SigningKey::Generate().public_key();
+};
+
+TEST_F(ShardStoreTest, PutReadRangeAndProve) {
+  Bytes data = test::PseudoRandomBytes(5 * crypto::kMerkleLeafSize + 123, 1);
+  ShardId id = crypto::MerkleRoot(data);
+  ASSERT_OK_AND_ASSIGN(bool fresh, Put(alice_, data));
+  EXPECT_TRUE(fresh);
+  ASSERT_OK_AND_ASSIGN(Bytes back, ReadAll(alice_, id));
+  EXPECT_EQ(back, data);
+
+  ASSERT_OK_AND_ASSIGN(auto r, store_->OpenShard(alice_, id));
+  Bytes part(70000);
+  ASSERT_OK(r->Read(60000, part));
+  EXPECT_TRUE(std::equal(part.begin(), part.end(), data.begin() + 60000));
+  Bytes tail(1);
+  ASSERT_OK(r->Read(data.size() - 1, tail));
+  EXPECT_EQ(tail[0], data.back());
+  EXPECT_EQ(r->Read(data.size(), tail).code(), Code::kOutOfRange);
+  EXPECT_EQ(r->Read(UINT64_MAX, tail).code(), Code::kOutOfRange);
+
+  ASSERT_OK_AND_ASSIGN(ShardProof p, r->Prove(4, 2));
+  EXPECT_EQ(p.length, data.size());
+  EXPECT_EQ(p.leaves.size(), crypto::kMerkleLeafSize + 123);
+  EXPECT_OK(crypto::VerifyMerkleProof(id, p.length, 4, p.leaves, p.proof));
+  EXPECT_EQ(r->Prove(6, 1).status().code(), Code::kOutOfRange);
+
+  ShardStoreStats st = store_->Stats();
+  EXPECT_EQ(st.shards, 1u);
+  EXPECT_EQ(st.used, ShardStore::FileSize(data.size()));
+  EXPECT_EQ(store_->Usage(alice_).shards, 1u);
+}
+
+TEST_F(ShardStoreTest, WrongRootShortBodyAndAbortLeaveNothing) {
+  Bytes data = test::PseudoRandomBytes(100000, 2);
+  ShardId wrong = crypto::MerkleRoot(test::PseudoRandomBytes(100000, 3));
+  {
+    ASSERT_OK_AND_ASSIGN(auto w, store_->BeginPut(alice_, wrong, data.size()));
+    ASSERT_OK(w->Append(data));
+    EXPECT_EQ(w->Commit().status().code(), Code::kCorruption);
+  }
+  {
+    ASSERT_OK_AND_ASSIGN(auto w, store_->BeginPut(alice_, crypto::MerkleRoot(data), data.size()));
+    ASSERT_OK(w->Append(ByteSpan(data).first(5000)));
+    EXPECT_EQ(w->Commit().status().code(), Code::kInvalidArgument);
+  }
+  {
+    ASSERT_OK_AND_ASSIGN(auto w, store_->BeginPut(alice_, crypto::MerkleRoot(data), data.size()));
+    ASSERT_OK(w->Append(ByteSpan(data).first(5000)));
+    EXPECT_EQ(FilesUnder("tmp"), 1u);
+    // Dropped mid-body, as when a client disconnects.
+  }
+  {
+    ASSERT_OK_AND_ASSIGN(auto w, store_->BeginPut(alice_, crypto::MerkleRoot(data), data.size()));
+    Bytes longer = data;
+    longer.push_back(1);
+    EXPECT_EQ(w->Append(longer).code(), Code::kOutOfRange);
+  }
+  EXPECT_EQ(FilesUnder("tmp"), 0u);
+  EXPECT_EQ(FilesUnder("shards"), 0u);
+  EXPECT_EQ(store_->Stats().shards, 0u);
+  EXPECT_EQ(store_->Stats().free, Options().capacity);
+  EXPECT_EQ(store_->OpenShard(alice_, crypto::MerkleRoot(data)).status().code(), Code::kNotFound);
+}
+
+TEST_F(ShardStoreTest, SizeLimits) {
+  EXPECT_EQ(store_->BeginPut(alice_, ShardId(), 0).status().code(), Code::kOutOfRange);
+  EXPECT_EQ(store_->BeginPut(alice_, ShardId(), Options().max_shard_size + 1).status().code(),
+            Code::kOutOfRange);
+}
+
+TEST_F(ShardStoreTest, SecondOwnerAddsALeaseNotACopy) {
+  Bytes data = test::PseudoRandomBytes(200000, 4);
+  ShardId id = crypto::MerkleRoot(data);
+  ASSERT_OK_AND_ASSIGN(bool a1, Put(alice_, data));
+  ASSERT_OK_AND_ASSIGN(bool a2, Put(alice_, data));
+  ASSERT_OK_AND_ASSIGN(bool b1, Put(bob_, data));
+  EXPECT_TRUE(a1);
+  EXPECT_FALSE(a2);  // a repeat
+  EXPECT_TRUE(b1);
+  EXPECT_EQ(FilesUnder("shards"), 1u);
+  EXPECT_EQ(store_->Stats().used, ShardStore::FileSize(data.size()));
+  EXPECT_EQ(store_->Usage(alice_).bytes, ShardStore::FileSize(data.size()));
+  EXPECT_EQ(store_->Usage(bob_).bytes, ShardStore::FileSize(data.size()));
+
+  ASSERT_OK(store_->Delete(alice_, id));
+  EXPECT_EQ(store_->Delete(alice_, id).code(), Code::kNotFound);
+  EXPECT_EQ(store_->OpenShard(alice_, id).status().code(), Code::kNotFound);
+  ASSERT_OK_AND_ASSIGN(Bytes back, ReadAll(bob_, id));
+  EXPECT_EQ(back, data);
+  EXPECT_EQ(FilesUnder("shards"), 1u);
+  ASSERT_OK(store_->Delete(bob_, id));
+  EXPECT_EQ(FilesUnder("shards"), 0u);
+  EXPECT_EQ(store_->Stats().used, 0u);
+  EXPECT_EQ(store_->Stats().owners, 0u);
+}
+
+TEST_F(ShardStoreTest, OwnersCannotSeeOrDeleteEachOthersShards) {
+  Bytes data = test::PseudoRandomBytes(1000, 5);
+  ShardId id = crypto::MerkleRoot(data);
+  ASSERT_OK(Put(alice_, data));
+  EXPECT_EQ(store_->OpenShard(bob_, id).status().code(), Code::kNotFound);
+  EXPECT_EQ(store_->Delete(bob_, id).code(), Code::kNotFound);
+  EXPECT_OK(ReadAll(alice_, id));
+}
+
+TEST_F(ShardStoreTest, CapacityAndQuotaAreHonoured) {
+  ShardStoreOptions o = Options();
+  o.capacity = ShardStore::FileSize(300000) + 100;
+  o.owner_quota = ShardStore::FileSize(100000);
+  OpenStore(o);
+  Bytes a = test::PseudoRandomBytes(100000, 6);
+  Bytes b = test::PseudoRandomBytes(100000, 7);
+  ASSERT_OK(Put(alice_, a));
+  EXPECT_EQ(Put(alice_, b).status().code(), Code::kNoSpace);  // quota
+  ASSERT_OK(Put(alice_, a));                                  // a repeat costs nothing
+  ASSERT_OK(Put(bob_, b));
+  Bytes big = test::PseudoRandomBytes(200000, 8);
+  auto carol = crypto::SigningKey::Generate().public_key();
+  o.owner_quota = 0;
+  OpenStore(o);
+  EXPECT_EQ(Put(carol, big).status().code(), Code::kNoSpace);  // node full
+  // Space held by a refused or unfinished put is given back.
+  {
+    ASSERT_OK_AND_ASSIGN(auto w, store_->BeginPut(carol, crypto::MerkleRoot(big), 1000));
+    EXPECT_LT(store_->Stats().free, ShardStore::FileSize(100000));
+  }
+  EXPECT_EQ(store_->Stats().free, o.capacity - 2 * ShardStore::FileSize(100000));
+  EXPECT_EQ(FilesUnder("tmp"), 0u);
+}
+
+TEST_F(ShardStoreTest, ConcurrentPutsCannotOvercommit) {
+  ShardStoreOptions o = Options();
+  o.capacity = 3 * ShardStore::FileSize(50000);
+  OpenStore(o);
+  std::vector<std::unique_ptr<ShardWriter>> writers;
+  for (int i = 0; i < 3; ++i) {
+    ASSERT_OK_AND_ASSIGN(
+        auto w, store_->BeginPut(
+                    alice_, crypto::MerkleRoot(test::PseudoRandomBytes(50000, 100 + i)), 50000));
+    writers.push_back(std::move(w));
+  }
+  EXPECT_EQ(store_->BeginPut(bob_, ShardId(), 50000).status().code(), Code::kNoSpace);
+}
+
+TEST_F(ShardStoreTest, DamagedShardIsNeverServedAndIsDropped) {
+  Bytes data = test::PseudoRandomBytes(3 * crypto::kMerkleLeafSize, 9);
+  ShardId id = crypto::MerkleRoot(data);
+  ASSERT_OK(Put(alice_, data));
+  {
+    std::fstream f(ShardFile(id), std::ios::in | std::ios::out | std::ios::binary);
+    f.seekp(crypto::kMerkleLeafSize + 5);
+    f.put('\x55' ^ static_cast<char>(data[crypto::kMerkleLeafSize + 5]));
+  }
+  ASSERT_OK_AND_ASSIGN(auto r, store_->OpenShard(alice_, id));
+  Bytes first(1000);
+  EXPECT_OK(r->Read(0, first));  // leaf 0 is intact
+  Bytes second(1000);
+  EXPECT_EQ(r->Read(crypto::kMerkleLeafSize, second).code(), Code::kCorruption);
+  EXPECT_EQ(store_->OpenShard(alice_, id).status().code(), Code::kNotFound);
+  EXPECT_FALSE(fs::exists(ShardFile(id)));
+  EXPECT_EQ(store_->Stats().shards, 0u);
+  EXPECT_EQ(store_->Usage(alice_).shards, 0u);
+}
+
+TEST_F(ShardStoreTest, DamagedTrailerIsDetectedAtOpen) {
+  Bytes data = test::PseudoRandomBytes(100000, 10);
+  ShardId id = crypto::MerkleRoot(data);
+  for (int which = 0; which < 3; ++which) {
+    ASSERT_OK(Put(alice_, data));
+    uint64_t size = ShardStore::FileSize(data.size());
+    if (which == 2) {
+      ASSERT_EQ(::truncate(ShardFile(id).c_str(), static_cast<off_t>(size - 1)), 0);
+    } else {
+      // 0: a leaf hash; 1: the footer's length.
+      uint64_t pos = which == 0 ? data.size() + 3 : size - 2;
+      std::fstream f(ShardFile(id), std::ios::in | std::ios::out | std::ios::binary);
+      f.seekg(static_cast<std::streamoff>(pos));
+      char c = static_cast<char>(f.get());
+      f.seekp(static_cast<std::streamoff>(pos));
+      f.put(static_cast<char>(c ^ 1));
+    }
+    EXPECT_EQ(store_->OpenShard(alice_, id).status().code(), Code::kCorruption) << which;
+    EXPECT_EQ(store_->OpenShard(alice_, id).status().code(), Code::kNotFound) << which;
+  }
+}
+
+TEST_F(ShardStoreTest, RestartKeepsShardsLeasesAndSlots) {
+  Bytes data = test::PseudoRandomBytes(70000, 11);
+  ShardId id = crypto::MerkleRoot(data);
+  ASSERT_OK(Put(alice_, data));
+  ASSERT_OK(Put(bob_, data));
+  auto key = crypto::SigningKey::Generate();
+  ASSERT_OK_AND_ASSIGN(Bytes rec, SignSlotRecord(key, 5, ToBytes("head")));
+  ASSERT_OK(store_->PutSlot(key.public_key(), rec));
+  OpenStore(Options());
+  ASSERT_OK_AND_ASSIGN(Bytes back, ReadAll(bob_, id));
+  EXPECT_EQ(back, data);
+  EXPECT_EQ(store_->Usage(alice_).shards, 1u);
+  EXPECT_EQ(store_->Stats().shards, 1u);
+  ASSERT_OK_AND_ASSIGN(auto slot, store_->GetSlot(key.public_key()));
+  ASSERT_TRUE(slot.has_value());
+  EXPECT_EQ(*slot, rec);
+}
+
+TEST_F(ShardStoreTest, UncleanRestartRemovesStraysAndForgetsLostFiles) {
+  Bytes kept = test::PseudoRandomBytes(50000, 12);
+  Bytes lost = test::PseudoRandomBytes(50000, 13);
+  ASSERT_OK(Put(alice_, kept));
+  ASSERT_OK(Put(alice_, lost));
+  store_.reset();
+  // What a kill -9 can leave: a partial upload, a renamed file whose lease was never
+  // committed, and the open flag still set. Plus a file the disk lost.
+  Bytes stray = test::PseudoRandomBytes(50000, 14);
+  ShardId stray_id = crypto::MerkleRoot(stray);
+  ASSERT_TRUE(std::ofstream(Options().dir + "/tmp/partial.abc") << "partial");
+  fs::copy_file(ShardFile(crypto::MerkleRoot(kept)), ShardFile(stray_id));
+  ASSERT_TRUE(fs::remove(ShardFile(crypto::MerkleRoot(lost))));
+  {
+    ASSERT_OK_AND_ASSIGN(auto db, SqliteDb::Open(Options().dir + "/index.db"));
+    ASSERT_OK(db->Exec("UPDATE meta SET value=1 WHERE key='open'"));
+  }
+  OpenStore(Options());
+  EXPECT_EQ(FilesUnder("tmp"), 0u);
+  EXPECT_FALSE(fs::exists(ShardFile(stray_id)));
+  EXPECT_EQ(store_->Stats().shards, 1u);
+  EXPECT_EQ(store_->Usage(alice_).shards, 1u);
+  EXPECT_OK(ReadAll(alice_, crypto::MerkleRoot(kept)));
+  EXPECT_EQ(store_->OpenShard(alice_, crypto::MerkleRoot(lost)).status().code(), Code::kNotFound);
+}
+
+TEST_F(ShardStoreTest, OneProcessPerDataFolder) {
+  EXPECT_EQ(ShardStore::Open(Options()).status().code(), Code::kBusy);
+}
+
+TEST_F(ShardStoreTest, BadOptionsAreRefused) {
+  ShardStoreOptions o = Options();
+  o.capacity = 0;
+  EXPECT_EQ(ShardStore::Open(o).status().code(), Code::kInvalidArgument);
+  o = Options();
+  o.dir = "";
+  EXPECT_EQ(ShardStore::Open(o).status().code(), Code::kInvalidArgument);
+}
+
+TEST_F(ShardStoreTest, NotADatabaseIsAClearError) {
+  store_.reset();
+  ASSERT_TRUE(fs::remove(Options().dir + "/index.db"));
+  fs::remove(Options().dir + "/index.db-wal");
+  fs::remove(Options().dir + "/index.db-shm");
+  ASSERT_TRUE(std::ofstream(Options().dir + "/index.db") << std::string(4096, 'x'));
+  auto s = ShardStore::Open(Options());
+  EXPECT_EQ(s.status().code(), Code::kCorruption) << s.status().ToString();
+}
+
+TEST_F(ShardStoreTest, SlotsKeepOnlyNewerValidRecords) {
+  auto key = crypto::SigningKey::Generate();
+  OwnerKey owner = key.public_key();
+  ASSERT_OK_AND_ASSIGN(auto none, store_->GetSlot(owner));
+  EXPECT_FALSE(none.has_value());
+  ASSERT_OK_AND_ASSIGN(Bytes r5, SignSlotRecord(key, 5, ToBytes("five")));
+  ASSERT_OK_AND_ASSIGN(Bytes r4, SignSlotRecord(key, 4, ToBytes("four")));
+  ASSERT_OK_AND_ASSIGN(Bytes r6, SignSlotRecord(key, 6, ToBytes("six")));
+  ASSERT_OK(store_->PutSlot(owner, r5));
+  EXPECT_EQ(store_->PutSlot(owner, r5).code(), Code::kAlreadyExists);
+  EXPECT_EQ(store_->PutSlot(owner, r4).code(), Code::kAlreadyExists);
+  Bytes forged = r6;
+  forged[50] ^= 1;
+  EXPECT_EQ(store_->PutSlot(owner, forged).code(), Code::kPermissionDenied);
+  EXPECT_EQ(store_->PutSlot(alice_, r6).code(), Code::kPermissionDenied);  // not alice's record
+  EXPECT_EQ(store_->PutSlot(owner, ToBytes("junk")).code(), Code::kInvalidArgument);
+  ASSERT_OK_AND_ASSIGN(auto got, store_->GetSlot(owner));
+  EXPECT_EQ(*got, r5);
+  ASSERT_OK(store_->PutSlot(owner, r6));
+  ASSERT_OK_AND_ASSIGN(got, store_->GetSlot(owner));
+  EXPECT_EQ(*got, r6);
+}
+
+TEST_F(ShardStoreTest, ConcurrentPutsAndDeletesOfTheSameShardStayConsistent) {
+  Bytes data = test::PseudoRandomBytes(30000, 15);
+  ShardId id = crypto::MerkleRoot(data);
+  std::vector<OwnerKey> owners;
+  for (int i = 0; i < 4; ++i) owners.push_back(crypto::SigningKey::Generate().public_key());
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < 25; ++i) {
+        EXPECT_OK(Put(owners[t], data));
+        EXPECT_OK(ReadAll(owners[t], id));
+        EXPECT_OK(store_->Delete(owners[t], id));
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  EXPECT_EQ(store_->Stats().shards, 0u);
+  EXPECT_EQ(store_->Stats().used, 0u);
+  EXPECT_EQ(FilesUnder("shards"), 0u);
+}
+
+}  // namespace
+}  // namespace shardfs::backend

@@ -1,0 +1,208 @@
+#include "cli/node_command.h"
+
+#include <cstdio>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <pthread.h>
+#include <signal.h>
+
+#include "backend/shardstore.h"
+#include "base/file.h"
+#include "base/logging.h"
+#include "base/units.h"
+#include "base/version.h"
+#include "net/address.h"
+#include "net/http_server.h"
+#include "net/node_identity.h"
+#include "net/node_service.h"
+
+namespace shardfs::cli {
+
+namespace {
+
+struct NodeFlags {
+  std::string data;
+  std::string listen = "127.0.0.1:7070";
+  std::string capacity;
+  std::string reserve = "1G";
+  std::string max_shard_size = "64M";
+  std::string owner_quota = "0";
+  std::vector<std::string> allow_owners;
+  int threads = 8;
+  size_t max_connections = 512;
+  double header_timeout = 10;
+  double idle_timeout = 60;
+  double io_timeout = 30;
+  double drain_timeout = 10;
+  int64_t clock_skew = 120;
+  std::string log_level = "info";
+  std::string ready_file;
+  bool print_id = false;
+};
+
+int Fail(const std::string& what, const Status& s) {
+  std::fprintf(stderr, "shardfs node: %s: %s\n", what.c_str(), s.ToString().c_str());
+  return 1;
+}
+
+int Usage(const std::string& msg) {
+  std::fprintf(stderr, "shardfs node: %s\n", msg.c_str());
+  return 2;
+}
+
+std::chrono::milliseconds Millis(double seconds) {
+  return std::chrono::milliseconds(static_cast<int64_t>(seconds * 1000));
+}
+
+int RunNode(const NodeFlags& f) {
+  auto level = log::ParseLevel(f.log_level);
+  if (!level.ok()) return Usage(level.status().message());
+  log::Options lo;
+  lo.level = *level;
+  (void)log::Init(lo);
+
+  if (f.print_id) {
+    auto key = net::LoadOrCreateNodeKey(f.data);
+    if (!key.ok()) return Fail("node key", key.status());
+    std::printf("%s\n", crypto::NodeIdOf(key->public_key()).ToHex().c_str());
+    return 0;
+  }
+
+  // Every number is checked before anything is created on disk.
+  if (f.capacity.empty()) return Usage("--capacity is required (e.g. --capacity 100G)");
+  backend::ShardStoreOptions so;
+  so.dir = f.data;
+  struct Size {
+    const char* flag;
+    const std::string& text;
+    uint64_t* out;
+  };
+  for (Size s :
+       {Size{"--capacity", f.capacity, &so.capacity}, Size{"--reserve", f.reserve, &so.reserve},
+        Size{"--max-shard-size", f.max_shard_size, &so.max_shard_size},
+        Size{"--owner-quota", f.owner_quota, &so.owner_quota}}) {
+    auto v = ParseByteSize(s.text);
+    if (!v.ok()) return Usage(std::string(s.flag) + ": " + v.status().message());
+    *s.out = *v;
+  }
+  if (so.capacity == 0) return Usage("--capacity must be above 0");
+  if (so.max_shard_size == 0 || so.max_shard_size > (uint64_t{1} << 30)) {
+    return Usage("--max-shard-size must be between 1 byte and 1 GiB");
+  }
+  auto listen = net::ParseHostPort(f.listen, /*allow_zero_port=*/true);
+  if (!listen.ok()) return Usage("--listen: " + listen.status().message());
+  net::NodeServiceOptions no;
+  no.verifier.max_skew_seconds = f.clock_skew;
+  for (const auto& hex : f.allow_owners) {
+    auto k = crypto::PublicKey::FromHex(hex);
+    if (!k.ok()) return Usage("--allow-owner: '" + hex + "' is not a 64-hex-digit owner key");
+    no.allowed_owners.insert(*k);
+  }
+  if (f.threads < 1 || f.threads > 256) return Usage("--threads must be 1 to 256");
+  if (f.max_connections < 1) return Usage("--max-connections must be at least 1");
+  for (double t : {f.header_timeout, f.idle_timeout, f.io_timeout}) {
+    if (!(t > 0 && t <= 3600)) return Usage("timeouts must be above 0 and at most 3600 seconds");
+  }
+  if (!(f.drain_timeout >= 0 && f.drain_timeout <= 3600)) {
+    return Usage("--drain-timeout must be 0 to 3600 seconds");
+  }
+  if (f.clock_skew < 1 || f.clock_skew > 86400) return Usage("--clock-skew must be 1 to 86400");
+
+  // SIGINT and SIGTERM are taken by sigwait below; block them before any thread starts so
+  // that every thread inherits the mask.
+  sigset_t stop_signals;
+  sigemptyset(&stop_signals);
+  sigaddset(&stop_signals, SIGINT);
+  sigaddset(&stop_signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+  // A client that disconnects mid-write must not kill the node.
+  ::signal(SIGPIPE, SIG_IGN);
+
+  auto key = net::LoadOrCreateNodeKey(f.data);
+  if (!key.ok()) return Fail("node key", key.status());
+  NodeId id = crypto::NodeIdOf(key->public_key());
+  auto store = backend::ShardStore::Open(so);
+  if (!store.ok()) return Fail("open " + f.data, store.status());
+  net::NodeService service(store->get(), id, no);
+  net::HttpServerOptions ho;
+  ho.address = listen->host;
+  ho.port = listen->port;
+  ho.threads = f.threads;
+  ho.max_connections = f.max_connections;
+  ho.header_timeout = Millis(f.header_timeout);
+  ho.idle_timeout = Millis(f.idle_timeout);
+  ho.io_timeout = Millis(f.io_timeout);
+  net::HttpServer server(ho, &service);
+  Status s = server.Start();
+  if (!s.ok()) return Fail("listen on " + f.listen, s);
+  net::HostPort bound{listen->host, server.port()};
+  backend::ShardStoreStats st = (*store)->Stats();
+  log::Info("shardfs node {} (version {}) serving {} on {}: capacity {}, {} shard(s), {} free",
+            id.ToHex(), kVersion, f.data, bound.ToString(), FormatByteSize(st.capacity), st.shards,
+            FormatByteSize(st.free));
+  if (!f.ready_file.empty()) {
+    std::string line = bound.ToString() + "\n";
+    Status w = WriteFileAtomic(f.ready_file, AsBytes(line), 0644);
+    if (!w.ok()) {
+      server.Stop(std::chrono::milliseconds(0));
+      return Fail("write --ready-file", w);
+    }
+  }
+  int sig = 0;
+  sigwait(&stop_signals, &sig);
+  log::Info("{} received: finishing requests in progress (up to {} s), then stopping",
+            sig == SIGTERM ? "SIGTERM" : "SIGINT", f.drain_timeout);
+  server.Stop(Millis(f.drain_timeout));
+  store->reset();
+  log::Info("stopped cleanly");
+  return 0;
+}
+
+}  // namespace
+
+std::function<int()> AddNodeCommand(CLI::App& app) {
+  auto flags = std::make_shared<NodeFlags>();
+  CLI::App* cmd =
+      app.add_subcommand("node", "Run a storage node: keep other drives' encrypted shards.");
+  cmd->set_config("--config", "",
+                  "Read options from a file (TOML: key = value, keys as the long options)");
+  cmd->add_option("--data", flags->data, "Data folder (shards, index, node key)")->required();
+  cmd->add_option("--listen", flags->listen, "Address to serve on, HOST:PORT (port 0 picks one)")
+      ->capture_default_str();
+  cmd->add_option("--capacity", flags->capacity, "Most bytes of shards to keep, e.g. 100G");
+  cmd->add_option("--reserve", flags->reserve, "Free disk space always left alone")
+      ->capture_default_str();
+  cmd->add_option("--max-shard-size", flags->max_shard_size, "Largest shard accepted")
+      ->capture_default_str();
+  cmd->add_option("--owner-quota", flags->owner_quota,
+                  "Most bytes one owner may store (0: no limit)")
+      ->capture_default_str();
+  cmd->add_option("--allow-owner", flags->allow_owners,
+                  "Serve only these owner keys (64 hex digits; repeat the option)");
+  cmd->add_option("--threads", flags->threads, "Threads serving requests")->capture_default_str();
+  cmd->add_option("--max-connections", flags->max_connections, "Connections open at once")
+      ->capture_default_str();
+  cmd->add_option("--header-timeout", flags->header_timeout, "Seconds for a request head to arrive")
+      ->capture_default_str();
+  cmd->add_option("--idle-timeout", flags->idle_timeout, "Seconds a keep-alive connection may idle")
+      ->capture_default_str();
+  cmd->add_option("--io-timeout", flags->io_timeout, "Seconds a body read or write may stall")
+      ->capture_default_str();
+  cmd->add_option("--drain-timeout", flags->drain_timeout,
+                  "Seconds requests in progress get to finish on SIGTERM/SIGINT")
+      ->capture_default_str();
+  cmd->add_option("--clock-skew", flags->clock_skew,
+                  "Seconds a signed request's time may differ from this node's clock")
+      ->capture_default_str();
+  cmd->add_option("--log-level", flags->log_level, "debug, info, warn or error")
+      ->capture_default_str();
+  cmd->add_option("--ready-file", flags->ready_file,
+                  "Write HOST:PORT here once serving (for scripts using port 0)");
+  cmd->add_flag("--print-id", flags->print_id,
+                "Print the node id (creating the key if needed) and exit");
+  return [flags] { return RunNode(*flags); };
+}
+
+}  // namespace shardfs::cli

@@ -1,0 +1,409 @@
+#include "net/http_peer.h"
+
+#include <random>
+#include <thread>
+
+#include <httplib.h>
+#include <nlohmann/json.hpp>
+
+#include "backend/slot.h"
+#include "base/logging.h"
+#include "crypto/merkle.h"
+#include "net/auth.h"
+#include "net/node_service.h"
+
+namespace shardfs::net {
+
+namespace {
+
+constexpr size_t kMaxJsonBody = 64 * 1024;
+constexpr size_t kUploadPiece = 1 << 20;
+
+int64_t UnixNow() { return static_cast<int64_t>(::time(nullptr)); }
+
+const ShardId& EmptyRoot() {
+  static const ShardId root = crypto::MerkleRoot({});
+  return root;
+}
+
+std::string ShardTarget(const ShardId& id) { return "/v1/shards/" + id.ToHex(); }
+
+}  // namespace
+
+struct HttpPeer::Call {
+  std::string method;
+  std::string target;
+  ByteSpan body;
+  ShardId body_root = EmptyRoot();
+  bool sign = true;
+  bool idempotent = true;
+  const CancelToken* cancel = nullptr;
+  uint64_t max_body = kMaxJsonBody;
+};
+
+struct HttpPeer::Reply {
+  int status = 0;
+  Bytes body;
+  uint64_t content_length = 0;
+};
+
+namespace {
+
+// The one place an HTTP answer that is not a success becomes a Status.
+Status ReplyError(const std::string& node, const HttpPeer::Reply& r) {
+  std::string code, message;
+  auto j = nlohmann::json::parse(r.body.begin(), r.body.end(), nullptr, false);
+  if (j.is_object()) {
+    if (j.contains("code") && j["code"].is_string()) code = j["code"].get<std::string>();
+    if (j.contains("message") && j["message"].is_string())
+      message = j["message"].get<std::string>();
+  }
+  std::string msg = node + ": HTTP " + std::to_string(r.status) + (code.empty() ? "" : " " + code) +
+                    (message.empty() ? "" : ": " + message.substr(0, 500));
+  switch (r.status) {
+    case 400:
+      if (code == "shard_mismatch") return Status::Corruption(msg);
+      if (code == "bad_slot_signature") return Status::PermissionDenied(msg);
+      return Status::InvalidArgument(msg);
+    case 401:
+    case 403:
+      return Status::PermissionDenied(msg);
+    case 404:
+      return Status::NotFound(msg);
+    case 409:
+      return Status::AlreadyExists(msg);
+    case 411:
+    case 413:
+    case 416:
+      return Status::OutOfRange(msg);
+    case 500:
+      if (code == "shard_damaged") return Status::Corruption(msg);
+      return Status::Unavailable(msg);
+    case 507:
+      return Status::NoSpace(msg);
+    default:
+      return Status::Unavailable(msg);
+  }
+}
+
+}  // namespace
+
+HttpPeer::HttpPeer(HostPort address, std::shared_ptr<const crypto::SigningKey> owner,
+                   HttpPeerOptions options)
+    : address_(std::move(address)), owner_(std::move(owner)), options_(options) {}
+
+HttpPeer::~HttpPeer() = default;
+
+Result<std::unique_ptr<HttpPeer>> HttpPeer::Connect(const HostPort& address,
+                                                    std::shared_ptr<const crypto::SigningKey> owner,
+                                                    HttpPeerOptions options,
+                                                    std::optional<NodeId> node_id) {
+  if (options.max_in_flight < 1) return Status::InvalidArgument("max_in_flight must be at least 1");
+  std::unique_ptr<HttpPeer> peer(new HttpPeer(address, std::move(owner), options));
+  if (node_id) {
+    peer->node_id_ = *node_id;
+  } else {
+    SFS_ASSIGN_OR_RETURN(backend::PeerStatus st, peer->GetStatus());
+    peer->node_id_ = st.node_id;
+  }
+  return peer;
+}
+
+std::unique_ptr<httplib::Client> HttpPeer::Acquire() {
+  {
+    MutexLock lock(&mu_);
+    cv_.Wait(&mu_, [&]() REQUIRES(mu_) { return in_flight_ < options_.max_in_flight; });
+    ++in_flight_;
+    if (!idle_.empty()) {
+      auto c = std::move(idle_.back());
+      idle_.pop_back();
+      return c;
+    }
+  }
+  auto c = std::make_unique<httplib::Client>(address_.host, address_.port);
+  auto split = [](std::chrono::milliseconds ms) {
+    return std::pair<time_t, time_t>(ms.count() / 1000, (ms.count() % 1000) * 1000);
+  };
+  auto [cs, cus] = split(options_.connect_timeout);
+  auto [is, ius] = split(options_.io_timeout);
+  c->set_connection_timeout(cs, cus);
+  c->set_read_timeout(is, ius);
+  c->set_write_timeout(is, ius);
+  c->set_keep_alive(true);
+  // Without it each request waits out Nagle's algorithm against the peer's delayed ACK.
+  c->set_tcp_nodelay(true);
+  c->set_decompress(false);
+  return c;
+}
+
+void HttpPeer::Release(std::unique_ptr<httplib::Client> client, bool reusable) {
+  MutexLock lock(&mu_);
+  --in_flight_;
+  if (reusable) idle_.push_back(std::move(client));
+  cv_.NotifyOne();
+}
+
+Result<HttpPeer::Reply> HttpPeer::Attempt(const Call& call) {
+  if (IsCancelled(call.cancel)) return Status::Cancelled("request cancelled");
+  httplib::Headers headers;
+  if (call.sign) {
+    for (auto& [k, v] :
+         SignRequest(*owner_, node_id_, call.method, call.target, call.body_root, UnixNow())) {
+      headers.emplace(k, v);
+    }
+  }
+  Reply reply;
+  bool too_big = false;
+  auto on_response = [&](const httplib::Response& r) {
+    reply.status = r.status;
+    if (r.has_header("Content-Length")) {
+      reply.content_length =
+          std::strtoull(r.get_header_value("Content-Length").c_str(), nullptr, 10);
+      if (call.method != "HEAD" && reply.content_length > call.max_body) {
+        too_big = true;
+        return false;
+      }
+      if (call.method != "HEAD") reply.body.reserve(reply.content_length);
+    }
+    return true;
+  };
+  auto on_data = [&](const char* data, size_t n) {
+    if (IsCancelled(call.cancel)) return false;
+    if (reply.body.size() + n > call.max_body) {
+      too_big = true;
+      return false;
+    }
+    reply.body.insert(reply.body.end(), reinterpret_cast<const uint8_t*>(data),
+                      reinterpret_cast<const uint8_t*>(data) + n);
+    return true;
+  };
+  auto client = Acquire();
+  httplib::Result res{nullptr, httplib::Error::Unknown};
+  if (call.method == "GET") {
+    res = client->Get(call.target, headers, on_response, on_data);
+  } else if (call.method == "HEAD") {
+    res = client->Head(call.target, headers);
+    if (res) on_response(*res);
+  } else if (call.method == "DELETE") {
+    res = client->Delete(call.target, headers);
+    if (res) {
+      on_response(*res);
+      reply.body.assign(res->body.begin(), res->body.end());
+    }
+  } else {
+    ByteSpan body = call.body;
+    auto provider = [&](size_t offset, size_t length, httplib::DataSink& sink) {
+      if (IsCancelled(call.cancel)) return false;
+      size_t n = std::min(length, kUploadPiece);
+      return sink.write(reinterpret_cast<const char*>(body.data() + offset), n);
+    };
+    res = client->Put(call.target, headers, body.size(), provider, "application/octet-stream");
+    if (res) {
+      on_response(*res);
+      if (res->body.size() <= call.max_body) reply.body.assign(res->body.begin(), res->body.end());
+    }
+  }
+  bool ok = static_cast<bool>(res);
+  // A connection is reused only after a complete exchange the server did not close.
+  bool reusable =
+      ok && !too_big &&
+      !(res->has_header("Connection") && res->get_header_value("Connection") == "close");
+  httplib::Error err = res.error();
+  Release(std::move(client), reusable);
+  if (IsCancelled(call.cancel)) return Status::Cancelled("request cancelled");
+  if (too_big) {
+    return Status::Corruption(name() + ": answer is larger than " + std::to_string(call.max_body) +
+                              " bytes");
+  }
+  if (!ok) {
+    return Status::Unavailable(name() + ": " + call.method + " failed: " + httplib::to_string(err));
+  }
+  return reply;
+}
+
+Result<HttpPeer::Reply> HttpPeer::Run(const Call& call) {
+  std::mt19937_64 rng(std::random_device{}());
+  for (int attempt = 0;; ++attempt) {
+    auto r = Attempt(call);
+    bool transient =
+        (!r.ok() && r.status().code() == Code::kUnavailable) || (r.ok() && r->status == 503);
+    if (!transient || !call.idempotent || attempt >= options_.retries) return r;
+    auto pause = options_.backoff * (1 << attempt);
+    pause += std::chrono::milliseconds(rng() % (pause.count() / 2 + 1));
+    log::Debug("{}: retrying {} {} in {} ms", name(), call.method, call.target, pause.count());
+    auto until = std::chrono::steady_clock::now() + pause;
+    while (std::chrono::steady_clock::now() < until) {
+      if (IsCancelled(call.cancel)) return Status::Cancelled("request cancelled");
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+  }
+}
+
+Status HttpPeer::PutShard(const ShardId& id, ByteSpan data, const CancelToken* cancel) {
+  Call c;
+  c.method = "PUT";
+  c.target = ShardTarget(id);
+  c.body = data;
+  c.body_root = id;
+  c.cancel = cancel;
+  SFS_ASSIGN_OR_RETURN(Reply r, Run(c));
+  if (r.status == 200 || r.status == 201) return Status::Ok();
+  return ReplyError(name(), r);
+}
+
+Result<Bytes> HttpPeer::GetShard(const ShardId& id, const CancelToken* cancel) {
+  Call c;
+  c.method = "GET";
+  c.target = ShardTarget(id);
+  c.cancel = cancel;
+  c.max_body = options_.max_shard_size;
+  SFS_ASSIGN_OR_RETURN(Reply r, Run(c));
+  if (r.status != 200) return ReplyError(name(), r);
+  if (crypto::MerkleRoot(r.body) != id) {
+    return Status::Corruption(name() + " returned bytes that are not shard " + id.ToHex());
+  }
+  return std::move(r.body);
+}
+
+Result<backend::ShardProof> HttpPeer::FetchProof(const ShardId& id, uint64_t first_leaf,
+                                                 uint64_t count, const CancelToken* cancel) {
+  Call c;
+  c.method = "GET";
+  c.target = ShardTarget(id) + "/proof?first=" + std::to_string(first_leaf) +
+             "&count=" + std::to_string(count);
+  c.cancel = cancel;
+  c.max_body = count * crypto::kMerkleLeafSize + 16 * 1024;
+  SFS_ASSIGN_OR_RETURN(Reply r, Run(c));
+  if (r.status != 200) return ReplyError(name(), r);
+  auto p = DecodeProofResponse(r.body);
+  if (!p.ok()) return Status::Corruption(name() + ": " + p.status().message());
+  if (p->proof.first_leaf != first_leaf || p->proof.leaf_count != count) {
+    return Status::Corruption(name() + " answered a proof for other leaves");
+  }
+  Status s = crypto::VerifyMerkleProof(id, p->length, first_leaf, p->leaves, p->proof);
+  if (!s.ok()) {
+    return Status::Corruption(name() + " returned leaves that are not shard " + id.ToHex() +
+                              "'s: " + s.message());
+  }
+  return p;
+}
+
+Status HttpPeer::ReadShard(const ShardId& id, uint64_t offset, MutableByteSpan out,
+                           const CancelToken* cancel) {
+  if (IsCancelled(cancel)) return Status::Cancelled("request cancelled");
+  if (out.size() > UINT64_MAX - offset) return Status::OutOfRange("range overflows");
+  if (out.empty()) {
+    SFS_ASSIGN_OR_RETURN(uint64_t length, StatShard(id));
+    if (offset > length) return Status::OutOfRange("offset is past the end of the shard");
+    return Status::Ok();
+  }
+  const uint64_t end = offset + out.size();
+  uint64_t leaf = offset / crypto::kMerkleLeafSize;
+  const uint64_t last = (end - 1) / crypto::kMerkleLeafSize;
+  while (leaf <= last) {
+    uint64_t count = std::min<uint64_t>(kMaxProofLeaves, last - leaf + 1);
+    SFS_ASSIGN_OR_RETURN(backend::ShardProof p, FetchProof(id, leaf, count, cancel));
+    if (end > p.length) {
+      return Status::OutOfRange("range " + std::to_string(offset) + "+" +
+                                std::to_string(out.size()) + " is outside shard of " +
+                                std::to_string(p.length) + " bytes");
+    }
+    uint64_t run_begin = leaf * crypto::kMerkleLeafSize;
+    uint64_t from = std::max(offset, run_begin);
+    uint64_t to = std::min(end, run_begin + p.leaves.size());
+    std::memcpy(out.data() + (from - offset), p.leaves.data() + (from - run_begin), to - from);
+    leaf += count;
+  }
+  return Status::Ok();
+}
+
+Result<uint64_t> HttpPeer::StatShard(const ShardId& id) {
+  Call c;
+  c.method = "HEAD";
+  c.target = ShardTarget(id);
+  SFS_ASSIGN_OR_RETURN(Reply r, Run(c));
+  if (r.status != 200) return ReplyError(name(), r);
+  return r.content_length;
+}
+
+Result<backend::ShardProof> HttpPeer::ProveShard(const ShardId& id, uint64_t first_leaf,
+                                                 uint64_t count) {
+  if (count == 0 || count > kMaxProofLeaves) {
+    return Status::OutOfRange("a proof covers 1 to " + std::to_string(kMaxProofLeaves) + " leaves");
+  }
+  return FetchProof(id, first_leaf, count, nullptr);
+}
+
+Status HttpPeer::DeleteShard(const ShardId& id) {
+  Call c;
+  c.method = "DELETE";
+  c.target = ShardTarget(id);
+  c.idempotent = false;
+  SFS_ASSIGN_OR_RETURN(Reply r, Run(c));
+  if (r.status == 204 || r.status == 200) return Status::Ok();
+  return ReplyError(name(), r);
+}
+
+Result<std::optional<Bytes>> HttpPeer::GetSlot() {
+  Call c;
+  c.method = "GET";
+  c.target = "/v1/slots/" + owner_->public_key().ToHex();
+  c.max_body = backend::kSlotRecordOverhead + backend::kMaxSlotValue;
+  SFS_ASSIGN_OR_RETURN(Reply r, Run(c));
+  if (r.status == 404) {
+    Status s = ReplyError(name(), r);
+    if (s.message().find("no_slot") != std::string::npos) return std::optional<Bytes>();
+    return s;
+  }
+  if (r.status != 200) return ReplyError(name(), r);
+  auto rec = backend::VerifySlotRecord(r.body);
+  if (!rec.ok() || rec->owner != owner_->public_key()) {
+    return Status::Corruption(name() + " returned a slot record that is not ours: " +
+                              (rec.ok() ? std::string("another owner's") : rec.status().message()));
+  }
+  return std::optional<Bytes>(std::move(r.body));
+}
+
+Status HttpPeer::PutSlot(ByteSpan record) {
+  Call c;
+  c.method = "PUT";
+  c.target = "/v1/slots/" + owner_->public_key().ToHex();
+  c.body = record;
+  c.body_root = crypto::MerkleRoot(record);
+  // A retry after a lost answer would be refused as not newer: the caller decides.
+  c.idempotent = false;
+  SFS_ASSIGN_OR_RETURN(Reply r, Run(c));
+  if (r.status == 200) return Status::Ok();
+  return ReplyError(name(), r);
+}
+
+Result<backend::PeerStatus> HttpPeer::GetStatus() {
+  Call c;
+  c.method = "GET";
+  c.target = "/v1/status";
+  c.sign = false;
+  SFS_ASSIGN_OR_RETURN(Reply r, Run(c));
+  if (r.status != 200) return ReplyError(name(), r);
+  auto j = nlohmann::json::parse(r.body.begin(), r.body.end(), nullptr, false);
+  backend::PeerStatus st;
+  try {
+    auto id = NodeId::FromHex(j.at("node_id").get<std::string>());
+    if (!id.ok()) return Status::Corruption(name() + ": status has a bad node id");
+    st.node_id = *id;
+    st.version = j.at("version").get<std::string>();
+    st.capacity = j.at("capacity").get<uint64_t>();
+    st.used = j.at("used").get<uint64_t>();
+    st.free = j.at("free").get<uint64_t>();
+    st.shards = j.at("shards").get<uint64_t>();
+    st.uptime_seconds = j.at("uptime_seconds").get<uint64_t>();
+  } catch (const nlohmann::json::exception& e) {
+    return Status::Corruption(name() + ": malformed status: " + e.what());
+  }
+  if (!node_id_.IsZero() && st.node_id != node_id_) {
+    return Status::Corruption(name() + " now has node id " + st.node_id.ToHex() + ", not " +
+                              node_id_.ToHex());
+  }
+  return st;
+}
+
+}  // namespace shardfs::net

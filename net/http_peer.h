@@ -1,0 +1,99 @@
+// backend::Peer over HTTP: the client side of the peer protocol (docs/protocol.md), on
+// cpp-httplib. One pool of keep-alive connections per node, TCP_NODELAY on every one (without
+// it, Nagle's algorithm and delayed ACKs stall each request by about 40 ms), connect and I/O
+// deadlines, a bound on requests in flight, retries with backoff for idempotent calls only,
+// and cancellation. Every request is signed with the owner's key, afresh for each attempt.
+// Shard bytes are checked before they are returned: a whole shard against its id, a range
+// through a Merkle proof of the leaves around it.
+//
+// Thread safety: all methods may be called from many threads at once.
+
+#ifndef SHARDFS_NET_HTTP_PEER_H_
+#define SHARDFS_NET_HTTP_PEER_H_
+
+#include <chrono>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "backend/peer.h"
+#include "base/thread_annotations.h"
+#include "crypto/sign.h"
+#include "net/address.h"
+
+namespace httplib {
+class Client;
+}  // namespace httplib
+
+namespace shardfs::net {
+
+struct HttpPeerOptions {
+  std::chrono::milliseconds connect_timeout{3000};
+  // A read or write that makes no progress for this long fails the request.
+  std::chrono::milliseconds io_timeout{30000};
+  // Requests in flight to this node at once (and connections kept open to it).
+  int max_in_flight = 8;
+  // Further attempts of an idempotent request after a transport error or a 503.
+  int retries = 2;
+  // The first pause before a retry; doubled for each further one, plus jitter.
+  std::chrono::milliseconds backoff{100};
+  // The largest shard accepted from the node (guards our memory against a lying node).
+  uint64_t max_shard_size = uint64_t{256} << 20;
+};
+
+class HttpPeer : public backend::Peer {
+ public:
+  // A peer for the node at `address`, acting for `owner`. If `node_id` is not given, it is
+  // learnt from the node's /v1/status (Unavailable if the node cannot be reached).
+  static Result<std::unique_ptr<HttpPeer>> Connect(const HostPort& address,
+                                                   std::shared_ptr<const crypto::SigningKey> owner,
+                                                   HttpPeerOptions options,
+                                                   std::optional<NodeId> node_id = std::nullopt);
+  ~HttpPeer() override;
+
+  const NodeId& node_id() const { return node_id_; }
+
+  std::string name() const override { return address_.ToString(); }
+  Status PutShard(const ShardId& id, ByteSpan data, const CancelToken* cancel) override;
+  Result<Bytes> GetShard(const ShardId& id, const CancelToken* cancel) override;
+  Status ReadShard(const ShardId& id, uint64_t offset, MutableByteSpan out,
+                   const CancelToken* cancel) override;
+  Result<uint64_t> StatShard(const ShardId& id) override;
+  Result<backend::ShardProof> ProveShard(const ShardId& id, uint64_t first_leaf,
+                                         uint64_t count) override;
+  Status DeleteShard(const ShardId& id) override;
+  Result<std::optional<Bytes>> GetSlot() override;
+  Status PutSlot(ByteSpan record) override;
+  Result<backend::PeerStatus> GetStatus() override;
+
+  struct Call;
+  struct Reply;
+
+ private:
+  HttpPeer(HostPort address, std::shared_ptr<const crypto::SigningKey> owner,
+           HttpPeerOptions options);
+
+  // Runs `call` with retries when it is idempotent; the one place where HTTP statuses and
+  // transport errors become Status.
+  Result<Reply> Run(const Call& call);
+  Result<Reply> Attempt(const Call& call);
+  Result<backend::ShardProof> FetchProof(const ShardId& id, uint64_t first_leaf, uint64_t count,
+                                         const CancelToken* cancel);
+
+  std::unique_ptr<httplib::Client> Acquire();
+  void Release(std::unique_ptr<httplib::Client> client, bool reusable);
+
+  const HostPort address_;
+  const std::shared_ptr<const crypto::SigningKey> owner_;
+  const HttpPeerOptions options_;
+  NodeId node_id_;
+  Mutex mu_;
+  CondVar cv_;
+  int in_flight_ GUARDED_BY(mu_) = 0;
+  std::vector<std::unique_ptr<httplib::Client>> idle_ GUARDED_BY(mu_);
+};
+
+}  // namespace shardfs::net
+
+#endif  // SHARDFS_NET_HTTP_PEER_H_

@@ -1,0 +1,73 @@
+// An HTTP/1.1 server on Boost.Beast for any HttpHandler (the storage node's protocol now, the
+// companion API later): asynchronous, an io_context on a few threads, a strand per
+// connection, a deadline on every read and write, a cap on open connections, request bodies
+// streamed to the handler's sink within the limit it sets.
+//
+// Deadlines: a keep-alive connection may sit idle for idle_timeout between requests; once a
+// request's first byte has arrived, its whole head must arrive within header_timeout (so a
+// client that trickles a header, slowloris-style, is cut off); each read of a body piece and
+// each write of a response piece must complete within io_timeout.
+//
+// Thread safety: Start, Stop and the accessors may be called from any thread.
+
+#ifndef SHARDFS_NET_HTTP_SERVER_H_
+#define SHARDFS_NET_HTTP_SERVER_H_
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "base/status.h"
+#include "net/http_types.h"
+
+namespace shardfs::net {
+
+struct HttpServerOptions {
+  // Address and port to listen on; port 0 picks a free one (see HttpServer::port()).
+  std::string address = "127.0.0.1";
+  uint16_t port = 0;
+  // Threads running the io_context. Handlers may block on disk, so a few more than cores.
+  int threads = 8;
+  // Connections open at once; one more is answered 503 and closed.
+  size_t max_connections = 512;
+  std::chrono::milliseconds idle_timeout{60000};
+  std::chrono::milliseconds header_timeout{10000};
+  std::chrono::milliseconds io_timeout{30000};
+  // The largest request head (request line and headers).
+  uint32_t max_header_bytes = 16 * 1024;
+  // Bytes moved per body read or response write.
+  size_t io_buffer_bytes = 256 * 1024;
+};
+
+class HttpServer {
+ public:
+  // REQUIRES: `handler` outlives the server.
+  HttpServer(HttpServerOptions options, HttpHandler* handler);
+  // Stops (with no drain time) if still running.
+  ~HttpServer();
+  HttpServer(const HttpServer&) = delete;
+  HttpServer& operator=(const HttpServer&) = delete;
+
+  // Binds, listens and starts the threads. InvalidArgument for a bad address; IOError (e.g.
+  // address in use) from the socket calls.
+  Status Start();
+  // The port listened on (after Start).
+  uint16_t port() const;
+  // Stops accepting, closes idle connections, lets requests in progress finish for up to
+  // `drain`, then closes the rest (a body being received is abandoned, and its sink
+  // destroyed) and joins the threads.
+  void Stop(std::chrono::milliseconds drain);
+  // Connections open now.
+  size_t connections() const;
+
+  class Impl;
+
+ private:
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace shardfs::net
+
+#endif  // SHARDFS_NET_HTTP_SERVER_H_
