@@ -186,7 +186,7 @@ class ShardStore {
   explicit ShardStore(ShardStoreOptions options);
 
   Status Init();
-  Status Recover();
+  Status Recover() REQUIRES(mu_);
   std::string ShardPath(const ShardId& id) const;
   Mutex& StripeFor(const ShardId& id) { return stripes_[id.data()[0] % stripes_.size()]; }
   uint64_t DiskAvailable() const;

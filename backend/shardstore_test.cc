@@ -10,6 +10,7 @@
 
 #include "backend/slot.h"
 #include "backend/sqlite.h"
+#include "base/file.h"
 #include "tests/testutil.h"
 
 namespace shardfs::backend {
@@ -360,6 +361,32 @@ TEST_F(ShardStoreTest, ConcurrentPutsAndDeletesOfTheSameShardStayConsistent) {
   EXPECT_EQ(store_->Stats().shards, 0u);
   EXPECT_EQ(store_->Stats().used, 0u);
   EXPECT_EQ(FilesUnder("shards"), 0u);
+}
+
+}  // namespace
+}  // namespace shardfs::backend
+
+namespace shardfs::backend {
+namespace {
+
+// tests/golden/shard_v1.bin is the shard file of the 150000 bytes (7*i+3) mod 251, written by
+// an independent implementation (Python hashlib) of docs/format.md "Shard file" and "Shard
+// id". Files on nodes' disks must stay readable, and the store must keep writing this layout.
+TEST_F(ShardStoreTest, GoldenShardFileV1) {
+  Bytes data(150000);
+  for (size_t i = 0; i < data.size(); ++i) data[i] = static_cast<uint8_t>((i * 7 + 3) % 251);
+  ShardId id = crypto::MerkleRoot(data);
+  EXPECT_EQ(id.ToHex(), "7fb200fefdcf255f25233d4c88dc9e1987b109e58bbe0da34c412cbc40eb3fec");
+  ASSERT_OK(Put(alice_, data));
+  ASSERT_OK_AND_ASSIGN(Bytes written, ReadFile(ShardFile(id), 1 << 20));
+  ASSERT_OK_AND_ASSIGN(
+      Bytes golden,
+      ReadFile(std::string(SHARDFS_SOURCE_DIR) + "/tests/golden/shard_v1.bin", 1 << 20));
+  EXPECT_EQ(written, golden);
+  // And a golden file in place of the written one reads back as the shard.
+  ASSERT_OK(WriteFileAtomic(ShardFile(id), golden, 0600));
+  ASSERT_OK_AND_ASSIGN(Bytes back, ReadAll(alice_, id));
+  EXPECT_EQ(back, data);
 }
 
 }  // namespace

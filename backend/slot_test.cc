@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include "base/file.h"
 #include "tests/testutil.h"
 
 namespace shardfs::backend {
@@ -55,6 +56,30 @@ TEST(SlotRecordTest, AnotherKeysSignatureFails) {
   // Put b's key in the owner field: the signature no longer matches.
   std::copy(b.public_key().span().begin(), b.public_key().span().end(), rec.begin() + 5);
   EXPECT_EQ(VerifySlotRecord(rec).status().code(), Code::kPermissionDenied);
+}
+
+}  // namespace
+}  // namespace shardfs::backend
+
+namespace shardfs::backend {
+namespace {
+
+// tests/golden/slot_v1.bin was written by an independent implementation (Python with the
+// cryptography package) from the seed 01 02 .. 20, sequence 7 and value "golden head
+// pointer". Nodes keep records like it; this build must keep reading them and (ed25519 being
+// deterministic) write the same bytes.
+TEST(SlotRecordTest, GoldenV1) {
+  ASSERT_OK_AND_ASSIGN(
+      Bytes golden, ReadFile(std::string(SHARDFS_SOURCE_DIR) + "/tests/golden/slot_v1.bin", 4096));
+  ASSERT_OK_AND_ASSIGN(SlotRecord r, VerifySlotRecord(golden));
+  EXPECT_EQ(r.owner.ToHex(), "79b5562e8fe654f94078b112e8a98ba7901f853ae695bed7e0e3910bad049664");
+  EXPECT_EQ(r.sequence, 7u);
+  EXPECT_EQ(r.value, ToBytes("golden head pointer"));
+  crypto::SecretKey seed;
+  for (size_t i = 0; i < 32; ++i) seed.mutable_data()[i] = static_cast<uint8_t>(i + 1);
+  ASSERT_OK_AND_ASSIGN(Bytes again, SignSlotRecord(crypto::SigningKey::FromSeed(seed), 7,
+                                                   ToBytes("golden head pointer")));
+  EXPECT_EQ(again, golden);
 }
 
 }  // namespace

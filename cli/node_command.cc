@@ -1,6 +1,7 @@
 #include "cli/node_command.h"
 
 #include <cstdio>
+#include <filesystem>
 #include <memory>
 #include <string>
 #include <vector>
@@ -31,7 +32,7 @@ struct NodeFlags {
   std::string owner_quota = "0";
   std::vector<std::string> allow_owners;
   int threads = 8;
-  size_t max_connections = 512;
+  size_t max_connections = 256;
   double header_timeout = 10;
   double idle_timeout = 60;
   double io_timeout = 30;
@@ -39,6 +40,7 @@ struct NodeFlags {
   int64_t clock_skew = 120;
   std::string log_level = "info";
   std::string ready_file;
+  std::string config;
   bool print_id = false;
 };
 
@@ -56,7 +58,38 @@ std::chrono::milliseconds Millis(double seconds) {
   return std::chrono::milliseconds(static_cast<int64_t>(seconds * 1000));
 }
 
+// Sets every option the command line left unset from the config file `path` (TOML: `key =
+// value` lines, keys as the long options without dashes, optionally under a [node] section).
+// The command line wins over the file. Returns an error message, or "" on success.
+std::string ApplyConfig(CLI::App* cmd, const std::string& path) {
+  std::vector<CLI::ConfigItem> items;
+  try {
+    items = CLI::ConfigTOML().from_file(path);
+  } catch (const CLI::Error& e) {
+    return "--config " + path + ": " + e.what();
+  }
+  for (const auto& item : items) {
+    if (item.name == "++" || item.name == "--") continue;  // section markers
+    if (!item.parents.empty() && item.parents != std::vector<std::string>{"node"}) {
+      return "--config " + path + ": unknown section [" + item.parents.front() + "]";
+    }
+    CLI::Option* op = cmd->get_option_no_throw("--" + item.name);
+    if (op == nullptr || item.name == "config" || item.name == "print-id" || item.name == "help") {
+      return "--config " + path + ": unknown key '" + item.name + "'";
+    }
+    if (op->count() > 0) continue;
+    try {
+      op->add_result(item.inputs);
+      op->run_callback();
+    } catch (const CLI::Error& e) {
+      return "--config " + path + ": " + item.name + ": " + e.what();
+    }
+  }
+  return "";
+}
+
 int RunNode(const NodeFlags& f) {
+  if (f.data.empty()) return Usage("--data is required (the node's data folder)");
   auto level = log::ParseLevel(f.log_level);
   if (!level.ok()) return Usage(level.status().message());
   log::Options lo;
@@ -120,11 +153,15 @@ int RunNode(const NodeFlags& f) {
   // A client that disconnects mid-write must not kill the node.
   ::signal(SIGPIPE, SIG_IGN);
 
+  // The store takes the folder's lock first, so two nodes never share a folder or a key.
+  std::error_code ec;
+  std::filesystem::create_directories(f.data, ec);
+  if (ec) return Fail("create " + f.data, Status::IOError(ec.message()));
+  auto store = backend::ShardStore::Open(so);
+  if (!store.ok()) return Fail("open " + f.data, store.status());
   auto key = net::LoadOrCreateNodeKey(f.data);
   if (!key.ok()) return Fail("node key", key.status());
   NodeId id = crypto::NodeIdOf(key->public_key());
-  auto store = backend::ShardStore::Open(so);
-  if (!store.ok()) return Fail("open " + f.data, store.status());
   net::NodeService service(store->get(), id, no);
   net::HttpServerOptions ho;
   ho.address = listen->host;
@@ -166,9 +203,10 @@ std::function<int()> AddNodeCommand(CLI::App& app) {
   auto flags = std::make_shared<NodeFlags>();
   CLI::App* cmd =
       app.add_subcommand("node", "Run a storage node: keep other drives' encrypted shards.");
-  cmd->set_config("--config", "",
-                  "Read options from a file (TOML: key = value, keys as the long options)");
-  cmd->add_option("--data", flags->data, "Data folder (shards, index, node key)")->required();
+  cmd->add_option("--config", flags->config,
+                  "Read options from a file (TOML: key = value, keys as the long options; the "
+                  "command line wins)");
+  cmd->add_option("--data", flags->data, "Data folder (shards, index, node key); required");
   cmd->add_option("--listen", flags->listen, "Address to serve on, HOST:PORT (port 0 picks one)")
       ->capture_default_str();
   cmd->add_option("--capacity", flags->capacity, "Most bytes of shards to keep, e.g. 100G");
@@ -202,7 +240,13 @@ std::function<int()> AddNodeCommand(CLI::App& app) {
                   "Write HOST:PORT here once serving (for scripts using port 0)");
   cmd->add_flag("--print-id", flags->print_id,
                 "Print the node id (creating the key if needed) and exit");
-  return [flags] { return RunNode(*flags); };
+  return [flags, cmd] {
+    if (!flags->config.empty()) {
+      std::string err = ApplyConfig(cmd, flags->config);
+      if (!err.empty()) return Usage(err);
+    }
+    return RunNode(*flags);
+  };
 }
 
 }  // namespace shardfs::cli

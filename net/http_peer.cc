@@ -1,10 +1,13 @@
 #include "net/http_peer.h"
 
+#include <cerrno>
 #include <random>
 #include <thread>
 
 #include <httplib.h>
 #include <nlohmann/json.hpp>
+#include <pthread.h>
+#include <signal.h>
 
 #include "backend/slot.h"
 #include "base/logging.h"
@@ -27,6 +30,40 @@ const ShardId& EmptyRoot() {
 }
 
 std::string ShardTarget(const ShardId& id) { return "/v1/shards/" + id.ToHex(); }
+
+// cpp-httplib 0.11 sends without MSG_NOSIGNAL, so a node that closes the connection while a
+// body is still going out (it refused the request on its head: 401, 413, 507) would raise
+// SIGPIPE and kill the whole process. SIGPIPE from send() goes to the sending thread, so it is
+// blocked in that thread for the length of a request, and one raised meanwhile is consumed;
+// the write fails with EPIPE instead, which httplib reports as an error.
+class ScopedSigpipeBlock {
+ public:
+  ScopedSigpipeBlock() {
+    sigemptyset(&pipe_);
+    sigaddset(&pipe_, SIGPIPE);
+    sigset_t pending;
+    // One pending before us is someone else's: left alone.
+    was_pending_ = sigpending(&pending) == 0 && sigismember(&pending, SIGPIPE) == 1;
+    blocked_ = pthread_sigmask(SIG_BLOCK, &pipe_, &old_) == 0;
+  }
+  ~ScopedSigpipeBlock() {
+    if (!blocked_) return;
+    sigset_t pending;
+    if (!was_pending_ && sigpending(&pending) == 0 && sigismember(&pending, SIGPIPE) == 1) {
+      timespec zero{0, 0};
+      while (sigtimedwait(&pipe_, nullptr, &zero) < 0 && errno == EINTR) {
+      }
+    }
+    pthread_sigmask(SIG_SETMASK, &old_, nullptr);
+  }
+  ScopedSigpipeBlock(const ScopedSigpipeBlock&) = delete;
+  ScopedSigpipeBlock& operator=(const ScopedSigpipeBlock&) = delete;
+
+ private:
+  sigset_t pipe_, old_;
+  bool was_pending_ = false;
+  bool blocked_ = false;
+};
 
 }  // namespace
 
@@ -177,6 +214,7 @@ Result<HttpPeer::Reply> HttpPeer::Attempt(const Call& call) {
                       reinterpret_cast<const uint8_t*>(data) + n);
     return true;
   };
+  ScopedSigpipeBlock no_sigpipe;
   auto client = Acquire();
   httplib::Result res{nullptr, httplib::Error::Unknown};
   if (call.method == "GET") {

@@ -12,6 +12,7 @@
 
 #include "base/logging.h"
 #include "base/version.h"
+#include "net/http_parse.h"
 
 namespace shardfs::net {
 
@@ -24,6 +25,13 @@ namespace {
 // Beast reads into its dynamic buffer in steps bounded by the buffer's free capacity; a
 // small buffer means 512-byte reads (MEASURED.md: 332 MB/s instead of 944 MB/s).
 constexpr size_t kReadBufferReserve = 64 * 1024;
+// What an idle keep-alive connection reads its next request's first bytes into.
+constexpr size_t kIdleReadBytes = 1024;
+// Draining an unread request body before closing (Session::Linger): at most this long in
+// all, and until the client pauses this long.
+constexpr auto kLingerTotal = std::chrono::seconds(10);
+constexpr auto kLingerIdle = std::chrono::seconds(2);
+constexpr size_t kLingerBufferBytes = 16 * 1024;
 }  // namespace
 
 class Session;
@@ -58,8 +66,6 @@ class Session : public std::enable_shared_from_this<Session> {
  public:
   Session(tcp::socket&& socket, HttpServer::Impl* server, bool overloaded)
       : stream_(std::move(socket)), server_(server), overloaded_(overloaded) {
-    buffer_.reserve(kReadBufferReserve);
-    io_.resize(server_->options_.io_buffer_bytes);
     beast::error_code ec;
     auto ep = stream_.socket().remote_endpoint(ec);
     if (!ec) peer_ = ep.address().to_string() + ":" + std::to_string(ep.port());
@@ -70,6 +76,7 @@ class Session : public std::enable_shared_from_this<Session> {
     asio::dispatch(stream_.get_executor(), [self = shared_from_this()] {
       if (self->overloaded_) {
         self->keep_alive_ = false;
+        self->linger_ = true;
         self->Respond(self->server_->handler_->Overloaded());
       } else {
         self->WaitForRequest();
@@ -95,9 +102,13 @@ class Session : public std::enable_shared_from_this<Session> {
   void WaitForRequest() {
     if (server_->stopping_) return Shutdown();
     if (buffer_.size() > 0) return ReadHeader();  // a pipelined request is already here
+    // An idle connection holds no big buffers: memory grows with requests in progress, not
+    // with open connections.
+    io_ = Bytes();
+    buffer_.shrink_to_fit();
     idle_ = true;
     stream_.expires_after(opt().idle_timeout);
-    stream_.async_read_some(buffer_.prepare(kReadBufferReserve),
+    stream_.async_read_some(buffer_.prepare(kIdleReadBytes),
                             [self = shared_from_this()](beast::error_code ec, size_t n) {
                               self->idle_ = false;
                               if (ec) return self->Shutdown();
@@ -107,11 +118,9 @@ class Session : public std::enable_shared_from_this<Session> {
   }
 
   void ReadHeader() {
+    buffer_.reserve(kReadBufferReserve);
     parser_.emplace();
-    parser_->header_limit(opt().max_header_bytes);
-    // No limit while the head is read: the handler sets the body's limit once it has seen
-    // the head, and a body it does not accept is never read.
-    parser_->body_limit(boost::none);
+    PrepareRequestParser(*parser_, opt().max_header_bytes);
     stream_.expires_after(opt().header_timeout);
     http::async_read_header(
         stream_, buffer_, *parser_,
@@ -119,33 +128,34 @@ class Session : public std::enable_shared_from_this<Session> {
   }
 
   void OnHeader(beast::error_code ec) {
-    if (ec == http::error::end_of_stream || ec == beast::error::timeout ||
-        ec == asio::error::operation_aborted || ec == asio::error::connection_reset ||
-        ec == asio::error::eof) {
-      return Shutdown();
-    }
     keep_alive_ = false;
-    if (ec == http::error::header_limit) {
-      return Respond(Error(431, "header_too_large", "request head is too large"));
+    if (ec) {
+      auto r = HeadReadError(ec);
+      if (!r) return Shutdown();
+      return Respond(std::move(*r));
     }
-    if (ec) return Respond(Error(400, "bad_http", "malformed HTTP request: " + ec.message()));
-    const auto& req = parser_->get();
-    HttpRequestHead head;
-    head.method = std::string(req.method_string());
-    head.target = std::string(req.target());
-    for (const auto& f : req)
-      head.headers.emplace_back(std::string(f.name_string()), std::string(f.value()));
-    if (auto len = parser_->content_length()) head.content_length = *len;
-    head.chunked = parser_->chunked();
-    head.peer_address = peer_;
-    keep_alive_ = req.keep_alive() && req.version() == 11;
-    if (req.version() != 11 && req.version() != 10) {
-      return Respond(Error(505, "http_version", "only HTTP/1.1 is served"));
+    ParsedHead parsed = ToRequestHead(*parser_, peer_);
+    keep_alive_ = parsed.keep_alive;
+    if (parsed.error) return Respond(std::move(*parsed.error));
+    dispatch_ = server_->handler_->Begin(parsed.head);
+    if (dispatch_.response) {
+      linger_ = parsed.head.has_body();  // answered on its head: the body is still coming
+      return Respond(std::move(*dispatch_.response));
     }
-    dispatch_ = server_->handler_->Begin(head);
-    if (dispatch_.response) return Respond(std::move(*dispatch_.response));
-    if (!dispatch_.sink) return Respond(Error(500, "internal", "handler gave no response"));
+    if (!dispatch_.sink) return Respond(ServerError(500, "internal", "handler gave no response"));
     parser_->body_limit(dispatch_.body_limit);
+    io_.resize(opt().io_buffer_bytes);
+    if (beast::iequals(parser_->get()[http::field::expect], "100-continue")) {
+      // The client waits for this before it sends the body (curl does, for large bodies).
+      auto cont = std::make_shared<http::response<http::empty_body>>(http::status::continue_, 11);
+      stream_.expires_after(opt().io_timeout);
+      http::async_write(stream_, *cont,
+                        [self = shared_from_this(), cont](beast::error_code wec, size_t) {
+                          if (wec) return self->Shutdown();
+                          self->ReadBody();
+                        });
+      return;
+    }
     ReadBody();
   }
 
@@ -169,6 +179,7 @@ class Session : public std::enable_shared_from_this<Session> {
         HttpResponse r = dispatch_.sink->Fail(s);
         dispatch_.sink.reset();
         keep_alive_ = false;
+        linger_ = true;
         return Respond(std::move(r));
       }
     }
@@ -176,15 +187,10 @@ class Session : public std::enable_shared_from_this<Session> {
       // The client went away or stalled mid-body, or sent more than it may: drop the sink,
       // which discards what it received.
       dispatch_.sink.reset();
-      if (ec == http::error::body_limit) {
-        keep_alive_ = false;
-        return Respond(Error(413, "too_large", "request body is over the limit"));
-      }
-      if (ec != asio::error::eof && ec != http::error::partial_message &&
-          ec != beast::error::timeout && ec != asio::error::operation_aborted &&
-          ec != asio::error::connection_reset) {
-        keep_alive_ = false;
-        return Respond(Error(400, "bad_http", "malformed request body: " + ec.message()));
+      keep_alive_ = false;
+      if (auto r = BodyReadError(ec)) {
+        linger_ = true;
+        return Respond(std::move(*r));
       }
       log::Debug("{}: request body abandoned: {}", peer_, ec.message());
       return Shutdown();
@@ -197,20 +203,6 @@ class Session : public std::enable_shared_from_this<Session> {
     HttpResponse r = dispatch_.sink->Finish();
     dispatch_.sink.reset();
     Respond(std::move(r));
-  }
-
-  HttpResponse Error(unsigned status, std::string_view code, std::string_view message) {
-    HttpResponse r;
-    r.status = status;
-    r.headers.emplace_back("Content-Type", "application/json");
-    r.body = std::string("{\"code\":\"") + std::string(code) + "\",\"message\":\"";
-    for (char c : message) {
-      if (c == '"' || c == '\\') r.body.push_back('\\');
-      r.body.push_back(static_cast<unsigned char>(c) < 0x20 ? ' ' : c);
-    }
-    r.body += "\"}\n";
-    r.close = true;
-    return r;
   }
 
   void Respond(HttpResponse r) {
@@ -227,6 +219,7 @@ class Session : public std::enable_shared_from_this<Session> {
     res_->body().size = 0;
     res_->body().more = !response_.head_only && response_.content_length() > 0;
     sent_ = 0;
+    if (response_.stream && !response_.head_only) io_.resize(opt().io_buffer_bytes);
     serializer_.emplace(*res_);
     stream_.expires_after(opt().io_timeout);
     http::async_write_header(stream_, *serializer_,
@@ -270,8 +263,34 @@ class Session : public std::enable_shared_from_this<Session> {
     response_ = HttpResponse();
     serializer_.reset();
     res_.reset();
-    if (!keep_alive_) return Shutdown();
+    if (!keep_alive_) return linger_ ? Linger() : Shutdown();
     WaitForRequest();
+  }
+
+  // Closes a connection whose client may still be sending a body we did not read. Closing at
+  // once would make the kernel answer its data with a reset, which can destroy our response
+  // before the client reads it (it would see "connection reset", not our 401 or 507). So the
+  // sending side is shut first, and what still arrives is read and dropped, within bounds.
+  void Linger() {
+    linger_ = false;
+    beast::error_code ec;
+    stream_.socket().shutdown(tcp::socket::shutdown_send, ec);
+    if (ec || server_->stopping_) return Shutdown();
+    io_.resize(kLingerBufferBytes);
+    linger_until_ = std::chrono::steady_clock::now() + kLingerTotal;
+    LingerRead();
+  }
+
+  void LingerRead() {
+    auto left = linger_until_ - std::chrono::steady_clock::now();
+    if (left <= std::chrono::steady_clock::duration::zero() || server_->stopping_)
+      return Shutdown();
+    stream_.expires_after(std::min<std::chrono::steady_clock::duration>(left, kLingerIdle));
+    stream_.socket().async_read_some(asio::buffer(io_.data(), io_.size()),
+                                     [self = shared_from_this()](beast::error_code ec, size_t) {
+                                       if (ec) return self->Shutdown();
+                                       self->LingerRead();
+                                     });
   }
 
   void Shutdown() {
@@ -294,6 +313,8 @@ class Session : public std::enable_shared_from_this<Session> {
   std::optional<http::response_serializer<http::buffer_body>> serializer_;
   uint64_t sent_ = 0;
   bool keep_alive_ = false;
+  bool linger_ = false;  // close with Linger(): part of the request body is unread
+  std::chrono::steady_clock::time_point linger_until_;
   std::atomic<bool> idle_{false};
 };
 

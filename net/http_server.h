@@ -30,15 +30,16 @@ struct HttpServerOptions {
   uint16_t port = 0;
   // Threads running the io_context. Handlers may block on disk, so a few more than cores.
   int threads = 8;
-  // Connections open at once; one more is answered 503 and closed.
-  size_t max_connections = 512;
+  // Connections open at once; one more is answered 503 and closed. An idle connection holds
+  // about 2 KiB; one with a request in progress up to io_buffer_bytes + 64 KiB.
+  size_t max_connections = 256;
   std::chrono::milliseconds idle_timeout{60000};
   std::chrono::milliseconds header_timeout{10000};
   std::chrono::milliseconds io_timeout{30000};
   // The largest request head (request line and headers).
   uint32_t max_header_bytes = 16 * 1024;
   // Bytes moved per body read or response write.
-  size_t io_buffer_bytes = 256 * 1024;
+  size_t io_buffer_bytes = 128 * 1024;
 };
 
 class HttpServer {

@@ -50,13 +50,14 @@ Result<crypto::SigningKey> LoadOrCreateNodeKey(const std::string& dir) {
   if (*n != kFileSize || std::memcmp(p, kMagic, 4) != 0) {
     return Status::Corruption(path + " is not a shardfs node key");
   }
-  if (p[4] != kVersion) {
-    return Status::NotSupported(path + " is a node key of version " + std::to_string(p[4]) +
-                                ", which this build cannot read");
-  }
+  // The checksum first: a damaged version byte is damage, not a newer format.
   crypto::Digest256 sum = crypto::Sha256(ByteSpan(p, 37));
   if (std::memcmp(sum.data(), p + 37, 4) != 0) {
     return Status::Corruption(path + " is damaged (checksum mismatch)");
+  }
+  if (p[4] != kVersion) {
+    return Status::NotSupported(path + " is a node key of version " + std::to_string(p[4]) +
+                                ", which this build cannot read");
   }
   crypto::SecretKey seed;
   std::memcpy(seed.mutable_data(), p + 5, 32);

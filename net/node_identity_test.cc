@@ -46,3 +46,24 @@ TEST(NodeIdentityTest, DamageIsAClearError) {
 
 }  // namespace
 }  // namespace shardfs::net
+
+namespace shardfs::net {
+namespace {
+
+// tests/golden/node_key_v1.bin was written by an independent implementation (Python) from
+// the seed 21 22 .. 40; a node's identity must survive upgrades.
+TEST(NodeIdentityTest, GoldenV1) {
+  test::TempDir dir;
+  ASSERT_OK_AND_ASSIGN(
+      Bytes golden,
+      ReadFile(std::string(SHARDFS_SOURCE_DIR) + "/tests/golden/node_key_v1.bin", 1024));
+  ASSERT_OK(WriteFileAtomic(dir.path() + "/node.key", golden, 0600));
+  ASSERT_OK_AND_ASSIGN(crypto::SigningKey key, LoadOrCreateNodeKey(dir.path()));
+  EXPECT_EQ(crypto::NodeIdOf(key.public_key()).ToHex(),
+            "e7f162a10bec559afea195e4dce84b69568d5d2cb0963eb446c0685e2b17f2f0");
+  ASSERT_OK_AND_ASSIGN(Bytes after, ReadFile(dir.path() + "/node.key", 1024));
+  EXPECT_EQ(after, golden);  // read, not rewritten
+}
+
+}  // namespace
+}  // namespace shardfs::net

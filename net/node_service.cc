@@ -30,20 +30,20 @@ HttpResponse JsonResponse(unsigned status, const nlohmann::json& j) {
   HttpResponse r;
   r.status = status;
   r.headers.emplace_back("Content-Type", "application/json");
-  r.body = j.dump();
+  // Messages may quote the request (its path, a header), whose bytes need not be UTF-8: such
+  // bytes become U+FFFD. By default dump() throws on them, which would end the node's process.
+  r.body = j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
   r.body.push_back('\n');
   return r;
 }
 
-// The HTTP answer for a store error that has no more specific one.
+// The HTTP answer for a store error that has no more specific one. Requests are checked
+// before they reach the store, so anything else it returns (an SQLite or disk error) is the
+// node's fault: 500.
 HttpResponse FromStatus(const Status& s) {
   switch (s.code()) {
-    case Code::kInvalidArgument:
-      return ErrorResponse(400, "bad_request", s.message());
     case Code::kNotFound:
       return ErrorResponse(404, "not_found", s.message());
-    case Code::kPermissionDenied:
-      return ErrorResponse(403, "forbidden", s.message());
     case Code::kNoSpace:
       return ErrorResponse(507, "insufficient_storage", s.message());
     case Code::kOutOfRange:
@@ -157,6 +157,27 @@ class ShardSource : public BodySource {
   uint64_t pos_, end_;
 };
 
+// Answers a request without reading its body; the connection then cannot carry another
+// request, so it is closed after the answer.
+Dispatch Answer(const HttpRequestHead& head, HttpResponse r) {
+  if (head.has_body()) r.close = true;
+  // A response to HEAD has no body, errors included (RFC 9110 9.3.2): on a keep-alive
+  // connection the client would read one as the start of its next response.
+  if (head.method == "HEAD") r.head_only = true;
+  return Dispatch::Respond(std::move(r));
+}
+
+// For requests that take no body: the refusal, if the request has one or signed another.
+std::optional<HttpResponse> RefuseBody(const HttpRequestHead& head, const VerifiedRequest& auth) {
+  if (head.has_body()) {
+    return ErrorResponse(400, "unexpected_body", head.method + " takes no body");
+  }
+  if (auth.body_root != EmptyBodyRoot()) {
+    return ErrorResponse(400, "body_mismatch", "Shardfs-Body must be the root of an empty body");
+  }
+  return std::nullopt;
+}
+
 }  // namespace
 
 HttpResponse ErrorResponse(unsigned status, std::string_view code, std::string_view message) {
@@ -228,6 +249,9 @@ Result<backend::ShardProof> DecodeProofResponse(ByteSpan body) {
   if (body[4] != kProofVersion) {
     return Status::NotSupported("proof response version " + std::to_string(body[4]));
   }
+  if (body[5] != 0 || body[6] != 0 || body[7] != 0) {
+    return Status::Corruption("proof response has non-zero reserved bytes");
+  }
   backend::ShardProof p;
   p.length = LoadLE64(body.data() + 8);
   p.proof.first_leaf = LoadLE64(body.data() + 16);
@@ -283,11 +307,7 @@ HttpResponse NodeService::StatusResponse(const HttpRequestHead& head) {
 }
 
 Dispatch NodeService::Begin(const HttpRequestHead& head) {
-  auto respond = [&](HttpResponse r) {
-    // The body was not read: the connection cannot carry another request.
-    if (head.has_body()) r.close = true;
-    return Dispatch::Respond(std::move(r));
-  };
+  auto respond = [&](HttpResponse r) { return Answer(head, std::move(r)); };
   const std::string& method = head.method;
   std::string_view target = head.target;
   if (target.empty() || target.front() != '/' || target.size() > 1024) {
@@ -384,10 +404,7 @@ Dispatch NodeService::Begin(const HttpRequestHead& head) {
 
 Dispatch NodeService::Shard(const HttpRequestHead& head, const ShardId& id,
                             const VerifiedRequest& auth) {
-  auto respond = [&](HttpResponse r) {
-    if (head.has_body()) r.close = true;
-    return Dispatch::Respond(std::move(r));
-  };
+  auto respond = [&](HttpResponse r) { return Answer(head, std::move(r)); };
   const std::string& method = head.method;
   if (method == "PUT") {
     if (head.chunked || !head.content_length) {
@@ -409,13 +426,7 @@ Dispatch NodeService::Shard(const HttpRequestHead& head, const ShardId& id,
     if (!writer.ok()) return respond(FromStatus(writer.status()));
     return Dispatch::Stream(std::make_unique<ShardSink>(std::move(*writer)), length);
   }
-  if (head.has_body()) {
-    return respond(ErrorResponse(400, "unexpected_body", method + " takes no body"));
-  }
-  if (auth.body_root != EmptyBodyRoot()) {
-    return respond(
-        ErrorResponse(400, "body_mismatch", "Shardfs-Body must be the root of an empty body"));
-  }
+  if (auto refusal = RefuseBody(head, auth)) return respond(std::move(*refusal));
   if (method == "DELETE") {
     Status s = store_->Delete(auth.caller, id);
     if (!s.ok()) return respond(FromStatus(s));
@@ -456,15 +467,8 @@ Dispatch NodeService::Shard(const HttpRequestHead& head, const ShardId& id,
 
 Dispatch NodeService::Proof(const HttpRequestHead& head, std::string_view query, const ShardId& id,
                             const VerifiedRequest& auth) {
-  auto respond = [&](HttpResponse r) {
-    if (head.has_body()) r.close = true;
-    return Dispatch::Respond(std::move(r));
-  };
-  if (head.has_body()) return respond(ErrorResponse(400, "unexpected_body", "GET takes no body"));
-  if (auth.body_root != EmptyBodyRoot()) {
-    return respond(
-        ErrorResponse(400, "body_mismatch", "Shardfs-Body must be the root of an empty body"));
-  }
+  auto respond = [&](HttpResponse r) { return Answer(head, std::move(r)); };
+  if (auto refusal = RefuseBody(head, auth)) return respond(std::move(*refusal));
   std::optional<uint64_t> leaf, first, count;
   auto bad = [&](std::string msg) { return respond(ErrorResponse(400, "bad_query", msg)); };
   while (!query.empty()) {
@@ -511,10 +515,7 @@ Dispatch NodeService::Proof(const HttpRequestHead& head, std::string_view query,
 
 Dispatch NodeService::Slot(const HttpRequestHead& head, const crypto::PublicKey& owner,
                            const VerifiedRequest& auth) {
-  auto respond = [&](HttpResponse r) {
-    if (head.has_body()) r.close = true;
-    return Dispatch::Respond(std::move(r));
-  };
+  auto respond = [&](HttpResponse r) { return Answer(head, std::move(r)); };
   if (owner != auth.caller) {
     return respond(ErrorResponse(403, "not_your_slot", "an owner may use only its own slot"));
   }
@@ -529,11 +530,7 @@ Dispatch NodeService::Slot(const HttpRequestHead& head, const crypto::PublicKey&
     return Dispatch::Stream(std::make_unique<SlotSink>(store_, owner, auth.body_root),
                             *head.content_length);
   }
-  if (head.has_body()) return respond(ErrorResponse(400, "unexpected_body", "GET takes no body"));
-  if (auth.body_root != EmptyBodyRoot()) {
-    return respond(
-        ErrorResponse(400, "body_mismatch", "Shardfs-Body must be the root of an empty body"));
-  }
+  if (auto refusal = RefuseBody(head, auth)) return respond(std::move(*refusal));
   auto slot = store_->GetSlot(owner);
   if (!slot.ok()) return respond(FromStatus(slot.status()));
   if (!slot->has_value()) return respond(ErrorResponse(404, "no_slot", "no record stored"));

@@ -69,7 +69,8 @@ Result<std::optional<std::pair<uint64_t, uint64_t>>> ParseRange(std::string_view
 
 // The body of a proof response (docs/protocol.md, "Proofs"), and its parser for clients.
 Bytes EncodeProofResponse(const backend::ShardProof& proof);
-// InvalidArgument/Corruption for a malformed body. The result is not checked against any id.
+// Corruption for a malformed body, NotSupported for a newer version. The result is not checked
+// against any id.
 Result<backend::ShardProof> DecodeProofResponse(ByteSpan body);
 
 // An error response: JSON {"code": code, "message": message}.

@@ -201,6 +201,20 @@ TEST_F(NodeServiceTest, BadIdsAndRoutes) {
   EXPECT_EQ(a.Header("Allow"), "GET, HEAD, PUT, DELETE");
 }
 
+// A path or header that is not UTF-8, quoted in an error message, is answered, not thrown on
+// (found by tests/fuzz/fuzz_node_request.cc).
+TEST_F(NodeServiceTest, ErrorsQuotingBytesThatAreNotUtf8) {
+  Answer route = Send("GET", "/v1/s\x86hards/x\xff");
+  EXPECT_EQ(route.status, 404u);
+  EXPECT_EQ(route.code(), "no_route");
+  Bytes data = test::PseudoRandomBytes(1000, 6);
+  std::string target = "/v1/shards/" + crypto::MerkleRoot(data).ToHex();
+  ASSERT_EQ(Put(data, alice_).status, 201u);
+  Answer range = Send("GET", target, {}, &alice_, {}, {{"Range", "bytes=\xc3\x28-"}});
+  EXPECT_EQ(range.status, 400u);
+  EXPECT_EQ(range.code(), "bad_range");
+}
+
 TEST_F(NodeServiceTest, UnsignedAndWronglySignedRequestsAreRefused) {
   Bytes data = test::PseudoRandomBytes(1000, 4);
   std::string target = "/v1/shards/" + crypto::MerkleRoot(data).ToHex();

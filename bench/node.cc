@@ -1,0 +1,829 @@
+// bench/node: a storage node's speed against the disk under it.
+//
+// Starts one `shardfs node` process on a loopback ephemeral port, with its data folder in a
+// temporary folder, and in the same run, on the same file system, measures:
+//   - PUT of --shard-mib MiB shards (HttpPeer::PutShard) over 1 and --connections connections,
+//     and the raw baseline: the same bytes written as files (write, fsync, close per file) on
+//     1 and --connections threads;
+//   - GET of the shards (HttpPeer::GetShard, which checks each shard's Merkle root) over 1 and
+//     --connections connections, and the raw baseline: the raw files read back on 1 and
+//     --connections threads. Before every read run the files read are evicted from the page
+//     cache (they are fsync'd, then posix_fadvise(POSIX_FADV_DONTNEED)), and mincore() checks
+//     that nothing of them stayed resident, so both sides read from the disk;
+//   - the node's peak resident memory (VmHWM).
+// Runs are interleaved (raw write, PUT, raw read, GET in every round) so that a noisy moment
+// hits a node figure and its baseline alike; every figure is the median of --runs runs after
+// one warm-up round; MB = 10^6 bytes. The processes' CPU time per byte is printed beside, as
+// client and node share the machine's cores.
+//
+// Targets (docs/bench.md): PUT >= 0.6 of raw fsync'd write and GET >= 0.6 of raw read, both at
+// --connections connections; node peak RSS under 128 MiB. Missing one is reported, not an
+// error: the exit status is 0 unless the benchmark itself fails.
+
+#include <algorithm>
+#include <atomic>
+#include <cerrno>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <iterator>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <sstream>
+#include <stdexcept>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <CLI/CLI.hpp>
+#include <fcntl.h>
+#include <nlohmann/json.hpp>
+#include <signal.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/statfs.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "base/bytes.h"
+#include "base/file.h"
+#include "base/splitmix64.h"
+#include "crypto/merkle.h"
+#include "crypto/sign.h"
+#include "net/address.h"
+#include "net/http_peer.h"
+
+#ifndef SHARDFS_BINARY
+#define SHARDFS_BINARY "shardfs"
+#endif
+#ifndef SHARDFS_BENCH_DIR
+#define SHARDFS_BENCH_DIR ""
+#endif
+
+namespace shardfs::bench {
+namespace {
+
+namespace fs = std::filesystem;
+using Clock = std::chrono::steady_clock;
+
+struct Options {
+  std::string shardfs = SHARDFS_BINARY;
+  std::string dir;  // parent of the temporary folder; see DefaultDir()
+  size_t total_mib = 512;
+  size_t shard_mib = 4;
+  int runs = 5;
+  int connections = 8;
+  int node_threads = 8;
+  size_t read_kib = 1024;
+  std::string what = "both";  // both, write or read
+  bool prefault = true;
+  bool trace = false;
+  bool keep = false;
+  bool json = false;
+};
+
+constexpr double kPutTarget = 0.6;
+constexpr double kGetTarget = 0.6;
+constexpr double kRssTargetMib = 128;
+
+// The benchmark's own failures (not the node's figures) end the run; guards below still stop
+// the node and remove the temporary folder.
+[[noreturn]] void Fail(const std::string& what) { throw std::runtime_error(what); }
+void Check(const Status& s, const std::string& what) {
+  if (!s.ok()) Fail(what + ": " + s.ToString());
+}
+
+std::string DefaultDir() {
+  // The build folder is on the disk the project builds on; a tmpfs $TMPDIR would measure
+  // memory, not a disk.
+  std::string d = SHARDFS_BENCH_DIR;
+  if (!d.empty() && fs::is_directory(d)) return d;
+  const char* t = std::getenv("TMPDIR");
+  return t != nullptr && *t != '\0' ? t : "/tmp";
+}
+
+std::string FsType(const std::string& path) {
+  struct statfs s {};
+  if (::statfs(path.c_str(), &s) != 0) return "unknown";
+  switch (static_cast<unsigned long>(s.f_type)) {
+    case 0xEF53:
+      return "ext4";
+    case 0x58465342:
+      return "xfs";
+    case 0x9123683E:
+      return "btrfs";
+    case 0x01021994:
+      return "tmpfs";
+    case 0x794c7630:
+      return "overlayfs";
+    default: {
+      char hex[32];
+      std::snprintf(hex, sizeof(hex), "0x%lx", static_cast<unsigned long>(s.f_type));
+      return hex;
+    }
+  }
+}
+
+std::string CpuModel() {
+  std::ifstream f("/proc/cpuinfo");
+  std::string line;
+  while (std::getline(f, line)) {
+    if (line.rfind("model name", 0) == 0) return line.substr(line.find(':') + 2);
+  }
+  return "unknown";
+}
+
+// Runs fn(worker, item) for items [0, count) on `threads` threads, each taking the next item;
+// returns the first failure (the other workers stop taking items).
+Status ParallelFor(int threads, size_t count, const std::function<Status(int, size_t)>& fn) {
+  std::atomic<size_t> next{0};
+  std::atomic<bool> failed{false};
+  std::mutex mu;
+  Status first;
+  auto work = [&](int worker) {
+    while (!failed.load()) {
+      size_t i = next.fetch_add(1);
+      if (i >= count) return;
+      Status s = fn(worker, i);
+      if (!s.ok()) {
+        std::lock_guard<std::mutex> lock(mu);
+        if (!failed.exchange(true)) first = s;
+      }
+    }
+  };
+  if (threads <= 1) {
+    work(0);
+  } else {
+    std::vector<std::thread> pool;
+    for (int w = 0; w < threads; ++w) pool.emplace_back(work, w);
+    for (auto& t : pool) t.join();
+  }
+  return first;
+}
+
+// --- the node process --------------------------------------------------------------------
+
+class NodeProcess {
+ public:
+  NodeProcess(const std::string& binary, const std::string& data, const std::string& ready,
+              uint64_t capacity, int threads) {
+    std::vector<std::string> args = {
+        binary,         "node",        "--data",     data,
+        "--listen",     "127.0.0.1:0", "--capacity", std::to_string(capacity),
+        "--ready-file", ready,         "--threads",  std::to_string(threads),
+        "--log-level",  "warn"};
+    std::vector<char*> argv;
+    for (auto& a : args) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    pid_t parent = ::getpid();
+    pid_ = ::fork();
+    if (pid_ < 0) Fail("fork: " + std::string(std::strerror(errno)));
+    if (pid_ == 0) {
+      // The node goes when the benchmark does, however it ends; its log goes to stderr so that
+      // --json output stays clean.
+      ::prctl(PR_SET_PDEATHSIG, SIGTERM);
+      if (::getppid() != parent) ::_exit(127);
+      ::dup2(2, 1);
+      ::execv(argv[0], argv.data());
+      ::_exit(127);
+    }
+    // Wait for the node to write its address.
+    auto deadline = Clock::now() + std::chrono::seconds(30);
+    while (true) {
+      int st = 0;
+      if (::waitpid(pid_, &st, WNOHANG) == pid_) {
+        pid_ = -1;
+        Fail("shardfs node exited before it was ready (status " + std::to_string(st) +
+             "); binary: " + binary);
+      }
+      std::ifstream f(ready);
+      std::string line;
+      if (f && std::getline(f, line) && !line.empty()) {
+        auto hp = net::ParseHostPort(line);
+        if (!hp.ok()) {
+          (void)Stop();
+          Fail("node wrote a bad address '" + line + "' to " + ready);
+        }
+        address_ = *hp;
+        return;
+      }
+      if (Clock::now() > deadline) {
+        (void)Stop();
+        Fail("shardfs node did not become ready within 30 s");
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+  }
+  ~NodeProcess() { (void)Stop(); }
+  NodeProcess(const NodeProcess&) = delete;
+  NodeProcess& operator=(const NodeProcess&) = delete;
+
+  pid_t pid() const { return pid_; }
+  const net::HostPort& address() const { return address_; }
+
+  // SIGTERM, then waits (SIGKILL after 30 s). Returns a description of how it ended.
+  std::string Stop() {
+    if (pid_ <= 0) return "not running";
+    ::kill(pid_, SIGTERM);
+    auto deadline = Clock::now() + std::chrono::seconds(30);
+    int st = 0;
+    std::string how;
+    while (true) {
+      pid_t r = ::waitpid(pid_, &st, WNOHANG);
+      if (r == pid_ || (r < 0 && errno != EINTR)) break;
+      if (Clock::now() > deadline) {
+        ::kill(pid_, SIGKILL);
+        ::waitpid(pid_, &st, 0);
+        how = "killed after 30 s; ";
+        break;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    pid_ = -1;
+    if (WIFEXITED(st)) return how + "exited with status " + std::to_string(WEXITSTATUS(st));
+    if (WIFSIGNALED(st)) return how + "ended by signal " + std::to_string(WTERMSIG(st));
+    return how + "ended";
+  }
+
+  // A "Vm...:" figure of /proc/PID/status in KiB (0 if absent).
+  uint64_t StatusKib(const std::string& field) const {
+    std::ifstream f("/proc/" + std::to_string(pid_) + "/status");
+    std::string line;
+    while (std::getline(f, line)) {
+      if (line.rfind(field, 0) == 0) return std::strtoull(line.c_str() + field.size(), nullptr, 10);
+    }
+    return 0;
+  }
+
+ private:
+  pid_t pid_ = -1;
+  net::HostPort address_;
+};
+
+// Removes the temporary folder on every exit path.
+class TempDir {
+ public:
+  explicit TempDir(const std::string& parent, bool keep) : keep_(keep) {
+    std::string tmpl = parent + "/shardfs-bench-node.XXXXXX";
+    if (::mkdtemp(tmpl.data()) == nullptr) {
+      Fail("create a temporary folder in " + parent + ": " + std::strerror(errno));
+    }
+    path_ = tmpl;
+  }
+  ~TempDir() {
+    std::error_code ec;
+    if (!keep_) fs::remove_all(path_, ec);
+  }
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string path_;
+  bool keep_;
+};
+
+// --- CPU accounting ----------------------------------------------------------------------
+
+struct CpuSample {
+  double self = 0;  // this process (the client, or the raw baseline), user + system seconds
+  double node = 0;  // the node process, user + system seconds
+  double busy = 0;  // all cores, seconds neither idle nor waiting for I/O
+};
+
+CpuSample SampleCpu(pid_t node) {
+  CpuSample s;
+  struct rusage ru {};
+  ::getrusage(RUSAGE_SELF, &ru);
+  s.self = static_cast<double>(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
+           static_cast<double>(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
+  const double tick = static_cast<double>(::sysconf(_SC_CLK_TCK));
+  {
+    std::ifstream f("/proc/" + std::to_string(node) + "/stat");
+    std::string all((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+    size_t paren = all.rfind(')');
+    if (paren != std::string::npos) {
+      // After the command name: state is field 3, utime 14, stime 15.
+      std::istringstream in(all.substr(paren + 2));
+      std::string field;
+      uint64_t utime = 0, stime = 0;
+      for (int i = 3; i <= 15 && in >> field; ++i) {
+        if (i == 14) utime = std::strtoull(field.c_str(), nullptr, 10);
+        if (i == 15) stime = std::strtoull(field.c_str(), nullptr, 10);
+      }
+      s.node = static_cast<double>(utime + stime) / tick;
+    }
+  }
+  {
+    std::ifstream f("/proc/stat");
+    std::string cpu;
+    f >> cpu;  // "cpu": the sum over all cores
+    // user nice system idle iowait irq softirq steal (guest time is within user)
+    uint64_t v[8] = {};
+    for (int i = 0; i < 8 && f >> v[i]; ++i) {
+    }
+    s.busy = static_cast<double>(v[0] + v[1] + v[2] + v[5] + v[6] + v[7]) / tick;
+  }
+  return s;
+}
+
+// One measured operation: its timed runs and the CPU it used over them.
+struct Phase {
+  std::string key;
+  std::vector<double> seconds;
+  std::vector<double> run_cpu;  // bench + node CPU seconds of each run
+  double self_cpu = 0, node_cpu = 0;
+  double busy = 0;  // all cores, over the timed runs
+  double elapsed = 0;
+
+  double Bytes(uint64_t per_run) const {
+    return static_cast<double>(seconds.size()) * static_cast<double>(per_run);
+  }
+  // Cores kept busy on average by everything else: other processes (a noisy neighbour) and
+  // kernel threads (page cache writeback, softirqs not charged to a process).
+  double OtherCores() const {
+    return elapsed > 0 ? std::max(0.0, busy - self_cpu - node_cpu) / elapsed : 0.0;
+  }
+
+  double Median() const {
+    std::vector<double> t = seconds;
+    std::sort(t.begin(), t.end());
+    return t[t.size() / 2];
+  }
+};
+
+// --- the bytes ---------------------------------------------------------------------------
+
+// count shards of `shard` bytes in one buffer. Each generation stamps every shard's first
+// bytes afresh, so every PUT run stores new shards (a repeated PUT of a stored shard skips
+// the rename and the index insert) while the bytes stay incompressible.
+class Workload {
+ public:
+  Workload(size_t shard, size_t count) : shard_(shard), count_(count), data_(shard * count) {
+    FillSplitMix64(data_, 0x5eed);
+    ids_.resize(count);
+  }
+  size_t count() const { return count_; }
+  size_t shard_size() const { return shard_; }
+  uint64_t total() const { return data_.size(); }
+  ByteSpan shard(size_t i) const { return ByteSpan(data_).subspan(i * shard_, shard_); }
+  const std::vector<ShardId>& ids() const { return ids_; }
+
+  void Renew(uint64_t generation) {
+    int threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+    Check(ParallelFor(threads, count_,
+                      [&](int, size_t i) {
+                        StoreLE64(data_.data() + i * shard_, generation * count_ + i);
+                        ids_[i] = crypto::MerkleRoot(shard(i));
+                        return Status::Ok();
+                      }),
+          "hash shards");
+  }
+
+ private:
+  size_t shard_, count_;
+  Bytes data_;
+  std::vector<ShardId> ids_;
+};
+
+// --- raw files and the page cache --------------------------------------------------------
+
+std::vector<std::string> FilesUnder(const std::string& dir) {
+  std::vector<std::string> out;
+  for (const auto& e : fs::recursive_directory_iterator(dir)) {
+    if (e.is_regular_file()) out.push_back(e.path().string());
+  }
+  return out;
+}
+
+// fsyncs (a no-op for files already durable; DONTNEED cannot drop dirty pages) and drops
+// every file under `dir` from the page cache. Returns the fraction of their pages still
+// resident afterwards, by mincore().
+double Evict(const std::string& dir) {
+  const size_t page = static_cast<size_t>(::sysconf(_SC_PAGESIZE));
+  uint64_t pages = 0, resident = 0;
+  std::vector<unsigned char> vec;
+  for (const auto& path : FilesUnder(dir)) {
+    UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+    if (!fd.valid()) Fail("open " + path + ": " + std::strerror(errno));
+    if (::fsync(fd.get()) != 0) Fail("fsync " + path + ": " + std::strerror(errno));
+    int err = ::posix_fadvise(fd.get(), 0, 0, POSIX_FADV_DONTNEED);
+    if (err != 0) Fail("posix_fadvise " + path + ": " + std::strerror(err));
+    struct stat st {};
+    if (::fstat(fd.get(), &st) != 0 || st.st_size == 0) continue;
+    size_t len = static_cast<size_t>(st.st_size);
+    void* m = ::mmap(nullptr, len, PROT_READ, MAP_SHARED, fd.get(), 0);
+    if (m == MAP_FAILED) continue;
+    vec.resize((len + page - 1) / page);
+    if (::mincore(m, len, vec.data()) == 0) {
+      pages += vec.size();
+      for (unsigned char v : vec) resident += v & 1;
+    }
+    ::munmap(m, len);
+  }
+  return pages == 0 ? 0.0 : static_cast<double>(resident) / static_cast<double>(pages);
+}
+
+// Writes `bytes` to a scratch file in `dir` and deletes it before it is written back (no fsync,
+// and far below the dirty-page thresholds, so nothing reaches the disk). In a virtual machine
+// that returns free memory to its host (virtio-balloon free page reporting, as on the
+// reference machine), memory freed a few seconds earlier, such as page cache evicted before a
+// read run, is no longer backed, and the first write to it pays a fault in the host: a
+// 1-thread raw write after the read runs measured 260 MB/s at 2.3-3 ns/B of CPU, all in the
+// copy into the page cache, and 1,420 MB/s at 0.33 ns/B after this. Touching anonymous memory
+// does not help (the page cache takes large folios from other free lists). Done before every
+// timed run, so that each one finds the page cache's memory backed whatever ran before it.
+void Prefault(const std::string& dir, uint64_t bytes) {
+  static const Bytes zeros(size_t{4} << 20);
+  const std::string path = dir + "/prefault";
+  UniqueFd fd(::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
+  if (!fd.valid()) Fail("create " + path + ": " + std::strerror(errno));
+  for (uint64_t done = 0; done < bytes; done += zeros.size()) {
+    Check(WriteAll(fd.get(), zeros, path), "prefault");
+  }
+  fd.Reset();
+  ::unlink(path.c_str());
+}
+
+void SyncFs(const std::string& dir) {
+  UniqueFd fd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (!fd.valid() || ::syncfs(fd.get()) != 0) Fail("syncfs " + dir + ": " + std::strerror(errno));
+}
+
+std::string RawPath(const std::string& dir, uint64_t generation, size_t i) {
+  return dir + "/" + std::to_string(generation) + "-" + std::to_string(i);
+}
+
+Status RawWrite(const std::string& path, ByteSpan data) {
+  UniqueFd fd(::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
+  if (!fd.valid()) return PosixError("create " + path, errno);
+  SFS_RETURN_IF_ERROR(WriteAll(fd.get(), data, path));
+  if (::fsync(fd.get()) != 0) return PosixError("fsync " + path, errno);
+  if (fd.Close() != 0) return PosixError("close " + path, errno);
+  return Status::Ok();
+}
+
+Status RawRead(const std::string& path, MutableByteSpan buf, uint64_t expect) {
+  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!fd.valid()) return PosixError("open " + path, errno);
+  uint64_t got = 0;
+  while (true) {
+    ssize_t n = ::read(fd.get(), buf.data(), buf.size());
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return PosixError("read " + path, errno);
+    if (n == 0) break;
+    got += static_cast<uint64_t>(n);
+  }
+  if (got != expect) return Status::IOError(path + ": read " + std::to_string(got) + " bytes");
+  return Status::Ok();
+}
+
+// --- output ------------------------------------------------------------------------------
+
+std::string Mbps(const Phase& p, double mb) {
+  std::vector<double> t = p.seconds;
+  std::sort(t.begin(), t.end());
+  char buf[64];
+  if (t.size() > 1) {
+    std::snprintf(buf, sizeof(buf), "%6.0f (%.0f-%.0f)", mb / p.Median(), mb / t.back(),
+                  mb / t.front());
+  } else {
+    std::snprintf(buf, sizeof(buf), "%6.0f", mb / p.Median());
+  }
+  return buf;
+}
+
+int Run(const Options& opt) {
+  const size_t shard = opt.shard_mib << 20;
+  const size_t count = std::max<size_t>(1, (opt.total_mib << 20) / shard);
+  const int n = opt.connections;
+  Workload wl(shard, count);
+  const double mb = static_cast<double>(wl.total()) / 1e6;
+
+  if (!fs::exists(opt.shardfs)) Fail("no shardfs binary at " + opt.shardfs + " (see --shardfs)");
+  TempDir tmp(opt.dir.empty() ? DefaultDir() : opt.dir, opt.keep);
+  const std::string node_dir = tmp.path() + "/node";
+  const std::string raw_dir = tmp.path() + "/raw";
+  fs::create_directory(raw_dir);
+  const std::string fs_type = FsType(tmp.path());
+  NodeProcess node(opt.shardfs, node_dir, tmp.path() + "/ready", wl.total() * 4 + (1u << 30),
+                   opt.node_threads);
+  const pid_t node_pid = node.pid();
+
+  auto owner = std::make_shared<crypto::SigningKey>(crypto::SigningKey::Generate());
+  auto connect = [&](int in_flight) {
+    net::HttpPeerOptions po;
+    po.max_in_flight = in_flight;
+    auto p = net::HttpPeer::Connect(node.address(), owner, po);
+    Check(p.status(), "connect to the node");
+    return std::move(*p);
+  };
+  std::unique_ptr<net::HttpPeer> peer_one = connect(1), peer_many = connect(n);
+  auto peer_for = [&](int c) { return c == 1 ? peer_one.get() : peer_many.get(); };
+
+  if (!opt.json) {
+    std::printf(
+        "shardfs bench/node: %zu shards of %zu MiB (%.0f MB) per run, median of %d runs "
+        "after 1 warm-up round, MB = 10^6 B\n",
+        count, opt.shard_mib, mb, opt.runs);
+    std::printf("cpu: %s, %u cores\n", CpuModel().c_str(), std::thread::hardware_concurrency());
+    std::printf("node: %s node (pid %d) on %s, %d server threads\n", opt.shardfs.c_str(),
+                static_cast<int>(node_pid), node.address().ToString().c_str(), opt.node_threads);
+    std::printf("folder: %s (%s): node data in node/, raw files in raw/\n", tmp.path().c_str(),
+                fs_type.c_str());
+    if (fs_type == "tmpfs") {
+      std::printf("WARNING: tmpfs has no disk: fsync and eviction do nothing; use --dir\n");
+    }
+  }
+
+  // Phases by key ("put_8"), printed in the order made here.
+  std::map<std::string, Phase> phases;
+  std::vector<std::string> order;
+  for (const char* kind : {"raw_write", "put", "raw_read", "get"}) {
+    for (int c : {1, n}) {
+      std::string key = std::string(kind) + "_" + std::to_string(c);
+      phases[key].key = key;
+      order.push_back(key);
+    }
+  }
+  auto timed = [&](const std::string& key, bool keep, const std::function<Status()>& fn) {
+    if (opt.prefault) Prefault(tmp.path(), wl.total() + (uint64_t{64} << 20));
+    CpuSample a = SampleCpu(node_pid);
+    auto start = Clock::now();
+    Check(fn(), key);
+    auto stop = Clock::now();
+    double secs = std::chrono::duration<double>(stop - start).count();
+    CpuSample b = SampleCpu(node_pid);
+    if (opt.trace) {
+      // steady_clock is CLOCK_MONOTONIC: matches `perf record -k mono` timestamps.
+      auto since_boot = [](Clock::time_point t) {
+        return std::chrono::duration<double>(t.time_since_epoch()).count();
+      };
+      std::fprintf(stderr, "phase %s%s %.6f %.6f\n", key.c_str(), keep ? "" : " (warm-up)",
+                   since_boot(start), since_boot(stop));
+    }
+    if (!keep) return;
+    Phase& p = phases.at(key);
+    p.seconds.push_back(secs);
+    p.run_cpu.push_back(b.self - a.self + b.node - a.node);
+    p.self_cpu += b.self - a.self;
+    p.node_cpu += b.node - a.node;
+    p.busy += b.busy - a.busy;
+    p.elapsed += secs;
+  };
+
+  const bool time_writes = opt.what != "read";
+  const bool time_reads = opt.what != "write";
+  uint64_t generation = 0;
+  std::optional<uint64_t> raw_set;  // the generation of the raw files on disk
+  std::vector<ShardId> stored;      // the shards on the node
+  double worst_resident = 0;
+  std::vector<Bytes> read_bufs(n, Bytes(opt.read_kib << 10));
+  // Round 0 is the warm-up: connections open, the node's index and the disk settle.
+  for (int round = 0; round <= opt.runs; ++round) {
+    const bool keep = round > 0;
+    for (int c : {1, n}) {
+      // With --what read, the warm-up round's last shards and raw files are read every round.
+      if (!time_writes && round > 0) break;
+      const std::string suffix = "_" + std::to_string(c);
+      // Raw write: new files, after the previous set is gone and the disk has settled.
+      if (raw_set) {
+        for (size_t i = 0; i < count; ++i) ::unlink(RawPath(raw_dir, *raw_set, i).c_str());
+      }
+      const uint64_t g = ++generation;
+      SyncFs(raw_dir);
+      timed("raw_write" + suffix, keep, [&] {
+        return ParallelFor(
+            c, count, [&](int, size_t i) { return RawWrite(RawPath(raw_dir, g, i), wl.shard(i)); });
+      });
+      raw_set = g;
+      // PUT: new shards, after the previous ones are deleted.
+      Check(ParallelFor(n, stored.size(),
+                        [&](int, size_t i) { return peer_many->DeleteShard(stored[i]); }),
+            "delete shards");
+      wl.Renew(++generation);
+      SyncFs(node_dir);
+      net::HttpPeer* peer = peer_for(c);
+      timed("put" + suffix, keep, [&] {
+        return ParallelFor(c, count, [&](int, size_t i) {
+          return peer->PutShard(wl.ids()[i], wl.shard(i), nullptr);
+        });
+      });
+      stored = wl.ids();
+    }
+    for (int c : {1, n}) {
+      if (!time_reads) break;
+      const std::string suffix = "_" + std::to_string(c);
+      worst_resident = std::max(worst_resident, Evict(raw_dir));
+      timed("raw_read" + suffix, keep, [&] {
+        return ParallelFor(c, count, [&](int w, size_t i) {
+          return RawRead(RawPath(raw_dir, *raw_set, i), read_bufs[w], shard);
+        });
+      });
+      worst_resident = std::max(worst_resident, Evict(node_dir + "/shards"));
+      net::HttpPeer* peer = peer_for(c);
+      timed("get" + suffix, keep, [&] {
+        return ParallelFor(c, count, [&](int, size_t i) -> Status {
+          auto got = peer->GetShard(stored[i], nullptr);  // checks the Merkle root
+          if (!got.ok()) return got.status();
+          if (got->size() != shard) return Status::Corruption("GET returned a short shard");
+          return Status::Ok();
+        });
+      });
+    }
+  }
+  const uint64_t hwm_kib = node.StatusKib("VmHWM:");
+  const std::string stopped = node.Stop();
+
+  // --- report ---
+  const std::string ns = std::to_string(n);
+  auto measured = [&](const std::string& key) { return !phases.at(key).seconds.empty(); };
+  auto med = [&](const std::string& key) { return mb / phases.at(key).Median(); };
+  // node / raw of the medians, or nullopt when not measured (--what).
+  auto ratio_of = [&](const std::string& node_key,
+                      const std::string& raw_key) -> std::optional<double> {
+    if (!measured(node_key) || !measured(raw_key)) return std::nullopt;
+    return med(node_key) / med(raw_key);
+  };
+  const auto put_ratio_1 = ratio_of("put_1", "raw_write_1");
+  const auto put_ratio_n = ratio_of("put_" + ns, "raw_write_" + ns);
+  const auto get_ratio_1 = ratio_of("get_1", "raw_read_1");
+  const auto get_ratio_n = ratio_of("get_" + ns, "raw_read_" + ns);
+  const double hwm_mib = static_cast<double>(hwm_kib) / 1024.0;
+  const bool put_pass = put_ratio_n && *put_ratio_n >= kPutTarget;
+  const bool get_pass = get_ratio_n && *get_ratio_n >= kGetTarget;
+  const bool rss_pass = hwm_kib > 0 && hwm_mib < kRssTargetMib;
+  const int judged = (put_ratio_n ? 1 : 0) + (get_ratio_n ? 1 : 0) + 1;
+  const int passed = put_pass + get_pass + rss_pass;
+  const double cores = static_cast<double>(std::max(1u, std::thread::hardware_concurrency()));
+
+  if (opt.json) {
+    nlohmann::json j;
+    j["shards"] = count;
+    j["shard_mib"] = opt.shard_mib;
+    j["runs"] = opt.runs;
+    j["connections"] = n;
+    j["cpu"] = CpuModel();
+    j["cores"] = static_cast<int>(cores);
+    j["filesystem"] = fs_type;
+    j["page_cache_evicted_before_reads"] = true;
+    j["prefault"] = opt.prefault;
+    j["resident_after_eviction"] = worst_resident;
+    for (const auto& key : order) {
+      const Phase& p = phases.at(key);
+      if (p.seconds.empty()) continue;
+      j["mbps"][key] = mb / p.Median();
+      j["seconds"][key] = p.seconds;
+      j["run_cpu_seconds"][key] = p.run_cpu;
+      const double bytes = p.Bytes(wl.total());
+      j["cpu_ns_per_byte"][key] = {{"bench", p.self_cpu * 1e9 / bytes},
+                                   {"node", p.node_cpu * 1e9 / bytes}};
+      j["other_cores_busy"][key] = p.OtherCores();
+      const double per_byte = (p.self_cpu + p.node_cpu) * 1e9 / bytes;
+      if (per_byte > 0) j["cpu_limit_mbps"][key] = cores * 1e3 / per_byte;
+    }
+    auto put = [&](const std::string& key, const std::optional<double>& v) {
+      if (v) j["ratio"][key] = *v;
+    };
+    put("put_raw_write_1", put_ratio_1);
+    put("put_raw_write_" + ns, put_ratio_n);
+    put("get_raw_read_1", get_ratio_1);
+    put("get_raw_read_" + ns, get_ratio_n);
+    j["node_peak_rss_mib"] = hwm_mib;
+    if (put_ratio_n) {
+      j["targets"]["put_raw_write_" + ns] = {{"target", kPutTarget}, {"pass", put_pass}};
+    }
+    if (get_ratio_n) {
+      j["targets"]["get_raw_read_" + ns] = {{"target", kGetTarget}, {"pass", get_pass}};
+    }
+    j["targets"]["node_peak_rss_mib"] = {{"target_below", kRssTargetMib}, {"pass", rss_pass}};
+    j["node_stop"] = stopped;
+    std::printf("%s\n", j.dump(2).c_str());
+    return 0;
+  }
+
+  if (time_reads) {
+    std::printf(
+        "page cache: every read run starts with its files fsync'd and evicted "
+        "(posix_fadvise POSIX_FADV_DONTNEED);\n            resident after eviction, "
+        "worst case (mincore): %.1f%%\n",
+        100 * worst_resident);
+  }
+  std::printf("memory: %s\n",
+              opt.prefault ? "before every timed run, a scratch file of the run's size + 64 MiB is "
+                             "written to the page cache and deleted unwritten, so that the run "
+                             "finds backed memory (see Prefault; --no-prefault to skip)"
+                           : "not prefaulted (--no-prefault)");
+  std::printf(
+      "\nMB/s, median (slowest-fastest run)     1 connection/thread    %d "
+      "connections/threads\n",
+      n);
+  auto row = [&](const char* label, const std::string& kind) {
+    const Phase& one = phases.at(kind + "_1");
+    const Phase& many = phases.at(kind + "_" + ns);
+    if (one.seconds.empty()) return;
+    std::printf("  %-36s %-22s %s\n", label, Mbps(one, mb).c_str(), Mbps(many, mb).c_str());
+  };
+  char raw_w[96], raw_r[96];
+  std::snprintf(raw_w, sizeof(raw_w), "raw write (%zu MiB, fsync, close)", opt.shard_mib);
+  std::snprintf(raw_r, sizeof(raw_r), "raw read (%zu KiB reads)", opt.read_kib);
+  row(raw_w, "raw_write");
+  row("PUT (HttpPeer::PutShard)", "put");
+  row(raw_r, "raw_read");
+  row("GET (HttpPeer::GetShard, root checked)", "get");
+
+  std::printf("\nratios (of the medians)\n");
+  auto ratio = [&](const char* label, const std::optional<double>& r1,
+                   const std::optional<double>& rn, double target, bool pass) {
+    if (!r1 || !rn) return;
+    std::printf("  %-36s %-22.2f %-6.2f target >= %.2f at %d: %s\n", label, *r1, *rn, target, n,
+                pass ? "PASS" : "FAIL");
+  };
+  ratio("PUT / raw write", put_ratio_1, put_ratio_n, kPutTarget, put_pass);
+  ratio("GET / raw read", get_ratio_1, get_ratio_n, kGetTarget, get_pass);
+
+  std::printf(
+      "\nCPU (user + system) per byte moved, ns/B: bench = this process (the client, or\n"
+      "the raw baseline), node = the shardfs node; others = cores (of %.0f) kept busy on\n"
+      "average by everything else: other processes, writeback and other kernel threads;\n"
+      "CPU limit = MB/s if bench and node had all %.0f cores to themselves\n",
+      cores, cores);
+  std::printf("  %-18s %8s %8s %8s %10s\n", "", "bench", "node", "others", "CPU limit");
+  for (const auto& key : order) {
+    const Phase& p = phases.at(key);
+    if (p.seconds.empty()) continue;
+    const double bytes = p.Bytes(wl.total());
+    const double per_byte = (p.self_cpu + p.node_cpu) * 1e9 / bytes;
+    std::printf("  %-18s %8.2f %8.2f %8.2f %10.0f\n", key.c_str(), p.self_cpu * 1e9 / bytes,
+                p.node_cpu * 1e9 / bytes, p.OtherCores(),
+                per_byte > 0 ? cores * 1e3 / per_byte : 0.0);
+  }
+
+  std::printf("\nnode peak RSS (VmHWM): %.1f MiB   target < %.0f MiB: %s\n", hwm_mib, kRssTargetMib,
+              rss_pass ? "PASS" : "FAIL");
+  std::printf("node stopped with SIGTERM: %s\n", stopped.c_str());
+  std::printf(
+      "\ntargets: %d of %d met%s (the exit status is 0 either way; targets are judged on "
+      "the reference machine)\n",
+      passed, judged, passed == judged ? "" : ", see FAIL above");
+  return 0;
+}
+
+}  // namespace
+}  // namespace shardfs::bench
+
+int main(int argc, char** argv) try {
+  shardfs::bench::Options opt;
+  CLI::App app{
+      "Measures one shardfs node's PUT and GET against raw file writes and reads on the "
+      "same disk."};
+  app.add_option("--shardfs", opt.shardfs, "the shardfs binary to start")->capture_default_str();
+  app.add_option("--dir", opt.dir,
+                 "folder to make the temporary folder in (default: the build folder, else "
+                 "$TMPDIR, else /tmp); node data and raw files go there");
+  app.add_option("--total-mib", opt.total_mib, "MiB written and read per run")
+      ->check(CLI::Range(4, 65536))
+      ->capture_default_str();
+  app.add_option("--shard-mib", opt.shard_mib, "shard size in MiB")
+      ->check(CLI::Range(1, 64))
+      ->capture_default_str();
+  app.add_option("--runs", opt.runs, "timed runs per figure (the median is printed)")
+      ->check(CLI::Range(1, 101))
+      ->capture_default_str();
+  app.add_option("--connections", opt.connections,
+                 "connections (and threads) for the parallel runs")
+      ->check(CLI::Range(2, 64))
+      ->capture_default_str();
+  app.add_option("--node-threads", opt.node_threads, "the node's --threads")
+      ->check(CLI::Range(1, 256))
+      ->capture_default_str();
+  app.add_option("--read-kib", opt.read_kib, "read size of the raw read baseline, KiB")
+      ->check(CLI::Range(4, 65536))
+      ->capture_default_str();
+  app.add_option("--what", opt.what,
+                 "what to time: both, write (raw write and PUT) or read (raw read and GET of "
+                 "the warm-up round's data)")
+      ->check(CLI::IsMember({"both", "write", "read"}))
+      ->capture_default_str();
+  app.add_flag("!--no-prefault", opt.prefault,
+               "do not write and delete a scratch file of the run's size before each timed run");
+  app.add_flag("--trace", opt.trace,
+               "print each timed run's CLOCK_MONOTONIC start and end to stderr (to cut a "
+               "`perf record -k mono` profile by phase)");
+  app.add_flag("--keep", opt.keep, "keep the temporary folder (for inspection)");
+  app.add_flag("--json", opt.json, "print the figures as JSON");
+  CLI11_PARSE(app, argc, argv);
+  std::setvbuf(stdout, nullptr, _IOLBF, 0);
+  return shardfs::bench::Run(opt);
+} catch (const std::exception& e) {
+  std::fprintf(stderr, "bench/node: %s\n", e.what());
+  return 1;
+}
