@@ -19,7 +19,8 @@ class MemoryPeerUnderTest : public PeerUnderTest {
 
 INSTANTIATE_TEST_SUITE_P(Memory, PeerConformanceTest, ::testing::Values([] {
                            return std::unique_ptr<PeerUnderTest>(new MemoryPeerUnderTest);
-                         }));
+                         }),
+                         [](const auto&) { return std::string("node"); });
 
 TEST(MemoryPeerTest, FullNodeRefuses) {
   auto key = crypto::SigningKey::Generate();

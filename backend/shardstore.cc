@@ -177,23 +177,28 @@ Result<bool> ShardWriter::Commit() {
 
 // --- ShardReader ------------------------------------------------------------------------
 
-Status ShardReader::ReadLeaves(uint64_t first, uint64_t count, Bytes& out) {
+uint64_t ShardReader::RunBytes(uint64_t first, uint64_t count) const {
+  return std::min(length(), (first + count) * crypto::kMerkleLeafSize) - first * crypto::kMerkleLeafSize;
+}
+
+Status ShardReader::ReadLeaves(uint64_t first, uint64_t count, MutableByteSpan out) {
   uint64_t begin = first * crypto::kMerkleLeafSize;
-  uint64_t end = std::min(length(), (first + count) * crypto::kMerkleLeafSize);
-  out.resize(end - begin);
-  Status s = PreadAll(fd_.get(), begin, out, "shard " + id_.ToHex());
+  Status s = PreadAll(fd_.get(), begin, out, "shard");
   if (s.ok()) {
     for (uint64_t i = 0; i < count; ++i) {
       size_t off = i * crypto::kMerkleLeafSize;
       size_t n = std::min<size_t>(crypto::kMerkleLeafSize, out.size() - off);
       if (crypto::MerkleLeafHash(ByteSpan(out).subspan(off, n)) != tree_.leaf_hashes()[first + i]) {
-        s = Status::Corruption("shard " + id_.ToHex() + " leaf " + std::to_string(first + i) +
+        s = Status::Corruption("leaf " + std::to_string(first + i) +
                                " does not match its hash on disk");
         break;
       }
     }
   }
-  if (!s.ok()) store_->Quarantine(id_, s);
+  if (!s.ok()) {
+    s = s.WithContext("shard " + id_.ToHex());
+    store_->Quarantine(id_, s);
+  }
   return s;
 }
 
@@ -205,7 +210,13 @@ Status ShardReader::Read(uint64_t offset, MutableByteSpan out) {
   if (out.empty()) return Status::Ok();
   uint64_t first = offset / crypto::kMerkleLeafSize;
   uint64_t last = (offset + out.size() - 1) / crypto::kMerkleLeafSize;
-  SFS_RETURN_IF_ERROR(ReadLeaves(first, last - first + 1, scratch_));
+  uint64_t count = last - first + 1;
+  if (offset == first * crypto::kMerkleLeafSize && out.size() == RunBytes(first, count)) {
+    // Whole leaves (as a streamed GET asks for after its first piece): checked in place.
+    return ReadLeaves(first, count, out);
+  }
+  scratch_.resize(RunBytes(first, count));
+  SFS_RETURN_IF_ERROR(ReadLeaves(first, count, scratch_));
   std::memcpy(out.data(), scratch_.data() + (offset - first * crypto::kMerkleLeafSize), out.size());
   return Status::Ok();
 }
@@ -214,6 +225,7 @@ Result<ShardProof> ShardReader::Prove(uint64_t first_leaf, uint64_t count) {
   ShardProof p;
   p.length = length();
   SFS_ASSIGN_OR_RETURN(p.proof, tree_.Prove(first_leaf, count));
+  p.leaves.resize(RunBytes(first_leaf, count));
   SFS_RETURN_IF_ERROR(ReadLeaves(first_leaf, count, p.leaves));
   return p;
 }

@@ -128,8 +128,11 @@ class ShardReader {
   friend class ShardStore;
   ShardReader(ShardStore* store, ShardId id, UniqueFd fd, crypto::MerkleTree tree)
       : store_(store), id_(id), fd_(std::move(fd)), tree_(std::move(tree)) {}
-  // Reads whole leaves [first, first+count) into `out` and checks them.
-  Status ReadLeaves(uint64_t first, uint64_t count, Bytes& out);
+  // Bytes in leaves [first, first + count).
+  uint64_t RunBytes(uint64_t first, uint64_t count) const;
+  // Reads whole leaves [first, first + count) into `out` (RunBytes(first, count) long) and
+  // checks them.
+  Status ReadLeaves(uint64_t first, uint64_t count, MutableByteSpan out);
 
   ShardStore* store_;
   ShardId id_;

@@ -11,10 +11,11 @@
 //     cache (they are fsync'd, then posix_fadvise(POSIX_FADV_DONTNEED)), and mincore() checks
 //     that nothing of them stayed resident, so both sides read from the disk;
 //   - the node's peak resident memory (VmHWM).
-// Runs are interleaved (raw write, PUT, raw read, GET in every round) so that a noisy moment
-// hits a node figure and its baseline alike; every figure is the median of --runs runs after
-// one warm-up round; MB = 10^6 bytes. The processes' CPU time per byte is printed beside, as
-// client and node share the machine's cores.
+// Runs are interleaved (a raw write run and a PUT run in every write round, a raw read run and
+// a GET run in every read round) so that a noisy moment hits a node figure and its baseline
+// alike; every figure is the median of --runs runs after one warm-up round; MB = 10^6 bytes.
+// The CPU time per byte of the client (this process) and of the node is printed beside, since
+// both share the machine's cores, with the load everything else put on them meanwhile.
 //
 // Targets (docs/bench.md): PUT >= 0.6 of raw fsync'd write and GET >= 0.6 of raw read, both at
 // --connections connections; node peak RSS under 128 MiB. Missing one is reported, not an
@@ -432,15 +433,14 @@ double Evict(const std::string& dir) {
   return pages == 0 ? 0.0 : static_cast<double>(resident) / static_cast<double>(pages);
 }
 
-// Writes `bytes` to a scratch file in `dir` and deletes it before it is written back (no fsync,
-// and far below the dirty-page thresholds, so nothing reaches the disk). In a virtual machine
-// that returns free memory to its host (virtio-balloon free page reporting, as on the
-// reference machine), memory freed a few seconds earlier, such as page cache evicted before a
-// read run, is no longer backed, and the first write to it pays a fault in the host: a
-// 1-thread raw write after the read runs measured 260 MB/s at 2.3-3 ns/B of CPU, all in the
-// copy into the page cache, and 1,420 MB/s at 0.33 ns/B after this. Touching anonymous memory
-// does not help (the page cache takes large folios from other free lists). Done before every
-// timed run, so that each one finds the page cache's memory backed whatever ran before it.
+// Writes `bytes` to a scratch file in `dir` and deletes it before it is written back (no
+// fsync, and far below the dirty-page thresholds, so nothing reaches the disk). In a virtual
+// machine that returns free memory to its host (virtio-balloon free page reporting, as on the
+// reference machine), memory freed a few seconds earlier is no longer backed, and the first
+// write to it pays a fault in the host: a 1-thread raw write into such memory measured
+// 260-390 MB/s at 2-3 ns/B of CPU, all of it in the copy into the page cache, against
+// 1,300-1,500 MB/s at 0.33 ns/B after this. Touching anonymous memory instead did not help
+// (the page cache takes its folios from other free lists). Done before every write run.
 void Prefault(const std::string& dir, uint64_t bytes) {
   static const Bytes zeros(size_t{4} << 20);
   const std::string path = dir + "/prefault";
@@ -554,8 +554,11 @@ int Run(const Options& opt) {
       order.push_back(key);
     }
   }
-  auto timed = [&](const std::string& key, bool keep, const std::function<Status()>& fn) {
-    if (opt.prefault) Prefault(tmp.path(), wl.total() + (uint64_t{64} << 20));
+  // Runs fn as one run of phase `key`; `keep` is false in the warm-up round. A write run
+  // first makes sure the page cache it will fill is backed (see Prefault).
+  auto timed = [&](const std::string& key, bool keep, bool write,
+                   const std::function<Status()>& fn) {
+    if (write && opt.prefault) Prefault(tmp.path(), wl.total() + (uint64_t{64} << 20));
     CpuSample a = SampleCpu(node_pid);
     auto start = Clock::now();
     Check(fn(), key);
@@ -587,12 +590,15 @@ int Run(const Options& opt) {
   std::vector<ShardId> stored;      // the shards on the node
   double worst_resident = 0;
   std::vector<Bytes> read_bufs(n, Bytes(opt.read_kib << 10));
-  // Round 0 is the warm-up: connections open, the node's index and the disk settle.
+  // All write rounds come before all read rounds: evicting page cache for the reads frees
+  // memory that the host soon takes back (see Prefault), and a write run after that paid for
+  // it at random, up to 4x. Round 0 is the warm-up: connections open, the index and the disk
+  // settle.
   for (int round = 0; round <= opt.runs; ++round) {
+    // With --what read, only the warm-up round writes; its last sets are read every round.
+    if (!time_writes && round > 0) break;
     const bool keep = round > 0;
     for (int c : {1, n}) {
-      // With --what read, the warm-up round's last shards and raw files are read every round.
-      if (!time_writes && round > 0) break;
       const std::string suffix = "_" + std::to_string(c);
       // Raw write: new files, after the previous set is gone and the disk has settled.
       if (raw_set) {
@@ -600,7 +606,7 @@ int Run(const Options& opt) {
       }
       const uint64_t g = ++generation;
       SyncFs(raw_dir);
-      timed("raw_write" + suffix, keep, [&] {
+      timed("raw_write" + suffix, keep, /*write=*/true, [&] {
         return ParallelFor(
             c, count, [&](int, size_t i) { return RawWrite(RawPath(raw_dir, g, i), wl.shard(i)); });
       });
@@ -612,25 +618,27 @@ int Run(const Options& opt) {
       wl.Renew(++generation);
       SyncFs(node_dir);
       net::HttpPeer* peer = peer_for(c);
-      timed("put" + suffix, keep, [&] {
+      timed("put" + suffix, keep, /*write=*/true, [&] {
         return ParallelFor(c, count, [&](int, size_t i) {
           return peer->PutShard(wl.ids()[i], wl.shard(i), nullptr);
         });
       });
       stored = wl.ids();
     }
+  }
+  for (int round = 0; round <= opt.runs && time_reads; ++round) {
+    const bool keep = round > 0;
     for (int c : {1, n}) {
-      if (!time_reads) break;
       const std::string suffix = "_" + std::to_string(c);
       worst_resident = std::max(worst_resident, Evict(raw_dir));
-      timed("raw_read" + suffix, keep, [&] {
+      timed("raw_read" + suffix, keep, /*write=*/false, [&] {
         return ParallelFor(c, count, [&](int w, size_t i) {
           return RawRead(RawPath(raw_dir, *raw_set, i), read_bufs[w], shard);
         });
       });
       worst_resident = std::max(worst_resident, Evict(node_dir + "/shards"));
       net::HttpPeer* peer = peer_for(c);
-      timed("get" + suffix, keep, [&] {
+      timed("get" + suffix, keep, /*write=*/false, [&] {
         return ParallelFor(c, count, [&](int, size_t i) -> Status {
           auto got = peer->GetShard(stored[i], nullptr);  // checks the Merkle root
           if (!got.ok()) return got.status();
@@ -717,11 +725,13 @@ int Run(const Options& opt) {
         "worst case (mincore): %.1f%%\n",
         100 * worst_resident);
   }
-  std::printf("memory: %s\n",
-              opt.prefault ? "before every timed run, a scratch file of the run's size + 64 MiB is "
-                             "written to the page cache and deleted unwritten, so that the run "
-                             "finds backed memory (see Prefault; --no-prefault to skip)"
-                           : "not prefaulted (--no-prefault)");
+  if (time_writes) {
+    std::printf("memory: %s\n", opt.prefault
+                                    ? "before every write run, a scratch file of its size + 64 MiB "
+                                      "is written and deleted unwritten, so that the page cache "
+                                      "finds backed memory (see Prefault; --no-prefault to skip)"
+                                    : "write runs not prefaulted (--no-prefault)");
+  }
   std::printf(
       "\nMB/s, median (slowest-fastest run)     1 connection/thread    %d "
       "connections/threads\n",
@@ -814,7 +824,7 @@ int main(int argc, char** argv) try {
       ->check(CLI::IsMember({"both", "write", "read"}))
       ->capture_default_str();
   app.add_flag("!--no-prefault", opt.prefault,
-               "do not write and delete a scratch file of the run's size before each timed run");
+               "do not write and delete a scratch file of the run's size before each write run");
   app.add_flag("--trace", opt.trace,
                "print each timed run's CLOCK_MONOTONIC start and end to stderr (to cut a "
                "`perf record -k mono` profile by phase)");

@@ -63,7 +63,8 @@ class HttpPeerUnderTest : public test::PeerUnderTest {
 using test::PeerConformanceTest;
 INSTANTIATE_TEST_SUITE_P(Http, PeerConformanceTest, ::testing::Values([] {
                            return std::unique_ptr<test::PeerUnderTest>(new HttpPeerUnderTest);
-                         }));
+                         }),
+                         [](const auto&) { return std::string("node"); });
 
 // A raw TCP connection to the node, for requests no well-behaved client sends.
 int Dial(uint16_t port) {
