@@ -178,7 +178,8 @@ Result<bool> ShardWriter::Commit() {
 // --- ShardReader ------------------------------------------------------------------------
 
 uint64_t ShardReader::RunBytes(uint64_t first, uint64_t count) const {
-  return std::min(length(), (first + count) * crypto::kMerkleLeafSize) - first * crypto::kMerkleLeafSize;
+  return std::min(length(), (first + count) * crypto::kMerkleLeafSize) -
+         first * crypto::kMerkleLeafSize;
 }
 
 Status ShardReader::ReadLeaves(uint64_t first, uint64_t count, MutableByteSpan out) {
@@ -342,10 +343,7 @@ Status ShardStore::Recover() {
       log::Warn("shard {} is in the index but its file is missing or damaged; dropping it",
                 id.ToHex());
       ++lost;
-      SFS_ASSIGN_OR_RETURN(auto d1, db_->Prepare("DELETE FROM leases WHERE shard=?"));
-      SFS_RETURN_IF_ERROR(d1.Bind(1, id.span()).Run());
-      SFS_ASSIGN_OR_RETURN(auto d2, db_->Prepare("DELETE FROM shards WHERE id=?"));
-      SFS_RETURN_IF_ERROR(d2.Bind(1, id.span()).Run());
+      SFS_RETURN_IF_ERROR(DeleteShardRowsLocked(id));
     }
     SFS_RETURN_IF_ERROR(txn.Commit());
     log::Info(
@@ -595,46 +593,50 @@ void ShardStore::Quarantine(const ShardId& id, const Status& why) {
   log::Error("dropping damaged shard {}: {}", id.ToHex(), why.ToString());
   MutexLock stripe(&StripeFor(id));
   MutexLock lock(&mu_);
-  if (!db_) return;
-  auto size_q = db_->Prepare("SELECT size FROM shards WHERE id=?");
-  if (!size_q.ok()) return;
-  auto row = size_q->Bind(1, id.span()).Step();
-  if (!row.ok() || !*row) return;  // already dropped by another reader
-  uint64_t size = static_cast<uint64_t>(size_q->ColumnInt(0));
+  Status s = DropShardLocked(id);
+  if (!s.ok()) {
+    log::Error("could not drop damaged shard {} from the index: {}", id.ToHex(), s.ToString());
+  }
+}
+
+Status ShardStore::DeleteShardRowsLocked(const ShardId& id) {
+  SFS_ASSIGN_OR_RETURN(auto leases, db_->Prepare("DELETE FROM leases WHERE shard=?"));
+  SFS_RETURN_IF_ERROR(leases.Bind(1, id.span()).Run());
+  SFS_ASSIGN_OR_RETURN(auto shard, db_->Prepare("DELETE FROM shards WHERE id=?"));
+  return shard.Bind(1, id.span()).Run();
+}
+
+Status ShardStore::DropShardLocked(const ShardId& id) {
+  if (!db_) return Status::Ok();
+  SFS_ASSIGN_OR_RETURN(auto size_q, db_->Prepare("SELECT size FROM shards WHERE id=?"));
+  SFS_ASSIGN_OR_RETURN(bool row, size_q.Bind(1, id.span()).Step());
+  if (!row) return Status::Ok();  // already dropped by another reader
+  uint64_t size = static_cast<uint64_t>(size_q.ColumnInt(0));
   std::vector<OwnerKey> owners;
-  auto owners_q = db_->Prepare("SELECT owner FROM leases WHERE shard=?");
-  if (!owners_q.ok()) return;
-  owners_q->Bind(1, id.span());
+  SFS_ASSIGN_OR_RETURN(auto owners_q, db_->Prepare("SELECT owner FROM leases WHERE shard=?"));
+  owners_q.Bind(1, id.span());
   while (true) {
-    auto r = owners_q->Step();
-    if (!r.ok() || !*r) break;
-    auto o = OwnerKey::FromBytes(owners_q->ColumnBlob(0));
+    SFS_ASSIGN_OR_RETURN(bool more, owners_q.Step());
+    if (!more) break;
+    auto o = OwnerKey::FromBytes(owners_q.ColumnBlob(0));
     if (o.ok()) owners.push_back(*o);
   }
   SqliteTransaction txn(db_.get());
-  Status s = txn.status();
-  if (s.ok()) {
-    auto d1 = db_->Prepare("DELETE FROM leases WHERE shard=?");
-    s = d1.ok() ? d1->Bind(1, id.span()).Run() : d1.status();
-  }
-  if (s.ok()) {
-    auto d2 = db_->Prepare("DELETE FROM shards WHERE id=?");
-    s = d2.ok() ? d2->Bind(1, id.span()).Run() : d2.status();
-  }
-  if (s.ok()) s = txn.Commit();
-  if (!s.ok()) {
-    log::Error("could not drop damaged shard {} from the index: {}", id.ToHex(), s.ToString());
-    return;
-  }
+  SFS_RETURN_IF_ERROR(txn.status());
+  SFS_RETURN_IF_ERROR(DeleteShardRowsLocked(id));
+  SFS_RETURN_IF_ERROR(txn.Commit());
   ::unlink(ShardPath(id).c_str());
   used_ -= size;
   --shard_count_;
-  for (const auto& o : owners) {
-    auto it = usage_.find(o);
-    if (it == usage_.end()) continue;
-    it->second.bytes -= size;
-    if (--it->second.shards == 0) usage_.erase(it);
-  }
+  for (const auto& o : owners) UnchargeLocked(o, size);
+  return Status::Ok();
+}
+
+void ShardStore::UnchargeLocked(const OwnerKey& owner, uint64_t size) {
+  auto it = usage_.find(owner);
+  if (it == usage_.end()) return;
+  it->second.bytes -= size;
+  if (--it->second.shards == 0) usage_.erase(it);
 }
 
 Status ShardStore::Delete(const OwnerKey& owner, const ShardId& id) {
@@ -659,11 +661,7 @@ Status ShardStore::Delete(const OwnerKey& owner, const ShardId& id) {
       SFS_RETURN_IF_ERROR(d.Bind(1, id.span()).Run());
     }
     SFS_RETURN_IF_ERROR(txn.Commit());
-    auto it = usage_.find(owner);
-    if (it != usage_.end()) {
-      it->second.bytes -= size;
-      if (--it->second.shards == 0) usage_.erase(it);
-    }
+    UnchargeLocked(owner, size);
     if (remove_file) {
       used_ -= size;
       --shard_count_;

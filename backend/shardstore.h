@@ -203,6 +203,12 @@ class ShardStore {
   void Release(const OwnerKey& owner, uint64_t reserved, uint64_t quota_reserved);
   // Drops a shard whose file is damaged: its file, row and every lease.
   void Quarantine(const ShardId& id, const Status& why);
+  // Quarantine's work: the rows in one transaction, then the file and the in-memory totals.
+  Status DropShardLocked(const ShardId& id) REQUIRES(mu_);
+  // Deletes shard `id`'s row and all its leases (inside the caller's transaction).
+  Status DeleteShardRowsLocked(const ShardId& id) REQUIRES(mu_);
+  // Takes a shard of `size` bytes off `owner`'s usage.
+  void UnchargeLocked(const OwnerKey& owner, uint64_t size) REQUIRES(mu_);
 
   const ShardStoreOptions options_;
   UniqueFd lock_fd_;

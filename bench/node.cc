@@ -59,10 +59,12 @@
 #include "base/bytes.h"
 #include "base/file.h"
 #include "base/splitmix64.h"
+#include "bench/bench_util.h"
 #include "crypto/merkle.h"
 #include "crypto/sign.h"
 #include "net/address.h"
 #include "net/http_peer.h"
+#include "tests/node_process.h"
 
 #ifndef SHARDFS_BINARY
 #define SHARDFS_BINARY "shardfs"
@@ -135,15 +137,6 @@ std::string FsType(const std::string& path) {
   }
 }
 
-std::string CpuModel() {
-  std::ifstream f("/proc/cpuinfo");
-  std::string line;
-  while (std::getline(f, line)) {
-    if (line.rfind("model name", 0) == 0) return line.substr(line.find(':') + 2);
-  }
-  return "unknown";
-}
-
 // Runs fn(worker, item) for items [0, count) on `threads` threads, each taking the next item;
 // returns the first failure (the other workers stop taking items).
 Status ParallelFor(int threads, size_t count, const std::function<Status(int, size_t)>& fn) {
@@ -212,107 +205,7 @@ void SetLeftovers(pid_t node, const std::string& dir) {
   g_temp_dir = dir;
 }
 
-// --- the node process --------------------------------------------------------------------
-
-class NodeProcess {
- public:
-  NodeProcess(const std::string& binary, const std::string& data, const std::string& ready,
-              uint64_t capacity, int threads) {
-    std::vector<std::string> args = {
-        binary,         "node",        "--data",     data,
-        "--listen",     "127.0.0.1:0", "--capacity", std::to_string(capacity),
-        "--ready-file", ready,         "--threads",  std::to_string(threads),
-        "--log-level",  "warn"};
-    std::vector<char*> argv;
-    for (auto& a : args) argv.push_back(a.data());
-    argv.push_back(nullptr);
-    pid_t parent = ::getpid();
-    pid_ = ::fork();
-    if (pid_ < 0) Fail("fork: " + std::string(std::strerror(errno)));
-    if (pid_ == 0) {
-      // The node goes when the benchmark does, however it ends; its log goes to stderr so that
-      // --json output stays clean.
-      ::prctl(PR_SET_PDEATHSIG, SIGTERM);
-      if (::getppid() != parent) ::_exit(127);
-      sigset_t none;
-      sigemptyset(&none);
-      ::sigprocmask(SIG_SETMASK, &none, nullptr);  // WatchForInterrupt blocked the stop signals
-      ::dup2(2, 1);
-      ::execv(argv[0], argv.data());
-      ::_exit(127);
-    }
-    // Wait for the node to write its address.
-    auto deadline = Clock::now() + std::chrono::seconds(30);
-    while (true) {
-      int st = 0;
-      if (::waitpid(pid_, &st, WNOHANG) == pid_) {
-        pid_ = -1;
-        Fail("shardfs node exited before it was ready (status " + std::to_string(st) +
-             "); binary: " + binary);
-      }
-      std::ifstream f(ready);
-      std::string line;
-      if (f && std::getline(f, line) && !line.empty()) {
-        auto hp = net::ParseHostPort(line);
-        if (!hp.ok()) {
-          (void)Stop();
-          Fail("node wrote a bad address '" + line + "' to " + ready);
-        }
-        address_ = *hp;
-        return;
-      }
-      if (Clock::now() > deadline) {
-        (void)Stop();
-        Fail("shardfs node did not become ready within 30 s");
-      }
-      std::this_thread::sleep_for(std::chrono::milliseconds(20));
-    }
-  }
-  ~NodeProcess() { (void)Stop(); }
-  NodeProcess(const NodeProcess&) = delete;
-  NodeProcess& operator=(const NodeProcess&) = delete;
-
-  pid_t pid() const { return pid_; }
-  const net::HostPort& address() const { return address_; }
-
-  // SIGTERM, then waits (SIGKILL after 30 s). Returns a description of how it ended.
-  std::string Stop() {
-    if (pid_ <= 0) return "not running";
-    ::kill(pid_, SIGTERM);
-    auto deadline = Clock::now() + std::chrono::seconds(30);
-    int st = 0;
-    std::string how;
-    while (true) {
-      pid_t r = ::waitpid(pid_, &st, WNOHANG);
-      if (r == pid_ || (r < 0 && errno != EINTR)) break;
-      if (Clock::now() > deadline) {
-        ::kill(pid_, SIGKILL);
-        ::waitpid(pid_, &st, 0);
-        how = "killed after 30 s; ";
-        break;
-      }
-      std::this_thread::sleep_for(std::chrono::milliseconds(10));
-    }
-    pid_ = -1;
-    if (WIFEXITED(st)) return how + "exited with status " + std::to_string(WEXITSTATUS(st));
-    if (WIFSIGNALED(st)) return how + "ended by signal " + std::to_string(WTERMSIG(st));
-    return how + "ended";
-  }
-
-  // A "Vm...:" figure of /proc/PID/status in KiB (0 if absent).
-  uint64_t StatusKib(const std::string& field) const {
-    std::ifstream f("/proc/" + std::to_string(pid_) + "/status");
-    std::string line;
-    while (std::getline(f, line)) {
-      if (line.rfind(field, 0) == 0) return std::strtoull(line.c_str() + field.size(), nullptr, 10);
-    }
-    return 0;
-  }
-
- private:
-  pid_t pid_ = -1;
-  net::HostPort address_;
-};
+// --- the temporary folder ----------------------------------------------------------------
 
 // Removes the temporary folder on every exit path.
 class TempDir {
@@ -561,8 +454,17 @@ int Run(const Options& opt) {
   const std::string raw_dir = tmp.path() + "/raw";
   fs::create_directory(raw_dir);
   const std::string fs_type = FsType(tmp.path());
-  NodeProcess node(opt.shardfs, node_dir, tmp.path() + "/ready", wl.total() * 4 + (1u << 30),
-                   opt.node_threads);
+  // The node's log goes to stderr, so that --json output stays clean; it gets SIGTERM if the
+  // benchmark dies.
+  test::NodeProcess node({opt.shardfs,
+                          node_dir,
+                          {"--capacity", std::to_string(wl.total() * 4 + (1u << 30)), "--threads",
+                           std::to_string(opt.node_threads), "--log-level", "warn"},
+                          tmp.path(),
+                          /*log_to_file=*/false,
+                          SIGTERM,
+                          std::chrono::seconds(30)});
+  Check(node.Start(), "start shardfs node (" + opt.shardfs + ")");
   const pid_t node_pid = node.pid();
   SetLeftovers(node_pid, opt.keep ? "" : tmp.path());
 
@@ -696,9 +598,11 @@ int Run(const Options& opt) {
       });
     }
   }
-  const uint64_t hwm_kib = node.StatusKib("VmHWM:");
+  const long hwm = test::ProcStatusKiB(node_pid, "VmHWM:");
+  const uint64_t hwm_kib = hwm < 0 ? 0 : static_cast<uint64_t>(hwm);
   SetLeftovers(-1, opt.keep ? "" : tmp.path());
-  const std::string stopped = node.Stop();
+  auto end = node.Stop(SIGTERM, std::chrono::seconds(30));
+  const std::string stopped = end.ok() ? test::DescribeWait(*end) : end.status().ToString();
 
   // --- report ---
   const std::string ns = std::to_string(n);

@@ -29,6 +29,7 @@
 #include "backend/pack_pipeline.h"
 #include "backend/stripe_reader.h"
 #include "base/splitmix64.h"
+#include "bench/bench_util.h"
 #include "crypto/hash.h"
 #include "crypto/keys.h"
 #include "crypto/merkle.h"
@@ -94,15 +95,6 @@ class Report {
   bool json_;
   nlohmann::json out_;
 };
-
-std::string CpuModel() {
-  std::ifstream f("/proc/cpuinfo");
-  std::string line;
-  while (std::getline(f, line)) {
-    if (line.rfind("model name", 0) == 0) return line.substr(line.find(':') + 2);
-  }
-  return "unknown";
-}
 
 int Run(const Options& opt) {
   const size_t n = opt.size_mib << 20;

@@ -4,6 +4,7 @@
 #include <cstring>
 
 #include "crypto/hash.h"
+#include "crypto/merkle.h"
 #include "crypto/secret.h"
 
 namespace shardfs::net {
@@ -22,6 +23,11 @@ bool IsLowerHex(std::string_view s) {
 Status Unauthorized(std::string msg) { return Status::PermissionDenied(std::move(msg)); }
 
 }  // namespace
+
+const ShardId& EmptyBodyRoot() {
+  static const ShardId root = crypto::MerkleRoot({});
+  return root;
+}
 
 std::string CanonicalRequest(std::string_view method, std::string_view path, std::string_view query,
                              std::string_view node_id_hex, std::string_view time,

@@ -40,6 +40,9 @@ inline constexpr std::string_view kSignatureHeader = "Shardfs-Signature";
 
 using Headers = std::vector<std::pair<std::string, std::string>>;
 
+// The body root of a request without a body: crypto::MerkleRoot of no bytes.
+const ShardId& EmptyBodyRoot();
+
 // The bytes a request's signature covers.
 std::string CanonicalRequest(std::string_view method, std::string_view path, std::string_view query,
                              std::string_view node_id_hex, std::string_view time,

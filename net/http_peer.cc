@@ -24,11 +24,6 @@ constexpr size_t kUploadPiece = 1 << 20;
 
 int64_t UnixNow() { return static_cast<int64_t>(::time(nullptr)); }
 
-const ShardId& EmptyRoot() {
-  static const ShardId root = crypto::MerkleRoot({});
-  return root;
-}
-
 std::string ShardTarget(const ShardId& id) { return "/v1/shards/" + id.ToHex(); }
 
 // cpp-httplib 0.11 sends without MSG_NOSIGNAL, so a node that closes the connection while a
@@ -71,7 +66,7 @@ struct HttpPeer::Call {
   std::string method;
   std::string target;
   ByteSpan body;
-  ShardId body_root = EmptyRoot();
+  ShardId body_root = EmptyBodyRoot();
   bool sign = true;
   bool idempotent = true;
   const CancelToken* cancel = nullptr;

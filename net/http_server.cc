@@ -44,21 +44,25 @@ class HttpServer::Impl {
   Status Start();
   void Stop(std::chrono::milliseconds drain);
   void Accept();
+  using SessionList = std::list<std::weak_ptr<Session>>;
+  // Adds a new session to sessions_; a session takes itself out when it ends.
   void Register(const std::shared_ptr<Session>& s);
-  void Unregister(Session* s);
+  void Unregister(SessionList::iterator it);
+  // Asks every open session to close (Session::Close).
+  void CloseAll(bool force);
 
   HttpServerOptions options_;
   HttpHandler* handler_;
   // Declared before ioc_: sessions still queued in ioc_ when it is destroyed use them.
   std::atomic<bool> stopping_{false};
   std::atomic<size_t> connections_{0};
+  std::mutex sessions_mu_;
+  SessionList sessions_;  // guarded by sessions_mu_
   asio::io_context ioc_;
   tcp::acceptor acceptor_;
   std::vector<std::thread> threads_;
   std::optional<asio::executor_work_guard<asio::io_context::executor_type>> work_;
   uint16_t port_ = 0;
-  std::mutex sessions_mu_;
-  std::list<std::weak_ptr<Session>> sessions_;  // guarded by sessions_mu_
   bool started_ = false;
 };
 
@@ -70,7 +74,11 @@ class Session : public std::enable_shared_from_this<Session> {
     auto ep = stream_.socket().remote_endpoint(ec);
     if (!ec) peer_ = ep.address().to_string() + ":" + std::to_string(ep.port());
   }
-  ~Session() { server_->connections_.fetch_sub(1); }
+  ~Session() {
+    server_->Unregister(registration_);
+    server_->connections_.fetch_sub(1);
+  }
+  void set_registration(HttpServer::Impl::SessionList::iterator it) { registration_ = it; }
 
   void Start() {
     asio::dispatch(stream_.get_executor(), [self = shared_from_this()] {
@@ -313,6 +321,7 @@ class Session : public std::enable_shared_from_this<Session> {
   std::optional<http::response_serializer<http::buffer_body>> serializer_;
   uint64_t sent_ = 0;
   bool keep_alive_ = false;
+  HttpServer::Impl::SessionList::iterator registration_;  // this session in the server's list
   bool linger_ = false;  // close with Linger(): part of the request body is unread
   std::chrono::steady_clock::time_point linger_until_;
   std::atomic<bool> idle_{false};
@@ -362,11 +371,24 @@ void HttpServer::Impl::Accept() {
 
 void HttpServer::Impl::Register(const std::shared_ptr<Session>& s) {
   std::lock_guard<std::mutex> lock(sessions_mu_);
-  // Drop entries of sessions that have ended, so the list stays as long as the open ones.
-  for (auto it = sessions_.begin(); it != sessions_.end();) {
-    it = it->expired() ? sessions_.erase(it) : std::next(it);
+  s->set_registration(sessions_.insert(sessions_.end(), s));
+}
+
+void HttpServer::Impl::Unregister(SessionList::iterator it) {
+  std::lock_guard<std::mutex> lock(sessions_mu_);
+  sessions_.erase(it);
+}
+
+void HttpServer::Impl::CloseAll(bool force) {
+  std::vector<std::shared_ptr<Session>> open;
+  {
+    std::lock_guard<std::mutex> lock(sessions_mu_);
+    for (auto& w : sessions_) {
+      if (auto s = w.lock()) open.push_back(std::move(s));
+    }
   }
-  sessions_.push_back(s);
+  // Outside the lock: dropping the last reference runs ~Session, which takes it.
+  for (auto& s : open) s->Close(force);
 }
 
 void HttpServer::Impl::Stop(std::chrono::milliseconds drain) {
@@ -377,21 +399,15 @@ void HttpServer::Impl::Stop(std::chrono::milliseconds drain) {
     beast::error_code ec;
     acceptor_.close(ec);
   });
-  auto close_all = [this](bool force) {
-    std::lock_guard<std::mutex> lock(sessions_mu_);
-    for (auto& w : sessions_) {
-      if (auto s = w.lock()) s->Close(force);
-    }
-  };
-  close_all(false);
+  CloseAll(false);
   auto deadline = std::chrono::steady_clock::now() + drain;
   while (connections_.load() > 0 && std::chrono::steady_clock::now() < deadline) {
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
-    close_all(false);  // requests that finished since are idle now
+    CloseAll(false);  // requests that finished since are idle now
   }
   if (connections_.load() > 0) {
     log::Warn("closing {} connection(s) with requests still in progress", connections_.load());
-    close_all(true);
+    CloseAll(true);
   }
   work_.reset();
   auto hard = std::chrono::steady_clock::now() + std::chrono::seconds(5);

@@ -21,11 +21,6 @@ constexpr uint8_t kProofVersion = 1;
 constexpr size_t kProofHeaderSize = 4 + 1 + 3 + 8 + 8 + 8 + 4;
 constexpr size_t kMaxSlotBody = backend::kSlotRecordOverhead + backend::kMaxSlotValue;
 
-const ShardId& EmptyBodyRoot() {
-  static const ShardId root = crypto::MerkleRoot({});
-  return root;
-}
-
 HttpResponse JsonResponse(unsigned status, const nlohmann::json& j) {
   HttpResponse r;
   r.status = status;
@@ -165,6 +160,18 @@ Dispatch Answer(const HttpRequestHead& head, HttpResponse r) {
   // connection the client would read one as the start of its next response.
   if (head.method == "HEAD") r.head_only = true;
   return Dispatch::Respond(std::move(r));
+}
+
+// 405 unless `method` is one of `allow` (as the Allow header lists them: "GET, HEAD").
+std::optional<HttpResponse> RefuseMethod(std::string_view method, std::string_view allow) {
+  for (size_t pos = 0; pos <= allow.size();) {
+    size_t comma = std::min(allow.find(", ", pos), allow.size());
+    if (allow.substr(pos, comma - pos) == method) return std::nullopt;
+    pos = comma + 2;
+  }
+  HttpResponse r = ErrorResponse(405, "method_not_allowed", "use " + std::string(allow));
+  r.headers.emplace_back("Allow", std::string(allow));
+  return r;
 }
 
 // For requests that take no body: the refusal, if the request has one or signed another.
@@ -318,11 +325,7 @@ Dispatch NodeService::Begin(const HttpRequestHead& head) {
   std::string_view query = q == std::string_view::npos ? std::string_view() : target.substr(q + 1);
 
   if (path == "/v1/status") {
-    if (method != "GET" && method != "HEAD") {
-      HttpResponse r = ErrorResponse(405, "method_not_allowed", "use GET or HEAD");
-      r.headers.emplace_back("Allow", "GET, HEAD");
-      return respond(std::move(r));
-    }
+    if (auto refusal = RefuseMethod(method, "GET, HEAD")) return respond(std::move(*refusal));
     return respond(StatusResponse(head));
   }
 
@@ -350,15 +353,7 @@ Dispatch NodeService::Begin(const HttpRequestHead& head) {
   const char* allow = kind == Kind::kShard   ? "GET, HEAD, PUT, DELETE"
                       : kind == Kind::kProof ? "GET"
                                              : "GET, PUT";
-  bool allowed = kind == Kind::kShard   ? (method == "GET" || method == "HEAD" || method == "PUT" ||
-                                         method == "DELETE")
-                 : kind == Kind::kProof ? method == "GET"
-                                        : (method == "GET" || method == "PUT");
-  if (!allowed) {
-    HttpResponse r = ErrorResponse(405, "method_not_allowed", std::string("use ") + allow);
-    r.headers.emplace_back("Allow", allow);
-    return respond(std::move(r));
-  }
+  if (auto refusal = RefuseMethod(method, allow)) return respond(std::move(*refusal));
 
   ShardId id;
   crypto::PublicKey owner;

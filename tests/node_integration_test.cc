@@ -47,6 +47,7 @@
 #include "net/address.h"
 #include "net/auth.h"
 #include "net/http_peer.h"
+#include "tests/node_process.h"
 #include "tests/testutil.h"
 
 #ifndef SHARDFS_BINARY
@@ -117,22 +118,6 @@ int BaselineFds(pid_t pid) {
   return -1;
 }
 
-// VmRSS of process `pid` in KiB, or -1.
-long RssKiB(pid_t pid) {
-  std::ifstream in("/proc/" + std::to_string(pid) + "/status");
-  std::string line;
-  while (std::getline(in, line)) {
-    if (line.rfind("VmRSS:", 0) == 0) return std::strtol(line.c_str() + 6, nullptr, 10);
-  }
-  return -1;
-}
-
-std::string DescribeWait(int status) {
-  if (WIFEXITED(status)) return "exit code " + std::to_string(WEXITSTATUS(status));
-  if (WIFSIGNALED(status)) return std::string("signal ") + ::strsignal(WTERMSIG(status));
-  return "wait status " + std::to_string(status);
-}
-
 // The flags every node in these tests gets besides --data, --listen and --ready-file.
 std::vector<std::string> NodeArgs(const std::string& capacity,
                                   std::vector<std::string> extra = {}) {
@@ -141,149 +126,45 @@ std::vector<std::string> NodeArgs(const std::string& capacity,
   return args;
 }
 
-// One `shardfs node` process, started with fork/exec and stopped by pid: SIGTERM, then SIGKILL
-// after a bounded wait, then reaped. The destructor stops it if it is still running, so a
-// failed assertion never leaves a node behind; and the node is killed if the test process
-// dies (PR_SET_PDEATHSIG), so not even a crash does. Not thread-safe.
-// REQUIRES: Start is called from a thread that outlives the node (the kernel sends the death
-// signal when the forking thread exits): the test's own thread, not a worker.
+// One `shardfs node` process of the binary this build made (tests/node_process.h), with its
+// ready file and log in a temporary folder of its own; the log is printed when the test
+// failed.
 class NodeProcess {
  public:
   NodeProcess(std::string data, std::vector<std::string> args)
-      : data_(std::move(data)), args_(std::move(args)) {}
+      : proc_({kBinary, std::move(data), std::move(args), run_.path(), /*log_to_file=*/true,
+               SIGKILL, std::chrono::duration_cast<Millis>(kReadyTimeout)}) {}
   ~NodeProcess() {
-    if (pid_ > 0) Stop(SIGTERM, 5s);
+    if (proc_.pid() > 0) (void)Stop(SIGTERM, 5s);
     if (::testing::Test::HasFailure()) {
       std::fprintf(stderr, "--- node log (last 4000 bytes) ---\n%s--- end of node log ---\n",
-                   LogTail(4000).c_str());
+                   proc_.LogTail(4000).c_str());
     }
   }
   NodeProcess(const NodeProcess&) = delete;
   NodeProcess& operator=(const NodeProcess&) = delete;
 
-  // Starts the node on 127.0.0.1:0 and waits (at most kReadyTimeout) for its ready file.
   ::testing::AssertionResult Start() {
-    if (pid_ > 0) return ::testing::AssertionFailure() << "node already running";
-    const std::string ready = run_.path() + "/ready";
-    ::unlink(ready.c_str());
-    std::vector<std::string> argv_s = {kBinary,    "node",        "--data",       data_,
-                                       "--listen", "127.0.0.1:0", "--ready-file", ready};
-    argv_s.insert(argv_s.end(), args_.begin(), args_.end());
-    std::vector<char*> argv;
-    for (auto& a : argv_s) argv.push_back(a.data());
-    argv.push_back(nullptr);
-    const std::string log_path = LogPath();
-    int log = ::open(log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-    if (log < 0) return ::testing::AssertionFailure() << "open " << log_path << ": " << errno;
-    const pid_t parent = ::getpid();
-    pid_t pid = ::fork();
-    if (pid < 0) {
-      ::close(log);
-      return ::testing::AssertionFailure() << "fork: " << std::strerror(errno);
-    }
-    if (pid == 0) {
-      // The child: only async-signal-safe calls until exec. Descriptors the test process holds
-      // (client sockets, other nodes' logs) must not leak into the node.
-      ::prctl(PR_SET_PDEATHSIG, SIGKILL);
-      if (::getppid() != parent) ::_exit(127);  // the test died before prctl
-      ::dup2(log, STDOUT_FILENO);
-      ::dup2(log, STDERR_FILENO);
-      if (::close_range(3, ~0U, 0) != 0) {
-        for (int fd = 3; fd < 65536; ++fd) ::close(fd);
-      }
-      sigset_t none;
-      sigemptyset(&none);
-      ::sigprocmask(SIG_SETMASK, &none, nullptr);
-      ::signal(SIGPIPE, SIG_DFL);
-      ::execv(argv[0], argv.data());
-      ::_exit(127);
-    }
-    ::close(log);
-    pid_ = pid;
-    auto deadline = Clock::now() + kReadyTimeout;
-    while (true) {
-      std::ifstream in(ready);
-      std::string line;
-      if (in && std::getline(in, line) && !line.empty()) {
-        auto hp = net::ParseHostPort(line);
-        if (!hp.ok()) {
-          Stop(SIGKILL, 1s);
-          return ::testing::AssertionFailure() << "ready file holds '" << line << "'";
-        }
-        address_ = *hp;
-        return ::testing::AssertionSuccess();
-      }
-      int status = 0;
-      if (::waitpid(pid_, &status, WNOHANG) == pid_) {
-        pid_ = -1;
-        return ::testing::AssertionFailure()
-               << "node exited before it was ready (" << DescribeWait(status) << "); log:\n"
-               << LogTail(4000);
-      }
-      if (Clock::now() >= deadline) {
-        Stop(SIGKILL, 1s);
-        return ::testing::AssertionFailure() << "node not ready within 10 s; log:\n"
-                                             << LogTail(4000);
-      }
-      std::this_thread::sleep_for(10ms);
-    }
+    Status s = proc_.Start();
+    if (s.ok()) return ::testing::AssertionSuccess();
+    return ::testing::AssertionFailure() << s.ToString();
   }
-
-  // Sends `sig`; if the node has not exited after `grace`, sends SIGKILL and waits up to 10 s
-  // more. Returns the wait status, or nullopt if the node was not running or not reaped.
+  // The wait status, or nullopt if the node was not running or could not be reaped (a failure).
   std::optional<int> Stop(int sig, Clock::duration grace) {
-    if (pid_ <= 0) return std::nullopt;
-    ::kill(pid_, sig);
-    std::optional<int> status = Reap(grace);
-    if (!status) {
-      ::kill(pid_, SIGKILL);
-      status = Reap(10s);
-    }
-    if (!status) ADD_FAILURE() << "node " << pid_ << " could not be reaped";
-    pid_ = -1;
-    return status;
+    auto status = proc_.Stop(sig, grace);
+    if (status.ok()) return *status;
+    if (status.status().code() != Code::kNotFound) ADD_FAILURE() << status.status().ToString();
+    return std::nullopt;
   }
-
-  // True if the process has not exited (checked without reaping it).
-  bool Alive() const {
-    siginfo_t info{};
-    return pid_ > 0 &&
-           ::waitid(P_PID, static_cast<id_t>(pid_), &info, WEXITED | WNOHANG | WNOWAIT) == 0 &&
-           info.si_pid == 0;
-  }
-  pid_t pid() const { return pid_; }
-  const net::HostPort& address() const { return address_; }
-  uint16_t port() const { return address_.port; }
-  const std::string& data() const { return data_; }
-
-  std::string LogTail(size_t n) const {
-    std::ifstream in(LogPath());
-    std::stringstream ss;
-    ss << in.rdbuf();
-    std::string s = ss.str();
-    return s.size() > n ? s.substr(s.size() - n) : s;
-  }
+  bool Alive() const { return proc_.Alive(); }
+  pid_t pid() const { return proc_.pid(); }
+  const net::HostPort& address() const { return proc_.address(); }
+  uint16_t port() const { return proc_.port(); }
+  const std::string& data() const { return proc_.data(); }
 
  private:
-  std::string LogPath() const { return run_.path() + "/node.log"; }
-
-  std::optional<int> Reap(Clock::duration limit) {
-    auto deadline = Clock::now() + limit;
-    while (true) {
-      int status = 0;
-      pid_t r = ::waitpid(pid_, &status, WNOHANG);
-      if (r == pid_) return status;
-      if (r < 0 && errno != EINTR) return std::nullopt;
-      if (Clock::now() >= deadline) return std::nullopt;
-      std::this_thread::sleep_for(5ms);
-    }
-  }
-
   test::TempDir run_;  // the ready file and the node's log
-  const std::string data_;
-  const std::vector<std::string> args_;
-  pid_t pid_ = -1;
-  net::HostPort address_;
+  test::NodeProcess proc_;
 };
 
 std::shared_ptr<crypto::SigningKey> NewKey() {
@@ -623,7 +504,7 @@ TEST(NodeIntegrationTest, RestartKeepsLeasesSlotsAndNodeId) {
   const uint16_t old_port = node.port();
   auto st = node.Stop(SIGTERM, 10s);
   ASSERT_TRUE(st);
-  EXPECT_TRUE(WIFEXITED(*st) && WEXITSTATUS(*st) == 0) << DescribeWait(*st);
+  EXPECT_TRUE(WIFEXITED(*st) && WEXITSTATUS(*st) == 0) << test::DescribeWait(*st);
 
   ASSERT_TRUE(node.Start());
   std::printf("restarted: port %u -> %u\n", old_port, node.port());
@@ -737,7 +618,7 @@ TEST(NodeIntegrationTest, KillDuringPutsKeepsEveryAcknowledgedShard) {
   for (auto& c : clients) c.join();  // each ends at its first failed PUT (reset or refused)
   ASSERT_TRUE(enough) << "only " << acked.load() << " PUTs acknowledged in 30 s";
   ASSERT_TRUE(st);
-  EXPECT_TRUE(WIFSIGNALED(*st) && WTERMSIG(*st) == SIGKILL) << DescribeWait(*st);
+  EXPECT_TRUE(WIFSIGNALED(*st) && WTERMSIG(*st) == SIGKILL) << test::DescribeWait(*st);
   EXPECT_TRUE(unexpected.empty()) << unexpected.front();
   size_t partial_before = FilesUnder(data + "/tmp").size();
 
@@ -1271,7 +1152,7 @@ TEST(NodeIntegrationTest, FullDiskAnswers507) {
   // A clean stop on a full disk still works.
   auto exit = node.Stop(SIGTERM, 10s);
   ASSERT_TRUE(exit);
-  EXPECT_TRUE(WIFEXITED(*exit) && WEXITSTATUS(*exit) == 0) << DescribeWait(*exit);
+  EXPECT_TRUE(WIFEXITED(*exit) && WEXITSTATUS(*exit) == 0) << test::DescribeWait(*exit);
 }
 
 // A PUT the node refuses on its head (413, 507, 401) reaches the client as that answer
@@ -1435,7 +1316,7 @@ TEST(NodeIntegrationTest, ConcurrentClientsLeaveNoLeaks) {
       },
       5s))
       << fds << " fds, baseline " << baseline;
-  long rss = RssKiB(node.pid());
+  long rss = test::ProcStatusKiB(node.pid(), "VmRSS:");
   std::printf(
       "%llu operations by %d clients in %lld s (%llu NotFound races); node fds %d "
       "(baseline %d), VmRSS %ld KiB\n",
@@ -1475,7 +1356,7 @@ TEST(NodeIntegrationTest, SigtermDuringASlowPutExitsCleanly) {
   auto st = node.Stop(SIGTERM, 10s);
   const auto took = Clock::now() - t0;
   ASSERT_TRUE(st);
-  EXPECT_TRUE(WIFEXITED(*st) && WEXITSTATUS(*st) == 0) << DescribeWait(*st);
+  EXPECT_TRUE(WIFEXITED(*st) && WEXITSTATUS(*st) == 0) << test::DescribeWait(*st);
   std::printf("SIGTERM to exit with a PUT in progress: %ld ms (--drain-timeout 1)\n",
               ToMillis(took));
   EXPECT_LT(took, 3s);
