@@ -2,8 +2,9 @@
 //
 // Bulk hashing (shard Merkle trees, chunk ids) uses SHA-256 through OpenSSL, which uses the
 // CPU's SHA extensions: measured on this project's machines at about 1.6-1.8 GB/s against
-// 0.9-1.05 GB/s for libsodium's BLAKE2b (bench/pipeline prints both). BLAKE2b stays for small
-// keyed derivations, where libsodium is the home of keys.
+// 0.9-1.05 GB/s for libsodium's BLAKE2b (bench/pipeline prints both). Merkle leaves go twice
+// as fast again, two at a time (crypto/sha256_pair.h). BLAKE2b stays for small keyed
+// derivations, where libsodium is the home of keys.
 //
 // Thread safety: free functions are thread-safe; a Sha256Hasher is used by one thread at a
 // time; ChunkIdHasher::Compute may be called from many threads at once.

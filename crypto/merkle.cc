@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <bit>
 
+#include "crypto/sha256_pair.h"
+
 namespace shardfs::crypto {
 
 namespace {
@@ -48,16 +50,22 @@ Digest256 Subtree(Sha256Hasher& h, const std::vector<Digest256>& leaves, uint64_
 }
 
 std::vector<Digest256> HashLeaves(ByteSpan shard) {
-  Sha256Hasher h;
-  uint64_t n = MerkleLeafCount(shard.size());
   std::vector<Digest256> leaves;
-  leaves.reserve(n);
-  for (uint64_t i = 0; i < n; ++i) {
-    size_t off = i * kMerkleLeafSize;
-    leaves.push_back(
-        LeafHash(h, shard.subspan(off, std::min(kMerkleLeafSize, shard.size() - off))));
+  leaves.reserve(MerkleLeafCount(shard.size()));
+  if (shard.empty()) {
+    leaves.push_back(MerkleLeafHash({}));
+  } else {
+    MerkleLeafHashes(shard, &leaves);
   }
   return leaves;
+}
+
+// Hashes two whole leaves at once.
+void AddLeafPair(ByteSpan a, ByteSpan b, std::vector<Digest256>* out) {
+  Digest256 ha, hb;
+  Sha256Pair(kLeafPrefix, a, b, &ha, &hb);
+  out->push_back(ha);
+  out->push_back(hb);
 }
 
 void CollectProof(Sha256Hasher& h, const std::vector<Digest256>& leaves, uint64_t lo, uint64_t hi,
@@ -105,26 +113,59 @@ Digest256 MerkleLeafHash(ByteSpan leaf) {
   return LeafHash(h, leaf);
 }
 
-MerkleBuilder::MerkleBuilder() { hasher_.Update(ByteSpan(&kLeafPrefix, 1)); }
+void MerkleLeafHashes(ByteSpan run, std::vector<Digest256>* out) {
+  while (run.size() >= 2 * kMerkleLeafSize) {
+    AddLeafPair(run.first(kMerkleLeafSize), run.subspan(kMerkleLeafSize, kMerkleLeafSize), out);
+    run = run.subspan(2 * kMerkleLeafSize);
+  }
+  // One or two leaves left, the second short.
+  while (!run.empty()) {
+    size_t n = std::min(kMerkleLeafSize, run.size());
+    out->push_back(MerkleLeafHash(run.first(n)));
+    run = run.subspan(n);
+  }
+}
+
+MerkleBuilder::MerkleBuilder() = default;
 
 void MerkleBuilder::Update(ByteSpan data) {
+  length_ += data.size();
   while (!data.empty()) {
-    if (in_leaf_ == kMerkleLeafSize) {
-      leaves_.push_back(hasher_.Final());
-      hasher_.Update(ByteSpan(&kLeafPrefix, 1));
-      in_leaf_ = 0;
+    if (pending_.size() == kMerkleLeafSize && data.size() >= kMerkleLeafSize) {
+      // One whole leaf waits: pair it with the next one where it lies, without copying it.
+      AddLeafPair(pending_, data.first(kMerkleLeafSize), &leaves_);
+      pending_.clear();
+      data = data.subspan(kMerkleLeafSize);
+      continue;
     }
-    size_t n = std::min(data.size(), kMerkleLeafSize - in_leaf_);
-    hasher_.Update(data.first(n));
-    in_leaf_ += n;
-    length_ += n;
+    if (pending_.empty() && data.size() >= 2 * kMerkleLeafSize) {
+      AddLeafPair(data.first(kMerkleLeafSize), data.subspan(kMerkleLeafSize, kMerkleLeafSize),
+                  &leaves_);
+      data = data.subspan(2 * kMerkleLeafSize);
+      continue;
+    }
+    // Hold back up to the end of the current leaf.
+    if (pending_.capacity() == 0) pending_.reserve(2 * kMerkleLeafSize);
+    size_t boundary = pending_.size() < kMerkleLeafSize ? kMerkleLeafSize : 2 * kMerkleLeafSize;
+    size_t n = std::min(data.size(), boundary - pending_.size());
+    pending_.insert(pending_.end(), data.begin(), data.begin() + n);
     data = data.subspan(n);
+    if (pending_.size() == 2 * kMerkleLeafSize) {
+      AddLeafPair(ByteSpan(pending_).first(kMerkleLeafSize),
+                  ByteSpan(pending_).subspan(kMerkleLeafSize), &leaves_);
+      pending_.clear();
+    }
   }
 }
 
 Result<MerkleTree> MerkleBuilder::Finish() {
-  // The last leaf (possibly empty, for an empty shard) is still open.
-  leaves_.push_back(hasher_.Final());
+  // What is held back is the last leaf or two; an empty shard has one empty leaf.
+  if (length_ == 0) {
+    leaves_.push_back(MerkleLeafHash({}));
+  } else {
+    MerkleLeafHashes(pending_, &leaves_);
+  }
+  pending_ = Bytes();
   return MerkleTree::FromLeafHashes(length_, std::move(leaves_));
 }
 
@@ -178,9 +219,10 @@ Status VerifyMerkleProof(const ShardId& root, uint64_t length, uint64_t first_le
   Sha256Hasher h;
   std::vector<Digest256> run;
   run.reserve(proof.leaf_count);
-  for (uint64_t i = 0; i < proof.leaf_count; ++i) {
-    size_t off = i * kMerkleLeafSize;
-    run.push_back(LeafHash(h, leaves.subspan(off, std::min(kMerkleLeafSize, leaves.size() - off))));
+  if (leaves.empty()) {
+    run.push_back(LeafHash(h, leaves));  // the one empty leaf of an empty shard
+  } else {
+    MerkleLeafHashes(leaves, &run);
   }
   size_t next = 0;
   Digest256 top;

@@ -69,7 +69,8 @@ class MerkleTree {
 };
 
 // Builds a tree from a shard's bytes as they arrive, without keeping them (a node hashes a
-// shard while it streams to disk).
+// shard while it streams to disk). It holds back at most two leaves (128 KiB, allocated when
+// first needed) so that leaves are hashed two at a time (crypto/sha256_pair.h).
 class MerkleBuilder {
  public:
   MerkleBuilder();
@@ -80,14 +81,17 @@ class MerkleBuilder {
   Result<MerkleTree> Finish();
 
  private:
-  Sha256Hasher hasher_;
   uint64_t length_ = 0;
-  size_t in_leaf_ = 0;
+  Bytes pending_;  // the bytes of the leaves not hashed yet: less than two whole leaves
   std::vector<Digest256> leaves_;
 };
 
 // The hash of one leaf (the first level of the tree), as kept beside a stored shard.
 Digest256 MerkleLeafHash(ByteSpan leaf);
+
+// The hashes of consecutive leaves `run`, cut into 64 KiB leaves (the last may be shorter),
+// appended to `out`; two at a time where the CPU allows. An empty run has no leaves.
+void MerkleLeafHashes(ByteSpan run, std::vector<Digest256>* out);
 
 // Checks that `leaves` are the shard's leaves starting at leaf `first_leaf` (the one the
 // caller asked for: the proof's own first_leaf must match it), as they are in the shard, so all

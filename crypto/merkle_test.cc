@@ -164,9 +164,12 @@ namespace {
 
 TEST(MerkleBuilderTest, StreamingMatchesWholeForEveryShapeAndSplit) {
   for (size_t len : {size_t{0}, size_t{1}, kMerkleLeafSize - 1, kMerkleLeafSize,
-                     kMerkleLeafSize + 1, 2 * kMerkleLeafSize, 5 * kMerkleLeafSize + 77}) {
+                     kMerkleLeafSize + 1, 2 * kMerkleLeafSize, 2 * kMerkleLeafSize + 1,
+                     3 * kMerkleLeafSize, 4 * kMerkleLeafSize, 5 * kMerkleLeafSize + 77}) {
     Bytes data = test::PseudoRandomBytes(len, len + 3);
-    for (size_t piece : {size_t{1} << 20, size_t{4096}, size_t{65537}, size_t{1000}}) {
+    for (size_t piece :
+         {size_t{1} << 20, size_t{4096}, size_t{65537}, size_t{1000}, kMerkleLeafSize,
+          2 * kMerkleLeafSize, 2 * kMerkleLeafSize + 1, 3 * kMerkleLeafSize - 1}) {
       MerkleBuilder b;
       for (size_t off = 0; off < len; off += piece) {
         b.Update(ByteSpan(data).subspan(off, std::min(piece, len - off)));
@@ -176,6 +179,29 @@ TEST(MerkleBuilderTest, StreamingMatchesWholeForEveryShapeAndSplit) {
       EXPECT_EQ(tree.leaf_hashes().front(),
                 MerkleLeafHash(ByteSpan(data).first(std::min(len, kMerkleLeafSize))));
     }
+  }
+}
+
+// Leaves are hashed two at a time (crypto/sha256_pair.h); each hash must still be the plain
+// one-leaf hash, wherever the leaf sits and however the bytes arrive.
+TEST(MerkleBuilderTest, LeafHashesEqualOneAtATime) {
+  Bytes data = test::PseudoRandomBytes(7 * kMerkleLeafSize + 12345, 99);
+  std::vector<Digest256> expected;
+  for (size_t off = 0; off < data.size(); off += kMerkleLeafSize) {
+    expected.push_back(
+        MerkleLeafHash(ByteSpan(data).subspan(off, std::min(kMerkleLeafSize, data.size() - off))));
+  }
+  EXPECT_EQ(MerkleTree::Build(data).leaf_hashes(), expected);
+  std::vector<Digest256> batch;
+  MerkleLeafHashes(data, &batch);
+  EXPECT_EQ(batch, expected);
+  for (size_t piece : {size_t{333}, kMerkleLeafSize + 3, 3 * kMerkleLeafSize}) {
+    MerkleBuilder b;
+    for (size_t off = 0; off < data.size(); off += piece) {
+      b.Update(ByteSpan(data).subspan(off, std::min(piece, data.size() - off)));
+    }
+    ASSERT_OK_AND_ASSIGN(MerkleTree tree, b.Finish());
+    EXPECT_EQ(tree.leaf_hashes(), expected) << piece;
   }
 }
 
