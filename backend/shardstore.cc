@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 #include <ctime>
 #include <unordered_set>
@@ -27,6 +28,11 @@ constexpr uint8_t kFooterMagic[4] = {'S', 'F', 'S', 'H'};
 constexpr uint8_t kShardFileVersion = 1;
 constexpr size_t kFooterSize = 16;
 constexpr size_t kHashSize = 32;
+// A scrub reads and checks this much at a time (16 leaves).
+constexpr size_t kScrubPieceBytes = 16 * crypto::kMerkleLeafSize;
+// Direct I/O wants buffers, offsets and lengths aligned to the device's logical block size;
+// 4096 is a multiple of every common one.
+constexpr size_t kDirectAlign = 4096;
 // Index schema version (meta.schema); bump with a migration, never reuse.
 constexpr int64_t kSchemaVersion = 1;
 
@@ -220,6 +226,75 @@ Status ShardReader::Read(uint64_t offset, MutableByteSpan out) {
   SFS_RETURN_IF_ERROR(ReadLeaves(first, count, scratch_));
   std::memcpy(out.data(), scratch_.data() + (offset - first * crypto::kMerkleLeafSize), out.size());
   return Status::Ok();
+}
+
+Status ShardReader::Scrub(const ScrubPacer& pace) {
+  // Direct I/O, so that the check reads the disk rather than a copy in the page cache, which
+  // would hide damage on the disk until the copy is evicted (and a pass does not push the
+  // shards clients read out of the cache). A file system that refuses it is read through the
+  // cache instead.
+  int flags = ::fcntl(fd_.get(), F_GETFL);
+  bool direct = flags >= 0 && ::fcntl(fd_.get(), F_SETFL, flags | O_DIRECT) == 0;
+  auto buffered = [&] {
+    direct = false;
+    if (flags >= 0) (void)::fcntl(fd_.get(), F_SETFL, flags & ~O_DIRECT);
+  };
+  struct Free {
+    void operator()(uint8_t* p) const { std::free(p); }
+  };
+  std::unique_ptr<uint8_t, Free> buf(
+      static_cast<uint8_t*>(std::aligned_alloc(kDirectAlign, kScrubPieceBytes)));
+  if (!buf) return Status::IOError("no memory for a scrub buffer");
+  constexpr uint64_t kLeavesPerPiece = kScrubPieceBytes / crypto::kMerkleLeafSize;
+  const uint64_t leaves = tree_.leaf_count();
+  Status s;
+  for (uint64_t first = 0; first < leaves && s.ok(); first += kLeavesPerPiece) {
+    uint64_t count = std::min(kLeavesPerPiece, leaves - first);
+    size_t want = RunBytes(first, count);
+    uint64_t offset = first * crypto::kMerkleLeafSize;
+    MutableByteSpan piece(buf.get(), want);
+    bool done = false;
+    if (direct) {
+      // Whole aligned blocks: past the shard's bytes lie its leaf hashes and footer, so the
+      // rounded-up read stays within the file of a whole shard.
+      size_t aligned = (want + kDirectAlign - 1) / kDirectAlign * kDirectAlign;
+      ssize_t n;
+      do {
+        n = ::pread(fd_.get(), buf.get(), aligned, static_cast<off_t>(offset));
+      } while (n < 0 && errno == EINTR);
+      if (n >= 0 && static_cast<size_t>(n) >= want) {
+        done = true;
+      } else if (n < 0 && errno != EINVAL) {
+        s = PosixError("read shard", errno);
+        done = true;
+      } else {
+        // EINVAL (an alignment this device does not take) or a short read: read the piece
+        // again through the cache, which also tells a truncated file apart.
+        buffered();
+      }
+    }
+    if (!done) s = PreadAll(fd_.get(), offset, piece, "shard");
+    bool read = s.ok();
+    for (uint64_t i = 0; s.ok() && i < count; ++i) {
+      size_t off = i * crypto::kMerkleLeafSize;
+      size_t n = std::min<size_t>(crypto::kMerkleLeafSize, want - off);
+      if (crypto::MerkleLeafHash(ByteSpan(piece).subspan(off, n)) !=
+          tree_.leaf_hashes()[first + i]) {
+        s = Status::Corruption("leaf " + std::to_string(first + i) +
+                               " does not match its hash on disk");
+      }
+    }
+    // A damaged piece is paid for too, but not a failed read, which read nothing.
+    bool go_on = !read || !pace || pace(want);
+    if (s.ok() && !go_on) return Status::Cancelled("scrub stopped");
+  }
+  if (direct) buffered();
+  if (s.ok()) return s;
+  // As ReadLeaves: a shard whose bytes fail their check, or cannot be read, is dropped.
+  s = s.WithContext("shard " + id_.ToHex());
+  store_->Quarantine(id_, s);
+  if (s.code() != Code::kCorruption) s = Status::Corruption(s.ToString());
+  return s;
 }
 
 Result<ShardProof> ShardReader::Prove(uint64_t first_leaf, uint64_t count) {
@@ -541,6 +616,10 @@ Result<std::unique_ptr<ShardReader>> ShardStore::OpenShard(const OwnerKey& owner
     SFS_ASSIGN_OR_RETURN(bool leased, HasLeaseLocked(owner, id));
     if (!leased) return Status::NotFound("no such shard");
   }
+  return OpenFile(id);
+}
+
+Result<std::unique_ptr<ShardReader>> ShardStore::OpenFile(const ShardId& id) {
   std::string path = ShardPath(id);
   UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
   if (!fd.valid()) {
@@ -587,6 +666,38 @@ Result<std::unique_ptr<ShardReader>> ShardStore::OpenShard(const OwnerKey& owner
   }
   if (bad.code() == Code::kCorruption) Quarantine(id, bad);
   return bad;
+}
+
+Result<std::vector<ShardId>> ShardStore::ListShards(const std::optional<ShardId>& after,
+                                                    size_t max) {
+  MutexLock lock(&mu_);
+  if (!db_) return Status::Unavailable("shard store is closed");
+  // The all-zero id sorts first, so "above nothing" is "at or above zero".
+  SFS_ASSIGN_OR_RETURN(auto q, db_->Prepare(after ? "SELECT id FROM shards WHERE id > ? "
+                                                    "ORDER BY id LIMIT ?"
+                                                  : "SELECT id FROM shards WHERE id >= ? "
+                                                    "ORDER BY id LIMIT ?"));
+  ShardId from = after.value_or(ShardId());
+  q.Bind(1, from.span()).Bind(2, static_cast<int64_t>(std::min<size_t>(max, INT64_MAX)));
+  std::vector<ShardId> ids;
+  while (true) {
+    SFS_ASSIGN_OR_RETURN(bool row, q.Step());
+    if (!row) break;
+    auto id = ShardId::FromBytes(q.ColumnBlob(0));
+    if (id.ok()) ids.push_back(*id);
+  }
+  return ids;
+}
+
+Status ShardStore::ScrubShard(const ShardId& id, const ScrubPacer& pace) {
+  {
+    MutexLock lock(&mu_);
+    if (!db_) return Status::Unavailable("shard store is closed");
+    SFS_ASSIGN_OR_RETURN(bool stored, HasRowLocked(id));
+    if (!stored) return Status::NotFound("no such shard");
+  }
+  SFS_ASSIGN_OR_RETURN(auto reader, OpenFile(id));
+  return reader->Scrub(pace);
 }
 
 void ShardStore::Quarantine(const ShardId& id, const Status& why) {

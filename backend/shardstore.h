@@ -10,9 +10,11 @@
 // fsync'd, renamed, folder fsync'd), and its lease is committed to the index only after that,
 // so after a crash at any moment the store holds only whole shards; a file without a lease
 // (from a crash between the rename and the commit) is removed at the next start.
-// Every byte read back is checked against the shard's leaf hashes, which are checked against
-// the shard id, so the store never returns bytes that are not the shard asked for: a damaged
-// shard is reported as Corruption and dropped.
+// Opening a shard checks its leaf hashes against the shard id. Reads through Read and Prove
+// also check every byte they return against the leaf hashes, and ScrubShard checks a whole
+// shard; a damaged shard found so is reported as Corruption and dropped (its file, its row and
+// every lease). Bytes taken straight from the file (ShardReader::fd, for sendfile) are not
+// checked: the node sends them as stored, and the client checks them (docs/protocol.md).
 //
 // Thread safety: all methods may be called from many threads. A ShardWriter or ShardReader is
 // used by one thread at a time and must not outlive its store.
@@ -22,6 +24,7 @@
 
 #include <array>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -111,11 +114,23 @@ class ShardWriter {
   bool done_ = false;
 };
 
-// Reads one stored shard, checking every byte against its leaf hashes.
+// Called by ShardStore::ScrubShard after each piece of a shard it has checked, with the piece's
+// size in bytes; returns false to stop the scrub there. May sleep (that is how a scrub is
+// paced).
+using ScrubPacer = std::function<bool(uint64_t bytes)>;
+
+// One open stored shard whose leaf hashes were checked against its id when it was opened.
+// Read and Prove check every byte they return against the leaf hashes; fd() gives the file
+// itself, unchecked.
 class ShardReader {
  public:
   uint64_t length() const { return tree_.length(); }
   const ShardId& id() const { return id_; }
+  // The open shard file, to send shard bytes straight from it (sendfile): byte i of the shard
+  // is byte i of the file, for i < length(). Bytes taken this way are NOT checked against the
+  // leaf hashes, and a damage there is not noticed by this reader. Owned by the reader: valid
+  // while it lives, and not to be closed.
+  int fd() const { return fd_.get(); }
 
   // Reads [offset, offset + out.size()). OutOfRange if it does not lie within the shard;
   // Corruption (and the shard is dropped from the store) if the disk returns wrong bytes.
@@ -133,6 +148,8 @@ class ShardReader {
   // Reads whole leaves [first, first + count) into `out` (RunBytes(first, count) long) and
   // checks them.
   Status ReadLeaves(uint64_t first, uint64_t count, MutableByteSpan out);
+  // ShardStore::ScrubShard's work on an open shard: reads and checks every leaf.
+  Status Scrub(const ScrubPacer& pace);
 
   ShardStore* store_;
   ShardId id_;
@@ -168,6 +185,22 @@ class ShardStore {
   // holds no lease on it.
   Status Delete(const OwnerKey& owner, const ShardId& id);
 
+  // Up to `max` ids of stored shards, in increasing order (as byte strings), all above `after`
+  // (from the lowest if nullopt): pages of a walk over the store. A shard stored or dropped
+  // during the walk may or may not be listed. Unavailable if the store is closed; IOError or
+  // Corruption from the index.
+  Result<std::vector<ShardId>> ListShards(const std::optional<ShardId>& after, size_t max);
+
+  // Checks stored shard `id` in full, whoever holds it: the footer and leaf hashes against the
+  // id (as OpenShard does), then every byte against the leaf hashes, read from the disk (with
+  // direct I/O where the file system allows it, not from a copy in the page cache), in pieces
+  // of 1 MiB; `pace` (if set) is called after each piece. OK if the shard is whole. Corruption
+  // if it is damaged or its bytes cannot be read: the shard has then been dropped, as a failed
+  // Read drops it. NotFound if the store does not hold `id` (e.g. it was deleted since it was
+  // listed); Cancelled if `pace` returned false (nothing is dropped); Unavailable if the store
+  // is closed; IOError for other failures (the shard is left in place).
+  Status ScrubShard(const ShardId& id, const ScrubPacer& pace = {});
+
   // The newest slot record `owner` stored, or nullopt.
   Result<std::optional<Bytes>> GetSlot(const OwnerKey& owner);
   // Stores `record` (a signed slot record, backend/slot.h) if its signature verifies, its
@@ -190,6 +223,10 @@ class ShardStore {
 
   Status Init();
   Status Recover() REQUIRES(mu_);
+  // Opens shard `id`'s file and checks its footer and leaf hashes against the id (no lease
+  // check). NotFound if there is no file; Corruption (and the shard is dropped) if it does not
+  // match; IOError from the disk.
+  Result<std::unique_ptr<ShardReader>> OpenFile(const ShardId& id);
   std::string ShardPath(const ShardId& id) const;
   Mutex& StripeFor(const ShardId& id) { return stripes_[id.data()[0] % stripes_.size()]; }
   uint64_t DiskAvailable() const;

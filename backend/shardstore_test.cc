@@ -1,8 +1,11 @@
 #include "backend/shardstore.h"
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
+#include <optional>
 #include <thread>
+#include <vector>
 
 #include <gtest/gtest.h>
 #include <sys/stat.h>
@@ -250,6 +253,128 @@ TEST_F(ShardStoreTest, DamagedTrailerIsDetectedAtOpen) {
     EXPECT_EQ(store_->OpenShard(alice_, id).status().code(), Code::kCorruption) << which;
     EXPECT_EQ(store_->OpenShard(alice_, id).status().code(), Code::kNotFound) << which;
   }
+}
+
+// XORs byte `pos` of `path` with `mask`.
+void FlipByte(const std::string& path, uint64_t pos, char mask = 1) {
+  std::fstream f(path, std::ios::in | std::ios::out | std::ios::binary);
+  f.seekg(static_cast<std::streamoff>(pos));
+  char c = static_cast<char>(f.get());
+  f.seekp(static_cast<std::streamoff>(pos));
+  f.put(static_cast<char>(c ^ mask));
+}
+
+TEST_F(ShardStoreTest, ListShardsWalksTheStoreInPages) {
+  std::vector<ShardId> ids;
+  for (int i = 0; i < 5; ++i) {
+    Bytes data = test::PseudoRandomBytes(1000 + i, 40 + i);
+    ASSERT_OK(Put(i % 2 ? alice_ : bob_, data));
+    ids.push_back(crypto::MerkleRoot(data));
+  }
+  std::sort(ids.begin(), ids.end(), [](const ShardId& a, const ShardId& b) {
+    return std::lexicographical_compare(a.span().begin(), a.span().end(), b.span().begin(),
+                                        b.span().end());
+  });
+  std::vector<ShardId> walked;
+  std::optional<ShardId> after;
+  for (int pages = 0; pages < 10; ++pages) {
+    ASSERT_OK_AND_ASSIGN(auto page, store_->ListShards(after, 2));
+    EXPECT_LE(page.size(), 2u);
+    if (page.empty()) break;
+    walked.insert(walked.end(), page.begin(), page.end());
+    after = page.back();
+  }
+  EXPECT_EQ(walked, ids);
+  ASSERT_OK_AND_ASSIGN(auto none, store_->ListShards(ids.back(), 10));
+  EXPECT_TRUE(none.empty());
+}
+
+TEST_F(ShardStoreTest, ScrubOfHealthyShardsFindsNothing) {
+  // A shard of several 1 MiB scrub pieces with a short last leaf, one of one short leaf, and
+  // one of exactly one leaf.
+  std::vector<Bytes> shards = {
+      test::PseudoRandomBytes(2 * (1 << 20) + 5 * crypto::kMerkleLeafSize + 1234, 20),
+      test::PseudoRandomBytes(1, 21), test::PseudoRandomBytes(crypto::kMerkleLeafSize, 22)};
+  uint64_t total = 0;
+  for (const auto& d : shards) {
+    ASSERT_OK(Put(alice_, d));
+    total += d.size();
+  }
+  uint64_t paced = 0;
+  size_t calls = 0;
+  auto pace = [&](uint64_t bytes) {
+    EXPECT_LE(bytes, uint64_t{1} << 20);
+    paced += bytes;
+    ++calls;
+    return true;
+  };
+  for (const auto& d : shards) EXPECT_OK(store_->ScrubShard(crypto::MerkleRoot(d), pace));
+  EXPECT_EQ(paced, total);
+  EXPECT_EQ(calls, 3u + 2u);
+  EXPECT_EQ(store_->Stats().shards, 3u);
+  for (const auto& d : shards) {
+    ASSERT_OK_AND_ASSIGN(Bytes back, ReadAll(alice_, crypto::MerkleRoot(d)));
+    EXPECT_EQ(back, d);
+  }
+  // A shard the store does not hold; a scrub told to stop drops nothing.
+  EXPECT_EQ(store_->ScrubShard(crypto::MerkleRoot(ToBytes("none"))).code(), Code::kNotFound);
+  EXPECT_EQ(
+      store_->ScrubShard(crypto::MerkleRoot(shards[0]), [](uint64_t) { return false; }).code(),
+      Code::kCancelled);
+  EXPECT_EQ(store_->Stats().shards, 3u);
+}
+
+// One flipped byte anywhere in a shard's bytes or its leaf hashes is found by a scrub, and the
+// shard is dropped with every lease, as a failed read drops it.
+TEST_F(ShardStoreTest, ScrubFindsAFlippedByteInDataOrLeafHashes) {
+  Bytes keep = test::PseudoRandomBytes(200000, 23);
+  ASSERT_OK(Put(alice_, keep));
+  Bytes data = test::PseudoRandomBytes(3 * (1 << 20) + 77, 24);  // 49 leaves, 4 pieces
+  ShardId id = crypto::MerkleRoot(data);
+  uint64_t leaf_hashes = data.size();
+  struct Case {
+    const char* what;
+    uint64_t pos;
+  };
+  for (Case c : {Case{"first byte", 0}, Case{"middle of piece 2", (1 << 20) + 12345},
+                 Case{"last byte", data.size() - 1}, Case{"first leaf hash", leaf_hashes},
+                 Case{"last leaf hash", leaf_hashes + 48 * 32 + 31}}) {
+    ASSERT_OK(Put(alice_, data));
+    ASSERT_OK(Put(bob_, data));
+    ShardStoreStats before = store_->Stats();
+    FlipByte(ShardFile(id), c.pos);
+    EXPECT_EQ(store_->ScrubShard(id).code(), Code::kCorruption) << c.what;
+    EXPECT_FALSE(fs::exists(ShardFile(id))) << c.what;
+    EXPECT_EQ(store_->OpenShard(alice_, id).status().code(), Code::kNotFound) << c.what;
+    EXPECT_EQ(store_->OpenShard(bob_, id).status().code(), Code::kNotFound) << c.what;
+    EXPECT_EQ(store_->ScrubShard(id).code(), Code::kNotFound) << c.what;
+    ShardStoreStats after = store_->Stats();
+    EXPECT_EQ(after.shards, before.shards - 1) << c.what;
+    EXPECT_EQ(after.used, before.used - ShardStore::FileSize(data.size())) << c.what;
+    EXPECT_EQ(store_->Usage(alice_).shards, 1u) << c.what;
+    EXPECT_EQ(store_->Usage(bob_).shards, 0u) << c.what;
+    ASSERT_OK_AND_ASSIGN(auto ids, store_->ListShards(std::nullopt, 10));
+    EXPECT_EQ(ids, std::vector<ShardId>{crypto::MerkleRoot(keep)});
+  }
+  EXPECT_OK(store_->ScrubShard(crypto::MerkleRoot(keep)));
+}
+
+// A file cut short behind the store's back, after it was opened, is damage too.
+TEST_F(ShardStoreTest, ScrubOfATruncatedFileDropsIt) {
+  Bytes data = test::PseudoRandomBytes(2 * (1 << 20), 25);
+  ShardId id = crypto::MerkleRoot(data);
+  ASSERT_OK(Put(alice_, data));
+  bool cut = false;
+  Status s = store_->ScrubShard(id, [&](uint64_t) {
+    if (!cut) {
+      cut = ::truncate(ShardFile(id).c_str(), 1 << 20) == 0;
+      EXPECT_TRUE(cut);
+    }
+    return true;
+  });
+  EXPECT_EQ(s.code(), Code::kCorruption) << s.ToString();
+  EXPECT_EQ(store_->OpenShard(alice_, id).status().code(), Code::kNotFound);
+  EXPECT_EQ(store_->Stats().shards, 0u);
 }
 
 TEST_F(ShardStoreTest, RestartKeepsShardsLeasesAndSlots) {

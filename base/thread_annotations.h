@@ -4,6 +4,7 @@
 #ifndef SHARDFS_BASE_THREAD_ANNOTATIONS_H_
 #define SHARDFS_BASE_THREAD_ANNOTATIONS_H_
 
+#include <chrono>
 #include <condition_variable>
 #include <mutex>
 
@@ -56,6 +57,16 @@ class CondVar {
     std::unique_lock<std::mutex> lock(mu->native(), std::adopt_lock);
     cv_.wait(lock, pred);
     lock.release();
+  }
+  // Waits until pred() holds or `deadline` passes; returns pred().
+  // REQUIRES: *mu is held by the caller.
+  template <typename Clock, typename Duration, typename Pred>
+  bool WaitUntil(Mutex* mu, std::chrono::time_point<Clock, Duration> deadline, Pred pred)
+      REQUIRES(mu) {
+    std::unique_lock<std::mutex> lock(mu->native(), std::adopt_lock);
+    bool done = cv_.wait_until(lock, deadline, pred);
+    lock.release();
+    return done;
   }
   void NotifyOne() { cv_.notify_one(); }
   void NotifyAll() { cv_.notify_all(); }

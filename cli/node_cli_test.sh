@@ -27,6 +27,7 @@ expect_usage --data "$dir/a" --capacity 0
 expect_usage --data "$dir/a" --capacity 1G --listen nowhere
 expect_usage --data "$dir/a" --capacity 1G --threads 0
 expect_usage --data "$dir/a" --capacity 1G --allow-owner xyz
+expect_usage --data "$dir/a" --capacity 1G --scrub-rate fast
 [ ! -e "$dir/a" ] || fail "a refused command created the data folder"
 printf 'bogus = 1\n' >"$dir/bad.toml"
 expect_usage --config "$dir/bad.toml"
@@ -47,6 +48,7 @@ capacity = "1G"
 reserve = "0"
 listen = "127.0.0.1:0"
 ready-file = "$dir/ready"
+scrub-rate = "0"
 EOC
 "$bin" node --config "$dir/node.toml" --capacity 2G 2>"$dir/log" &
 pid=$!
@@ -58,6 +60,7 @@ while [ ! -s "$dir/ready" ]; do
 done
 grep -q "capacity 2.0 GiB" "$dir/log" || fail "command line did not win over the file: $(cat "$dir/log")"
 grep -q "$id1" "$dir/log" || fail "node id differs from --print-id"
+grep -q "scrubbing is off" "$dir/log" || fail "scrub-rate from the file was not used: $(cat "$dir/log")"
 kill -TERM "$pid"
 wait "$pid" || fail "node did not exit 0 on SIGTERM"
 pid=

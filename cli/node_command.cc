@@ -9,6 +9,7 @@
 #include <pthread.h>
 #include <signal.h>
 
+#include "backend/scrubber.h"
 #include "backend/shardstore.h"
 #include "base/file.h"
 #include "base/logging.h"
@@ -30,6 +31,7 @@ struct NodeFlags {
   std::string reserve = "1G";
   std::string max_shard_size = "64M";
   std::string owner_quota = "0";
+  std::string scrub_rate = "16MiB";
   std::vector<std::string> allow_owners;
   int threads = 8;
   size_t max_connections = 256;
@@ -107,6 +109,7 @@ int RunNode(const NodeFlags& f) {
   if (f.capacity.empty()) return Usage("--capacity is required (e.g. --capacity 100G)");
   backend::ShardStoreOptions so;
   so.dir = f.data;
+  backend::ScrubberOptions scrub;
   struct Size {
     const char* flag;
     const std::string& text;
@@ -115,7 +118,8 @@ int RunNode(const NodeFlags& f) {
   for (Size s :
        {Size{"--capacity", f.capacity, &so.capacity}, Size{"--reserve", f.reserve, &so.reserve},
         Size{"--max-shard-size", f.max_shard_size, &so.max_shard_size},
-        Size{"--owner-quota", f.owner_quota, &so.owner_quota}}) {
+        Size{"--owner-quota", f.owner_quota, &so.owner_quota},
+        Size{"--scrub-rate", f.scrub_rate, &scrub.rate}}) {
     auto v = ParseByteSize(s.text);
     if (!v.ok()) return Usage(std::string(s.flag) + ": " + v.status().message());
     *s.out = *v;
@@ -162,6 +166,8 @@ int RunNode(const NodeFlags& f) {
   auto key = net::LoadOrCreateNodeKey(f.data);
   if (!key.ok()) return Fail("node key", key.status());
   NodeId id = crypto::NodeIdOf(key->public_key());
+  backend::Scrubber scrubber(store->get(), scrub);
+  no.scrubber = &scrubber;
   net::NodeService service(store->get(), id, no);
   net::HttpServerOptions ho;
   ho.address = listen->host;
@@ -179,10 +185,13 @@ int RunNode(const NodeFlags& f) {
   log::Info("shardfs node {} (version {}) serving {} on {}: capacity {}, {} shard(s), {} free",
             id.ToHex(), kVersion, f.data, bound.ToString(), FormatByteSize(st.capacity), st.shards,
             FormatByteSize(st.free));
+  if (scrub.rate == 0) log::Info("scrubbing is off (--scrub-rate 0)");
+  scrubber.Start();
   if (!f.ready_file.empty()) {
     std::string line = bound.ToString() + "\n";
     Status w = WriteFileAtomic(f.ready_file, AsBytes(line), 0644);
     if (!w.ok()) {
+      scrubber.Stop();
       server.Stop(std::chrono::milliseconds(0));
       return Fail("write --ready-file", w);
     }
@@ -191,6 +200,7 @@ int RunNode(const NodeFlags& f) {
   sigwait(&stop_signals, &sig);
   log::Info("{} received: finishing requests in progress (up to {} s), then stopping",
             sig == SIGTERM ? "SIGTERM" : "SIGINT", f.drain_timeout);
+  scrubber.Stop();  // prompt: it stops after the piece it is reading
   server.Stop(Millis(f.drain_timeout));
   store->reset();
   log::Info("stopped cleanly");
@@ -216,6 +226,9 @@ std::function<int()> AddNodeCommand(CLI::App& app) {
       ->capture_default_str();
   cmd->add_option("--owner-quota", flags->owner_quota,
                   "Most bytes one owner may store (0: no limit)")
+      ->capture_default_str();
+  cmd->add_option("--scrub-rate", flags->scrub_rate,
+                  "Bytes per second read to check stored shards for damage, e.g. 16MiB (0: off)")
       ->capture_default_str();
   cmd->add_option("--allow-owner", flags->allow_owners,
                   "Serve only these owner keys (64 hex digits; repeat the option)");

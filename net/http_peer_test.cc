@@ -1,5 +1,7 @@
 #include "net/http_peer.h"
 
+#include <algorithm>
+#include <cstdio>
 #include <thread>
 
 #include <arpa/inet.h>
@@ -9,42 +11,15 @@
 
 #include "net/http_server.h"
 #include "net/node_service.h"
+#include "tests/local_node.h"
 #include "tests/peer_conformance.h"
 
 namespace shardfs::net {
 namespace {
 
-// A node in this process: a store in a temporary folder, the service, a server on an
-// ephemeral loopback port.
-class LocalNode {
- public:
-  explicit LocalNode(HttpServerOptions server_options = {}) {
-    backend::ShardStoreOptions so;
-    so.dir = dir_.path() + "/node";
-    so.capacity = 256 << 20;
-    so.reserve = 0;
-    so.sync = false;
-    store_ = backend::ShardStore::Open(so).value();
-    service_ = std::make_unique<NodeService>(store_.get(), crypto::NodeIdOf(key_.public_key()),
-                                             NodeServiceOptions{});
-    server_options.address = "127.0.0.1";
-    server_options.port = 0;
-    server_ = std::make_unique<HttpServer>(server_options, service_.get());
-    Status s = server_->Start();
-    if (!s.ok()) ADD_FAILURE() << s.ToString();
-  }
-  ~LocalNode() { server_->Stop(std::chrono::milliseconds(1000)); }
-  HostPort address() const { return HostPort{"127.0.0.1", server_->port()}; }
-  HttpServer& server() { return *server_; }
-  backend::ShardStore& store() { return *store_; }
-
- private:
-  test::TempDir dir_;
-  crypto::SigningKey key_ = crypto::SigningKey::Generate();
-  std::unique_ptr<backend::ShardStore> store_;
-  std::unique_ptr<NodeService> service_;
-  std::unique_ptr<HttpServer> server_;
-};
+using test::Dial;
+using test::LocalNode;
+using test::ReadAll;
 
 class HttpPeerUnderTest : public test::PeerUnderTest {
  public:
@@ -65,36 +40,6 @@ INSTANTIATE_TEST_SUITE_P(Http, PeerConformanceTest, ::testing::Values([] {
                            return std::unique_ptr<test::PeerUnderTest>(new HttpPeerUnderTest);
                          }),
                          [](const auto&) { return std::string("node"); });
-
-// A raw TCP connection to the node, for requests no well-behaved client sends.
-int Dial(uint16_t port) {
-  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_port = htons(port);
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)) != 0) {
-    ::close(fd);
-    return -1;
-  }
-  return fd;
-}
-
-// Reads until the server closes or `limit` passes; returns what arrived.
-std::string ReadAll(int fd, std::chrono::milliseconds limit) {
-  timeval tv{};
-  tv.tv_sec = static_cast<time_t>(limit.count() / 1000);
-  tv.tv_usec = static_cast<suseconds_t>((limit.count() % 1000) * 1000);
-  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-  std::string out;
-  char buf[4096];
-  while (true) {
-    ssize_t n = ::recv(fd, buf, sizeof(buf), 0);
-    if (n <= 0) break;
-    out.append(buf, static_cast<size_t>(n));
-  }
-  return out;
-}
 
 TEST(HttpServerTest, SlowHeadersAreCutOff) {
   HttpServerOptions o;
@@ -177,6 +122,33 @@ TEST(HttpServerTest, MalformedRequestsGet400AndTheNodeGoesOn) {
   auto key = std::make_shared<crypto::SigningKey>(crypto::SigningKey::Generate());
   ASSERT_OK_AND_ASSIGN(auto peer, HttpPeer::Connect(node.address(), key, {}));
   EXPECT_OK(peer->GetStatus());
+}
+
+// A node sends GET bytes as stored, unchecked; the client checks them: a whole shard against
+// its id, a range through the proof of its leaves. The node checks the leaves of a proof, so
+// the read of the damaged range also makes it drop the shard.
+TEST(HttpPeerTest, DamagedShardIsCaughtByTheClient) {
+  LocalNode node;
+  auto key = std::make_shared<crypto::SigningKey>(crypto::SigningKey::Generate());
+  ASSERT_OK_AND_ASSIGN(auto peer, HttpPeer::Connect(node.address(), key, {}));
+  Bytes data = test::PseudoRandomBytes(3 * crypto::kMerkleLeafSize + 100, 7);
+  ShardId id = crypto::MerkleRoot(data);
+  ASSERT_OK(peer->PutShard(id, data, nullptr));
+  {
+    FILE* f = std::fopen(node.ShardFile(id).c_str(), "r+b");
+    ASSERT_NE(f, nullptr);
+    std::fseek(f, crypto::kMerkleLeafSize + 5, SEEK_SET);
+    std::fputc(data[crypto::kMerkleLeafSize + 5] ^ 0x01, f);
+    std::fclose(f);
+  }
+  EXPECT_EQ(peer->GetShard(id, nullptr).status().code(), Code::kCorruption);
+  EXPECT_EQ(node.store().Stats().shards, 1u);  // the node did not look
+  Bytes part(1000);
+  ASSERT_OK(peer->ReadShard(id, 2 * crypto::kMerkleLeafSize, part, nullptr));
+  EXPECT_TRUE(std::equal(part.begin(), part.end(), data.begin() + 2 * crypto::kMerkleLeafSize));
+  EXPECT_EQ(peer->ReadShard(id, crypto::kMerkleLeafSize, part, nullptr).code(), Code::kCorruption);
+  EXPECT_EQ(peer->GetShard(id, nullptr).status().code(), Code::kNotFound);
+  EXPECT_EQ(node.store().Stats().shards, 0u);
 }
 
 TEST(HttpPeerTest, UnreachableNodeIsUnavailable) {

@@ -1,5 +1,6 @@
 #include "net/http_server.h"
 
+#include <cerrno>
 #include <list>
 #include <mutex>
 #include <optional>
@@ -9,6 +10,9 @@
 #include <boost/asio.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/sendfile.h>
 
 #include "base/logging.h"
 #include "base/version.h"
@@ -32,6 +36,9 @@ constexpr size_t kIdleReadBytes = 1024;
 constexpr auto kLingerTotal = std::chrono::seconds(10);
 constexpr auto kLingerIdle = std::chrono::seconds(2);
 constexpr size_t kLingerBufferBytes = 16 * 1024;
+// The most one sendfile call sends. After each call the session goes back through its strand,
+// so that one large response does not keep the other connections on its thread waiting.
+constexpr size_t kSendfileStepBytes = 2 * 1024 * 1024;
 }  // namespace
 
 class Session;
@@ -69,7 +76,10 @@ class HttpServer::Impl {
 class Session : public std::enable_shared_from_this<Session> {
  public:
   Session(tcp::socket&& socket, HttpServer::Impl* server, bool overloaded)
-      : stream_(std::move(socket)), server_(server), overloaded_(overloaded) {
+      : stream_(std::move(socket)),
+        send_timer_(stream_.get_executor()),
+        server_(server),
+        overloaded_(overloaded) {
     beast::error_code ec;
     auto ep = stream_.socket().remote_endpoint(ec);
     if (!ec) peer_ = ep.address().to_string() + ":" + std::to_string(ep.port());
@@ -240,6 +250,7 @@ class Session : public std::enable_shared_from_this<Session> {
   void WriteBody() {
     uint64_t total = response_.content_length();
     if (response_.head_only || sent_ == total) return Done();
+    if (response_.file) return StartFileBody();
     auto& body = res_->body();
     if (response_.stream) {
       auto n = response_.stream->Read(
@@ -265,6 +276,82 @@ class Session : public std::enable_shared_from_this<Session> {
                         if (ec) return self->Shutdown();
                         self->WriteBody();
                       });
+  }
+
+  // A file body goes from the file to the socket with sendfile(2), in steps, on the socket in
+  // non-blocking mode. tcp_stream's deadlines cover only its own operations, so waits for the
+  // socket have their own timer: every io_buffer_bytes of the body must be taken by the client
+  // within io_timeout, as every piece of a streamed body must.
+  void StartFileBody() {
+    const FileRegion& f = *response_.file;
+    // Starts reading the whole region from the disk now, rather than as sendfile reaches it.
+    (void)::posix_fadvise(f.fd, static_cast<off_t>(f.offset), static_cast<off_t>(f.length),
+                          POSIX_FADV_WILLNEED);
+    beast::error_code ec;
+    stream_.socket().native_non_blocking(true, ec);
+    if (ec) {
+      log::Warn("{}: response aborted: {}", peer_, ec.message());
+      return Shutdown();
+    }
+    send_mark_ = sent_;
+    send_deadline_ = std::chrono::steady_clock::now() + opt().io_timeout;
+    SendFileStep();
+  }
+
+  void SendFileStep() {
+    if (!stream_.socket().is_open()) return Shutdown();  // closed by Stop while queued
+    const FileRegion& f = *response_.file;
+    size_t step = static_cast<size_t>(std::min<uint64_t>(kSendfileStepBytes, f.length - sent_));
+    off_t offset = static_cast<off_t>(f.offset + sent_);
+    ssize_t n = ::sendfile(stream_.socket().native_handle(), f.fd, &offset, step);
+    int err = n < 0 ? errno : 0;
+    if (n > 0 || err == EINTR) {
+      if (n > 0) sent_ += static_cast<uint64_t>(n);
+      if (sent_ == f.length) return Done();
+      if (sent_ - send_mark_ >= opt().io_buffer_bytes) {
+        send_mark_ = sent_;
+        send_deadline_ = std::chrono::steady_clock::now() + opt().io_timeout;
+      }
+      asio::post(stream_.get_executor(), [self = shared_from_this()] { self->SendFileStep(); });
+      return;
+    }
+    if (err == EAGAIN || err == EWOULDBLOCK) return WaitWritable();
+    // The client sees a short body and a closed connection, never other framing.
+    if (n == 0) {
+      log::Warn("{}: response cut off after {} of {} bytes: the file is shorter than declared",
+                peer_, sent_, f.length);
+    } else if (err == EPIPE || err == ECONNRESET) {
+      log::Debug("{}: client went away mid-response", peer_);
+    } else {
+      log::Warn("{}: response cut off after {} of {} bytes: {}", peer_, sent_, f.length,
+                PosixError("sendfile", err).ToString());
+    }
+    Shutdown();
+  }
+
+  void WaitWritable() {
+    if (std::chrono::steady_clock::now() >= send_deadline_) return CutOffStalledReader();
+    send_waiting_ = true;
+    send_timer_.expires_at(send_deadline_);
+    send_timer_.async_wait([self = shared_from_this()](beast::error_code ec) {
+      // A cancelled timer, or one that fired as the wait ended, is no reason to cut off.
+      if (ec || !self->send_waiting_ || std::chrono::steady_clock::now() < self->send_deadline_)
+        return;
+      self->CutOffStalledReader();
+    });
+    stream_.socket().async_wait(tcp::socket::wait_write,
+                                [self = shared_from_this()](beast::error_code ec) {
+                                  self->send_waiting_ = false;
+                                  self->send_timer_.cancel();
+                                  if (ec) return self->Shutdown();
+                                  self->SendFileStep();
+                                });
+  }
+
+  void CutOffStalledReader() {
+    log::Debug("{}: client stopped reading for {} ms; connection closed", peer_,
+               opt().io_timeout.count());
+    Shutdown();  // also ends a pending wait, with an error
   }
 
   void Done() {
@@ -303,12 +390,18 @@ class Session : public std::enable_shared_from_this<Session> {
 
   void Shutdown() {
     dispatch_.sink.reset();
+    send_timer_.cancel();
     beast::error_code ec;
     stream_.socket().shutdown(tcp::socket::shutdown_send, ec);
     stream_.socket().close(ec);
   }
 
   beast::tcp_stream stream_;
+  // A file body's deadline while it waits for the socket (StartFileBody).
+  asio::steady_timer send_timer_;
+  std::chrono::steady_clock::time_point send_deadline_;
+  uint64_t send_mark_ = 0;     // sent_ when send_deadline_ was last set
+  bool send_waiting_ = false;  // a wait for the socket is pending
   HttpServer::Impl* server_;
   const bool overloaded_;
   std::string peer_;
@@ -344,7 +437,16 @@ Status HttpServer::Impl::Start() {
   work_.emplace(ioc_.get_executor());
   Accept();
   for (int i = 0; i < std::max(1, options_.threads); ++i) {
-    threads_.emplace_back([this] { ioc_.run(); });
+    threads_.emplace_back([this] {
+      // sendfile(2) has no MSG_NOSIGNAL: on a connection the client has closed it raises
+      // SIGPIPE, which ends the process unless the signal is ignored. Blocked in the threads
+      // that call it, the signal stays pending and sendfile fails with EPIPE instead.
+      sigset_t pipe;
+      sigemptyset(&pipe);
+      sigaddset(&pipe, SIGPIPE);
+      pthread_sigmask(SIG_BLOCK, &pipe, nullptr);
+      ioc_.run();
+    });
   }
   started_ = true;
   return Status::Ok();

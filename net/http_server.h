@@ -1,12 +1,19 @@
 // An HTTP/1.1 server on Boost.Beast for any HttpHandler (the storage node's protocol now, the
 // companion API later): asynchronous, an io_context on a few threads, a strand per
 // connection, a deadline on every read and write, a cap on open connections, request bodies
-// streamed to the handler's sink within the limit it sets.
+// streamed to the handler's sink within the limit it sets, and response bodies that are file
+// regions sent with sendfile(2) (in steps of at most 2 MiB, each through the connection's
+// strand, so one large response does not hold up the others on its thread).
 //
 // Deadlines: a keep-alive connection may sit idle for idle_timeout between requests; once a
 // request's first byte has arrived, its whole head must arrive within header_timeout (so a
 // client that trickles a header, slowloris-style, is cut off); each read of a body piece and
-// each write of a response piece must complete within io_timeout.
+// each write of a response piece (io_buffer_bytes) must complete within io_timeout, so a
+// client that stops reading is cut off.
+//
+// A response is cut short (the connection closed) if its stream fails or its file turns out
+// shorter than declared: the client sees a short body, never wrong framing. The threads block
+// SIGPIPE, so a client that goes away mid-sendfile is an EPIPE, not a signal.
 //
 // Thread safety: Start, Stop and the accessors may be called from any thread.
 
@@ -38,7 +45,8 @@ struct HttpServerOptions {
   std::chrono::milliseconds io_timeout{30000};
   // The largest request head (request line and headers).
   uint32_t max_header_bytes = 16 * 1024;
-  // Bytes moved per body read or response write.
+  // Bytes moved per body read or streamed response write; a file body must progress by this
+  // much within each io_timeout.
   size_t io_buffer_bytes = 128 * 1024;
 };
 
@@ -56,9 +64,9 @@ class HttpServer {
   Status Start();
   // The port listened on (after Start).
   uint16_t port() const;
-  // Stops accepting, closes idle connections, lets requests in progress finish for up to
-  // `drain`, then closes the rest (a body being received is abandoned, and its sink
-  // destroyed) and joins the threads.
+  // Stops accepting, closes idle connections, lets requests in progress (responses being
+  // sent, file bodies included) finish for up to `drain`, then closes the rest (a body being
+  // received is abandoned, and its sink destroyed) and joins the threads.
   void Stop(std::chrono::milliseconds drain);
   // Connections open now.
   size_t connections() const;

@@ -4,7 +4,8 @@
 //
 // A request arrives in two steps: its head, which a handler answers at once or accepts by
 // returning a sink, and then its body, streamed into the sink, which gives the response.
-// A response body is either a string or a stream (a shard, read and checked piece by piece).
+// A response body is a string, a stream of bytes the server pulls piece by piece, or a region
+// of an open file that the server sends straight from the file (sendfile), without reading it.
 //
 // Thread safety: values; a sink or source is used by one thread at a time.
 
@@ -48,6 +49,17 @@ class BodySource {
   virtual Result<size_t> Read(MutableByteSpan out) = 0;
 };
 
+// Bytes [offset, offset + length) of an open file, to be sent as a response body as they are.
+// If the file turns out shorter, the response is cut off: the connection is closed, so the
+// client sees a short body, never wrong framing.
+struct FileRegion {
+  int fd = -1;  // a readable regular file; not closed by the server
+  uint64_t offset = 0;
+  uint64_t length = 0;
+  // Keeps `fd` open: released once the response is done or abandoned.
+  std::shared_ptr<const void> owner;
+};
+
 struct HttpResponse {
   unsigned status = 200;
   std::vector<std::pair<std::string, std::string>> headers;  // besides Content-Length
@@ -55,12 +67,16 @@ struct HttpResponse {
   // If set, the body is streamed from here instead, `stream_length` bytes.
   std::unique_ptr<BodySource> stream;
   uint64_t stream_length = 0;
+  // If set, the body is this file region instead (neither `body` nor `stream` is used).
+  std::optional<FileRegion> file;
   // Send the headers only (HEAD), with Content-Length as for the body.
   bool head_only = false;
   // Close the connection after this response (e.g. a request body was left unread).
   bool close = false;
 
-  uint64_t content_length() const { return stream ? stream_length : body.size(); }
+  uint64_t content_length() const {
+    return file ? file->length : stream ? stream_length : body.size();
+  }
 };
 
 // Receives a request body.

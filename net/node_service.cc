@@ -131,27 +131,6 @@ class SlotSink : public BodySink {
   Bytes body_;
 };
 
-// Streams [pos, end) of a shard, each piece checked against the shard's leaf hashes. After
-// the first piece, pieces end on leaf boundaries, so each leaf is read and hashed once.
-class ShardSource : public BodySource {
- public:
-  ShardSource(std::unique_ptr<backend::ShardReader> reader, uint64_t begin, uint64_t end)
-      : reader_(std::move(reader)), pos_(begin), end_(end) {}
-  Result<size_t> Read(MutableByteSpan out) override {
-    uint64_t n = std::min<uint64_t>(out.size(), end_ - pos_);
-    if (n == 0) return size_t{0};
-    uint64_t cut = (pos_ + n) / crypto::kMerkleLeafSize * crypto::kMerkleLeafSize;
-    if (cut > pos_ && pos_ + n < end_) n = cut - pos_;
-    SFS_RETURN_IF_ERROR(reader_->Read(pos_, out.first(n)));
-    pos_ += n;
-    return static_cast<size_t>(n);
-  }
-
- private:
-  std::unique_ptr<backend::ShardReader> reader_;
-  uint64_t pos_, end_;
-};
-
 // Answers a request without reading its body; the connection then cannot carry another
 // request, so it is closed after the answer.
 Dispatch Answer(const HttpRequestHead& head, HttpResponse r) {
@@ -298,6 +277,15 @@ HttpResponse NodeService::Overloaded() {
 
 HttpResponse NodeService::StatusResponse(const HttpRequestHead& head) {
   backend::ShardStoreStats st = store_->Stats();
+  backend::ScrubStats scrub;
+  if (options_.scrubber != nullptr) scrub = options_.scrubber->Stats();
+  nlohmann::json scrub_json = {{"rate", scrub.rate},
+                               {"passes_completed", scrub.passes_completed},
+                               {"shards_checked", scrub.shards_checked},
+                               {"bytes_checked", scrub.bytes_checked},
+                               {"damaged_found", scrub.damaged_found},
+                               {"last_pass_seconds", nullptr}};
+  if (scrub.last_pass_seconds) scrub_json["last_pass_seconds"] = *scrub.last_pass_seconds;
   auto uptime =
       std::chrono::duration_cast<std::chrono::seconds>(std::chrono::steady_clock::now() - started_);
   HttpResponse r = JsonResponse(200, {{"node_id", self_.ToHex()},
@@ -308,7 +296,8 @@ HttpResponse NodeService::StatusResponse(const HttpRequestHead& head) {
                                       {"free", st.free},
                                       {"shards", st.shards},
                                       {"max_shard_size", store_->options().max_shard_size},
-                                      {"uptime_seconds", uptime.count()}});
+                                      {"uptime_seconds", uptime.count()},
+                                      {"scrub", scrub_json}});
   r.head_only = head.method == "HEAD";
   return r;
 }
@@ -455,8 +444,11 @@ Dispatch NodeService::Shard(const HttpRequestHead& head, const ShardId& id,
   r.headers.emplace_back("Accept-Ranges", "bytes");
   r.headers.emplace_back("ETag", "\"" + id.ToHex() + "\"");
   r.head_only = method == "HEAD";
-  r.stream_length = end - begin;
-  r.stream = std::make_unique<ShardSource>(std::move(*reader), begin, end);
+  // Sent straight from the file, as stored: checking each leaf here would cost more CPU than
+  // sending it, and the client checks every byte anyway (against the id, or with proofs).
+  // Damage on the disk is found by the scrubber and by proof requests.
+  std::shared_ptr<const backend::ShardReader> file = std::move(*reader);
+  r.file = FileRegion{file->fd(), begin, end - begin, file};
   return respond(std::move(r));
 }
 

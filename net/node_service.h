@@ -16,6 +16,7 @@
 #include <unordered_set>
 #include <utility>
 
+#include "backend/scrubber.h"
 #include "backend/shardstore.h"
 #include "base/ids.h"
 #include "net/auth.h"
@@ -35,6 +36,9 @@ struct NodeServiceOptions {
   std::unordered_set<crypto::PublicKey> allowed_owners;
   // The node's clock (unix seconds); tests replace it.
   std::function<int64_t()> clock;
+  // The node's scrubber, whose progress GET /v1/status reports; none: reported as off.
+  // REQUIRES: outlives the service.
+  const backend::Scrubber* scrubber = nullptr;
 };
 
 class NodeService : public HttpHandler {

@@ -1,7 +1,12 @@
 #include "net/node_service.h"
 
+#include <chrono>
+#include <cstdio>
+#include <thread>
+
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
+#include <unistd.h>
 
 #include "backend/slot.h"
 #include "crypto/merkle.h"
@@ -72,19 +77,41 @@ class NodeServiceTest : public ::testing::Test {
       a.response = s.ok() ? d.sink->Finish() : d.sink->Fail(s);
     }
     a.status = a.response.status;
-    if (a.response.stream && !a.response.head_only) {
-      Bytes buf(100000);
-      while (true) {
-        auto n = a.response.stream->Read(buf);
-        EXPECT_OK(n);
-        if (!n.ok() || *n == 0) break;
-        a.body.append(reinterpret_cast<const char*>(buf.data()), *n);
-      }
-      EXPECT_EQ(a.body.size(), a.response.stream_length);
+    EXPECT_FALSE(a.response.stream);  // the node streams nothing: shards go as file regions
+    if (a.response.file && !a.response.head_only) {
+      a.body = ReadRegion(*a.response.file);
     } else {
       a.body = a.response.body;
     }
     return a;
+  }
+  // A file-region body's bytes, as the server would send them.
+  static std::string ReadRegion(const FileRegion& f) {
+    EXPECT_TRUE(f.owner);
+    std::string out(f.length, '\0');
+    size_t done = 0;
+    while (done < out.size()) {
+      ssize_t n =
+          ::pread(f.fd, out.data() + done, out.size() - done, static_cast<off_t>(f.offset + done));
+      EXPECT_GT(n, 0) << "the file is shorter than the region";
+      if (n <= 0) break;
+      done += static_cast<size_t>(n);
+    }
+    return out;
+  }
+  std::string ShardPath(const ShardId& id) const {
+    std::string hex = id.ToHex();
+    return dir_.path() + "/node/shards/" + hex.substr(0, 2) + "/" + hex;
+  }
+  // XORs the byte at `offset` of shard `id`'s file with 0xff.
+  void FlipByte(const ShardId& id, uint64_t offset) {
+    FILE* f = std::fopen(ShardPath(id).c_str(), "r+b");
+    ASSERT_NE(f, nullptr);
+    ASSERT_EQ(std::fseek(f, static_cast<long>(offset), SEEK_SET), 0);
+    int c = std::fgetc(f);
+    ASSERT_EQ(std::fseek(f, static_cast<long>(offset), SEEK_SET), 0);
+    std::fputc(c ^ 0xff, f);
+    std::fclose(f);
   }
   Answer Put(const Bytes& data, const crypto::SigningKey& key) {
     return Send("PUT", "/v1/shards/" + crypto::MerkleRoot(data).ToHex(), data, &key,
@@ -108,6 +135,10 @@ TEST_F(NodeServiceTest, StatusIsUnsigned) {
   EXPECT_EQ(j["protocol"], 1);
   EXPECT_EQ(j["capacity"], 64 << 20);
   EXPECT_EQ(j["shards"], 0);
+  // No scrubber: reported as off.
+  EXPECT_EQ(j["scrub"], nlohmann::json::parse(R"({"rate":0,"passes_completed":0,"shards_checked":0,
+                                      "bytes_checked":0,"damaged_found":0,
+                                      "last_pass_seconds":null})"));
   EXPECT_EQ(Send("POST", "/v1/status").status, 405u);
 }
 
@@ -322,39 +353,68 @@ TEST_F(NodeServiceTest, Slots) {
   EXPECT_EQ(Send("PUT", mine, huge, &alice_).status, 413u);
 }
 
-TEST_F(NodeServiceTest, DamagedShardIsCutShortNotServed) {
+// GET sends a shard as stored, without checking it (the client does); a proof request checks
+// the leaves it reads, and finds the damage.
+TEST_F(NodeServiceTest, DamagedShardIsSentAsStoredAndDroppedByAProof) {
   Bytes data = test::PseudoRandomBytes(3 * crypto::kMerkleLeafSize, 9);
   ShardId id = crypto::MerkleRoot(data);
+  std::string target = "/v1/shards/" + id.ToHex();
   ASSERT_EQ(Put(data, alice_).status, 201u);
-  std::string hex = id.ToHex();
-  std::string path = dir_.path() + "/node/shards/" + hex.substr(0, 2) + "/" + hex;
-  FILE* f = std::fopen(path.c_str(), "r+b");
-  ASSERT_NE(f, nullptr);
-  std::fseek(f, 2 * crypto::kMerkleLeafSize + 1, SEEK_SET);
-  std::fputc(data[2 * crypto::kMerkleLeafSize + 1] ^ 0xff, f);
-  std::fclose(f);
-  HttpRequestHead head;
-  head.method = "GET";
-  head.target = "/v1/shards/" + hex;
-  head.headers = SignRequest(alice_, node_id_, "GET", head.target, crypto::MerkleRoot({}), kNow);
-  Dispatch d = service_->Begin(head);
-  ASSERT_TRUE(d.response);
-  ASSERT_EQ(d.response->status, 200u);
-  Bytes buf(64 * 1024);
-  uint64_t served = 0;
-  Status last;
-  while (true) {
-    auto n = d.response->stream->Read(buf);
-    if (!n.ok()) {
-      last = n.status();
-      break;
-    }
-    if (*n == 0) break;
-    served += *n;
+  FlipByte(id, 2 * crypto::kMerkleLeafSize + 1);
+  Answer get = Send("GET", target, {}, &alice_);
+  ASSERT_EQ(get.status, 200u);
+  ASSERT_EQ(get.body.size(), data.size());
+  EXPECT_NE(get.body, std::string(data.begin(), data.end()));
+  EXPECT_EQ(get.body[2 * crypto::kMerkleLeafSize + 1],
+            static_cast<char>(data[2 * crypto::kMerkleLeafSize + 1] ^ 0xff));
+  EXPECT_EQ(store_->Stats().shards, 1u);  // GET did not look
+  // A proof of an intact leaf is still good; one of the damaged leaf drops the shard.
+  EXPECT_EQ(Send("GET", target + "/proof?leaf=0", {}, &alice_).status, 200u);
+  Answer proof = Send("GET", target + "/proof?leaf=2", {}, &alice_);
+  EXPECT_EQ(proof.status, 500u);
+  EXPECT_EQ(proof.code(), "shard_damaged");
+  EXPECT_EQ(Send("GET", target, {}, &alice_).status, 404u);
+  EXPECT_EQ(store_->Stats().shards, 0u);
+  EXPECT_EQ(store_->Stats().used, 0u);
+}
+
+// A shard damaged on the disk is found by the scrubber, and is gone for every owner after.
+TEST_F(NodeServiceTest, ScrubDropsADamagedShardAndStatusReportsIt) {
+  Bytes good = test::PseudoRandomBytes(100000, 10);
+  Bytes bad = test::PseudoRandomBytes(2 * crypto::kMerkleLeafSize + 7, 11);
+  ASSERT_EQ(Put(good, alice_).status, 201u);
+  ASSERT_EQ(Put(bad, alice_).status, 201u);
+  ASSERT_EQ(Put(bad, bob_).status, 201u);
+  FlipByte(crypto::MerkleRoot(bad), bad.size() - 1);  // in the last, partial leaf
+  backend::ScrubberOptions so;
+  so.rate = uint64_t{1} << 30;
+  backend::Scrubber scrubber(store_.get(), so);
+  NodeServiceOptions o;
+  o.clock = [] { return kNow; };
+  o.scrubber = &scrubber;
+  service_ = std::make_unique<NodeService>(store_.get(), node_id_, o);
+  scrubber.Start();
+  for (int i = 0; i < 500 && scrubber.Stats().passes_completed == 0; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
-  EXPECT_EQ(last.code(), Code::kCorruption);
-  EXPECT_EQ(served, 2 * crypto::kMerkleLeafSize);  // the good leaves only
-  EXPECT_EQ(Send("GET", "/v1/shards/" + hex, {}, &alice_).status, 404u);
+  scrubber.Stop();
+  Answer st = Send("GET", "/v1/status");
+  ASSERT_EQ(st.status, 200u);
+  auto j = nlohmann::json::parse(st.body)["scrub"];
+  EXPECT_EQ(j["rate"], uint64_t{1} << 30);
+  EXPECT_EQ(j["passes_completed"], 1);
+  EXPECT_EQ(j["shards_checked"], 2);
+  EXPECT_EQ(j["damaged_found"], 1);
+  EXPECT_EQ(j["bytes_checked"], good.size() + bad.size());
+  EXPECT_TRUE(j["last_pass_seconds"].is_number());
+  std::string bad_target = "/v1/shards/" + crypto::MerkleRoot(bad).ToHex();
+  EXPECT_EQ(Send("GET", bad_target, {}, &alice_).status, 404u);
+  EXPECT_EQ(Send("GET", bad_target, {}, &bob_).status, 404u);
+  EXPECT_EQ(Send("GET", "/v1/shards/" + crypto::MerkleRoot(good).ToHex(), {}, &alice_).status,
+            200u);
+  EXPECT_EQ(store_->Stats().shards, 1u);
+  EXPECT_EQ(store_->Usage(bob_.public_key()).shards, 0u);
+  service_.reset();  // before the scrubber it points to
 }
 
 TEST(ParseRangeTest, Forms) {

@@ -1376,5 +1376,70 @@ TEST(NodeIntegrationTest, SigtermDuringASlowPutExitsCleanly) {
   EXPECT_EQ(back, s.data);
 }
 
+// --- 9. Damage on the node's disk --------------------------------------------------------------
+
+// The "scrub" object of the node's status, or a null JSON value.
+nlohmann::json ScrubStatus(uint16_t port) {
+  auto r = Exchange(port, Request("GET", "/v1/status", {}));
+  if (!r || r->status != 200) return nullptr;
+  auto j = nlohmann::json::parse(r->body, nullptr, false);
+  return j.is_object() && j.contains("scrub") ? j["scrub"] : nlohmann::json();
+}
+
+// A node sends GET bytes as stored: a shard damaged on its disk reaches the client, which
+// refuses it. The node's scrub finds it (here in the pass that starts with the node) and drops
+// it.
+TEST(NodeIntegrationTest, DamagedShardIsRefusedByTheClientAndDroppedByTheScrub) {
+  test::TempDir dir;
+  const std::string data = dir.path() + "/data";
+  NodeProcess node(data, NodeArgs("64M"));
+  ASSERT_TRUE(node.Start());
+  auto key = NewKey();
+  Shard good = MakeShard(3 * kMiB + 5, 91), bad = MakeShard(2 * kMiB + 7, 92);
+  {
+    ASSERT_OK_AND_ASSIGN(auto peer, Connect(node, key));
+    ASSERT_OK(peer->PutShard(good.id, good.data, nullptr));
+    ASSERT_OK(peer->PutShard(bad.id, bad.data, nullptr));
+    std::fstream f(ShardFile(data, bad.id), std::ios::in | std::ios::out | std::ios::binary);
+    f.seekp(static_cast<std::streamoff>(kMiB + 3));
+    f.put(static_cast<char>(bad.data[kMiB + 3] ^ 0x40));
+    f.close();
+    EXPECT_EQ(peer->GetShard(bad.id, nullptr).status().code(), Code::kCorruption);
+    ASSERT_OK_AND_ASSIGN(Bytes back, peer->GetShard(good.id, nullptr));
+    EXPECT_EQ(back, good.data);
+    ASSERT_OK_AND_ASSIGN(backend::PeerStatus st, peer->GetStatus());
+    EXPECT_EQ(st.shards, 2u);  // GET did not look
+  }
+  // The first pass ran at the start, over an empty store; the next is an hour away.
+  nlohmann::json scrub = ScrubStatus(node.port());
+  EXPECT_EQ(scrub["rate"], 16 * kMiB) << scrub;
+  EXPECT_EQ(scrub["passes_completed"], 1) << scrub;
+  EXPECT_EQ(scrub["shards_checked"], 0) << scrub;
+
+  auto stopped = node.Stop(SIGTERM, 10s);
+  ASSERT_TRUE(stopped);
+  NodeProcess again(data, NodeArgs("64M", {"--scrub-rate", "64MiB"}));
+  ASSERT_TRUE(again.Start());
+  ASSERT_TRUE(WaitUntil(
+      [&] {
+        scrub = ScrubStatus(again.port());
+        return scrub.is_object() && scrub["passes_completed"] == 1;
+      },
+      30s));
+  EXPECT_EQ(scrub["rate"], 64 * kMiB) << scrub;
+  EXPECT_EQ(scrub["shards_checked"], 2) << scrub;
+  EXPECT_EQ(scrub["damaged_found"], 1) << scrub;
+  // The damaged shard is read up to the end of the 1 MiB piece with the damage.
+  EXPECT_EQ(scrub["bytes_checked"], good.data.size() + 2 * kMiB) << scrub;
+  EXPECT_TRUE(scrub["last_pass_seconds"].is_number()) << scrub;
+  ASSERT_OK_AND_ASSIGN(auto peer, Connect(again, key));
+  EXPECT_EQ(peer->GetShard(bad.id, nullptr).status().code(), Code::kNotFound);
+  EXPECT_FALSE(Exists(ShardFile(data, bad.id)));
+  ASSERT_OK_AND_ASSIGN(Bytes back, peer->GetShard(good.id, nullptr));
+  EXPECT_EQ(back, good.data);
+  ASSERT_OK_AND_ASSIGN(backend::PeerStatus st, peer->GetStatus());
+  EXPECT_EQ(st.shards, 1u);
+}
+
 }  // namespace
 }  // namespace shardfs

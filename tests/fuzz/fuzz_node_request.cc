@@ -3,10 +3,11 @@
 // Input: one mode byte, then the raw bytes of one or a few pipelined HTTP/1.1 requests. They
 // are read as the server reads them (net/http_parse: the same Beast parser, head limit and
 // error answers; a body is handed to the handler's sink in pieces, within the limit the
-// handler sets), each head goes to NodeService::Begin, and every streamed response is read
-// out. The service runs over a real ShardStore in a temporary folder made once per process,
-// holding two known shards and a slot record of one owner, with a fixed clock. After each
-// input the store is put back as it was, so an input's outcome never depends on earlier ones.
+// handler sets), each head goes to NodeService::Begin, and every response body that is a
+// file region is read out of the file. The service runs over a real ShardStore in a temporary
+// folder made once per process, holding two known shards and a slot record of one owner, with a
+// fixed clock. After each input the store is put back as it was, so an input's outcome never
+// depends on earlier ones.
 //
 // Mode byte:
 //   bits 0-1  0: requests go as sent, so only /v1/status can succeed. Otherwise the harness
@@ -16,13 +17,13 @@
 //             else the body's root), so the handlers behind the signature check are reached.
 //   bit 2     sign as a second owner, who holds nothing, instead of the first.
 //   bits 3-4  size of the body pieces the parser hands over: the server's, 1, 7 or 4 KiB.
-//   bits 5-6  size of the pieces a streamed response is read in.
+//   bits 5-6  size of the pieces a file-region body is read in.
 //
 // Besides "no crash, no leak, no undefined behaviour", every response must have a documented
 // status; an error must have a JSON body with a "code"; a response given before the body was
 // read must close the connection; an unsigned request may succeed only on /v1/status; and
 // shard and slot results must agree with what the store holds: a shard GET (whole or a range)
-// returns exactly the shard's bytes, as many as stream_length says; PUT, DELETE and 404 agree
+// returns exactly the shard's bytes, as many as the file region says; PUT, DELETE and 404 agree
 // with the leases the caller holds; a proof verifies against the shard id; a slot record
 // verifies and is the caller's. A broken invariant aborts with a message.
 //
@@ -52,6 +53,7 @@
 #include <boost/asio/buffer.hpp>
 #include <boost/beast/http/error.hpp>
 #include <nlohmann/json.hpp>
+#include <unistd.h>
 
 #include "backend/shardstore.h"
 #include "backend/slot.h"
@@ -390,7 +392,7 @@ class Connection {
 
   // Every error response has a documented status and a JSON body with a "code".
   static void CheckError(const net::HttpResponse& r) {
-    Require(!r.stream, "an error has no streamed body", &r);
+    Require(!r.stream && !r.file, "an error has no streamed or file body", &r);
     auto j = nlohmann::json::parse(r.body, nullptr, false);
     Require(j.is_object() && j.contains("code") && j["code"].is_string() &&
                 !j["code"].get<std::string>().empty(),
@@ -411,24 +413,17 @@ class Connection {
                : std::string();
   }
 
-  // Reads a streamed body out, in pieces, as Session::WriteBody does.
+  // Reads a file-region body out of its file, in pieces (the server sends it with sendfile).
   Bytes Drain(net::HttpResponse& r) {
+    const net::FileRegion& f = *r.file;
+    Require(f.fd >= 0 && f.owner != nullptr, "a file body has a file and its owner", &r);
     Bytes out, piece(StreamPieceSize());
-    // Each Read returns at least one byte until the end, and the pieces of a shard stream end
-    // on leaf boundaries: this bounds the reads needed by far.
-    size_t reads = 0, max_reads = r.stream_length / 16 + 16;
-    while (true) {
-      size_t want = static_cast<size_t>(std::min<uint64_t>(
-          piece.size(), r.stream_length - std::min(r.stream_length, uint64_t{out.size()})));
-      if (want == 0) break;
-      auto n = r.stream->Read(MutableByteSpan(piece).first(want));
-      Require(n.ok(), "a stream of a stored shard reads", &r);
-      Require(*n > 0 && *n <= want, "a stream gives what was asked, then ends", &r);
-      out.insert(out.end(), piece.begin(), piece.begin() + static_cast<ptrdiff_t>(*n));
-      Require(++reads <= max_reads, "a stream ends", &r);
+    while (out.size() < f.length) {
+      size_t want = static_cast<size_t>(std::min<uint64_t>(piece.size(), f.length - out.size()));
+      ssize_t n = ::pread(f.fd, piece.data(), want, static_cast<off_t>(f.offset + out.size()));
+      Require(n > 0, "a stored shard's file holds the region", &r);
+      out.insert(out.end(), piece.begin(), piece.begin() + n);
     }
-    auto end = r.stream->Read(piece);
-    Require(end.ok() && *end == 0, "a stream ends at stream_length", &r);
     return out;
   }
 
@@ -493,7 +488,8 @@ class Connection {
       return;
     }
     if (method == "DELETE" && r.status == 204) {
-      Require(held != nullptr && r.body.empty() && !r.stream, "204 for a lease held", &r);
+      Require(held != nullptr && r.body.empty() && !r.stream && !r.file, "204 for a lease held",
+              &r);
       leases_.erase(LeaseKey(held->owner, held->id));
       return;
     }
@@ -503,8 +499,8 @@ class Connection {
               "416 gives the shard's length", &r);
     }
     if (r.status != 200 && r.status != 206) return;
-    Require((method == "GET" || method == "HEAD") && held != nullptr && r.stream,
-            "a shard is read only by an owner holding it, as a stream", &r);
+    Require((method == "GET" || method == "HEAD") && held != nullptr && r.file && !r.stream,
+            "a shard is read only by an owner holding it, as a file region", &r);
     Require(HeaderOf(r, "ETag") == "\"" + held->id.ToHex() + "\"", "the ETag is the id", &r);
     uint64_t length = held->content.size(), begin = 0, end = length;
     if (r.status == 206) {
@@ -514,11 +510,12 @@ class Connection {
               "206 has a Content-Range within the shard", &r);
       std::tie(begin, end) = *range;
     }
-    Require(r.stream_length == end - begin, "stream_length is the range's length", &r);
+    Require(r.file->length == end - begin && r.content_length() == end - begin,
+            "the file region is the range", &r);
     Require(r.head_only == (method == "HEAD"), "HEAD sends no body", &r);
     if (r.head_only) return;
     Bytes got = Drain(r);
-    Require(got.size() == r.stream_length, "a GET body is stream_length bytes", &r);
+    Require(got.size() == r.file->length, "a GET body is the region's length", &r);
     Require(
         std::equal(got.begin(), got.end(), held->content.begin() + static_cast<ptrdiff_t>(begin)),
         "a GET returns the shard's bytes", &r);
