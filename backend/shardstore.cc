@@ -188,20 +188,23 @@ uint64_t ShardReader::RunBytes(uint64_t first, uint64_t count) const {
          first * crypto::kMerkleLeafSize;
 }
 
-Status ShardReader::ReadLeaves(uint64_t first, uint64_t count, MutableByteSpan out) {
-  uint64_t begin = first * crypto::kMerkleLeafSize;
-  Status s = PreadAll(fd_.get(), begin, out, "shard");
-  if (s.ok()) {
-    for (uint64_t i = 0; i < count; ++i) {
-      size_t off = i * crypto::kMerkleLeafSize;
-      size_t n = std::min<size_t>(crypto::kMerkleLeafSize, out.size() - off);
-      if (crypto::MerkleLeafHash(ByteSpan(out).subspan(off, n)) != tree_.leaf_hashes()[first + i]) {
-        s = Status::Corruption("leaf " + std::to_string(first + i) +
-                               " does not match its hash on disk");
-        break;
-      }
+Status ShardReader::CheckLeaves(uint64_t first, ByteSpan run) const {
+  std::vector<crypto::Digest256> hashes;
+  hashes.reserve(crypto::MerkleLeafCount(run.size()));
+  crypto::MerkleLeafHashes(run, &hashes);
+  for (size_t i = 0; i < hashes.size(); ++i) {
+    if (hashes[i] != tree_.leaf_hashes()[first + i]) {
+      return Status::Corruption("leaf " + std::to_string(first + i) +
+                                " does not match its hash on disk");
     }
   }
+  return Status::Ok();
+}
+
+Status ShardReader::ReadLeaves(uint64_t first, MutableByteSpan out) {
+  uint64_t begin = first * crypto::kMerkleLeafSize;
+  Status s = PreadAll(fd_.get(), begin, out, "shard");
+  if (s.ok()) s = CheckLeaves(first, out);
   if (!s.ok()) {
     s = s.WithContext("shard " + id_.ToHex());
     store_->Quarantine(id_, s);
@@ -220,10 +223,10 @@ Status ShardReader::Read(uint64_t offset, MutableByteSpan out) {
   uint64_t count = last - first + 1;
   if (offset == first * crypto::kMerkleLeafSize && out.size() == RunBytes(first, count)) {
     // Whole leaves (as a streamed GET asks for after its first piece): checked in place.
-    return ReadLeaves(first, count, out);
+    return ReadLeaves(first, out);
   }
   scratch_.resize(RunBytes(first, count));
-  SFS_RETURN_IF_ERROR(ReadLeaves(first, count, scratch_));
+  SFS_RETURN_IF_ERROR(ReadLeaves(first, scratch_));
   std::memcpy(out.data(), scratch_.data() + (offset - first * crypto::kMerkleLeafSize), out.size());
   return Status::Ok();
 }
@@ -275,15 +278,7 @@ Status ShardReader::Scrub(const ScrubPacer& pace) {
     }
     if (!done) s = PreadAll(fd_.get(), offset, piece, "shard");
     bool read = s.ok();
-    for (uint64_t i = 0; s.ok() && i < count; ++i) {
-      size_t off = i * crypto::kMerkleLeafSize;
-      size_t n = std::min<size_t>(crypto::kMerkleLeafSize, want - off);
-      if (crypto::MerkleLeafHash(ByteSpan(piece).subspan(off, n)) !=
-          tree_.leaf_hashes()[first + i]) {
-        s = Status::Corruption("leaf " + std::to_string(first + i) +
-                               " does not match its hash on disk");
-      }
-    }
+    if (s.ok()) s = CheckLeaves(first, piece);
     // A damaged piece is paid for too, but not a failed read, which read nothing.
     bool go_on = !read || !pace || pace(want);
     if (s.ok() && !go_on) return Status::Cancelled("scrub stopped");
@@ -302,7 +297,7 @@ Result<ShardProof> ShardReader::Prove(uint64_t first_leaf, uint64_t count) {
   p.length = length();
   SFS_ASSIGN_OR_RETURN(p.proof, tree_.Prove(first_leaf, count));
   p.leaves.resize(RunBytes(first_leaf, count));
-  SFS_RETURN_IF_ERROR(ReadLeaves(first_leaf, count, p.leaves));
+  SFS_RETURN_IF_ERROR(ReadLeaves(first_leaf, p.leaves));
   return p;
 }
 
@@ -345,6 +340,7 @@ Status ShardStore::Init() {
   MutexLock lock(&mu_);
   SqliteOptions db_options;
   db_options.full_sync = options_.sync;
+  db_options.exclusive = true;  // the store's lock file already keeps other processes out
   SFS_ASSIGN_OR_RETURN(db_, SqliteDb::Open(dir + "/index.db", db_options));
   SFS_RETURN_IF_ERROR(db_->Exec(kSchema));
   {
@@ -475,7 +471,11 @@ uint64_t ShardStore::FreeLocked() {
   uint64_t by_capacity =
       options_.capacity > used_ + reserved_ ? options_.capacity - used_ - reserved_ : 0;
   uint64_t disk = DiskAvailable();
-  uint64_t held = options_.reserve + reserved_;
+  // Beyond the reserve, room for what a shard's size does not count: its last file block and
+  // the index's growth (a commit appends pages to the WAL). Without it, with --reserve 0, a
+  // shard that fits to the byte can pass this check and then fail on the disk.
+  constexpr uint64_t kDiskHeadroom = 256 * 1024;
+  uint64_t held = options_.reserve + reserved_ + kDiskHeadroom;
   uint64_t by_disk = disk > held ? disk - held : 0;
   return std::min(by_capacity, by_disk);
 }
@@ -533,6 +533,16 @@ Result<std::unique_ptr<ShardWriter>> ShardStore::BeginPut(const OwnerKey& owner,
   UniqueFd fd(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600));
   if (!fd.valid()) {
     Status s = PosixError("create " + tmp, errno);
+    Release(owner, reserved, quota_reserved);
+    return s;
+  }
+  // Take the whole file's blocks now: a disk that is fuller than statvfs said fails here, not
+  // halfway through the body (file systems without fallocate skip this).
+  if (int err = ::posix_fallocate(fd.get(), 0, static_cast<off_t>(size));
+      err != 0 && err != EOPNOTSUPP && err != EINVAL) {
+    Status s = PosixError("allocate " + std::to_string(size) + " bytes for " + tmp, err);
+    fd.Reset();
+    ::unlink(tmp.c_str());
     Release(owner, reserved, quota_reserved);
     return s;
   }

@@ -145,9 +145,12 @@ class ShardReader {
       : store_(store), id_(id), fd_(std::move(fd)), tree_(std::move(tree)) {}
   // Bytes in leaves [first, first + count).
   uint64_t RunBytes(uint64_t first, uint64_t count) const;
-  // Reads whole leaves [first, first + count) into `out` (RunBytes(first, count) long) and
-  // checks them.
-  Status ReadLeaves(uint64_t first, uint64_t count, MutableByteSpan out);
+  // Checks `run`, the bytes of whole leaves from leaf `first` on (the shard's last leaf may
+  // be short), against the leaf hashes. Corruption naming the first leaf that differs.
+  Status CheckLeaves(uint64_t first, ByteSpan run) const;
+  // Reads whole leaves from leaf `first` on into `out` (RunBytes(first, count) long for a run
+  // of `count` leaves) and checks them.
+  Status ReadLeaves(uint64_t first, MutableByteSpan out);
   // ShardStore::ScrubShard's work on an open shard: reads and checks every leaf.
   Status Scrub(const ScrubPacer& pace);
 

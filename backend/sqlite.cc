@@ -48,6 +48,8 @@ Result<std::unique_ptr<SqliteDb>> SqliteDb::Open(const std::string& path,
   if (rc != SQLITE_OK) return db->Error("open " + path, rc);
   sqlite3_extended_result_codes(raw, 1);
   sqlite3_busy_timeout(raw, options.busy_timeout_ms);
+  // Before the journal mode: in exclusive mode the WAL's index lives in the process's memory.
+  if (options.exclusive) SFS_RETURN_IF_ERROR(db->Exec("PRAGMA locking_mode=EXCLUSIVE"));
   SFS_RETURN_IF_ERROR(db->Exec("PRAGMA journal_mode=WAL"));
   SFS_RETURN_IF_ERROR(
       db->Exec(options.full_sync ? "PRAGMA synchronous=FULL" : "PRAGMA synchronous=NORMAL"));

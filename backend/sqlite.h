@@ -29,6 +29,11 @@ struct SqliteOptions {
   bool full_sync = true;
   // How long a statement waits for a lock held by another connection.
   int busy_timeout_ms = 5000;
+  // For a database only this connection ever opens: keep its file lock from the first
+  // transaction to the close (PRAGMA locking_mode=EXCLUSIVE), so a transaction costs no lock
+  // system calls and the WAL needs no shared-memory index. Nobody else can read the file
+  // meanwhile.
+  bool exclusive = false;
 };
 
 class SqliteDb {

@@ -46,7 +46,19 @@ class Session;
 class HttpServer::Impl {
  public:
   Impl(HttpServerOptions options, HttpHandler* handler)
-      : options_(std::move(options)), handler_(handler), acceptor_(ioc_) {}
+      : options_(std::move(options)),
+        handler_(handler),
+        contexts_(MakeContexts(options_.threads)),
+        acceptor_(*contexts_.front()) {}
+
+  // One io_context per thread (see http_server.h): a connection stays on one thread.
+  static std::vector<std::unique_ptr<asio::io_context>> MakeContexts(int threads) {
+    std::vector<std::unique_ptr<asio::io_context>> v;
+    for (int i = 0; i < std::max(1, threads); ++i) {
+      v.push_back(std::make_unique<asio::io_context>(1));
+    }
+    return v;
+  }
 
   Status Start();
   void Stop(std::chrono::milliseconds drain);
@@ -60,15 +72,17 @@ class HttpServer::Impl {
 
   HttpServerOptions options_;
   HttpHandler* handler_;
-  // Declared before ioc_: sessions still queued in ioc_ when it is destroyed use them.
+  // Declared before contexts_: sessions still queued in a context when it is destroyed use
+  // them.
   std::atomic<bool> stopping_{false};
   std::atomic<size_t> connections_{0};
   std::mutex sessions_mu_;
   SessionList sessions_;  // guarded by sessions_mu_
-  asio::io_context ioc_;
+  std::vector<std::unique_ptr<asio::io_context>> contexts_;
+  size_t next_context_ = 0;  // where the next connection goes; used by the accept handler only
   tcp::acceptor acceptor_;
   std::vector<std::thread> threads_;
-  std::optional<asio::executor_work_guard<asio::io_context::executor_type>> work_;
+  std::vector<asio::executor_work_guard<asio::io_context::executor_type>> work_;
   uint16_t port_ = 0;
   bool started_ = false;
 };
@@ -162,6 +176,15 @@ class Session : public std::enable_shared_from_this<Session> {
     }
     if (!dispatch_.sink) return Respond(ServerError(500, "internal", "handler gave no response"));
     parser_->body_limit(dispatch_.body_limit);
+    // A body of declared length is read straight from the socket into io_ (see ReadRawBody);
+    // a chunked one goes through Beast's parser.
+    raw_body_left_.reset();
+    if (!parsed.head.chunked && parsed.head.content_length) {
+      if (*parsed.head.content_length > dispatch_.body_limit) {
+        return FailBody(http::error::body_limit);
+      }
+      raw_body_left_ = *parsed.head.content_length;
+    }
     io_.resize(opt().io_buffer_bytes);
     if (beast::iequals(parser_->get()[http::field::expect], "100-continue")) {
       // The client waits for this before it sends the body (curl does, for large bodies).
@@ -178,6 +201,7 @@ class Session : public std::enable_shared_from_this<Session> {
   }
 
   void ReadBody() {
+    if (raw_body_left_) return ReadRawBody();
     if (parser_->is_done()) return FinishBody();
     auto& body = parser_->get().body();
     body.data = io_.data();
@@ -188,31 +212,63 @@ class Session : public std::enable_shared_from_this<Session> {
         [self = shared_from_this()](beast::error_code ec, size_t) { self->OnBody(ec); });
   }
 
+  // A body of known length, read without the parser: Beast reads at most 64 KiB per call and
+  // copies it once more into the body buffer, while a body is often megabytes. First what
+  // arrived with the head (it sits in buffer_), then reads of up to io_buffer_bytes; bytes
+  // past the body (a pipelined request) stay in buffer_.
+  void ReadRawBody() {
+    if (buffer_.size() > 0 && *raw_body_left_ > 0) {
+      size_t n = static_cast<size_t>(std::min<uint64_t>(buffer_.size(), *raw_body_left_));
+      auto data = buffer_.data();
+      if (!SinkBody(ByteSpan(static_cast<const uint8_t*>(data.data()), n))) return;
+      buffer_.consume(n);
+      *raw_body_left_ -= n;
+    }
+    if (*raw_body_left_ == 0) return FinishBody();
+    size_t want = static_cast<size_t>(std::min<uint64_t>(io_.size(), *raw_body_left_));
+    stream_.expires_after(opt().io_timeout);
+    stream_.async_read_some(asio::buffer(io_.data(), want),
+                            [self = shared_from_this()](beast::error_code ec, size_t n) {
+                              if (n > 0) {
+                                if (!self->SinkBody(ByteSpan(self->io_.data(), n))) return;
+                                *self->raw_body_left_ -= n;
+                              }
+                              if (ec) return self->FailBody(ec);
+                              self->ReadRawBody();
+                            });
+  }
+
+  // Passes body bytes to the sink; on its error, sends the sink's answer and returns false.
+  bool SinkBody(ByteSpan data) {
+    if (!dispatch_.sink) return true;
+    Status s = dispatch_.sink->Write(data);
+    if (s.ok()) return true;
+    HttpResponse r = dispatch_.sink->Fail(s);
+    dispatch_.sink.reset();
+    keep_alive_ = false;
+    linger_ = true;
+    Respond(std::move(r));
+    return false;
+  }
+
+  // The client went away or stalled mid-body, or sent more than it may: drop the sink, which
+  // discards what it received.
+  void FailBody(beast::error_code ec) {
+    dispatch_.sink.reset();
+    keep_alive_ = false;
+    if (auto r = BodyReadError(ec)) {
+      linger_ = true;
+      return Respond(std::move(*r));
+    }
+    log::Debug("{}: request body abandoned: {}", peer_, ec.message());
+    Shutdown();
+  }
+
   void OnBody(beast::error_code ec) {
     if (ec == http::error::need_buffer) ec = {};
     size_t got = io_.size() - parser_->get().body().size;
-    if (got > 0 && dispatch_.sink) {
-      Status s = dispatch_.sink->Write(ByteSpan(io_.data(), got));
-      if (!s.ok()) {
-        HttpResponse r = dispatch_.sink->Fail(s);
-        dispatch_.sink.reset();
-        keep_alive_ = false;
-        linger_ = true;
-        return Respond(std::move(r));
-      }
-    }
-    if (ec) {
-      // The client went away or stalled mid-body, or sent more than it may: drop the sink,
-      // which discards what it received.
-      dispatch_.sink.reset();
-      keep_alive_ = false;
-      if (auto r = BodyReadError(ec)) {
-        linger_ = true;
-        return Respond(std::move(*r));
-      }
-      log::Debug("{}: request body abandoned: {}", peer_, ec.message());
-      return Shutdown();
-    }
+    if (got > 0 && !SinkBody(ByteSpan(io_.data(), got))) return;
+    if (ec) return FailBody(ec);
     if (parser_->is_done()) return FinishBody();
     ReadBody();
   }
@@ -408,6 +464,8 @@ class Session : public std::enable_shared_from_this<Session> {
   beast::flat_buffer buffer_;
   Bytes io_;
   std::optional<http::request_parser<http::buffer_body>> parser_;
+  // Body bytes still to read when the body is read without the parser (ReadRawBody).
+  std::optional<uint64_t> raw_body_left_;
   Dispatch dispatch_;
   HttpResponse response_;
   std::optional<http::response<http::buffer_body>> res_;
@@ -434,10 +492,15 @@ Status HttpServer::Impl::Start() {
   acceptor_.listen(asio::socket_base::max_listen_connections, ec);
   if (ec) return Status::IOError("listen on " + where + ": " + ec.message());
   port_ = acceptor_.local_endpoint().port();
-  work_.emplace(ioc_.get_executor());
+  for (auto& c : contexts_) {
+    work_.push_back(asio::make_work_guard(*c));
+    // A context opens its epoll and timer descriptors when first used; opening them all now
+    // keeps the process's descriptor count flat from here on (tests check it for leaks).
+    asio::steady_timer open_reactor(*c);
+  }
   Accept();
-  for (int i = 0; i < std::max(1, options_.threads); ++i) {
-    threads_.emplace_back([this] {
+  for (auto& c : contexts_) {
+    threads_.emplace_back([ioc = c.get()] {
       // sendfile(2) has no MSG_NOSIGNAL: on a connection the client has closed it raises
       // SIGPIPE, which ends the process unless the signal is ignored. Blocked in the threads
       // that call it, the signal stays pending and sendfile fails with EPIPE instead.
@@ -445,7 +508,7 @@ Status HttpServer::Impl::Start() {
       sigemptyset(&pipe);
       sigaddset(&pipe, SIGPIPE);
       pthread_sigmask(SIG_BLOCK, &pipe, nullptr);
-      ioc_.run();
+      ioc->run();
     });
   }
   started_ = true;
@@ -453,12 +516,14 @@ Status HttpServer::Impl::Start() {
 }
 
 void HttpServer::Impl::Accept() {
-  acceptor_.async_accept(asio::make_strand(ioc_), [this](beast::error_code ec, tcp::socket socket) {
+  asio::io_context& home = *contexts_[next_context_++ % contexts_.size()];
+  acceptor_.async_accept(asio::make_strand(home), [this](beast::error_code ec, tcp::socket socket) {
     if (stopping_) return;
     if (ec) {
       // Out of file descriptors or similar: pause briefly rather than spin.
       log::Warn("accept failed: {}", ec.message());
-      auto timer = std::make_shared<asio::steady_timer>(ioc_, std::chrono::milliseconds(100));
+      auto timer = std::make_shared<asio::steady_timer>(acceptor_.get_executor(),
+                                                        std::chrono::milliseconds(100));
       timer->async_wait([this, timer](beast::error_code) { Accept(); });
       return;
     }
@@ -511,12 +576,12 @@ void HttpServer::Impl::Stop(std::chrono::milliseconds drain) {
     log::Warn("closing {} connection(s) with requests still in progress", connections_.load());
     CloseAll(true);
   }
-  work_.reset();
+  work_.clear();
   auto hard = std::chrono::steady_clock::now() + std::chrono::seconds(5);
   while (connections_.load() > 0 && std::chrono::steady_clock::now() < hard) {
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
-  ioc_.stop();
+  for (auto& c : contexts_) c->stop();
   for (auto& t : threads_) t.join();
   threads_.clear();
 }

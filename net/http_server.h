@@ -1,9 +1,17 @@
 // An HTTP/1.1 server on Boost.Beast for any HttpHandler (the storage node's protocol now, the
-// companion API later): asynchronous, an io_context on a few threads, a strand per
-// connection, a deadline on every read and write, a cap on open connections, request bodies
-// streamed to the handler's sink within the limit it sets, and response bodies that are file
-// regions sent with sendfile(2) (in steps of at most 2 MiB, each through the connection's
-// strand, so one large response does not hold up the others on its thread).
+// companion API later): asynchronous, a few threads, a strand per connection, a deadline on
+// every read and write, a cap on open connections, request bodies streamed to the handler's
+// sink within the limit it sets (a body of declared length read straight from the socket, up
+// to io_buffer_bytes per read), and response bodies that are file regions sent with
+// sendfile(2) (in steps of at most 2 MiB, each through the connection's strand, so one large
+// response does not hold up the others on its thread).
+//
+// Threads: each thread runs its own io_context, and connections are dealt to them in turn, so
+// a connection lives on one thread. One io_context shared by all threads cost the node a fifth
+// of its CPU on PUT (bench/node: threads handing completions to each other through a mutex
+// and condition variable, some 8 futex calls per socket read; about 0.2 per read this way).
+// The price: a handler that blocks (an fsync) holds up the other connections of its thread,
+// not of the whole server.
 //
 // Deadlines: a keep-alive connection may sit idle for idle_timeout between requests; once a
 // request's first byte has arrived, its whole head must arrive within header_timeout (so a
@@ -35,7 +43,7 @@ struct HttpServerOptions {
   // Address and port to listen on; port 0 picks a free one (see HttpServer::port()).
   std::string address = "127.0.0.1";
   uint16_t port = 0;
-  // Threads running the io_context. Handlers may block on disk, so a few more than cores.
+  // Threads, each with its io_context. Handlers may block on disk, so a few more than cores.
   int threads = 8;
   // Connections open at once; one more is answered 503 and closed. An idle connection holds
   // about 2 KiB; one with a request in progress up to io_buffer_bytes + 64 KiB.
