@@ -124,7 +124,7 @@ void ShardWriter::Abort() {
   if (done_) return;
   done_ = true;
   fd_.Reset();
-  ::unlink(tmp_path_.c_str());
+  if (!tmp_path_.empty()) ::unlink(tmp_path_.c_str());
   store_->Release(owner_, reserved_, quota_reserved_);
 }
 
@@ -134,8 +134,10 @@ Status ShardWriter::Append(ByteSpan data) {
     return Status::OutOfRange("shard body is longer than its declared length " +
                               std::to_string(length_));
   }
-  Status s = WriteAll(fd_.get(), data, tmp_path_);
-  if (!s.ok()) return s;
+  if (fd_.valid()) {
+    Status s = WriteAll(fd_.get(), data, tmp_path_);
+    if (!s.ok()) return s;
+  }
   builder_.Update(data);
   return Status::Ok();
 }
@@ -156,6 +158,14 @@ Result<bool> ShardWriter::Commit() {
   if (tree->root() != id_) {
     return fail(Status::Corruption("shard body's Merkle root is " + tree->root().ToHex() +
                                    ", not the id it was sent as"));
+  }
+  if (!fd_.valid()) {
+    // A copy was stored when the upload began: its bytes were only checked, not written.
+    auto fresh = store_->CommitShard(owner_, id_, length_, "");
+    if (!fresh.ok()) return fail(fresh.status());
+    done_ = true;
+    store_->Release(owner_, reserved_, quota_reserved_);
+    return *fresh;
   }
   // Trailer: the leaf hashes, then the footer.
   Bytes trailer;
@@ -500,11 +510,12 @@ Result<std::unique_ptr<ShardWriter>> ShardStore::BeginPut(const OwnerKey& owner,
   }
   uint64_t size = FileSize(length);
   uint64_t reserved = 0, quota_reserved = 0;
+  bool stored = false;
   {
     MutexLock lock(&mu_);
     if (!db_) return Status::Unavailable("shard store is closed");
     SFS_ASSIGN_OR_RETURN(bool leased, HasLeaseLocked(owner, id));
-    SFS_ASSIGN_OR_RETURN(bool stored, HasRowLocked(id));
+    SFS_ASSIGN_OR_RETURN(stored, HasRowLocked(id));
     if (!leased && options_.owner_quota != 0) {
       auto used = usage_.find(owner);
       auto pending = quota_reserved_.find(owner);
@@ -527,6 +538,12 @@ Result<std::unique_ptr<ShardWriter>> ShardStore::BeginPut(const OwnerKey& owner,
     if (quota_reserved != 0) quota_reserved_[owner] += quota_reserved;
   }
   // From here on, a failure must give the reservations back.
+  if (stored) {
+    // The node has these bytes: the body is hashed to prove the sender has them too, and
+    // written nowhere.
+    return std::unique_ptr<ShardWriter>(
+        new ShardWriter(this, owner, id, length, reserved, quota_reserved, UniqueFd(), ""));
+  }
   uint8_t nonce[8];
   crypto::RandomBytes(nonce);
   std::string tmp = options_.dir + "/tmp/" + id.ToHex() + "." + HexEncode(nonce);
@@ -572,7 +589,12 @@ Result<bool> ShardStore::CommitShard(const OwnerKey& owner, const ShardId& id, u
   }
   if (stored) {
     // Another owner stored the same bytes: one copy, one more lease.
-    ::unlink(tmp_path.c_str());
+    if (!tmp_path.empty()) ::unlink(tmp_path.c_str());
+  } else if (tmp_path.empty()) {
+    // The copy this upload was checked against was deleted meanwhile: the bytes must come
+    // again, to be written this time. (503: the client's retry does it.)
+    return Status::Unavailable("shard " + id.ToHex() +
+                               " was deleted while it was being sent; send it again");
   } else {
     std::string path = ShardPath(id);
     if (::rename(tmp_path.c_str(), path.c_str()) != 0)

@@ -78,7 +78,9 @@ struct OwnerUsage {
 class ShardStore;
 
 // Receives one shard. Append its bytes in order, then Commit. Destroying a writer that was
-// not committed deletes what it wrote and releases its space.
+// not committed deletes what it wrote and releases its space. For a shard the node already
+// stores (another owner's lease), the bytes are only hashed, not written: the id check proves
+// the sender holds them, and one copy serves every lease.
 class ShardWriter {
  public:
   ~ShardWriter();
@@ -237,7 +239,9 @@ class ShardStore {
   Result<bool> HasRowLocked(const ShardId& id) REQUIRES(mu_);
   Result<bool> HasLeaseLocked(const OwnerKey& owner, const ShardId& id) REQUIRES(mu_);
 
-  // ShardWriter::Commit after the bytes are durable in `tmp_path`.
+  // ShardWriter::Commit after the bytes are durable in `tmp_path`, or, with an empty
+  // `tmp_path`, after the bytes of a shard stored when the upload began were checked
+  // (Unavailable if it is gone by now).
   Result<bool> CommitShard(const OwnerKey& owner, const ShardId& id, uint64_t length,
                            const std::string& tmp_path);
   void Release(const OwnerKey& owner, uint64_t reserved, uint64_t quota_reserved);

@@ -165,6 +165,57 @@ TEST_F(ShardStoreTest, SecondOwnerAddsALeaseNotACopy) {
   EXPECT_EQ(store_->Stats().owners, 0u);
 }
 
+// A PUT of a shard the node stores is checked, not written: nothing goes to tmp/, and a wrong
+// body still earns no lease.
+TEST_F(ShardStoreTest, StoredShardIsHashedNotWritten) {
+  Bytes data = test::PseudoRandomBytes(300000, 14);
+  ShardId id = crypto::MerkleRoot(data);
+  ASSERT_OK(Put(alice_, data));
+  {
+    ASSERT_OK_AND_ASSIGN(auto w, store_->BeginPut(bob_, id, data.size()));
+    ASSERT_OK(w->Append(ByteSpan(data).first(100000)));
+    EXPECT_EQ(FilesUnder("tmp"), 0u);
+    Bytes wrong(ByteSpan(data).subspan(100000).begin(), ByteSpan(data).subspan(100000).end());
+    wrong.back() ^= 1;
+    ASSERT_OK(w->Append(wrong));
+    EXPECT_EQ(w->Commit().status().code(), Code::kCorruption);
+  }
+  EXPECT_EQ(store_->OpenShard(bob_, id).status().code(), Code::kNotFound);
+  {
+    ASSERT_OK_AND_ASSIGN(auto w, store_->BeginPut(bob_, id, data.size()));
+    ASSERT_OK(w->Append(data));
+    EXPECT_EQ(FilesUnder("tmp"), 0u);
+    ASSERT_OK_AND_ASSIGN(bool fresh, w->Commit());
+    EXPECT_TRUE(fresh);
+  }
+  ASSERT_OK_AND_ASSIGN(Bytes back, ReadAll(bob_, id));
+  EXPECT_EQ(back, data);
+  EXPECT_EQ(FilesUnder("shards"), 1u);
+  EXPECT_EQ(store_->Stats().free, Options().capacity - ShardStore::FileSize(data.size()));
+}
+
+// The stored copy goes away while a second owner's body is on its way: that PUT must not get a
+// lease on nothing; it is refused as Unavailable (503, the client sends it again), and the
+// retry stores the bytes.
+TEST_F(ShardStoreTest, StoredCopyDeletedMidUploadIsRefusedThenRetried) {
+  Bytes data = test::PseudoRandomBytes(150000, 15);
+  ShardId id = crypto::MerkleRoot(data);
+  ASSERT_OK(Put(alice_, data));
+  {
+    ASSERT_OK_AND_ASSIGN(auto w, store_->BeginPut(bob_, id, data.size()));
+    ASSERT_OK(w->Append(data));
+    ASSERT_OK(store_->Delete(alice_, id));
+    EXPECT_EQ(w->Commit().status().code(), Code::kUnavailable);
+  }
+  EXPECT_EQ(FilesUnder("shards"), 0u);
+  EXPECT_EQ(store_->Stats().shards, 0u);
+  EXPECT_EQ(store_->OpenShard(bob_, id).status().code(), Code::kNotFound);
+  ASSERT_OK_AND_ASSIGN(bool fresh, Put(bob_, data));
+  EXPECT_TRUE(fresh);
+  ASSERT_OK_AND_ASSIGN(Bytes back, ReadAll(bob_, id));
+  EXPECT_EQ(back, data);
+}
+
 TEST_F(ShardStoreTest, OwnersCannotSeeOrDeleteEachOthersShards) {
   Bytes data = test::PseudoRandomBytes(1000, 5);
   ShardId id = crypto::MerkleRoot(data);
@@ -476,7 +527,14 @@ TEST_F(ShardStoreTest, ConcurrentPutsAndDeletesOfTheSameShardStayConsistent) {
   for (int t = 0; t < 4; ++t) {
     threads.emplace_back([&, t] {
       for (int i = 0; i < 25; ++i) {
-        EXPECT_OK(Put(owners[t], data));
+        // A PUT checked against a copy that another owner's delete removes meanwhile is
+        // refused as Unavailable; clients send it again (HttpPeer retries a 503), as here.
+        Status put;
+        for (int attempt = 0; attempt < 100; ++attempt) {
+          put = Put(owners[t], data).status();
+          if (put.code() != Code::kUnavailable) break;
+        }
+        EXPECT_OK(put);
         EXPECT_OK(ReadAll(owners[t], id));
         EXPECT_OK(store_->Delete(owners[t], id));
       }
