@@ -76,6 +76,8 @@ Result<SqliteStatement> SqliteDb::Prepare(std::string_view sql) {
 
 int64_t SqliteDb::Changes() const { return sqlite3_changes64(db_); }
 
+int64_t SqliteDb::LastInsertRowId() const { return sqlite3_last_insert_rowid(db_); }
+
 SqliteStatement::SqliteStatement(SqliteStatement&& other) noexcept
     : db_(other.db_), stmt_(other.stmt_), bind_rc_(other.bind_rc_) {
   other.stmt_ = nullptr;

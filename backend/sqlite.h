@@ -53,6 +53,8 @@ class SqliteDb {
 
   // Rows changed by the last INSERT/UPDATE/DELETE.
   int64_t Changes() const;
+  // The rowid of the last row inserted on this connection.
+  int64_t LastInsertRowId() const;
 
  private:
   explicit SqliteDb(sqlite3* db) : db_(db) {}

@@ -71,6 +71,10 @@ class [[nodiscard]] Status {
   static Status Busy(std::string msg) { return {Code::kBusy, std::move(msg)}; }
   static Status Cancelled(std::string msg) { return {Code::kCancelled, std::move(msg)}; }
   static Status OutOfRange(std::string msg) { return {Code::kOutOfRange, std::move(msg)}; }
+  static Status NotEmpty(std::string msg) { return {Code::kNotEmpty, std::move(msg)}; }
+  static Status NotDirectory(std::string msg) { return {Code::kNotDirectory, std::move(msg)}; }
+  static Status IsDirectory(std::string msg) { return {Code::kIsDirectory, std::move(msg)}; }
+  static Status NameTooLong(std::string msg) { return {Code::kNameTooLong, std::move(msg)}; }
 
   bool ok() const { return code_ == Code::kOk; }
   Code code() const { return code_; }

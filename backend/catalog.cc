@@ -1,0 +1,528 @@
+#include "backend/catalog.h"
+
+#include <chrono>
+
+#include "backend/sqlite.h"
+
+namespace shardfs::backend {
+
+namespace {
+
+// Schema versions, each with the statements that bring the one before to it. Versions only
+// grow; a catalog newer than the last one here is refused.
+struct Migration {
+  int version;
+  const char* sql;
+};
+
+constexpr Migration kMigrations[] = {
+    {1, R"sql(
+CREATE TABLE inodes (
+  ino INTEGER PRIMARY KEY,
+  kind INTEGER NOT NULL,
+  mode INTEGER NOT NULL,
+  uid INTEGER NOT NULL,
+  gid INTEGER NOT NULL,
+  size INTEGER NOT NULL,
+  nlink INTEGER NOT NULL,
+  atime_ns INTEGER NOT NULL,
+  mtime_ns INTEGER NOT NULL,
+  ctime_ns INTEGER NOT NULL,
+  target BLOB
+);
+CREATE TABLE dentries (
+  parent INTEGER NOT NULL,
+  name BLOB NOT NULL,
+  ino INTEGER NOT NULL,
+  PRIMARY KEY (parent, name)
+) WITHOUT ROWID;
+CREATE INDEX dentries_by_ino ON dentries (ino);
+CREATE TABLE changes (
+  seq INTEGER PRIMARY KEY AUTOINCREMENT,
+  time_ns INTEGER NOT NULL,
+  op TEXT NOT NULL,
+  ino INTEGER NOT NULL,
+  parent INTEGER NOT NULL,
+  name BLOB NOT NULL,
+  new_parent INTEGER NOT NULL,
+  new_name BLOB NOT NULL
+);
+)sql"},
+};
+constexpr int kSchemaVersion = 1;
+
+constexpr const char* kAttrColumns =
+    "ino, kind, mode, uid, gid, size, nlink, atime_ns, mtime_ns, ctime_ns";
+
+InodeAttr AttrFromRow(const SqliteStatement& q, int first) {
+  InodeAttr a;
+  a.ino = static_cast<Ino>(q.ColumnInt(first));
+  a.kind = static_cast<FileKind>(q.ColumnInt(first + 1));
+  a.mode = static_cast<uint32_t>(q.ColumnInt(first + 2));
+  a.uid = static_cast<uint32_t>(q.ColumnInt(first + 3));
+  a.gid = static_cast<uint32_t>(q.ColumnInt(first + 4));
+  a.size = static_cast<uint64_t>(q.ColumnInt(first + 5));
+  a.nlink = static_cast<uint32_t>(q.ColumnInt(first + 6));
+  a.atime_ns = q.ColumnInt(first + 7);
+  a.mtime_ns = q.ColumnInt(first + 8);
+  a.ctime_ns = q.ColumnInt(first + 9);
+  return a;
+}
+
+ByteSpan NameBytes(std::string_view name) { return AsBytes(name); }
+
+int64_t Int(uint64_t v) { return static_cast<int64_t>(v); }
+
+}  // namespace
+
+Status CheckName(std::string_view name) {
+  if (name.empty()) return Status::InvalidArgument("empty name");
+  if (name == "." || name == "..") return Status::InvalidArgument("'" + std::string(name) + "'");
+  if (name.find('/') != std::string_view::npos || name.find('\0') != std::string_view::npos) {
+    return Status::InvalidArgument("a name cannot hold '/' or NUL");
+  }
+  if (name.size() > kMaxNameBytes) {
+    return Status::NameTooLong("name of " + std::to_string(name.size()) + " bytes (at most " +
+                               std::to_string(kMaxNameBytes) + ")");
+  }
+  return Status::Ok();
+}
+
+Catalog::Catalog(CatalogOptions options) : options_(std::move(options)) {}
+Catalog::~Catalog() = default;
+
+int64_t Catalog::Now() const {
+  if (options_.clock) return options_.clock();
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+Result<std::unique_ptr<Catalog>> Catalog::Open(const CatalogOptions& options) {
+  std::unique_ptr<Catalog> c(new Catalog(options));
+  MutexLock lock(&c->mu_);
+  SqliteOptions so;
+  so.full_sync = options.sync;
+  SFS_ASSIGN_OR_RETURN(c->db_, SqliteDb::Open(options.path, so));
+  SqliteDb& db = *c->db_;
+  SFS_RETURN_IF_ERROR(db.Exec("PRAGMA foreign_keys=OFF"));
+  SFS_ASSIGN_OR_RETURN(auto q, db.Prepare("PRAGMA user_version"));
+  SFS_ASSIGN_OR_RETURN(bool row, q.Step());
+  int version = row ? static_cast<int>(q.ColumnInt(0)) : 0;
+  if (version > kSchemaVersion) {
+    return Status::NotSupported("catalog " + options.path + " has schema " +
+                                std::to_string(version) + "; this shardfs knows up to " +
+                                std::to_string(kSchemaVersion));
+  }
+  if (version < kSchemaVersion) {
+    SqliteTransaction txn(&db);
+    SFS_RETURN_IF_ERROR(txn.status());
+    for (const Migration& m : kMigrations) {
+      if (m.version <= version) continue;
+      SFS_RETURN_IF_ERROR(db.Exec(m.sql).WithContext("schema " + std::to_string(m.version)));
+    }
+    if (version == 0) {
+      int64_t now = c->Now();
+      SFS_ASSIGN_OR_RETURN(auto root,
+                           db.Prepare("INSERT INTO inodes (ino, kind, mode, uid, gid, size, "
+                                      "nlink, atime_ns, mtime_ns, ctime_ns) "
+                                      "VALUES (?, ?, 493, 0, 0, 0, 2, ?, ?, ?)"));
+      SFS_RETURN_IF_ERROR(root.Bind(1, Int(kRootIno))
+                              .Bind(2, static_cast<int64_t>(FileKind::kDirectory))
+                              .Bind(3, now)
+                              .Bind(4, now)
+                              .Bind(5, now)
+                              .Run());
+    }
+    SFS_RETURN_IF_ERROR(db.Exec("PRAGMA user_version=" + std::to_string(kSchemaVersion)));
+    SFS_RETURN_IF_ERROR(txn.Commit());
+  }
+  SFS_RETURN_IF_ERROR(c->GetAttrLocked(kRootIno).status().WithContext("catalog root"));
+  return c;
+}
+
+Result<InodeAttr> Catalog::GetAttrLocked(Ino ino) {
+  SFS_ASSIGN_OR_RETURN(
+      auto q, db_->Prepare(std::string("SELECT ") + kAttrColumns + " FROM inodes WHERE ino=?"));
+  q.Bind(1, Int(ino));
+  SFS_ASSIGN_OR_RETURN(bool row, q.Step());
+  if (!row) return Status::NotFound("no inode " + std::to_string(ino));
+  return AttrFromRow(q, 0);
+}
+
+Result<InodeAttr> Catalog::DirLocked(Ino dir) {
+  SFS_ASSIGN_OR_RETURN(InodeAttr a, GetAttrLocked(dir));
+  if (a.kind != FileKind::kDirectory) {
+    return Status::NotDirectory("inode " + std::to_string(dir) + " is not a directory");
+  }
+  if (a.nlink == 0) return Status::NotFound("directory " + std::to_string(dir) + " was removed");
+  return a;
+}
+
+Result<InodeAttr> Catalog::LookupLocked(Ino parent, std::string_view name) {
+  SFS_RETURN_IF_ERROR(CheckName(name));
+  SFS_RETURN_IF_ERROR(DirLocked(parent).status());
+  SFS_ASSIGN_OR_RETURN(auto q, db_->Prepare(std::string("SELECT ") + kAttrColumns +
+                                            " FROM dentries JOIN inodes USING (ino) "
+                                            "WHERE parent=? AND name=?"));
+  q.Bind(1, Int(parent)).Bind(2, NameBytes(name));
+  SFS_ASSIGN_OR_RETURN(bool row, q.Step());
+  if (!row) return Status::NotFound("no entry '" + std::string(name) + "'");
+  return AttrFromRow(q, 0);
+}
+
+Result<InodeAttr> Catalog::Lookup(Ino parent, std::string_view name) {
+  MutexLock lock(&mu_);
+  return LookupLocked(parent, name);
+}
+
+Result<InodeAttr> Catalog::GetAttr(Ino ino) {
+  MutexLock lock(&mu_);
+  return GetAttrLocked(ino);
+}
+
+Result<std::vector<DirEntry>> Catalog::ReadDir(Ino dir, std::string_view after, size_t limit) {
+  MutexLock lock(&mu_);
+  SFS_RETURN_IF_ERROR(DirLocked(dir).status());
+  SFS_ASSIGN_OR_RETURN(auto q, db_->Prepare(std::string("SELECT name, ") + kAttrColumns +
+                                            " FROM dentries JOIN inodes USING (ino) "
+                                            "WHERE parent=? AND name>? ORDER BY name LIMIT ?"));
+  q.Bind(1, Int(dir)).Bind(2, NameBytes(after)).Bind(3, static_cast<int64_t>(limit));
+  std::vector<DirEntry> out;
+  while (true) {
+    SFS_ASSIGN_OR_RETURN(bool row, q.Step());
+    if (!row) break;
+    Bytes name = q.ColumnBlob(0);
+    out.push_back(DirEntry{std::string(name.begin(), name.end()), AttrFromRow(q, 1)});
+  }
+  return out;
+}
+
+Status Catalog::JournalLocked(std::string_view op, Ino ino, Ino parent, std::string_view name,
+                              Ino new_parent, std::string_view new_name, int64_t now) {
+  SFS_ASSIGN_OR_RETURN(auto q, db_->Prepare("INSERT INTO changes (time_ns, op, ino, parent, name, "
+                                            "new_parent, new_name) VALUES (?, ?, ?, ?, ?, ?, ?)"));
+  return q.Bind(1, now)
+      .Bind(2, op)
+      .Bind(3, Int(ino))
+      .Bind(4, Int(parent))
+      .Bind(5, NameBytes(name))
+      .Bind(6, Int(new_parent))
+      .Bind(7, NameBytes(new_name))
+      .Run();
+}
+
+Status Catalog::TouchDirLocked(Ino dir, int64_t now) {
+  SFS_ASSIGN_OR_RETURN(auto q,
+                       db_->Prepare("UPDATE inodes SET mtime_ns=?, ctime_ns=? WHERE ino=?"));
+  return q.Bind(1, now).Bind(2, now).Bind(3, Int(dir)).Run();
+}
+
+Status Catalog::AddLinksLocked(Ino ino, int delta, int64_t now) {
+  SFS_ASSIGN_OR_RETURN(auto q,
+                       db_->Prepare("UPDATE inodes SET nlink=nlink+?, ctime_ns=? WHERE ino=?"));
+  return q.Bind(1, delta).Bind(2, now).Bind(3, Int(ino)).Run();
+}
+
+Status Catalog::SetEntryLocked(Ino parent, std::string_view name, Ino ino) {
+  SFS_ASSIGN_OR_RETURN(
+      auto q, db_->Prepare("INSERT OR REPLACE INTO dentries (parent, name, ino) VALUES (?, ?, ?)"));
+  return q.Bind(1, Int(parent)).Bind(2, NameBytes(name)).Bind(3, Int(ino)).Run();
+}
+
+Status Catalog::RemoveEntryLocked(Ino parent, std::string_view name) {
+  SFS_ASSIGN_OR_RETURN(auto q, db_->Prepare("DELETE FROM dentries WHERE parent=? AND name=?"));
+  return q.Bind(1, Int(parent)).Bind(2, NameBytes(name)).Run();
+}
+
+Status Catalog::CheckFreeLocked(Ino parent, std::string_view name) {
+  SFS_RETURN_IF_ERROR(CheckName(name));
+  // The parent first: a missing parent and a missing entry are both NotFound.
+  SFS_RETURN_IF_ERROR(DirLocked(parent).status());
+  auto existing = LookupLocked(parent, name);
+  if (existing.ok()) return Status::AlreadyExists("'" + std::string(name) + "' exists");
+  if (existing.status().code() != Code::kNotFound) return existing.status();
+  return Status::Ok();
+}
+
+Result<InodeAttr> Catalog::AddEntryLocked(Ino parent, std::string_view name, FileKind kind,
+                                          const NewInode& how, std::string_view target) {
+  SFS_RETURN_IF_ERROR(CheckFreeLocked(parent, name));
+  int64_t now = Now();
+  SqliteTransaction txn(db_.get());
+  SFS_RETURN_IF_ERROR(txn.status());
+  SFS_ASSIGN_OR_RETURN(auto q,
+                       db_->Prepare("INSERT INTO inodes (kind, mode, uid, gid, size, nlink, "
+                                    "atime_ns, mtime_ns, ctime_ns, target) "
+                                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"));
+  bool dir = kind == FileKind::kDirectory;
+  q.Bind(1, static_cast<int64_t>(kind))
+      .Bind(2, static_cast<int64_t>(how.mode & 07777))
+      .Bind(3, static_cast<int64_t>(how.uid))
+      .Bind(4, static_cast<int64_t>(how.gid))
+      .Bind(5, static_cast<int64_t>(kind == FileKind::kSymlink ? target.size() : 0))
+      .Bind(6, dir ? 2 : 1)
+      .Bind(7, now)
+      .Bind(8, now)
+      .Bind(9, now);
+  if (kind == FileKind::kSymlink) q.Bind(10, NameBytes(target));
+  SFS_RETURN_IF_ERROR(q.Run());
+  Ino ino = static_cast<Ino>(db_->LastInsertRowId());
+  SFS_RETURN_IF_ERROR(SetEntryLocked(parent, name, ino));
+  if (dir) SFS_RETURN_IF_ERROR(AddLinksLocked(parent, 1, now));
+  SFS_RETURN_IF_ERROR(TouchDirLocked(parent, now));
+  const char* op = dir ? "mkdir" : kind == FileKind::kSymlink ? "symlink" : "create";
+  SFS_RETURN_IF_ERROR(JournalLocked(op, ino, parent, name, 0, "", now));
+  SFS_RETURN_IF_ERROR(txn.Commit());
+  return GetAttrLocked(ino);
+}
+
+Result<InodeAttr> Catalog::Mkdir(Ino parent, std::string_view name, const NewInode& how) {
+  MutexLock lock(&mu_);
+  return AddEntryLocked(parent, name, FileKind::kDirectory, how, "");
+}
+
+Result<InodeAttr> Catalog::CreateFile(Ino parent, std::string_view name, const NewInode& how) {
+  MutexLock lock(&mu_);
+  return AddEntryLocked(parent, name, FileKind::kFile, how, "");
+}
+
+Result<InodeAttr> Catalog::Symlink(Ino parent, std::string_view name, std::string_view target) {
+  if (target.empty()) return Status::InvalidArgument("empty symlink target");
+  if (target.size() > kMaxSymlinkBytes) return Status::NameTooLong("symlink target too long");
+  if (target.find('\0') != std::string_view::npos) {
+    return Status::InvalidArgument("a symlink target cannot hold NUL");
+  }
+  MutexLock lock(&mu_);
+  return AddEntryLocked(parent, name, FileKind::kSymlink, NewInode{0777, 0, 0}, target);
+}
+
+Result<InodeAttr> Catalog::Link(Ino ino, Ino parent, std::string_view name) {
+  MutexLock lock(&mu_);
+  SFS_ASSIGN_OR_RETURN(InodeAttr a, GetAttrLocked(ino));
+  if (a.kind == FileKind::kDirectory) return Status::IsDirectory("cannot link a directory");
+  if (a.nlink == 0) return Status::NotFound("inode " + std::to_string(ino) + " was removed");
+  SFS_RETURN_IF_ERROR(CheckFreeLocked(parent, name));
+  int64_t now = Now();
+  SqliteTransaction txn(db_.get());
+  SFS_RETURN_IF_ERROR(txn.status());
+  SFS_RETURN_IF_ERROR(SetEntryLocked(parent, name, ino));
+  SFS_RETURN_IF_ERROR(AddLinksLocked(ino, 1, now));
+  SFS_RETURN_IF_ERROR(TouchDirLocked(parent, now));
+  SFS_RETURN_IF_ERROR(JournalLocked("link", ino, parent, name, 0, "", now));
+  SFS_RETURN_IF_ERROR(txn.Commit());
+  return GetAttrLocked(ino);
+}
+
+Result<std::string> Catalog::ReadLink(Ino ino) {
+  MutexLock lock(&mu_);
+  SFS_ASSIGN_OR_RETURN(auto q, db_->Prepare("SELECT kind, target FROM inodes WHERE ino=?"));
+  q.Bind(1, Int(ino));
+  SFS_ASSIGN_OR_RETURN(bool row, q.Step());
+  if (!row) return Status::NotFound("no inode " + std::to_string(ino));
+  if (static_cast<FileKind>(q.ColumnInt(0)) != FileKind::kSymlink) {
+    return Status::InvalidArgument("inode " + std::to_string(ino) + " is not a symlink");
+  }
+  Bytes t = q.ColumnBlob(1);
+  return std::string(t.begin(), t.end());
+}
+
+Result<InodeAttr> Catalog::Unlink(Ino parent, std::string_view name) {
+  MutexLock lock(&mu_);
+  SFS_ASSIGN_OR_RETURN(InodeAttr a, LookupLocked(parent, name));
+  if (a.kind == FileKind::kDirectory) {
+    return Status::IsDirectory("'" + std::string(name) + "' is a directory");
+  }
+  int64_t now = Now();
+  SqliteTransaction txn(db_.get());
+  SFS_RETURN_IF_ERROR(txn.status());
+  SFS_RETURN_IF_ERROR(RemoveEntryLocked(parent, name));
+  SFS_RETURN_IF_ERROR(AddLinksLocked(a.ino, -1, now));
+  SFS_RETURN_IF_ERROR(TouchDirLocked(parent, now));
+  SFS_RETURN_IF_ERROR(JournalLocked("unlink", a.ino, parent, name, 0, "", now));
+  SFS_RETURN_IF_ERROR(txn.Commit());
+  return GetAttrLocked(a.ino);
+}
+
+Status Catalog::Rmdir(Ino parent, std::string_view name) {
+  MutexLock lock(&mu_);
+  SFS_ASSIGN_OR_RETURN(InodeAttr a, LookupLocked(parent, name));
+  if (a.kind != FileKind::kDirectory) {
+    return Status::NotDirectory("'" + std::string(name) + "' is not a directory");
+  }
+  SFS_ASSIGN_OR_RETURN(auto q, db_->Prepare("SELECT 1 FROM dentries WHERE parent=? LIMIT 1"));
+  q.Bind(1, Int(a.ino));
+  SFS_ASSIGN_OR_RETURN(bool has_entries, q.Step());
+  if (has_entries) return Status::NotEmpty("'" + std::string(name) + "' is not empty");
+  int64_t now = Now();
+  SqliteTransaction txn(db_.get());
+  SFS_RETURN_IF_ERROR(txn.status());
+  SFS_RETURN_IF_ERROR(RemoveEntryLocked(parent, name));
+  SFS_ASSIGN_OR_RETURN(auto gone,
+                       db_->Prepare("UPDATE inodes SET nlink=0, ctime_ns=? WHERE ino=?"));
+  SFS_RETURN_IF_ERROR(gone.Bind(1, now).Bind(2, Int(a.ino)).Run());
+  SFS_RETURN_IF_ERROR(AddLinksLocked(parent, -1, now));
+  SFS_RETURN_IF_ERROR(TouchDirLocked(parent, now));
+  SFS_RETURN_IF_ERROR(JournalLocked("rmdir", a.ino, parent, name, 0, "", now));
+  return txn.Commit();
+}
+
+Result<bool> Catalog::IsAncestorLocked(Ino ancestor, Ino dir) {
+  // A directory has exactly one entry, so its parents form a chain up to the root.
+  for (Ino at = dir; at != kRootIno;) {
+    if (at == ancestor) return true;
+    SFS_ASSIGN_OR_RETURN(auto q, db_->Prepare("SELECT parent FROM dentries WHERE ino=? LIMIT 1"));
+    q.Bind(1, Int(at));
+    SFS_ASSIGN_OR_RETURN(bool row, q.Step());
+    if (!row) return false;  // a removed directory: no chain
+    at = static_cast<Ino>(q.ColumnInt(0));
+  }
+  return ancestor == kRootIno;
+}
+
+Result<std::optional<InodeAttr>> Catalog::Rename(Ino parent, std::string_view name, Ino new_parent,
+                                                 std::string_view new_name, RenameMode mode) {
+  MutexLock lock(&mu_);
+  SFS_ASSIGN_OR_RETURN(InodeAttr src, LookupLocked(parent, name));
+  SFS_RETURN_IF_ERROR(CheckName(new_name));
+  SFS_RETURN_IF_ERROR(DirLocked(new_parent).status());
+  std::optional<InodeAttr> dst;
+  if (auto d = LookupLocked(new_parent, new_name); d.ok()) {
+    dst = *d;
+  } else if (d.status().code() != Code::kNotFound) {
+    return d.status();
+  }
+  if (parent == new_parent && name == new_name) return std::optional<InodeAttr>();
+  const bool src_dir = src.kind == FileKind::kDirectory;
+  if (mode == RenameMode::kNoReplace && dst) {
+    return Status::AlreadyExists("'" + std::string(new_name) + "' exists");
+  }
+  if (mode == RenameMode::kExchange && !dst) {
+    return Status::NotFound("no entry '" + std::string(new_name) + "' to exchange with");
+  }
+  // A directory cannot go below itself (nor, in an exchange, the target below itself).
+  if (src_dir) {
+    SFS_ASSIGN_OR_RETURN(bool loop, IsAncestorLocked(src.ino, new_parent));
+    if (loop) return Status::InvalidArgument("cannot move a directory into itself");
+  }
+  const bool dst_dir = dst && dst->kind == FileKind::kDirectory;
+  if (mode == RenameMode::kExchange && dst_dir) {
+    SFS_ASSIGN_OR_RETURN(bool loop, IsAncestorLocked(dst->ino, parent));
+    if (loop) return Status::InvalidArgument("cannot move a directory into itself");
+  }
+  if (mode == RenameMode::kReplace && dst) {
+    if (dst->ino == src.ino) return std::optional<InodeAttr>();  // two links to one inode
+    if (src_dir && !dst_dir) {
+      return Status::NotDirectory("'" + std::string(new_name) + "' is not a directory");
+    }
+    if (!src_dir && dst_dir) {
+      return Status::IsDirectory("'" + std::string(new_name) + "' is a directory");
+    }
+    if (dst_dir) {
+      SFS_ASSIGN_OR_RETURN(auto q, db_->Prepare("SELECT 1 FROM dentries WHERE parent=? LIMIT 1"));
+      q.Bind(1, Int(dst->ino));
+      SFS_ASSIGN_OR_RETURN(bool has_entries, q.Step());
+      if (has_entries) return Status::NotEmpty("'" + std::string(new_name) + "' is not empty");
+    }
+  }
+
+  int64_t now = Now();
+  SqliteTransaction txn(db_.get());
+  SFS_RETURN_IF_ERROR(txn.status());
+  std::optional<InodeAttr> replaced;
+  if (mode == RenameMode::kExchange) {
+    SFS_RETURN_IF_ERROR(SetEntryLocked(new_parent, new_name, src.ino));
+    SFS_RETURN_IF_ERROR(SetEntryLocked(parent, name, dst->ino));
+    if (parent != new_parent && src_dir != dst_dir) {
+      // One directory changed parents: move one of the ".." links.
+      Ino gains = src_dir ? new_parent : parent;
+      Ino loses = src_dir ? parent : new_parent;
+      SFS_RETURN_IF_ERROR(AddLinksLocked(gains, 1, now));
+      SFS_RETURN_IF_ERROR(AddLinksLocked(loses, -1, now));
+    }
+    SFS_RETURN_IF_ERROR(AddLinksLocked(dst->ino, 0, now));  // ctime
+  } else {
+    if (dst) {
+      // The target loses its entry; a directory target is empty and goes entirely.
+      SFS_ASSIGN_OR_RETURN(auto q, db_->Prepare(dst_dir ? "UPDATE inodes SET nlink=0, ctime_ns=? "
+                                                          "WHERE ino=?"
+                                                        : "UPDATE inodes SET nlink=nlink-1, "
+                                                          "ctime_ns=? WHERE ino=?"));
+      SFS_RETURN_IF_ERROR(q.Bind(1, now).Bind(2, Int(dst->ino)).Run());
+      if (dst_dir) SFS_RETURN_IF_ERROR(AddLinksLocked(new_parent, -1, now));
+      replaced = dst;
+    }
+    SFS_RETURN_IF_ERROR(RemoveEntryLocked(parent, name));
+    SFS_RETURN_IF_ERROR(SetEntryLocked(new_parent, new_name, src.ino));
+    if (src_dir && parent != new_parent) {
+      SFS_RETURN_IF_ERROR(AddLinksLocked(parent, -1, now));
+      SFS_RETURN_IF_ERROR(AddLinksLocked(new_parent, 1, now));
+    }
+  }
+  SFS_RETURN_IF_ERROR(AddLinksLocked(src.ino, 0, now));  // ctime
+  SFS_RETURN_IF_ERROR(TouchDirLocked(parent, now));
+  if (new_parent != parent) SFS_RETURN_IF_ERROR(TouchDirLocked(new_parent, now));
+  SFS_RETURN_IF_ERROR(JournalLocked(mode == RenameMode::kExchange ? "exchange" : "rename", src.ino,
+                                    parent, name, new_parent, new_name, now));
+  SFS_RETURN_IF_ERROR(txn.Commit());
+  if (replaced) {
+    SFS_ASSIGN_OR_RETURN(InodeAttr after, GetAttrLocked(replaced->ino));
+    return std::optional<InodeAttr>(after);
+  }
+  return std::optional<InodeAttr>();
+}
+
+Result<InodeAttr> Catalog::SetAttr(Ino ino, const AttrChange& change) {
+  MutexLock lock(&mu_);
+  SFS_ASSIGN_OR_RETURN(InodeAttr a, GetAttrLocked(ino));
+  if (change.size && a.kind != FileKind::kFile) {
+    return Status::InvalidArgument(a.kind == FileKind::kDirectory ? "cannot resize a directory"
+                                                                  : "cannot resize a symlink");
+  }
+  int64_t now = Now();
+  if (change.mode) a.mode = *change.mode & 07777;
+  if (change.uid) a.uid = *change.uid;
+  if (change.gid) a.gid = *change.gid;
+  if (change.size) {
+    a.size = *change.size;
+    a.mtime_ns = now;  // truncate(2) updates mtime even when utimens is not part of the call
+  }
+  if (change.atime_ns) a.atime_ns = *change.atime_ns;
+  if (change.mtime_ns) a.mtime_ns = *change.mtime_ns;
+  a.ctime_ns = now;
+  SqliteTransaction txn(db_.get());
+  SFS_RETURN_IF_ERROR(txn.status());
+  SFS_ASSIGN_OR_RETURN(auto q, db_->Prepare("UPDATE inodes SET mode=?, uid=?, gid=?, size=?, "
+                                            "atime_ns=?, mtime_ns=?, ctime_ns=? WHERE ino=?"));
+  SFS_RETURN_IF_ERROR(q.Bind(1, static_cast<int64_t>(a.mode))
+                          .Bind(2, static_cast<int64_t>(a.uid))
+                          .Bind(3, static_cast<int64_t>(a.gid))
+                          .Bind(4, Int(a.size))
+                          .Bind(5, a.atime_ns)
+                          .Bind(6, a.mtime_ns)
+                          .Bind(7, a.ctime_ns)
+                          .Bind(8, Int(ino))
+                          .Run());
+  SFS_RETURN_IF_ERROR(JournalLocked("setattr", ino, 0, "", 0, "", now));
+  SFS_RETURN_IF_ERROR(txn.Commit());
+  return a;
+}
+
+Status Catalog::DropOrphan(Ino ino) {
+  MutexLock lock(&mu_);
+  SFS_ASSIGN_OR_RETURN(InodeAttr a, GetAttrLocked(ino));
+  if (a.nlink != 0) {
+    return Status::InvalidArgument("inode " + std::to_string(ino) + " still has links");
+  }
+  SFS_ASSIGN_OR_RETURN(auto q, db_->Prepare("DELETE FROM inodes WHERE ino=?"));
+  return q.Bind(1, Int(ino)).Run();
+}
+
+Result<uint64_t> Catalog::LastChange() {
+  MutexLock lock(&mu_);
+  SFS_ASSIGN_OR_RETURN(auto q, db_->Prepare("SELECT COALESCE(MAX(seq), 0) FROM changes"));
+  SFS_ASSIGN_OR_RETURN(bool row, q.Step());
+  return row ? static_cast<uint64_t>(q.ColumnInt(0)) : 0;
+}
+
+}  // namespace shardfs::backend

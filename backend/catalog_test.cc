@@ -1,0 +1,307 @@
+#include "backend/catalog.h"
+
+#include <set>
+
+#include <gtest/gtest.h>
+
+#include "backend/sqlite.h"
+#include "base/file.h"
+#include "tests/testutil.h"
+
+namespace shardfs::backend {
+namespace {
+
+class CatalogTest : public ::testing::Test {
+ protected:
+  void SetUp() override { Reopen(); }
+
+  void Reopen() {
+    cat_.reset();
+    CatalogOptions o;
+    o.path = dir_.path() + "/catalog.db";
+    o.sync = false;
+    o.clock = [this] { return ++clock_; };
+    ASSERT_OK_AND_ASSIGN(cat_, Catalog::Open(o));
+  }
+
+  Ino Dir(Ino parent, const std::string& name) {
+    auto a = cat_->Mkdir(parent, name, NewInode{0755, 1000, 1000});
+    EXPECT_OK(a.status());
+    return a.ok() ? a->ino : 0;
+  }
+  Ino File(Ino parent, const std::string& name) {
+    auto a = cat_->CreateFile(parent, name, NewInode{0644, 1000, 1000});
+    EXPECT_OK(a.status());
+    return a.ok() ? a->ino : 0;
+  }
+  std::set<std::string> Names(Ino dir) {
+    std::set<std::string> out;
+    auto entries = cat_->ReadDir(dir, "", 100000);
+    EXPECT_OK(entries.status());
+    if (entries.ok()) {
+      for (auto& e : *entries) out.insert(e.name);
+    }
+    return out;
+  }
+  uint32_t Links(Ino ino) {
+    auto a = cat_->GetAttr(ino);
+    return a.ok() ? a->nlink : 9999;
+  }
+
+  test::TempDir dir_;
+  int64_t clock_ = 1'000'000'000;
+  std::unique_ptr<Catalog> cat_;
+};
+
+TEST_F(CatalogTest, NewCatalogHasAnEmptyRoot) {
+  ASSERT_OK_AND_ASSIGN(InodeAttr root, cat_->GetAttr(kRootIno));
+  EXPECT_EQ(root.kind, FileKind::kDirectory);
+  EXPECT_EQ(root.mode, 0755u);
+  EXPECT_EQ(root.nlink, 2u);
+  EXPECT_TRUE(Names(kRootIno).empty());
+  ASSERT_OK_AND_ASSIGN(uint64_t seq, cat_->LastChange());
+  EXPECT_EQ(seq, 0u);
+}
+
+TEST_F(CatalogTest, CreateLookupAndSurviveReopen) {
+  Ino docs = Dir(kRootIno, "docs");
+  Ino f = File(docs, "a b\nc \xc3\xa9.txt");
+  ASSERT_OK(cat_->Symlink(docs, "link", "../elsewhere").status());
+  Reopen();
+  ASSERT_OK_AND_ASSIGN(InodeAttr d, cat_->Lookup(kRootIno, "docs"));
+  EXPECT_EQ(d.ino, docs);
+  EXPECT_EQ(d.nlink, 2u);
+  ASSERT_OK_AND_ASSIGN(InodeAttr fa, cat_->Lookup(docs, "a b\nc \xc3\xa9.txt"));
+  EXPECT_EQ(fa.ino, f);
+  EXPECT_EQ(fa.kind, FileKind::kFile);
+  EXPECT_EQ(fa.mode, 0644u);
+  EXPECT_EQ(fa.uid, 1000u);
+  EXPECT_EQ(fa.nlink, 1u);
+  ASSERT_OK_AND_ASSIGN(InodeAttr la, cat_->Lookup(docs, "link"));
+  EXPECT_EQ(la.kind, FileKind::kSymlink);
+  EXPECT_EQ(la.size, 12u);
+  ASSERT_OK_AND_ASSIGN(std::string target, cat_->ReadLink(la.ino));
+  EXPECT_EQ(target, "../elsewhere");
+  EXPECT_EQ(cat_->ReadLink(f).status().code(), Code::kInvalidArgument);
+  ASSERT_OK_AND_ASSIGN(InodeAttr root, cat_->GetAttr(kRootIno));
+  EXPECT_EQ(root.nlink, 3u);  // "docs" adds its ".." link
+  ASSERT_OK_AND_ASSIGN(uint64_t seq, cat_->LastChange());
+  EXPECT_EQ(seq, 3u);
+}
+
+TEST_F(CatalogTest, BadNamesAndParentsAreRefused) {
+  Ino f = File(kRootIno, "file");
+  for (std::string bad : {std::string(""), std::string("."), std::string(".."), std::string("a/b"),
+                          std::string("nul\0x", 5)}) {
+    EXPECT_EQ(cat_->CreateFile(kRootIno, bad, {}).status().code(), Code::kInvalidArgument) << bad;
+    EXPECT_EQ(cat_->Lookup(kRootIno, bad).status().code(), Code::kInvalidArgument) << bad;
+  }
+  EXPECT_EQ(cat_->Mkdir(kRootIno, std::string(256, 'x'), {}).status().code(), Code::kNameTooLong);
+  EXPECT_OK(cat_->Mkdir(kRootIno, std::string(255, 'x'), {}).status());
+  EXPECT_EQ(cat_->CreateFile(kRootIno, "file", {}).status().code(), Code::kAlreadyExists);
+  EXPECT_EQ(cat_->Mkdir(kRootIno, "file", {}).status().code(), Code::kAlreadyExists);
+  EXPECT_EQ(cat_->CreateFile(f, "x", {}).status().code(), Code::kNotDirectory);
+  EXPECT_EQ(cat_->Lookup(f, "x").status().code(), Code::kNotDirectory);
+  EXPECT_EQ(cat_->CreateFile(12345, "x", {}).status().code(), Code::kNotFound);
+  EXPECT_EQ(cat_->Lookup(kRootIno, "missing").status().code(), Code::kNotFound);
+  EXPECT_EQ(cat_->Symlink(kRootIno, "s", "").status().code(), Code::kInvalidArgument);
+  EXPECT_EQ(cat_->Symlink(kRootIno, "s", std::string(4096, 'a')).status().code(),
+            Code::kNameTooLong);
+}
+
+TEST_F(CatalogTest, ReadDirPagesInNameOrder) {
+  Ino d = Dir(kRootIno, "big");
+  std::set<std::string> made;
+  for (int i = 0; i < 1000; ++i) {
+    std::string name = "f" + std::to_string(i * 7919 % 1000);
+    File(d, name);
+    made.insert(name);
+  }
+  std::vector<std::string> seen;
+  std::string after;
+  for (int page = 0; page < 100; ++page) {
+    ASSERT_OK_AND_ASSIGN(auto entries, cat_->ReadDir(d, after, 64));
+    if (entries.empty()) break;
+    for (auto& e : entries) {
+      EXPECT_EQ(e.attr.kind, FileKind::kFile);
+      seen.push_back(e.name);
+    }
+    after = entries.back().name;
+  }
+  EXPECT_EQ(seen.size(), 1000u);
+  EXPECT_TRUE(std::is_sorted(seen.begin(), seen.end()));
+  EXPECT_EQ(std::set<std::string>(seen.begin(), seen.end()), made);
+}
+
+TEST_F(CatalogTest, UnlinkLeavesAnOrphanUntilDropped) {
+  Ino f = File(kRootIno, "f");
+  ASSERT_OK(cat_->Link(f, kRootIno, "g").status());
+  EXPECT_EQ(Links(f), 2u);
+  ASSERT_OK_AND_ASSIGN(InodeAttr after, cat_->Unlink(kRootIno, "f"));
+  EXPECT_EQ(after.nlink, 1u);
+  EXPECT_EQ(cat_->DropOrphan(f).code(), Code::kInvalidArgument);
+  ASSERT_OK_AND_ASSIGN(after, cat_->Unlink(kRootIno, "g"));
+  EXPECT_EQ(after.nlink, 0u);
+  EXPECT_TRUE(Names(kRootIno).empty());
+  EXPECT_OK(cat_->GetAttr(f).status());  // still open somewhere, perhaps
+  EXPECT_EQ(cat_->Link(f, kRootIno, "back").status().code(), Code::kNotFound);
+  ASSERT_OK(cat_->DropOrphan(f));
+  EXPECT_EQ(cat_->GetAttr(f).status().code(), Code::kNotFound);
+  Ino d = Dir(kRootIno, "d");
+  EXPECT_EQ(cat_->Unlink(kRootIno, "d").status().code(), Code::kIsDirectory);
+  EXPECT_EQ(cat_->Link(d, kRootIno, "d2").status().code(), Code::kIsDirectory);
+}
+
+TEST_F(CatalogTest, RmdirOnlyEmptyDirectories) {
+  Ino d = Dir(kRootIno, "d");
+  File(d, "f");
+  EXPECT_EQ(cat_->Rmdir(kRootIno, "d").code(), Code::kNotEmpty);
+  EXPECT_EQ(cat_->Rmdir(d, "f").code(), Code::kNotDirectory);
+  ASSERT_OK(cat_->Unlink(d, "f").status());
+  EXPECT_EQ(Links(kRootIno), 3u);
+  ASSERT_OK(cat_->Rmdir(kRootIno, "d"));
+  EXPECT_EQ(Links(kRootIno), 2u);
+  EXPECT_EQ(Links(d), 0u);
+  EXPECT_EQ(cat_->CreateFile(d, "late", {}).status().code(), Code::kNotFound);
+}
+
+TEST_F(CatalogTest, RenameFollowsPosix) {
+  Ino a = Dir(kRootIno, "a");
+  Ino b = Dir(kRootIno, "b");
+  Ino f = File(a, "f");
+  Ino g = File(b, "g");
+  // Plain move across directories.
+  ASSERT_OK(cat_->Rename(a, "f", b, "f2", RenameMode::kReplace).status());
+  EXPECT_EQ(Names(a), std::set<std::string>{});
+  EXPECT_EQ(Names(b), (std::set<std::string>{"f2", "g"}));
+  // Replacing a file returns the replaced inode, now an orphan.
+  ASSERT_OK_AND_ASSIGN(auto replaced, cat_->Rename(b, "f2", b, "g", RenameMode::kReplace));
+  ASSERT_TRUE(replaced.has_value());
+  EXPECT_EQ(replaced->ino, g);
+  EXPECT_EQ(replaced->nlink, 0u);
+  ASSERT_OK_AND_ASSIGN(InodeAttr now_g, cat_->Lookup(b, "g"));
+  EXPECT_EQ(now_g.ino, f);
+  // Kind mismatches and non-empty targets.
+  Ino c = Dir(kRootIno, "c");
+  File(c, "inside");
+  EXPECT_EQ(cat_->Rename(b, "g", kRootIno, "c", RenameMode::kReplace).status().code(),
+            Code::kIsDirectory);
+  EXPECT_EQ(cat_->Rename(kRootIno, "a", b, "g", RenameMode::kReplace).status().code(),
+            Code::kNotDirectory);
+  EXPECT_EQ(cat_->Rename(kRootIno, "a", kRootIno, "c", RenameMode::kReplace).status().code(),
+            Code::kNotEmpty);
+  // A directory over an empty directory; link counts follow.
+  Ino e = Dir(kRootIno, "e");
+  EXPECT_EQ(Links(kRootIno), 6u);  // a b c e and 2
+  ASSERT_OK_AND_ASSIGN(replaced, cat_->Rename(kRootIno, "a", kRootIno, "e", RenameMode::kReplace));
+  ASSERT_TRUE(replaced.has_value());
+  EXPECT_EQ(replaced->ino, e);
+  EXPECT_EQ(Links(kRootIno), 5u);
+  // Into its own subtree: refused.
+  Ino deep = Dir(c, "deep");
+  EXPECT_EQ(cat_->Rename(kRootIno, "c", deep, "c", RenameMode::kReplace).status().code(),
+            Code::kInvalidArgument);
+  EXPECT_EQ(cat_->Rename(kRootIno, "c", c, "self", RenameMode::kReplace).status().code(),
+            Code::kInvalidArgument);
+  // A directory moving between parents moves a ".." link.
+  EXPECT_EQ(Links(c), 3u);
+  ASSERT_OK(cat_->Rename(c, "deep", b, "deep", RenameMode::kReplace).status());
+  EXPECT_EQ(Links(c), 2u);
+  EXPECT_EQ(Links(b), 3u);
+  EXPECT_EQ(Links(deep), 2u);
+  // Renaming onto itself, or onto another link of the same inode, changes nothing.
+  ASSERT_OK(cat_->Rename(b, "g", b, "g", RenameMode::kReplace).status());
+  ASSERT_OK(cat_->Link(f, b, "g-link").status());
+  ASSERT_OK(cat_->Rename(b, "g", b, "g-link", RenameMode::kReplace).status());
+  EXPECT_EQ(Names(b), (std::set<std::string>{"deep", "g", "g-link"}));
+  EXPECT_EQ(Links(f), 2u);
+  EXPECT_EQ(cat_->Rename(b, "missing", b, "x", RenameMode::kReplace).status().code(),
+            Code::kNotFound);
+}
+
+TEST_F(CatalogTest, RenameNoReplaceAndExchange) {
+  Ino a = Dir(kRootIno, "a");
+  Ino f = File(kRootIno, "f");
+  Ino g = File(a, "g");
+  EXPECT_EQ(cat_->Rename(kRootIno, "f", a, "g", RenameMode::kNoReplace).status().code(),
+            Code::kAlreadyExists);
+  ASSERT_OK(cat_->Rename(kRootIno, "f", a, "h", RenameMode::kNoReplace).status());
+  EXPECT_EQ(cat_->Rename(a, "h", kRootIno, "none", RenameMode::kExchange).status().code(),
+            Code::kNotFound);
+  // Exchange a file with a directory across parents: both stay, swapped, links follow.
+  Ino d = Dir(kRootIno, "d");
+  EXPECT_EQ(Links(kRootIno), 4u);
+  EXPECT_EQ(Links(a), 2u);
+  ASSERT_OK(cat_->Rename(a, "h", kRootIno, "d", RenameMode::kExchange).status());
+  ASSERT_OK_AND_ASSIGN(InodeAttr at_root, cat_->Lookup(kRootIno, "d"));
+  ASSERT_OK_AND_ASSIGN(InodeAttr in_a, cat_->Lookup(a, "h"));
+  EXPECT_EQ(at_root.ino, f);
+  EXPECT_EQ(in_a.ino, d);
+  EXPECT_EQ(Links(kRootIno), 3u);
+  EXPECT_EQ(Links(a), 3u);
+  EXPECT_EQ(Links(g), 1u);
+  // A directory cannot be exchanged with an entry below itself.
+  EXPECT_EQ(cat_->Rename(kRootIno, "a", d, "x", RenameMode::kExchange).status().code(),
+            Code::kNotFound);
+  File(d, "x");
+  EXPECT_EQ(cat_->Rename(kRootIno, "a", d, "x", RenameMode::kExchange).status().code(),
+            Code::kInvalidArgument);
+}
+
+TEST_F(CatalogTest, SetAttrChangesWhatItIsAskedTo) {
+  Ino f = File(kRootIno, "f");
+  ASSERT_OK_AND_ASSIGN(InodeAttr before, cat_->GetAttr(f));
+  AttrChange c;
+  c.mode = 0100600;  // the file-type bits are dropped
+  c.mtime_ns = 1'234'567'890'123'456'789;
+  ASSERT_OK_AND_ASSIGN(InodeAttr a, cat_->SetAttr(f, c));
+  EXPECT_EQ(a.mode, 0600u);
+  EXPECT_EQ(a.mtime_ns, 1'234'567'890'123'456'789);
+  EXPECT_EQ(a.atime_ns, before.atime_ns);
+  EXPECT_GT(a.ctime_ns, before.ctime_ns);
+  EXPECT_EQ(a.uid, 1000u);
+  AttrChange t;
+  t.size = uint64_t{5} << 32;  // over 4 GiB
+  ASSERT_OK_AND_ASSIGN(a, cat_->SetAttr(f, t));
+  EXPECT_EQ(a.size, uint64_t{5} << 32);
+  Reopen();
+  ASSERT_OK_AND_ASSIGN(InodeAttr again, cat_->GetAttr(f));
+  EXPECT_EQ(again.size, uint64_t{5} << 32);
+  EXPECT_EQ(again.mode, 0600u);
+  EXPECT_EQ(cat_->SetAttr(kRootIno, t).status().code(), Code::kInvalidArgument);
+  EXPECT_EQ(cat_->SetAttr(999, c).status().code(), Code::kNotFound);
+}
+
+TEST_F(CatalogTest, EveryChangeIsJournalled) {
+  Ino d = Dir(kRootIno, "d");
+  File(d, "f");
+  ASSERT_OK(cat_->Rename(d, "f", kRootIno, "f", RenameMode::kReplace).status());
+  ASSERT_OK(cat_->Unlink(kRootIno, "f").status());
+  ASSERT_OK(cat_->Rmdir(kRootIno, "d"));
+  ASSERT_OK_AND_ASSIGN(uint64_t seq, cat_->LastChange());
+  EXPECT_EQ(seq, 5u);
+  // Refused changes add nothing.
+  EXPECT_FALSE(cat_->Rmdir(kRootIno, "d").ok());
+  ASSERT_OK_AND_ASSIGN(seq, cat_->LastChange());
+  EXPECT_EQ(seq, 5u);
+}
+
+TEST_F(CatalogTest, NewerSchemaOrForeignFileIsRefused) {
+  cat_.reset();
+  std::string path = dir_.path() + "/catalog.db";
+  {
+    ASSERT_OK_AND_ASSIGN(auto db, SqliteDb::Open(path));
+    ASSERT_OK(db->Exec("PRAGMA user_version=99"));
+  }
+  CatalogOptions o;
+  o.path = path;
+  o.sync = false;
+  EXPECT_EQ(Catalog::Open(o).status().code(), Code::kNotSupported);
+  std::string junk = dir_.path() + "/junk.db";
+  ASSERT_OK(WriteFileAtomic(junk, ToBytes(std::string(8192, 'j')), 0600));
+  o.path = junk;
+  EXPECT_FALSE(Catalog::Open(o).ok());
+}
+
+}  // namespace
+}  // namespace shardfs::backend
