@@ -100,6 +100,13 @@ int64_t Catalog::Now() const {
 
 Result<std::unique_ptr<Catalog>> Catalog::Open(const CatalogOptions& options) {
   std::unique_ptr<Catalog> c(new Catalog(options));
+  auto drive_lock = LockFile(options.path + ".lock", options.holder);
+  if (!drive_lock.ok()) {
+    if (drive_lock.status().code() != Code::kBusy) return drive_lock.status();
+    return Status::Busy("the drive is open in another process (" + drive_lock.status().message() +
+                        ")");
+  }
+  c->lock_ = std::move(*drive_lock);
   MutexLock lock(&c->mu_);
   SqliteOptions so;
   so.full_sync = options.sync;

@@ -24,6 +24,7 @@
 #include <vector>
 
 #include "base/bytes.h"
+#include "base/file.h"
 #include "base/status.h"
 #include "base/thread_annotations.h"
 
@@ -87,12 +88,17 @@ struct CatalogOptions {
   bool sync = true;
   // The clock for timestamps, in nanoseconds since the epoch; the real clock if empty.
   std::function<int64_t()> clock;
+  // Who opens the drive, written into the lock file (`path` + ".lock") so that a second
+  // process refused the drive can say who holds it.
+  std::string holder = "shardfs";
 };
 
 class Catalog {
  public:
   // Opens the catalog, creating it with an empty root directory (mode 0755) or bringing an
-  // older schema up to date. NotSupported for a schema newer than this build knows;
+  // older schema up to date, and holds the drive's lock (`path` + ".lock") until destroyed:
+  // one process owns a drive at a time. Busy, naming the holder, if another process (or
+  // another open Catalog) has it; NotSupported for a schema newer than this build knows;
   // Corruption for a file that is not a catalog; IOError from the disk.
   static Result<std::unique_ptr<Catalog>> Open(const CatalogOptions& options);
   ~Catalog();
@@ -156,6 +162,7 @@ class Catalog {
                        Ino new_parent, std::string_view new_name, int64_t now) REQUIRES(mu_);
 
   const CatalogOptions options_;
+  UniqueFd lock_;
   Mutex mu_;
   std::unique_ptr<SqliteDb> db_ GUARDED_BY(mu_);
 };

@@ -3,6 +3,7 @@
 #include <set>
 
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include "backend/sqlite.h"
 #include "base/file.h"
@@ -21,6 +22,7 @@ class CatalogTest : public ::testing::Test {
     o.path = dir_.path() + "/catalog.db";
     o.sync = false;
     o.clock = [this] { return ++clock_; };
+    o.holder = "test";
     ASSERT_OK_AND_ASSIGN(cat_, Catalog::Open(o));
   }
 
@@ -284,6 +286,23 @@ TEST_F(CatalogTest, EveryChangeIsJournalled) {
   EXPECT_FALSE(cat_->Rmdir(kRootIno, "d").ok());
   ASSERT_OK_AND_ASSIGN(seq, cat_->LastChange());
   EXPECT_EQ(seq, 5u);
+}
+
+TEST_F(CatalogTest, OneOwnerAtATimeAndTheRefusalNamesIt) {
+  CatalogOptions o;
+  o.path = dir_.path() + "/catalog.db";
+  o.sync = false;
+  o.holder = "second";
+  auto second = Catalog::Open(o);
+  ASSERT_EQ(second.status().code(), Code::kBusy);
+  EXPECT_NE(second.status().message().find("pid " + std::to_string(::getpid()) + ": test"),
+            std::string::npos)
+      << second.status().ToString();
+  Ino f = File(kRootIno, "still-mine");
+  cat_.reset();
+  ASSERT_OK_AND_ASSIGN(auto now_mine, Catalog::Open(o));
+  ASSERT_OK_AND_ASSIGN(InodeAttr a, now_mine->Lookup(kRootIno, "still-mine"));
+  EXPECT_EQ(a.ino, f);
 }
 
 TEST_F(CatalogTest, NewerSchemaOrForeignFileIsRefused) {

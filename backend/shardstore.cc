@@ -9,7 +9,6 @@
 
 #include <dirent.h>
 #include <fcntl.h>
-#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <unistd.h>
@@ -330,14 +329,13 @@ Status ShardStore::Init() {
   const std::string& dir = options_.dir;
   SFS_RETURN_IF_ERROR(MakeDir(dir));
   std::string lock_path = dir + "/lock";
-  lock_fd_ = UniqueFd(::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600));
-  if (!lock_fd_.valid()) return PosixError("open " + lock_path, errno);
-  if (::flock(lock_fd_.get(), LOCK_EX | LOCK_NB) != 0) {
-    if (errno == EWOULDBLOCK) {
-      return Status::Busy("data folder " + dir + " is in use by another shardfs node");
-    }
-    return PosixError("lock " + lock_path, errno);
+  auto held = LockFile(lock_path, "shardfs node");
+  if (!held.ok()) {
+    if (held.status().code() != Code::kBusy) return held.status();
+    return Status::Busy("data folder " + dir + " is in use by another shardfs node (" +
+                        held.status().message() + ")");
   }
+  lock_fd_ = std::move(*held);
   SFS_RETURN_IF_ERROR(MakeDir(dir + "/tmp"));
   SFS_RETURN_IF_ERROR(MakeDir(dir + "/shards"));
   for (int i = 0; i < 256; ++i) {

@@ -3,6 +3,7 @@
 #include <cerrno>
 
 #include <fcntl.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -141,6 +142,27 @@ Status SyncDir(const std::string& dir) {
   if (dfd.get() < 0) return PosixError("open folder " + dir, errno);
   if (::fsync(dfd.get()) != 0) return PosixError("fsync folder " + dir, errno);
   return Status::Ok();
+}
+
+Result<UniqueFd> LockFile(const std::string& path, std::string_view holder) {
+  UniqueFd fd(::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600));
+  if (!fd.valid()) return PosixError("open " + path, errno);
+  if (::flock(fd.get(), LOCK_EX | LOCK_NB) != 0) {
+    if (errno != EWOULDBLOCK) return PosixError("lock " + path, errno);
+    // Who holds it, as it wrote itself down (bounded: the file is ours, but may be anything).
+    char buf[256];
+    ssize_t n = ::pread(fd.get(), buf, sizeof(buf) - 1, 0);
+    std::string who = n > 0 ? std::string(buf, static_cast<size_t>(n)) : std::string();
+    while (!who.empty() && (who.back() == '\n' || who.back() == '\0')) who.pop_back();
+    for (char& c : who) {
+      if (static_cast<unsigned char>(c) < 0x20) c = ' ';
+    }
+    return Status::Busy(path + " is locked" + (who.empty() ? "" : " by " + who));
+  }
+  std::string me = "pid " + std::to_string(::getpid()) + ": " + std::string(holder) + "\n";
+  if (::ftruncate(fd.get(), 0) != 0) return PosixError("truncate " + path, errno);
+  SFS_RETURN_IF_ERROR(WriteAll(fd.get(), AsBytes(me), path));
+  return fd;
 }
 
 }  // namespace shardfs

@@ -8,6 +8,7 @@
 
 #include <cstddef>
 #include <string>
+#include <string_view>
 
 #include "base/bytes.h"
 #include "base/status.h"
@@ -70,6 +71,13 @@ Result<size_t> ReadFileInto(const std::string& path, MutableByteSpan out);
 // return the new contents survive a crash; after a failure or a crash, `path` holds either
 // its old or its new contents, never a mix, and no temporary file is left behind on failure.
 Status WriteFileAtomic(const std::string& path, ByteSpan data, unsigned mode);
+
+// Takes the exclusive lock (flock) on the file at `path`, creating it (mode 0600), and writes
+// "pid N: `holder`" into it, so that a process refused the lock can say who holds it. The lock
+// lasts while the returned descriptor is open (it goes with the process, however it ends).
+// Busy, with the holder's words, if another open file holds it; IOError/PermissionDenied from
+// the file system.
+Result<UniqueFd> LockFile(const std::string& path, std::string_view holder);
 
 }  // namespace shardfs
 

@@ -59,6 +59,23 @@ TEST(FileTest, WriteIntoMissingFolderFailsAndLeavesNothing) {
   EXPECT_EQ(dir.Entries(), 0);
 }
 
+TEST(FileTest, LockFileIsExclusiveAndNamesItsHolder) {
+  test::TempDir dir;
+  std::string path = dir.path() + "/lock";
+  ASSERT_OK_AND_ASSIGN(UniqueFd first, LockFile(path, "first holder"));
+  auto second = LockFile(path, "second");
+  ASSERT_EQ(second.status().code(), Code::kBusy);
+  EXPECT_NE(second.status().message().find("pid " + std::to_string(::getpid()) + ": first holder"),
+            std::string::npos)
+      << second.status().ToString();
+  first.Reset();  // the lock goes with the descriptor
+  ASSERT_OK_AND_ASSIGN(UniqueFd again, LockFile(path, "second"));
+  ASSERT_OK_AND_ASSIGN(Bytes text, ReadFile(path, 1024));
+  EXPECT_EQ(std::string(text.begin(), text.end()),
+            "pid " + std::to_string(::getpid()) + ": second\n");
+  EXPECT_FALSE(LockFile(dir.path() + "/missing/lock", "x").ok());
+}
+
 TEST(FileTest, ReadRefusesLargeFilesAndFolders) {
   TempDir dir;
   std::string p = dir.path() + "/big";
