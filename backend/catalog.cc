@@ -37,6 +37,39 @@ CREATE TABLE dentries (
   PRIMARY KEY (parent, name)
 ) WITHOUT ROWID;
 CREATE INDEX dentries_by_ino ON dentries (ino);
+CREATE TABLE packs (
+  id BLOB PRIMARY KEY,
+  k INTEGER NOT NULL,
+  m INTEGER NOT NULL,
+  size INTEGER NOT NULL,
+  created_ns INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE shards (
+  pack BLOB NOT NULL,
+  idx INTEGER NOT NULL,
+  id BLOB NOT NULL,
+  node BLOB NOT NULL,
+  PRIMARY KEY (pack, idx)
+) WITHOUT ROWID;
+CREATE TABLE chunks (
+  id BLOB PRIMARY KEY,
+  pack BLOB NOT NULL,
+  pack_offset INTEGER NOT NULL,
+  sealed_size INTEGER NOT NULL,
+  plain_size INTEGER NOT NULL,
+  codec INTEGER NOT NULL,
+  refs INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX chunks_by_pack ON chunks (pack);
+CREATE INDEX chunks_unreferenced ON chunks (id) WHERE refs = 0;
+CREATE TABLE extents (
+  ino INTEGER NOT NULL,
+  offset INTEGER NOT NULL,
+  chunk BLOB NOT NULL,
+  chunk_offset INTEGER NOT NULL,
+  size INTEGER NOT NULL,
+  PRIMARY KEY (ino, offset)
+) WITHOUT ROWID;
 CREATE TABLE changes (
   seq INTEGER PRIMARY KEY AUTOINCREMENT,
   time_ns INTEGER NOT NULL,
@@ -70,6 +103,30 @@ InodeAttr AttrFromRow(const SqliteStatement& q, int first) {
 }
 
 ByteSpan NameBytes(std::string_view name) { return AsBytes(name); }
+
+// File offsets are stored as SQLite integers (signed 64-bit); the end of "everything".
+constexpr uint64_t kEndOfFile = uint64_t{1} << 62;
+
+constexpr const char* kChunkColumns = "id, pack, pack_offset, sealed_size, plain_size, codec";
+
+template <typename Id>
+Result<Id> IdColumn(const SqliteStatement& q, int index) {
+  Bytes b = q.ColumnBlob(index);
+  auto id = Id::FromBytes(b);
+  if (!id.ok()) return Status::Corruption("catalog holds a malformed id");
+  return *id;
+}
+
+Result<ChunkRecord> ChunkFromRow(const SqliteStatement& q) {
+  ChunkRecord c;
+  SFS_ASSIGN_OR_RETURN(c.id, IdColumn<ChunkId>(q, 0));
+  SFS_ASSIGN_OR_RETURN(c.pack, IdColumn<PackId>(q, 1));
+  c.pack_offset = static_cast<uint64_t>(q.ColumnInt(2));
+  c.sealed_size = static_cast<uint32_t>(q.ColumnInt(3));
+  c.plain_size = static_cast<uint32_t>(q.ColumnInt(4));
+  c.codec = static_cast<uint8_t>(q.ColumnInt(5));
+  return c;
+}
 
 int64_t Int(uint64_t v) { return static_cast<int64_t>(v); }
 
@@ -497,8 +554,13 @@ Result<InodeAttr> Catalog::SetAttr(Ino ino, const AttrChange& change) {
   if (change.atime_ns) a.atime_ns = *change.atime_ns;
   if (change.mtime_ns) a.mtime_ns = *change.mtime_ns;
   a.ctime_ns = now;
+  if (change.size && *change.size > kEndOfFile) {
+    return Status::InvalidArgument("size " + std::to_string(*change.size) + " is too large");
+  }
   SqliteTransaction txn(db_.get());
   SFS_RETURN_IF_ERROR(txn.status());
+  // A file cut short loses the extents past its new end.
+  if (change.size) SFS_RETURN_IF_ERROR(CutExtentsLocked(ino, *change.size, kEndOfFile));
   SFS_ASSIGN_OR_RETURN(auto q, db_->Prepare("UPDATE inodes SET mode=?, uid=?, gid=?, size=?, "
                                             "atime_ns=?, mtime_ns=?, ctime_ns=? WHERE ino=?"));
   SFS_RETURN_IF_ERROR(q.Bind(1, static_cast<int64_t>(a.mode))
@@ -521,8 +583,230 @@ Status Catalog::DropOrphan(Ino ino) {
   if (a.nlink != 0) {
     return Status::InvalidArgument("inode " + std::to_string(ino) + " still has links");
   }
+  SqliteTransaction txn(db_.get());
+  SFS_RETURN_IF_ERROR(txn.status());
+  SFS_RETURN_IF_ERROR(CutExtentsLocked(ino, 0, kEndOfFile));
   SFS_ASSIGN_OR_RETURN(auto q, db_->Prepare("DELETE FROM inodes WHERE ino=?"));
-  return q.Bind(1, Int(ino)).Run();
+  SFS_RETURN_IF_ERROR(q.Bind(1, Int(ino)).Run());
+  return txn.Commit();
+}
+
+// --- File contents ----------------------------------------------------------------------
+
+Status Catalog::AddPack(const PackRecord& pack, const std::vector<ChunkRecord>& chunks) {
+  const size_t n = static_cast<size_t>(pack.k) + static_cast<size_t>(pack.m);
+  if (pack.k < 1 || pack.m < 0 || pack.shards.size() != n || pack.nodes.size() != n) {
+    return Status::InvalidArgument("pack record needs k >= 1 and k + m shards and nodes");
+  }
+  for (const ChunkRecord& c : chunks) {
+    if (c.pack != pack.id || c.pack_offset + c.sealed_size > pack.size) {
+      return Status::InvalidArgument("chunk " + c.id.ToHex() + " does not lie in its pack");
+    }
+  }
+  MutexLock lock(&mu_);
+  SFS_ASSIGN_OR_RETURN(auto known, db_->Prepare("SELECT 1 FROM packs WHERE id=?"));
+  known.Bind(1, pack.id.span());
+  SFS_ASSIGN_OR_RETURN(bool exists, known.Step());
+  if (exists) return Status::AlreadyExists("pack " + pack.id.ToHex() + " is recorded");
+  int64_t now = Now();
+  SqliteTransaction txn(db_.get());
+  SFS_RETURN_IF_ERROR(txn.status());
+  SFS_ASSIGN_OR_RETURN(auto p, db_->Prepare("INSERT INTO packs (id, k, m, size, created_ns) "
+                                            "VALUES (?, ?, ?, ?, ?)"));
+  SFS_RETURN_IF_ERROR(p.Bind(1, pack.id.span())
+                          .Bind(2, pack.k)
+                          .Bind(3, pack.m)
+                          .Bind(4, Int(pack.size))
+                          .Bind(5, now)
+                          .Run());
+  for (size_t i = 0; i < n; ++i) {
+    SFS_ASSIGN_OR_RETURN(
+        auto q, db_->Prepare("INSERT INTO shards (pack, idx, id, node) VALUES (?, ?, ?, ?)"));
+    SFS_RETURN_IF_ERROR(q.Bind(1, pack.id.span())
+                            .Bind(2, static_cast<int64_t>(i))
+                            .Bind(3, pack.shards[i].span())
+                            .Bind(4, pack.nodes[i].span())
+                            .Run());
+  }
+  for (const ChunkRecord& c : chunks) {
+    SFS_ASSIGN_OR_RETURN(auto dup, db_->Prepare("SELECT 1 FROM chunks WHERE id=?"));
+    dup.Bind(1, c.id.span());
+    SFS_ASSIGN_OR_RETURN(bool have, dup.Step());
+    if (have) return Status::AlreadyExists("chunk " + c.id.ToHex() + " is recorded");
+    SFS_ASSIGN_OR_RETURN(auto q, db_->Prepare(std::string("INSERT INTO chunks (") + kChunkColumns +
+                                              ", refs) VALUES (?, ?, ?, ?, ?, ?, 0)"));
+    SFS_RETURN_IF_ERROR(q.Bind(1, c.id.span())
+                            .Bind(2, c.pack.span())
+                            .Bind(3, Int(c.pack_offset))
+                            .Bind(4, static_cast<int64_t>(c.sealed_size))
+                            .Bind(5, static_cast<int64_t>(c.plain_size))
+                            .Bind(6, static_cast<int64_t>(c.codec))
+                            .Run());
+  }
+  return txn.Commit();
+}
+
+Result<std::optional<ChunkRecord>> Catalog::FindChunk(const ChunkId& id) {
+  MutexLock lock(&mu_);
+  SFS_ASSIGN_OR_RETURN(
+      auto q, db_->Prepare(std::string("SELECT ") + kChunkColumns + " FROM chunks WHERE id=?"));
+  q.Bind(1, id.span());
+  SFS_ASSIGN_OR_RETURN(bool row, q.Step());
+  if (!row) return std::optional<ChunkRecord>();
+  SFS_ASSIGN_OR_RETURN(ChunkRecord c, ChunkFromRow(q));
+  return std::optional<ChunkRecord>(c);
+}
+
+Result<PackRecord> Catalog::GetPack(const PackId& id) {
+  MutexLock lock(&mu_);
+  SFS_ASSIGN_OR_RETURN(auto q, db_->Prepare("SELECT k, m, size FROM packs WHERE id=?"));
+  q.Bind(1, id.span());
+  SFS_ASSIGN_OR_RETURN(bool row, q.Step());
+  if (!row) return Status::NotFound("no pack " + id.ToHex());
+  PackRecord p;
+  p.id = id;
+  p.k = static_cast<int>(q.ColumnInt(0));
+  p.m = static_cast<int>(q.ColumnInt(1));
+  p.size = static_cast<uint64_t>(q.ColumnInt(2));
+  SFS_ASSIGN_OR_RETURN(auto s,
+                       db_->Prepare("SELECT id, node FROM shards WHERE pack=? ORDER BY idx"));
+  s.Bind(1, id.span());
+  while (true) {
+    SFS_ASSIGN_OR_RETURN(bool more, s.Step());
+    if (!more) break;
+    SFS_ASSIGN_OR_RETURN(ShardId shard, IdColumn<ShardId>(s, 0));
+    SFS_ASSIGN_OR_RETURN(NodeId node, IdColumn<NodeId>(s, 1));
+    p.shards.push_back(shard);
+    p.nodes.push_back(node);
+  }
+  if (p.shards.size() != static_cast<size_t>(p.k + p.m)) {
+    return Status::Corruption("pack " + id.ToHex() + " has the wrong number of shards");
+  }
+  return p;
+}
+
+Result<std::vector<Extent>> Catalog::ReadExtentsLocked(Ino ino, uint64_t offset, uint64_t end) {
+  // The last extent starting at or before `offset` may reach into the range; the others start
+  // inside it. Both are reads of the (ino, offset) key.
+  SFS_ASSIGN_OR_RETURN(
+      auto q, db_->Prepare("SELECT offset, chunk, chunk_offset, size FROM extents WHERE ino=? AND "
+                           "offset >= COALESCE((SELECT MAX(offset) FROM extents WHERE ino=? AND "
+                           "offset <= ?), 0) AND offset < ? ORDER BY offset"));
+  q.Bind(1, Int(ino)).Bind(2, Int(ino)).Bind(3, Int(offset)).Bind(4, Int(end));
+  std::vector<Extent> out;
+  while (true) {
+    SFS_ASSIGN_OR_RETURN(bool row, q.Step());
+    if (!row) break;
+    Extent e;
+    e.offset = static_cast<uint64_t>(q.ColumnInt(0));
+    SFS_ASSIGN_OR_RETURN(e.chunk, IdColumn<ChunkId>(q, 1));
+    e.chunk_offset = static_cast<uint64_t>(q.ColumnInt(2));
+    e.size = static_cast<uint64_t>(q.ColumnInt(3));
+    if (e.offset + e.size > offset) out.push_back(e);
+  }
+  return out;
+}
+
+Result<std::vector<Extent>> Catalog::ReadExtents(Ino ino, uint64_t offset, uint64_t length) {
+  MutexLock lock(&mu_);
+  SFS_RETURN_IF_ERROR(GetAttrLocked(ino).status());
+  uint64_t end = length > kEndOfFile - std::min(offset, kEndOfFile) ? kEndOfFile : offset + length;
+  return ReadExtentsLocked(ino, std::min(offset, kEndOfFile), end);
+}
+
+Status Catalog::AddChunkRefLocked(const ChunkId& chunk, int delta) {
+  SFS_ASSIGN_OR_RETURN(auto q, db_->Prepare("UPDATE chunks SET refs=refs+? WHERE id=?"));
+  SFS_RETURN_IF_ERROR(q.Bind(1, delta).Bind(2, chunk.span()).Run());
+  if (db_->Changes() != 1) return Status::NotFound("no chunk " + chunk.ToHex());
+  return Status::Ok();
+}
+
+Status Catalog::InsertExtentLocked(Ino ino, const Extent& e) {
+  SFS_ASSIGN_OR_RETURN(auto q, db_->Prepare("INSERT INTO extents (ino, offset, chunk, "
+                                            "chunk_offset, size) VALUES (?, ?, ?, ?, ?)"));
+  SFS_RETURN_IF_ERROR(q.Bind(1, Int(ino))
+                          .Bind(2, Int(e.offset))
+                          .Bind(3, e.chunk.span())
+                          .Bind(4, Int(e.chunk_offset))
+                          .Bind(5, Int(e.size))
+                          .Run());
+  return AddChunkRefLocked(e.chunk, 1);
+}
+
+Status Catalog::CutExtentsLocked(Ino ino, uint64_t from, uint64_t to) {
+  SFS_ASSIGN_OR_RETURN(std::vector<Extent> hit, ReadExtentsLocked(ino, from, to));
+  for (const Extent& e : hit) {
+    SFS_ASSIGN_OR_RETURN(auto del, db_->Prepare("DELETE FROM extents WHERE ino=? AND offset=?"));
+    SFS_RETURN_IF_ERROR(del.Bind(1, Int(ino)).Bind(2, Int(e.offset)).Run());
+    SFS_RETURN_IF_ERROR(AddChunkRefLocked(e.chunk, -1));
+    // What lies outside [from, to) stays, as shorter extents of the same chunk.
+    if (e.offset < from) {
+      SFS_RETURN_IF_ERROR(
+          InsertExtentLocked(ino, Extent{e.offset, e.chunk, e.chunk_offset, from - e.offset}));
+    }
+    if (e.offset + e.size > to) {
+      SFS_RETURN_IF_ERROR(InsertExtentLocked(
+          ino, Extent{to, e.chunk, e.chunk_offset + (to - e.offset), e.offset + e.size - to}));
+    }
+  }
+  return Status::Ok();
+}
+
+Result<InodeAttr> Catalog::WriteExtents(Ino ino, uint64_t offset, uint64_t length,
+                                        const std::vector<Extent>& extents) {
+  if (offset > kEndOfFile || length > kEndOfFile - offset) {
+    return Status::InvalidArgument("range past the largest file size");
+  }
+  const uint64_t end = offset + length;
+  MutexLock lock(&mu_);
+  SFS_ASSIGN_OR_RETURN(InodeAttr a, GetAttrLocked(ino));
+  if (a.kind != FileKind::kFile) {
+    return Status::InvalidArgument("inode " + std::to_string(ino) + " is not a file");
+  }
+  uint64_t at = offset;
+  for (const Extent& e : extents) {
+    if (e.size == 0 || e.offset < at || e.size > end - std::min(end, e.offset) || e.offset >= end) {
+      return Status::InvalidArgument("extents out of order, empty, or outside the range");
+    }
+    at = e.offset + e.size;
+    SFS_ASSIGN_OR_RETURN(auto q, db_->Prepare("SELECT plain_size FROM chunks WHERE id=?"));
+    q.Bind(1, e.chunk.span());
+    SFS_ASSIGN_OR_RETURN(bool row, q.Step());
+    if (!row) return Status::NotFound("no chunk " + e.chunk.ToHex());
+    uint64_t plain = static_cast<uint64_t>(q.ColumnInt(0));
+    if (e.chunk_offset > plain || e.size > plain - e.chunk_offset) {
+      return Status::InvalidArgument("extent runs past the end of chunk " + e.chunk.ToHex());
+    }
+  }
+  int64_t now = Now();
+  SqliteTransaction txn(db_.get());
+  SFS_RETURN_IF_ERROR(txn.status());
+  SFS_RETURN_IF_ERROR(CutExtentsLocked(ino, offset, end));
+  for (const Extent& e : extents) SFS_RETURN_IF_ERROR(InsertExtentLocked(ino, e));
+  a.size = std::max(a.size, end);
+  a.mtime_ns = now;
+  a.ctime_ns = now;
+  SFS_ASSIGN_OR_RETURN(
+      auto q, db_->Prepare("UPDATE inodes SET size=?, mtime_ns=?, ctime_ns=? WHERE ino=?"));
+  SFS_RETURN_IF_ERROR(q.Bind(1, Int(a.size)).Bind(2, now).Bind(3, now).Bind(4, Int(ino)).Run());
+  SFS_RETURN_IF_ERROR(JournalLocked("write", ino, 0, "", 0, "", now));
+  SFS_RETURN_IF_ERROR(txn.Commit());
+  return a;
+}
+
+Result<std::vector<ChunkRecord>> Catalog::UnreferencedChunks(size_t limit) {
+  MutexLock lock(&mu_);
+  SFS_ASSIGN_OR_RETURN(auto q, db_->Prepare(std::string("SELECT ") + kChunkColumns +
+                                            " FROM chunks WHERE refs=0 LIMIT ?"));
+  q.Bind(1, static_cast<int64_t>(limit));
+  std::vector<ChunkRecord> out;
+  while (true) {
+    SFS_ASSIGN_OR_RETURN(bool row, q.Step());
+    if (!row) break;
+    SFS_ASSIGN_OR_RETURN(ChunkRecord c, ChunkFromRow(q));
+    out.push_back(c);
+  }
+  return out;
 }
 
 Result<uint64_t> Catalog::LastChange() {

@@ -25,6 +25,7 @@
 
 #include "base/bytes.h"
 #include "base/file.h"
+#include "base/ids.h"
 #include "base/status.h"
 #include "base/thread_annotations.h"
 
@@ -73,6 +74,40 @@ struct AttrChange {
   std::optional<uint64_t> size;  // files only
   std::optional<int64_t> atime_ns;
   std::optional<int64_t> mtime_ns;
+};
+
+// A run of a file's bytes held by a chunk: file bytes [offset, offset + size) are the chunk's
+// plaintext bytes [chunk_offset, chunk_offset + size). Bytes of a file that no extent covers
+// (below its size) are zeros: a sparse file.
+struct Extent {
+  uint64_t offset = 0;
+  ChunkId chunk;
+  uint64_t chunk_offset = 0;
+  uint64_t size = 0;
+
+  friend bool operator==(const Extent&, const Extent&) = default;
+};
+
+// Where a stored chunk is: its pack, and its place and sizes in the pack.
+struct ChunkRecord {
+  ChunkId id;
+  PackId pack;
+  uint64_t pack_offset = 0;
+  uint32_t sealed_size = 0;
+  uint32_t plain_size = 0;
+  uint8_t codec = 0;  // ChunkCodec's number (docs/format.md, "Sealed chunk")
+
+  friend bool operator==(const ChunkRecord&, const ChunkRecord&) = default;
+};
+
+// A pack whose shards are stored: its coding and where each shard is.
+struct PackRecord {
+  PackId id;
+  int k = 0;
+  int m = 0;
+  uint64_t size = 0;            // the pack's bytes before padding
+  std::vector<ShardId> shards;  // k + m
+  std::vector<NodeId> nodes;    // the node holding each shard
 };
 
 enum class RenameMode {
@@ -137,8 +172,32 @@ class Catalog {
                                           std::string_view new_name, RenameMode mode);
   // Changes attributes and ctime. InvalidArgument for a size on a non-file.
   Result<InodeAttr> SetAttr(Ino ino, const AttrChange& change);
-  // Removes an inode with no links left. InvalidArgument if it still has links.
+  // Removes an inode with no links left, and its extents. InvalidArgument if it still has
+  // links.
   Status DropOrphan(Ino ino);
+
+  // File contents. --------------------------------------------------------------------------
+
+  // Records a pack whose shards are all stored, with the chunks it holds (new chunks start
+  // unreferenced). InvalidArgument for a malformed record (shard and node counts other than
+  // k + m); AlreadyExists if the pack or one of its chunks is known.
+  Status AddPack(const PackRecord& pack, const std::vector<ChunkRecord>& chunks);
+  // A chunk the drive already stores (for dedup), or nullopt.
+  Result<std::optional<ChunkRecord>> FindChunk(const ChunkId& id);
+  // The pack's record. NotFound.
+  Result<PackRecord> GetPack(const PackId& id);
+  // The extents of file `ino` that overlap bytes [offset, offset + length), in file order,
+  // whole (an extent may start before `offset` or end after the range).
+  Result<std::vector<Extent>> ReadExtents(Ino ino, uint64_t offset, uint64_t length);
+  // Makes bytes [offset, offset + length) of file `ino` be `extents` (sorted, inside the range,
+  // not overlapping; gaps are holes), cutting any extent that crosses the range's edges, and
+  // grows the file's size to the range's end if it was smaller; sets mtime and ctime. Chunks'
+  // reference counts follow. NotFound for an unknown file or chunk; InvalidArgument for a
+  // directory or symlink, or extents out of order, outside the range, or past their chunk.
+  Result<InodeAttr> WriteExtents(Ino ino, uint64_t offset, uint64_t length,
+                                 const std::vector<Extent>& extents);
+  // Chunks no extent refers to any more (garbage for gc), at most `limit`.
+  Result<std::vector<ChunkRecord>> UnreferencedChunks(size_t limit);
 
   // The sequence number of the last change (0 before any).
   Result<uint64_t> LastChange();
@@ -158,6 +217,12 @@ class Catalog {
   Status AddLinksLocked(Ino ino, int delta, int64_t now) REQUIRES(mu_);
   Status TouchDirLocked(Ino dir, int64_t now) REQUIRES(mu_);
   Result<bool> IsAncestorLocked(Ino ancestor, Ino dir) REQUIRES(mu_);
+  Result<std::vector<Extent>> ReadExtentsLocked(Ino ino, uint64_t offset, uint64_t end)
+      REQUIRES(mu_);
+  // Drops extents covering bytes [from, to), cutting those that cross either edge.
+  Status CutExtentsLocked(Ino ino, uint64_t from, uint64_t to) REQUIRES(mu_);
+  Status AddChunkRefLocked(const ChunkId& chunk, int delta) REQUIRES(mu_);
+  Status InsertExtentLocked(Ino ino, const Extent& e) REQUIRES(mu_);
   Status JournalLocked(std::string_view op, Ino ino, Ino parent, std::string_view name,
                        Ino new_parent, std::string_view new_name, int64_t now) REQUIRES(mu_);
 

@@ -288,6 +288,166 @@ TEST_F(CatalogTest, EveryChangeIsJournalled) {
   EXPECT_EQ(seq, 5u);
 }
 
+// --- File contents -------------------------------------------------------------------
+
+ChunkId TestChunkId(uint8_t n) {
+  std::array<uint8_t, 32> b{};
+  b[0] = n;
+  return ChunkId(b);
+}
+
+class CatalogContentTest : public CatalogTest {
+ protected:
+  // A pack holding chunks 1..count, each `plain` bytes of plaintext.
+  void AddPack(uint8_t first, int count, uint32_t plain) {
+    PackRecord p;
+    std::array<uint8_t, 16> pid{};
+    pid[0] = first;
+    p.id = PackId(pid);
+    p.k = 4;
+    p.m = 2;
+    p.size = 0;
+    std::vector<ChunkRecord> chunks;
+    for (int i = 0; i < count; ++i) {
+      ChunkRecord c;
+      c.id = TestChunkId(static_cast<uint8_t>(first + i));
+      c.pack = p.id;
+      c.pack_offset = p.size;
+      c.sealed_size = plain + 40;
+      c.plain_size = plain;
+      c.codec = 1;
+      p.size += c.sealed_size;
+      chunks.push_back(c);
+    }
+    for (int i = 0; i < 6; ++i) {
+      std::array<uint8_t, 32> b{};
+      b[0] = static_cast<uint8_t>(i);
+      b[1] = first;
+      p.shards.push_back(ShardId(b));
+      p.nodes.push_back(NodeId(b));
+    }
+    ASSERT_OK(cat_->AddPack(p, chunks));
+  }
+  std::vector<Extent> All(Ino f) {
+    auto e = cat_->ReadExtents(f, 0, uint64_t{1} << 62);
+    EXPECT_OK(e.status());
+    return e.ok() ? *e : std::vector<Extent>{};
+  }
+  size_t Unreferenced() {
+    auto u = cat_->UnreferencedChunks(1000);
+    EXPECT_OK(u.status());
+    return u.ok() ? u->size() : 9999;
+  }
+};
+
+TEST_F(CatalogContentTest, PacksAndChunksAreRecordedOnce) {
+  AddPack(1, 3, 1000);
+  ASSERT_OK_AND_ASSIGN(auto c, cat_->FindChunk(TestChunkId(2)));
+  ASSERT_TRUE(c.has_value());
+  EXPECT_EQ(c->pack_offset, 1040u);
+  EXPECT_EQ(c->plain_size, 1000u);
+  ASSERT_OK_AND_ASSIGN(auto none, cat_->FindChunk(TestChunkId(99)));
+  EXPECT_FALSE(none.has_value());
+  std::array<uint8_t, 16> pid{};
+  pid[0] = 1;
+  ASSERT_OK_AND_ASSIGN(PackRecord p, cat_->GetPack(PackId(pid)));
+  EXPECT_EQ(p.shards.size(), 6u);
+  EXPECT_EQ(p.k, 4);
+  EXPECT_EQ(Unreferenced(), 3u);
+  PackRecord again = p;
+  EXPECT_EQ(cat_->AddPack(again, {}).code(), Code::kAlreadyExists);
+  PackRecord bad = p;
+  bad.id = PackId();
+  bad.nodes.pop_back();
+  EXPECT_EQ(cat_->AddPack(bad, {}).code(), Code::kInvalidArgument);
+}
+
+TEST_F(CatalogContentTest, OverwriteInTheMiddleCutsExtentsAndCountsReferences) {
+  AddPack(1, 4, 1000);
+  Ino f = File(kRootIno, "f");
+  // Three whole chunks: [0,1000) [1000,2000) [2000,3000).
+  ASSERT_OK(
+      cat_->WriteExtents(f, 0, 3000,
+                         {Extent{0, TestChunkId(1), 0, 1000}, Extent{1000, TestChunkId(2), 0, 1000},
+                          Extent{2000, TestChunkId(3), 0, 1000}})
+          .status());
+  EXPECT_EQ(Unreferenced(), 1u);  // chunk 4
+  // Bytes [500, 1500) become chunk 4, leaving pieces of chunks 1 and 2 around it.
+  ASSERT_OK_AND_ASSIGN(InodeAttr a,
+                       cat_->WriteExtents(f, 500, 1000, {Extent{500, TestChunkId(4), 0, 1000}}));
+  EXPECT_EQ(a.size, 3000u);
+  std::vector<Extent> want = {
+      Extent{0, TestChunkId(1), 0, 500}, Extent{500, TestChunkId(4), 0, 1000},
+      Extent{1500, TestChunkId(2), 500, 500}, Extent{2000, TestChunkId(3), 0, 1000}};
+  EXPECT_EQ(All(f), want);
+  EXPECT_EQ(Unreferenced(), 0u);
+  // A read of a range returns the extents that overlap it, whole.
+  ASSERT_OK_AND_ASSIGN(auto some, cat_->ReadExtents(f, 1499, 2));
+  EXPECT_EQ(some, (std::vector<Extent>{want[1], want[2]}));
+  // Replacing chunk 2's last piece frees chunk 2.
+  ASSERT_OK(cat_->WriteExtents(f, 1500, 500, {}).status());  // a hole
+  ASSERT_OK_AND_ASSIGN(auto unref, cat_->UnreferencedChunks(10));
+  ASSERT_EQ(unref.size(), 1u);
+  EXPECT_EQ(unref[0].id, TestChunkId(2));
+}
+
+TEST_F(CatalogContentTest, AppendSparseTruncateAndDrop) {
+  AddPack(1, 2, 4096);
+  Ino f = File(kRootIno, "f");
+  // A sparse file over 4 GiB: one chunk at 5 GiB.
+  const uint64_t far = uint64_t{5} << 30;
+  ASSERT_OK_AND_ASSIGN(InodeAttr a,
+                       cat_->WriteExtents(f, far, 4096, {Extent{far, TestChunkId(1), 0, 4096}}));
+  EXPECT_EQ(a.size, far + 4096);
+  ASSERT_OK_AND_ASSIGN(auto hole, cat_->ReadExtents(f, 0, far));
+  EXPECT_TRUE(hole.empty());
+  // Append after it.
+  ASSERT_OK(cat_->WriteExtents(f, far + 4096, 4096, {Extent{far + 4096, TestChunkId(2), 0, 4096}})
+                .status());
+  EXPECT_EQ(All(f).size(), 2u);
+  // Truncate into the first chunk: the second goes, the first is cut.
+  AttrChange t;
+  t.size = far + 100;
+  ASSERT_OK(cat_->SetAttr(f, t).status());
+  EXPECT_EQ(All(f), (std::vector<Extent>{Extent{far, TestChunkId(1), 0, 100}}));
+  EXPECT_EQ(Unreferenced(), 1u);
+  Reopen();
+  EXPECT_EQ(All(f), (std::vector<Extent>{Extent{far, TestChunkId(1), 0, 100}}));
+  // Unlinked and dropped: nothing refers to the chunks any more.
+  ASSERT_OK(cat_->Unlink(kRootIno, "f").status());
+  EXPECT_EQ(Unreferenced(), 1u);  // an open orphan still holds its data
+  ASSERT_OK(cat_->DropOrphan(f));
+  EXPECT_EQ(Unreferenced(), 2u);
+}
+
+TEST_F(CatalogContentTest, BadWritesChangeNothing) {
+  AddPack(1, 1, 1000);
+  Ino f = File(kRootIno, "f");
+  Ino d = Dir(kRootIno, "d");
+  ASSERT_OK(cat_->WriteExtents(f, 0, 1000, {Extent{0, TestChunkId(1), 0, 1000}}).status());
+  ASSERT_OK_AND_ASSIGN(uint64_t seq, cat_->LastChange());
+  auto before = All(f);
+  // Unknown chunk, past the chunk's end, outside the range, overlapping, on a directory.
+  EXPECT_EQ(cat_->WriteExtents(f, 0, 10, {Extent{0, TestChunkId(9), 0, 10}}).status().code(),
+            Code::kNotFound);
+  EXPECT_EQ(cat_->WriteExtents(f, 0, 10, {Extent{0, TestChunkId(1), 995, 10}}).status().code(),
+            Code::kInvalidArgument);
+  EXPECT_EQ(cat_->WriteExtents(f, 0, 10, {Extent{5, TestChunkId(1), 0, 10}}).status().code(),
+            Code::kInvalidArgument);
+  EXPECT_EQ(cat_->WriteExtents(f, 0, 20,
+                               {Extent{0, TestChunkId(1), 0, 10}, Extent{5, TestChunkId(1), 0, 10}})
+                .status()
+                .code(),
+            Code::kInvalidArgument);
+  EXPECT_EQ(cat_->WriteExtents(d, 0, 10, {}).status().code(), Code::kInvalidArgument);
+  EXPECT_EQ(cat_->WriteExtents(f, uint64_t{1} << 63, 10, {}).status().code(),
+            Code::kInvalidArgument);
+  EXPECT_EQ(All(f), before);
+  ASSERT_OK_AND_ASSIGN(uint64_t seq_after, cat_->LastChange());
+  EXPECT_EQ(seq_after, seq);
+  EXPECT_EQ(Unreferenced(), 0u);
+}
+
 TEST_F(CatalogTest, OneOwnerAtATimeAndTheRefusalNamesIt) {
   CatalogOptions o;
   o.path = dir_.path() + "/catalog.db";
