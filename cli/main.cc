@@ -1,5 +1,5 @@
-// shardfs: the one binary. Subcommands arrive with the issues that build them (node now;
-// init, put, get, mount, ... later). Conventions: usage errors exit 2, runtime errors exit 1
+// shardfs: the one binary. Subcommands arrive with the issues that build them (node and init
+// now; put, get, mount, ... later). Conventions: usage errors exit 2, runtime errors exit 1
 // with a message on stderr, --help and --version exit 0.
 
 #include <cstdio>
@@ -8,6 +8,7 @@
 #include <CLI/CLI.hpp>
 
 #include "base/version.h"
+#include "cli/init_command.h"
 #include "cli/node_command.h"
 
 namespace {
@@ -17,6 +18,7 @@ int Main(int argc, char** argv) {
   app.name("shardfs");
   app.set_version_flag("--version", std::string("shardfs ") + shardfs::kVersion);
   app.require_subcommand(0, 1);
+  auto run_init = shardfs::cli::AddInitCommand(app);
   auto run_node = shardfs::cli::AddNodeCommand(app);
   try {
     app.parse(argc, argv);
@@ -28,6 +30,7 @@ int Main(int argc, char** argv) {
     app.exit(e);
     return 2;
   }
+  if (app.got_subcommand("init")) return run_init();
   if (app.got_subcommand("node")) return run_node();
   std::fputs(app.help().c_str(), stdout);
   return 0;

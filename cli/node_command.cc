@@ -15,6 +15,7 @@
 #include "base/logging.h"
 #include "base/units.h"
 #include "base/version.h"
+#include "cli/exit.h"
 #include "net/address.h"
 #include "net/http_server.h"
 #include "net/node_identity.h"
@@ -46,15 +47,8 @@ struct NodeFlags {
   bool print_id = false;
 };
 
-int Fail(const std::string& what, const Status& s) {
-  std::fprintf(stderr, "shardfs node: %s: %s\n", what.c_str(), s.ToString().c_str());
-  return 1;
-}
-
-int Usage(const std::string& msg) {
-  std::fprintf(stderr, "shardfs node: %s\n", msg.c_str());
-  return 2;
-}
+int Fail(const std::string& what, const Status& s) { return Failure("node", what, s); }
+int Usage(const std::string& msg) { return UsageError("node", msg); }
 
 std::chrono::milliseconds Millis(double seconds) {
   return std::chrono::milliseconds(static_cast<int64_t>(seconds * 1000));
