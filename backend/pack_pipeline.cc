@@ -1,6 +1,7 @@
 #include "backend/pack_pipeline.h"
 
 #include <cstring>
+#include <unordered_set>
 
 #include "base/thread_annotations.h"
 #include "base/thread_pool.h"
@@ -111,6 +112,16 @@ struct WritePipeline::Impl {
   // Encoded packs whose buffers the sink left behind, for the next batches.
   std::vector<std::unique_ptr<EncodedPack>> spares GUARDED_BY(mu);
   Mutex sink_mu;  // one sink call at a time; never held with mu
+  // Chunk ids packed by this run so far: a chunk that appears twice is packed once.
+  Mutex claim_mu;  // never held with mu or sink_mu
+  std::unordered_set<ChunkId> claimed GUARDED_BY(claim_mu);
+
+  // True if the chunk is new to the drive and to this run; it is then this caller's to pack.
+  bool Claim(const ChunkId& id) EXCLUDES(claim_mu) {
+    if (options.known && options.known(id)) return false;
+    MutexLock lock(&claim_mu);
+    return claimed.insert(id).second;
+  }
 
   // Declared last: its destructor joins the workers before the members above go away.
   ThreadPool pool;
@@ -135,9 +146,11 @@ Status WritePipeline::Impl::ProcessBatch(ByteSpan input, Batch* batch, EncodedPa
   for (ChunkRef& c : batch->chunks) {
     ByteSpan plain = input.subspan(c.offset, c.size);
     c.id = hasher.Compute(plain);
-    SFS_RETURN_IF_ERROR(writer.Add(c.id, plain).status());
+    c.packed = Claim(c.id);
+    if (c.packed) SFS_RETURN_IF_ERROR(writer.Add(c.id, plain).status());
   }
   std::vector<PackEntry> entries = writer.entries();
+  if (entries.empty()) return Status::Ok();  // every chunk was stored already
   SFS_ASSIGN_OR_RETURN(Bytes pack, writer.Finish());
   SFS_RETURN_IF_ERROR(EncodePack(coder, id, std::move(pack), std::move(entries), encoded));
   MutexLock lock(&sink_mu);
@@ -188,6 +201,10 @@ Status WritePipeline::Run(ByteSpan input, std::vector<ChunkRef>* chunks) {
   {
     MutexLock lock(&im.mu);
     im.first_error = Status::Ok();
+  }
+  {
+    MutexLock lock(&im.claim_mu);
+    im.claimed.clear();
   }
   // Batches live until the run ends; their chunk lists become the result.
   std::vector<std::unique_ptr<Impl::Batch>> batches;

@@ -79,6 +79,10 @@ struct WritePipelineOptions {
   size_t pack_target_size = 16u << 20;
   // Threads that work, the caller's included (1 = all on the calling thread).
   int threads = 1;
+  // Dedup: chunks for which this returns true are stored already, so they are neither sealed
+  // nor packed (their ChunkRef says packed = false). Empty: every chunk is new. Called from
+  // the pipeline's threads, at the same time.
+  std::function<bool(const ChunkId&)> known;
 };
 
 // Where each chunk of the input went, in input order.
@@ -86,6 +90,9 @@ struct ChunkRef {
   ChunkId id;
   uint64_t offset = 0;  // in the input
   uint32_t size = 0;
+  // True if this run packed the chunk; false if it was known (options.known) or an earlier
+  // chunk of the run has the same id (one copy per run).
+  bool packed = false;
 };
 
 // The largest pack a pipeline with these options can make (Create refuses options whose
@@ -103,9 +110,10 @@ class WritePipeline {
                                                        PackSink sink);
   ~WritePipeline();
 
-  // Cuts, seals, packs and encodes all of `input`, calling the sink for every pack (in any
-  // order). Appends the input's chunks to *chunks if it is not null. Returns the first error
-  // of a batch or the sink; packs already given to the sink stay given.
+  // Cuts, seals, packs and encodes all of `input` but the chunks already stored, calling the
+  // sink for every pack (in any order; none when every chunk is known). Appends the input's chunks
+  // to *chunks if it is not null. Returns the first error of a batch or the sink; packs already
+  // given to the sink stay given.
   Status Run(ByteSpan input, std::vector<ChunkRef>* chunks);
 
  private:

@@ -133,6 +133,48 @@ TEST_F(PipelineTest, EveryChunkReadsBackThroughShards) {
   }
 }
 
+// Dedup: a chunk the drive stores is not packed again, nor a chunk twice in one run.
+TEST_F(PipelineTest, KnownAndRepeatedChunksAreNotPackedAgain) {
+  Bytes input = MixedInput(6 << 20);
+  Collected first = RunPipeline(keys_, SmallOptions(2), input);
+  std::set<ChunkId> ids, packed_ids;
+  size_t packed = 0;
+  for (const ChunkRef& r : first.chunks) {
+    ids.insert(r.id);
+    if (r.packed) {
+      ++packed;
+      EXPECT_TRUE(packed_ids.insert(r.id).second) << "chunk packed twice in one run";
+    }
+  }
+  EXPECT_EQ(packed_ids, ids);              // every distinct chunk packed once
+  EXPECT_LT(packed, first.chunks.size());  // MixedInput repeats a stretch
+  size_t entries = 0;
+  for (const EncodedPack& p : first.packs) entries += p.entries.size();
+  EXPECT_EQ(entries, packed);
+
+  // Everything known: no pack at all, the same cuts and ids.
+  WritePipelineOptions o = SmallOptions(3);
+  o.known = [&](const ChunkId& id) { return ids.count(id) > 0; };
+  Collected again = RunPipeline(keys_, o, input);
+  EXPECT_TRUE(again.packs.empty());
+  ASSERT_EQ(again.chunks.size(), first.chunks.size());
+  for (size_t i = 0; i < again.chunks.size(); ++i) {
+    EXPECT_EQ(again.chunks[i].id, first.chunks[i].id);
+    EXPECT_FALSE(again.chunks[i].packed);
+  }
+
+  // One byte changed in the middle: only the chunks around it are new.
+  Bytes changed = input;
+  changed[changed.size() / 2 + 12345] ^= 1;
+  Collected edit = RunPipeline(keys_, o, changed);
+  size_t fresh = 0;
+  for (const ChunkRef& r : edit.chunks) fresh += r.packed ? 1 : 0;
+  EXPECT_GE(fresh, 1u);
+  EXPECT_LE(fresh, 2u);
+  ASSERT_EQ(edit.packs.size(), 1u);
+  EXPECT_EQ(edit.packs[0].entries.size(), fresh);
+}
+
 TEST_F(PipelineTest, CutsAndIdsDoNotDependOnThreads) {
   Bytes input = MixedInput(3 << 20);
   Collected one = RunPipeline(keys_, SmallOptions(1), input);
