@@ -57,6 +57,7 @@ CREATE TABLE chunks (
   pack_offset INTEGER NOT NULL,
   sealed_size INTEGER NOT NULL,
   plain_size INTEGER NOT NULL,
+  cipher INTEGER NOT NULL,
   codec INTEGER NOT NULL,
   refs INTEGER NOT NULL
 ) WITHOUT ROWID;
@@ -107,7 +108,8 @@ ByteSpan NameBytes(std::string_view name) { return AsBytes(name); }
 // File offsets are stored as SQLite integers (signed 64-bit); the end of "everything".
 constexpr uint64_t kEndOfFile = uint64_t{1} << 62;
 
-constexpr const char* kChunkColumns = "id, pack, pack_offset, sealed_size, plain_size, codec";
+constexpr const char* kChunkColumns =
+    "id, pack, pack_offset, sealed_size, plain_size, cipher, codec";
 
 template <typename Id>
 Result<Id> IdColumn(const SqliteStatement& q, int index) {
@@ -124,7 +126,8 @@ Result<ChunkRecord> ChunkFromRow(const SqliteStatement& q) {
   c.pack_offset = static_cast<uint64_t>(q.ColumnInt(2));
   c.sealed_size = static_cast<uint32_t>(q.ColumnInt(3));
   c.plain_size = static_cast<uint32_t>(q.ColumnInt(4));
-  c.codec = static_cast<uint8_t>(q.ColumnInt(5));
+  c.cipher = static_cast<uint8_t>(q.ColumnInt(5));
+  c.codec = static_cast<uint8_t>(q.ColumnInt(6));
   return c;
 }
 
@@ -634,13 +637,14 @@ Status Catalog::AddPack(const PackRecord& pack, const std::vector<ChunkRecord>& 
     SFS_ASSIGN_OR_RETURN(bool have, dup.Step());
     if (have) return Status::AlreadyExists("chunk " + c.id.ToHex() + " is recorded");
     SFS_ASSIGN_OR_RETURN(auto q, db_->Prepare(std::string("INSERT INTO chunks (") + kChunkColumns +
-                                              ", refs) VALUES (?, ?, ?, ?, ?, ?, 0)"));
+                                              ", refs) VALUES (?, ?, ?, ?, ?, ?, ?, 0)"));
     SFS_RETURN_IF_ERROR(q.Bind(1, c.id.span())
                             .Bind(2, c.pack.span())
                             .Bind(3, Int(c.pack_offset))
                             .Bind(4, static_cast<int64_t>(c.sealed_size))
                             .Bind(5, static_cast<int64_t>(c.plain_size))
-                            .Bind(6, static_cast<int64_t>(c.codec))
+                            .Bind(6, static_cast<int64_t>(c.cipher))
+                            .Bind(7, static_cast<int64_t>(c.codec))
                             .Run());
   }
   return txn.Commit();

@@ -95,7 +95,8 @@ struct ChunkRecord {
   uint64_t pack_offset = 0;
   uint32_t sealed_size = 0;
   uint32_t plain_size = 0;
-  uint8_t codec = 0;  // ChunkCodec's number (docs/format.md, "Sealed chunk")
+  uint8_t cipher = 0;  // crypto::Cipher's number: what it was sealed with
+  uint8_t codec = 0;   // ChunkCodec's number (docs/format.md, "Sealed chunk")
 
   friend bool operator==(const ChunkRecord&, const ChunkRecord&) = default;
 };

@@ -315,6 +315,7 @@ class CatalogContentTest : public CatalogTest {
       c.pack_offset = p.size;
       c.sealed_size = plain + 40;
       c.plain_size = plain;
+      c.cipher = 1;
       c.codec = 1;
       p.size += c.sealed_size;
       chunks.push_back(c);

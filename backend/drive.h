@@ -1,0 +1,86 @@
+// A drive: the catalog, the write pipeline and the read path over the drive's peers
+// (DESIGN.md sections 3 and 4, in their first, synchronous form).
+//
+// WriteWholeFile cuts a file into chunks; chunks the drive does not store yet are sealed,
+// packed and Reed-Solomon coded; each pack's k + m shards go to k + m distinct peers (a peer
+// that refuses a shard is replaced by the next one); only when every shard of a pack is
+// stored is the pack recorded, and only when every pack is recorded does one catalog
+// transaction point the file at its chunks. So the catalog never points at data that is not
+// stored. Read fetches the bytes of each chunk it needs from the data shards holding them (a
+// range request), rebuilds a range from any k shards when some are missing, and checks every
+// chunk by opening it: a peer that answers with wrong bytes is read around.
+//
+// Not yet here: the persistent upload queue and local staging (a write waits for the
+// network), parallel uploads, hedged reads, the chunk cache, liar identification by leaf
+// proofs, placement by free space and latency.
+//
+// Thread safety: all methods may be called from many threads; writes run one at a time.
+
+#ifndef SHARDFS_BACKEND_DRIVE_H_
+#define SHARDFS_BACKEND_DRIVE_H_
+
+#include <atomic>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "backend/catalog.h"
+#include "backend/chunk_codec.h"
+#include "backend/drive_config.h"
+#include "backend/pack_pipeline.h"
+#include "backend/peer.h"
+#include "base/thread_annotations.h"
+#include "crypto/keys.h"
+
+namespace shardfs::backend {
+
+struct DriveOptions {
+  DriveConfig config;
+  crypto::MasterKey master;
+  // The catalog's database file.
+  std::string catalog_path;
+  // peers[i] is config.nodes[i]; at least k + m of them.
+  std::vector<std::shared_ptr<Peer>> peers;
+  // Chunk sizes, pack size, cipher, threads; k, m and `known` are set by the drive.
+  WritePipelineOptions pipeline;
+  // fsync catalog commits. Only tests of logic turn it off.
+  bool sync = true;
+  // Who holds the drive (written into the catalog's lock file).
+  std::string holder = "shardfs";
+};
+
+class Drive {
+ public:
+  // Opens the catalog (Busy if another process has the drive) and prepares the pipeline.
+  // InvalidArgument for a bad config, or fewer peers than k + m.
+  static Result<std::unique_ptr<Drive>> Open(DriveOptions options);
+  ~Drive();
+
+  Catalog& catalog() { return *catalog_; }
+
+  // Makes `data` the whole contents of file `ino` (see the top of this file). Unavailable if
+  // some pack could not be stored on k + m distinct peers; the file is then unchanged.
+  Result<InodeAttr> WriteWholeFile(Ino ino, ByteSpan data);
+  // Reads file bytes from `offset` into `out`; returns how many (fewer at the end of the
+  // file). Holes read as zeros. Unavailable if a chunk cannot be read from enough peers;
+  // Corruption if no k shards give a chunk that opens (never wrong bytes).
+  Result<size_t> Read(Ino ino, uint64_t offset, MutableByteSpan out);
+
+ private:
+  explicit Drive(DriveOptions options);
+  Status StorePack(EncodedPack& pack);
+  // The plaintext of a stored chunk, into `out` (its plain_size bytes).
+  Status ReadChunk(const ChunkRecord& chunk, MutableByteSpan out);
+
+  DriveOptions options_;
+  crypto::DriveKeys keys_;
+  std::unique_ptr<Catalog> catalog_;
+  ChunkSealer sealer_;
+  std::unique_ptr<WritePipeline> pipeline_;
+  Mutex write_mu_;                    // one WriteWholeFile at a time
+  std::atomic<size_t> next_peer_{0};  // where the next pack's placement starts
+};
+
+}  // namespace shardfs::backend
+
+#endif  // SHARDFS_BACKEND_DRIVE_H_
