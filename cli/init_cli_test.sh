@@ -5,31 +5,8 @@
 # Starts 3 storage nodes on loopback and stops them by pid. Usage: init_cli_test.sh SHARDFS
 set -eu
 bin=$1
-dir=$(mktemp -d)
-pids=
-cleanup() {
-  for p in $pids; do kill "$p" 2>/dev/null || true; done
-  for p in $pids; do wait "$p" 2>/dev/null || true; done
-  rm -rf "$dir"
-}
-trap cleanup EXIT
-fail() { echo "FAIL: $*" >&2; exit 1; }
-
-nodes=
-for i in 1 2 3; do
-  "$bin" node --data "$dir/n$i" --capacity 64M --reserve 0 --listen 127.0.0.1:0 \
-    --scrub-rate 0 --ready-file "$dir/ready$i" 2>"$dir/log$i" &
-  pids="$pids $!"
-done
-for i in 1 2 3; do
-  t=0
-  while [ ! -s "$dir/ready$i" ]; do
-    t=$((t + 1))
-    [ "$t" -lt 100 ] || fail "node $i did not start: $(cat "$dir/log$i")"
-    sleep 0.1
-  done
-  nodes="$nodes${nodes:+,}$(cat "$dir/ready$i")"
-done
+. "$(dirname "$0")/test_nodes.sh"
+start_nodes 3
 
 expect() {  # code args...: must exit with code, print a message, and create no drive
   want=$1
@@ -51,13 +28,10 @@ expect 2 --home "$dir/h" --node "$nodes,$(cat "$dir/ready1")" --k 2 --m 1
 printf '\n' >"$dir/empty-pass"
 expect 1 --home "$dir/h" --node "$nodes" --k 2 --m 1 --passphrase-file "$dir/empty-pass"
 # A port nothing listens on (the node is stopped): exit 1, nothing written.
-"$bin" node --data "$dir/gone" --capacity 64M --reserve 0 --listen 127.0.0.1:0 --scrub-rate 0 \
-  --ready-file "$dir/ready-gone" 2>/dev/null &
-gone=$!
-t=0
-while [ ! -s "$dir/ready-gone" ]; do t=$((t + 1)); [ "$t" -lt 100 ] || fail "node did not start"; sleep 0.1; done
-kill "$gone"; wait "$gone" 2>/dev/null || true
-expect 1 --home "$dir/h" --node "$nodes,$(cat "$dir/ready-gone")" --k 2 --m 1
+start_node gone
+kill "$pidgone"
+wait "$pidgone" 2>/dev/null || true
+expect 1 --home "$dir/h" --node "$nodes,$(cat "$dir/readygone")" --k 2 --m 1
 
 # A drive, as JSON.
 "$bin" init --home "$dir/h" --node "$nodes" --k 2 --m 1 --json >"$dir/init.json" 2>"$dir/err" ||

@@ -14,6 +14,7 @@
 #include "backend/drive_config.h"
 #include "base/file.h"
 #include "cli/drive_home.h"
+#include "cli/drive_open.h"
 #include "cli/exit.h"
 #include "crypto/key_file.h"
 #include "crypto/keys.h"
@@ -35,20 +36,8 @@ struct InitFlags {
   bool json = false;
 };
 
-constexpr size_t kMaxPassphraseFile = 4096;
-
 int Fail(const std::string& what, const Status& s) { return Failure("init", what, s); }
 int Usage(const std::string& msg) { return UsageError("init", msg); }
-
-// The passphrase in `path`: its first line, without the line end. InvalidArgument if empty.
-Result<std::string> ReadPassphrase(const std::string& path) {
-  SFS_ASSIGN_OR_RETURN(Bytes raw, ReadFile(path, kMaxPassphraseFile));
-  std::string text(raw.begin(), raw.end());
-  if (size_t nl = text.find('\n'); nl != std::string::npos) text.resize(nl);
-  if (!text.empty() && text.back() == '\r') text.pop_back();
-  if (text.empty()) return Status::InvalidArgument("the passphrase file's first line is empty");
-  return text;
-}
 
 int Run(const InitFlags& f) {
   backend::DriveConfig config;
@@ -71,7 +60,7 @@ int Run(const InitFlags& f) {
   }
   std::optional<std::string> passphrase;
   if (!f.passphrase_file.empty()) {
-    auto p = ReadPassphrase(f.passphrase_file);
+    auto p = ReadPassphraseFile(f.passphrase_file);
     if (!p.ok()) return Fail("--passphrase-file " + f.passphrase_file, p.status());
     passphrase = *p;
   }

@@ -1,6 +1,6 @@
-// shardfs: the one binary. Subcommands arrive with the issues that build them (node and init
-// now; put, get, mount, ... later). Conventions: usage errors exit 2, runtime errors exit 1
-// with a message on stderr, --help and --version exit 0.
+// shardfs: the one binary. Subcommands arrive with the issues that build them (node, init,
+// put, get, ls, mkdir now; mount, ... later). Conventions: usage errors exit 2, runtime errors exit
+// 1 with a message on stderr, --help and --version exit 0.
 
 #include <cstdio>
 #include <functional>
@@ -8,6 +8,7 @@
 #include <CLI/CLI.hpp>
 
 #include "base/version.h"
+#include "cli/file_commands.h"
 #include "cli/init_command.h"
 #include "cli/node_command.h"
 
@@ -19,6 +20,7 @@ int Main(int argc, char** argv) {
   app.set_version_flag("--version", std::string("shardfs ") + shardfs::kVersion);
   app.require_subcommand(0, 1);
   auto run_init = shardfs::cli::AddInitCommand(app);
+  auto run_files = shardfs::cli::AddFileCommands(app);
   auto run_node = shardfs::cli::AddNodeCommand(app);
   try {
     app.parse(argc, argv);
@@ -31,6 +33,9 @@ int Main(int argc, char** argv) {
     return 2;
   }
   if (app.got_subcommand("init")) return run_init();
+  for (auto& [name, run] : run_files) {
+    if (app.got_subcommand(name)) return run();
+  }
   if (app.got_subcommand("node")) return run_node();
   std::fputs(app.help().c_str(), stdout);
   return 0;

@@ -1,0 +1,310 @@
+#include "cli/file_commands.h"
+
+#include <cerrno>
+#include <cstdio>
+#include <ctime>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "base/file.h"
+#include "cli/drive_open.h"
+#include "cli/exit.h"
+#include "crypto/secret.h"
+
+namespace shardfs::cli {
+
+namespace {
+
+using backend::Catalog;
+using backend::FileKind;
+using backend::Ino;
+using backend::InodeAttr;
+
+constexpr size_t kReadPiece = 4 << 20;
+constexpr size_t kListPage = 1000;
+
+std::string Base(const std::string& path) {
+  std::string p = path;
+  while (p.size() > 1 && p.back() == '/') p.pop_back();
+  size_t slash = p.rfind('/');
+  return slash == std::string::npos ? p : p.substr(slash + 1);
+}
+
+int64_t Nanos(const struct timespec& t) {
+  return static_cast<int64_t>(t.tv_sec) * 1'000'000'000 + t.tv_nsec;
+}
+
+// A local file mapped read-only (an empty file maps nothing).
+class MappedFile {
+ public:
+  static Result<std::unique_ptr<MappedFile>> Open(const std::string& path) {
+    std::unique_ptr<MappedFile> m(new MappedFile());
+    m->fd_ = UniqueFd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+    if (!m->fd_.valid()) return PosixError("open " + path, errno);
+    if (::fstat(m->fd_.get(), &m->st_) != 0) return PosixError("stat " + path, errno);
+    if (!S_ISREG(m->st_.st_mode)) {
+      return Status::NotSupported(path + " is not a regular file (putting folders and links " +
+                                  "is not built yet)");
+    }
+    if (m->st_.st_size > 0) {
+      void* p = ::mmap(nullptr, static_cast<size_t>(m->st_.st_size), PROT_READ, MAP_PRIVATE,
+                       m->fd_.get(), 0);
+      if (p == MAP_FAILED) return PosixError("map " + path, errno);
+      m->data_ = static_cast<const uint8_t*>(p);
+      (void)::madvise(p, static_cast<size_t>(m->st_.st_size), MADV_SEQUENTIAL);
+    }
+    return m;
+  }
+  ~MappedFile() {
+    if (data_ != nullptr) ::munmap(const_cast<uint8_t*>(data_), static_cast<size_t>(st_.st_size));
+  }
+  ByteSpan bytes() const { return ByteSpan(data_, static_cast<size_t>(st_.st_size)); }
+  const struct stat& stat() const { return st_; }
+
+ private:
+  MappedFile() = default;
+  UniqueFd fd_;
+  struct stat st_ {};
+  const uint8_t* data_ = nullptr;
+};
+
+struct PutFlags {
+  DriveFlags drive;
+  std::string local;
+  std::string remote;
+};
+
+int RunPut(const PutFlags& f) {
+  auto file = MappedFile::Open(f.local);
+  if (!file.ok()) return Failure("put", f.local, file.status());
+  auto drive = OpenDrive(f.drive, "shardfs put");
+  if (!drive.ok()) return Failure("put", "open drive", drive.status());
+  Catalog& cat = (*drive)->catalog();
+  // REMOTE may name a folder (the file goes in it under its own name) or the file itself.
+  std::string remote = f.remote;
+  if (auto at = ResolvePath(cat, remote); at.ok() && at->kind == FileKind::kDirectory) {
+    remote = (remote.back() == '/' ? remote : remote + "/") + Base(f.local);
+  }
+  auto parent = ResolveParent(cat, remote);
+  if (!parent.ok()) return Failure("put", remote, parent.status());
+  const struct stat& st = (*file)->stat();
+  Ino ino;
+  bool created = false;
+  if (auto existing = cat.Lookup(parent->first, parent->second); existing.ok()) {
+    if (existing->kind != FileKind::kFile) {
+      return Failure("put", remote, Status::IsDirectory("not a file"));
+    }
+    ino = existing->ino;
+  } else if (existing.status().code() == Code::kNotFound) {
+    auto made = cat.CreateFile(
+        parent->first, parent->second,
+        backend::NewInode{static_cast<uint32_t>(st.st_mode & 07777),
+                          static_cast<uint32_t>(st.st_uid), static_cast<uint32_t>(st.st_gid)});
+    if (!made.ok()) return Failure("put", remote, made.status());
+    ino = made->ino;
+    created = true;
+  } else {
+    return Failure("put", remote, existing.status());
+  }
+  auto written = (*drive)->WriteWholeFile(ino, (*file)->bytes());
+  if (!written.ok()) {
+    // A file this put created goes again; an existing one keeps its old contents.
+    if (created && cat.Unlink(parent->first, parent->second).ok()) (void)cat.DropOrphan(ino);
+    return Failure("put", remote, written.status());
+  }
+  // Keep the local file's mode and times, as cp -p does.
+  backend::AttrChange keep;
+  keep.mode = static_cast<uint32_t>(st.st_mode & 07777);
+  keep.atime_ns = Nanos(st.st_atim);
+  keep.mtime_ns = Nanos(st.st_mtim);
+  if (auto s = cat.SetAttr(ino, keep); !s.ok()) return Failure("put", remote, s.status());
+  return 0;
+}
+
+struct GetFlags {
+  DriveFlags drive;
+  std::string remote;
+  std::string local;
+};
+
+int RunGet(const GetFlags& f) {
+  auto drive = OpenDrive(f.drive, "shardfs get");
+  if (!drive.ok()) return Failure("get", "open drive", drive.status());
+  auto attr = ResolvePath((*drive)->catalog(), f.remote);
+  if (!attr.ok()) return Failure("get", f.remote, attr.status());
+  if (attr->kind != FileKind::kFile) {
+    return Failure("get", f.remote,
+                   Status::NotSupported("not a file (getting folders and links is not built "
+                                        "yet)"));
+  }
+  std::string local = f.local;
+  struct stat lst {};
+  if (::stat(local.c_str(), &lst) == 0 && S_ISDIR(lst.st_mode)) local += "/" + Base(f.remote);
+  // Into a temporary file beside the target, renamed over it when whole: a failed get leaves
+  // the target as it was.
+  uint8_t nonce[6];
+  crypto::RandomBytes(nonce);
+  std::string tmp = local + ".shardfs-" + HexEncode(nonce);
+  UniqueFd out(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600));
+  if (!out.valid()) return Failure("get", tmp, PosixError("create", errno));
+  auto fail = [&](const std::string& what, const Status& s) {
+    out.Reset();
+    ::unlink(tmp.c_str());
+    return Failure("get", what, s);
+  };
+  Bytes buf(kReadPiece);
+  for (uint64_t off = 0; off < attr->size;) {
+    auto n = (*drive)->Read(attr->ino, off, buf);
+    if (!n.ok()) return fail(f.remote, n.status());
+    if (*n == 0) return fail(f.remote, Status::Corruption("file ended early"));
+    if (Status s = WriteAll(out.get(), ByteSpan(buf).first(*n), tmp); !s.ok()) {
+      return fail(tmp, s);
+    }
+    off += *n;
+  }
+  struct timespec times[2] = {
+      {static_cast<time_t>(attr->atime_ns / 1'000'000'000), attr->atime_ns % 1'000'000'000},
+      {static_cast<time_t>(attr->mtime_ns / 1'000'000'000), attr->mtime_ns % 1'000'000'000}};
+  if (::fchmod(out.get(), attr->mode & 07777) != 0) return fail(tmp, PosixError("chmod", errno));
+  if (::fsync(out.get()) != 0) return fail(tmp, PosixError("fsync", errno));
+  if (::futimens(out.get(), times) != 0) return fail(tmp, PosixError("set times", errno));
+  if (out.Close() != 0) return fail(tmp, PosixError("close", errno));
+  if (::rename(tmp.c_str(), local.c_str()) != 0) return fail(local, PosixError("rename", errno));
+  return 0;
+}
+
+struct LsFlags {
+  DriveFlags drive;
+  std::string remote = "/";
+  bool long_format = false;
+};
+
+std::string ModeString(const InodeAttr& a) {
+  std::string s = a.kind == FileKind::kDirectory ? "d" : a.kind == FileKind::kSymlink ? "l" : "-";
+  const char* rwx = "rwxrwxrwx";
+  for (int i = 0; i < 9; ++i) s += (a.mode & (0400u >> i)) ? rwx[i] : '-';
+  return s;
+}
+
+int RunLs(const LsFlags& f) {
+  auto drive = OpenDrive(f.drive, "shardfs ls");
+  if (!drive.ok()) return Failure("ls", "open drive", drive.status());
+  Catalog& cat = (*drive)->catalog();
+  auto at = ResolvePath(cat, f.remote);
+  if (!at.ok()) return Failure("ls", f.remote, at.status());
+  auto print = [&](const std::string& name, const InodeAttr& a) {
+    if (!f.long_format) {
+      std::printf("%s\n", name.c_str());
+      return;
+    }
+    char when[32];
+    time_t secs = static_cast<time_t>(a.mtime_ns / 1'000'000'000);
+    struct tm tm {};
+    gmtime_r(&secs, &tm);
+    std::strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S", &tm);
+    std::printf("%s %3u %12llu %s %s\n", ModeString(a).c_str(), a.nlink,
+                static_cast<unsigned long long>(a.size), when, name.c_str());
+  };
+  if (at->kind != FileKind::kDirectory) {
+    print(Base(f.remote), *at);
+    return 0;
+  }
+  std::string after;
+  while (true) {
+    auto page = cat.ReadDir(at->ino, after, kListPage);
+    if (!page.ok()) return Failure("ls", f.remote, page.status());
+    for (const auto& e : *page) print(e.name, e.attr);
+    if (page->size() < kListPage) break;
+    after = page->back().name;
+  }
+  return 0;
+}
+
+struct MkdirFlags {
+  DriveFlags drive;
+  std::string remote;
+  bool parents = false;
+};
+
+int RunMkdir(const MkdirFlags& f) {
+  auto drive = OpenDrive(f.drive, "shardfs mkdir");
+  if (!drive.ok()) return Failure("mkdir", "open drive", drive.status());
+  Catalog& cat = (*drive)->catalog();
+  if (!f.parents) {
+    auto parent = ResolveParent(cat, f.remote);
+    if (!parent.ok()) return Failure("mkdir", f.remote, parent.status());
+    auto made = cat.Mkdir(parent->first, parent->second, backend::NewInode{0755, 0, 0});
+    if (!made.ok()) return Failure("mkdir", f.remote, made.status());
+    return 0;
+  }
+  // -p: every missing folder on the way; an existing folder is fine.
+  if (f.remote.empty() || f.remote.front() != '/') {
+    return UsageError("mkdir", "'" + f.remote + "' is not an absolute drive path");
+  }
+  Ino at = backend::kRootIno;
+  size_t pos = 1;
+  while (pos <= f.remote.size()) {
+    size_t slash = f.remote.find('/', pos);
+    if (slash == std::string::npos) slash = f.remote.size();
+    std::string name = f.remote.substr(pos, slash - pos);
+    pos = slash + 1;
+    if (name.empty() || name == ".") continue;
+    auto next = cat.Lookup(at, name);
+    if (next.ok() && next->kind == FileKind::kDirectory) {
+      at = next->ino;
+      continue;
+    }
+    if (next.ok() || next.status().code() != Code::kNotFound) {
+      return Failure(
+          "mkdir", f.remote,
+          next.ok() ? Status::NotDirectory("'" + name + "' is not a folder") : next.status());
+    }
+    auto made = cat.Mkdir(at, name, backend::NewInode{0755, 0, 0});
+    if (!made.ok()) return Failure("mkdir", f.remote, made.status());
+    at = made->ino;
+  }
+  return 0;
+}
+
+}  // namespace
+
+std::map<std::string, std::function<int()>> AddFileCommands(CLI::App& app) {
+  std::map<std::string, std::function<int()>> run;
+
+  auto put = std::make_shared<PutFlags>();
+  CLI::App* p = app.add_subcommand("put", "Store a local file in the drive.");
+  p->add_option("local", put->local, "The local file")->required();
+  p->add_option("remote", put->remote, "Where in the drive: a path, or a folder")->required();
+  AddDriveFlags(p, &put->drive);
+  run["put"] = [put] { return RunPut(*put); };
+
+  auto get = std::make_shared<GetFlags>();
+  CLI::App* g = app.add_subcommand("get", "Copy a file of the drive to a local path.");
+  g->add_option("remote", get->remote, "The drive's file")->required();
+  g->add_option("local", get->local, "The local path, or a folder")->required();
+  AddDriveFlags(g, &get->drive);
+  run["get"] = [get] { return RunGet(*get); };
+
+  auto ls = std::make_shared<LsFlags>();
+  CLI::App* l = app.add_subcommand("ls", "List a folder of the drive.");
+  l->add_option("remote", ls->remote, "The folder (default /)");
+  l->add_flag("-l", ls->long_format, "Mode, links, size, modification time (UTC), name");
+  AddDriveFlags(l, &ls->drive);
+  run["ls"] = [ls] { return RunLs(*ls); };
+
+  auto mk = std::make_shared<MkdirFlags>();
+  CLI::App* m = app.add_subcommand("mkdir", "Create a folder in the drive.");
+  m->add_option("remote", mk->remote, "The folder's path")->required();
+  m->add_flag("-p,--parents", mk->parents, "Create missing parents; an existing folder is fine");
+  AddDriveFlags(m, &mk->drive);
+  run["mkdir"] = [mk] { return RunMkdir(*mk); };
+  return run;
+}
+
+}  // namespace shardfs::cli

@@ -1,0 +1,37 @@
+# Sourced by the CLI tests that need storage nodes: with $bin (the shardfs binary) set, makes
+# the folder $dir (removed at exit), defines fail(), and start_node N (a node on an ephemeral
+# loopback port, data in $dir/nN, its address in $dir/readyN and pid in $pidN; every node
+# started is stopped by pid at exit), start_nodes COUNT (nodes 1..COUNT, their addresses
+# comma-separated in $nodes).
+dir=$(mktemp -d)
+pids=
+cleanup() {
+  for p in $pids; do kill "$p" 2>/dev/null || true; done
+  for p in $pids; do wait "$p" 2>/dev/null || true; done
+  rm -rf "$dir"
+}
+trap cleanup EXIT
+fail() { echo "FAIL: $*" >&2; exit 1; }
+
+start_node() {
+  "$bin" node --data "$dir/n$1" --capacity 512M --reserve 0 --listen 127.0.0.1:0 \
+    --scrub-rate 0 --ready-file "$dir/ready$1" 2>"$dir/log$1" &
+  eval "pid$1=$!"
+  pids="$pids $!"
+  t=0
+  while [ ! -s "$dir/ready$1" ]; do
+    t=$((t + 1))
+    [ "$t" -lt 100 ] || fail "node $1 did not start: $(cat "$dir/log$1")"
+    sleep 0.1
+  done
+}
+
+start_nodes() {
+  nodes=
+  i=1
+  while [ "$i" -le "$1" ]; do
+    start_node "$i"
+    nodes="$nodes${nodes:+,}$(cat "$dir/ready$i")"
+    i=$((i + 1))
+  done
+}
