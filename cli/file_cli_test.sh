@@ -1,5 +1,5 @@
 #!/bin/sh
-# put, get, ls, mkdir on a drive over 3 real storage nodes (RS 2+1), started and stopped by
+# put, get, ls, mkdir, stat, mv, rm on a drive over 3 real storage nodes (RS 2+1), started and stopped by
 # pid: files round-trip byte for byte with their mode and mtime; the same bytes are stored
 # once; a file still reads with one node stopped; errors exit 1 with a message and change
 # nothing. Usage: file_cli_test.sh SHARDFS
@@ -51,10 +51,30 @@ cmp "$dir/in/small" "$dir/out/small" || fail "small differs"
 [ "$(stat -c '%a %y' "$dir/out/small")" = "$(stat -c '%a %y' "$dir/in/small")" ] ||
   fail "mode or mtime: $(stat -c '%a %y' "$dir/out/small") vs $(stat -c '%a %y' "$dir/in/small")"
 
+# stat, mv, rm.
+sfs stat --json "/photos/a file é.txt" >"$dir/stat" || fail "stat"
+grep -q '"kind":"file"' "$dir/stat" && grep -q '"mode":416' "$dir/stat" && grep -q '"size":7' "$dir/stat" ||
+  fail "stat --json: $(cat "$dir/stat")"
+grep -q '"mtime_ns":1614834367123456789' "$dir/stat" || fail "stat mtime: $(cat "$dir/stat")"
+sfs mkdir /archive || fail "mkdir /archive"
+sfs mv /photos/copy-of-big /archive || fail "mv into a folder"
+sfs mv /archive/copy-of-big /archive/big-2 || fail "mv rename"
+[ "$(sfs ls /archive)" = "big-2" ] || fail "after mv: $(sfs ls /archive)"
+sfs get /archive/big-2 "$dir/out/moved" && cmp "$dir/in/big" "$dir/out/moved" || fail "moved file differs"
+sfs mkdir -p /tmp/x/y && sfs put "$dir/in/small" /tmp/x/y/z || fail "tree for rm"
+set +e
+sfs rm /tmp 2>/dev/null
+rc=$?
+set -e
+[ "$rc" -eq 1 ] || fail "rm of a folder without -r: exit $rc"
+sfs rm -r /tmp || fail "rm -r"
+sfs rm /empty || fail "rm file"
+[ "$(sfs ls /)" = "$(printf 'archive\nphotos')" ] || fail "after rm: $(sfs ls /)"
+
 # One node of three stopped: RS 2+1 still reads every byte.
 kill "$pid2"
 wait "$pid2" 2>/dev/null || true
-sfs get /photos/copy-of-big "$dir/out/copy" || fail "get with a node down"
+sfs get /archive/big-2 "$dir/out/copy" || fail "get with a node down"
 cmp "$dir/in/big" "$dir/out/copy" || fail "copy differs with a node down"
 
 # Errors: exit 1, a message, nothing changed.
@@ -72,6 +92,9 @@ expect_fail put "$dir/in/big" /no/such/folder/big
 expect_fail put "$dir/in" /folder
 expect_fail ls /missing
 expect_fail mkdir /photos
+expect_fail mv /missing /photos
+expect_fail rm /missing
+expect_fail stat /missing
 # New bytes with a node down: a pack needs 3 distinct nodes, so the put fails and leaves no
 # file behind. (Bytes the drive stores already need no node: that put succeeds.)
 head -c 300000 /dev/urandom >"$dir/in/fresh"

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include <fcntl.h>
+#include <nlohmann/json.hpp>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -272,6 +273,103 @@ int RunMkdir(const MkdirFlags& f) {
   return 0;
 }
 
+struct RmFlags {
+  DriveFlags drive;
+  std::vector<std::string> remotes;
+  bool recursive = false;
+};
+
+// Removes the entry `name` in `parent` (a folder only with `recursive`, and its contents
+// first). The chunks it used stay on the nodes until gc.
+Status Remove(Catalog& cat, Ino parent, const std::string& name, bool recursive) {
+  SFS_ASSIGN_OR_RETURN(InodeAttr a, cat.Lookup(parent, name));
+  if (a.kind != FileKind::kDirectory) {
+    SFS_ASSIGN_OR_RETURN(InodeAttr after, cat.Unlink(parent, name));
+    // No process holds it open (the CLI owns the drive now), so its last link is its end.
+    if (after.nlink == 0) SFS_RETURN_IF_ERROR(cat.DropOrphan(after.ino));
+    return Status::Ok();
+  }
+  if (!recursive) return Status::IsDirectory("'" + name + "' is a folder (use -r)");
+  while (true) {
+    SFS_ASSIGN_OR_RETURN(auto page, cat.ReadDir(a.ino, "", kListPage));
+    if (page.empty()) break;
+    for (const auto& e : page) SFS_RETURN_IF_ERROR(Remove(cat, a.ino, e.name, true));
+  }
+  SFS_RETURN_IF_ERROR(cat.Rmdir(parent, name));
+  return cat.DropOrphan(a.ino);
+}
+
+int RunRm(const RmFlags& f) {
+  auto drive = OpenDrive(f.drive, "shardfs rm");
+  if (!drive.ok()) return Failure("rm", "open drive", drive.status());
+  Catalog& cat = (*drive)->catalog();
+  for (const std::string& remote : f.remotes) {
+    auto parent = ResolveParent(cat, remote);
+    if (!parent.ok()) return Failure("rm", remote, parent.status());
+    if (Status s = Remove(cat, parent->first, parent->second, f.recursive); !s.ok()) {
+      return Failure("rm", remote, s);
+    }
+  }
+  return 0;
+}
+
+struct MvFlags {
+  DriveFlags drive;
+  std::string from;
+  std::string to;
+};
+
+int RunMv(const MvFlags& f) {
+  auto drive = OpenDrive(f.drive, "shardfs mv");
+  if (!drive.ok()) return Failure("mv", "open drive", drive.status());
+  Catalog& cat = (*drive)->catalog();
+  auto src = ResolveParent(cat, f.from);
+  if (!src.ok()) return Failure("mv", f.from, src.status());
+  // Into a folder that exists, under the same name; else to the path itself.
+  std::string to = f.to;
+  if (auto at = ResolvePath(cat, to); at.ok() && at->kind == FileKind::kDirectory) {
+    to = (to.back() == '/' ? to : to + "/") + src->second;
+  }
+  auto dst = ResolveParent(cat, to);
+  if (!dst.ok()) return Failure("mv", to, dst.status());
+  auto moved =
+      cat.Rename(src->first, src->second, dst->first, dst->second, backend::RenameMode::kReplace);
+  if (!moved.ok()) return Failure("mv", f.from + " -> " + to, moved.status());
+  if (moved->has_value() && (*moved)->nlink == 0) (void)cat.DropOrphan((*moved)->ino);
+  return 0;
+}
+
+struct StatFlags {
+  DriveFlags drive;
+  std::string remote;
+  bool json = false;
+};
+
+int RunStat(const StatFlags& f) {
+  auto drive = OpenDrive(f.drive, "shardfs stat");
+  if (!drive.ok()) return Failure("stat", "open drive", drive.status());
+  auto a = ResolvePath((*drive)->catalog(), f.remote);
+  if (!a.ok()) return Failure("stat", f.remote, a.status());
+  const char* kind = a->kind == FileKind::kDirectory ? "folder"
+                     : a->kind == FileKind::kSymlink ? "symlink"
+                                                     : "file";
+  if (f.json) {
+    nlohmann::json j = {
+        {"path", f.remote},        {"inode", a->ino},        {"kind", kind},
+        {"mode", a->mode},         {"size", a->size},        {"links", a->nlink},
+        {"uid", a->uid},           {"gid", a->gid},          {"atime_ns", a->atime_ns},
+        {"mtime_ns", a->mtime_ns}, {"ctime_ns", a->ctime_ns}};
+    std::printf("%s\n", j.dump().c_str());
+    return 0;
+  }
+  std::printf(
+      "%s: %s, %s, %llu bytes, %u link(s), inode %llu, mtime %lld.%09lld\n", f.remote.c_str(), kind,
+      ModeString(*a).c_str(), static_cast<unsigned long long>(a->size), a->nlink,
+      static_cast<unsigned long long>(a->ino), static_cast<long long>(a->mtime_ns / 1'000'000'000),
+      static_cast<long long>(a->mtime_ns % 1'000'000'000));
+  return 0;
+}
+
 }  // namespace
 
 std::map<std::string, std::function<int()>> AddFileCommands(CLI::App& app) {
@@ -304,6 +402,27 @@ std::map<std::string, std::function<int()>> AddFileCommands(CLI::App& app) {
   m->add_flag("-p,--parents", mk->parents, "Create missing parents; an existing folder is fine");
   AddDriveFlags(m, &mk->drive);
   run["mkdir"] = [mk] { return RunMkdir(*mk); };
+
+  auto rm = std::make_shared<RmFlags>();
+  CLI::App* r = app.add_subcommand("rm", "Remove files (and, with -r, folders) from the drive.");
+  r->add_option("remote", rm->remotes, "Paths in the drive")->required();
+  r->add_flag("-r,--recursive", rm->recursive, "Remove folders and everything in them");
+  AddDriveFlags(r, &rm->drive);
+  run["rm"] = [rm] { return RunRm(*rm); };
+
+  auto mv = std::make_shared<MvFlags>();
+  CLI::App* v = app.add_subcommand("mv", "Move or rename a file or folder in the drive.");
+  v->add_option("from", mv->from, "The path to move")->required();
+  v->add_option("to", mv->to, "The new path, or a folder to move it into")->required();
+  AddDriveFlags(v, &mv->drive);
+  run["mv"] = [mv] { return RunMv(*mv); };
+
+  auto st = std::make_shared<StatFlags>();
+  CLI::App* t = app.add_subcommand("stat", "Show a file's or folder's attributes.");
+  t->add_option("remote", st->remote, "The path in the drive")->required();
+  t->add_flag("--json", st->json, "Print them as JSON");
+  AddDriveFlags(t, &st->drive);
+  run["stat"] = [st] { return RunStat(*st); };
   return run;
 }
 
