@@ -71,6 +71,29 @@ sfs rm -r /tmp || fail "rm -r"
 sfs rm /empty || fail "rm file"
 [ "$(sfs ls /)" = "$(printf 'archive\nphotos')" ] || fail "after rm: $(sfs ls /)"
 
+# Trees, as cp -a: folders (an empty one too), links, modes and nanosecond times.
+mkdir -p "$dir/tree/sub dir/deeper" "$dir/tree/empty"
+printf 'one' >"$dir/tree/a"
+printf 'two' >"$dir/tree/sub dir/b c"
+head -c 300000 /dev/urandom >"$dir/tree/sub dir/deeper/bin"
+ln -s "../a" "$dir/tree/sub dir/link-to-a"
+ln -s "/nowhere/at all" "$dir/tree/dangling"
+chmod 751 "$dir/tree/sub dir"
+chmod 600 "$dir/tree/a"
+touch -h -d '2019-05-06 07:08:09.987654321' "$dir/tree/sub dir/link-to-a"
+touch -d '2018-01-01 00:00:00.5' "$dir/tree/sub dir/deeper" "$dir/tree/empty" "$dir/tree"
+sfs put "$dir/tree" / || fail "put tree"
+sfs get /tree "$dir/tree-back" || fail "get tree"
+listing() { (cd "$1" && find . -printf '%P|%y|%m|%s|%T@|%l\n' | sort); }
+listing "$dir/tree" >"$dir/tree.list"
+listing "$dir/tree-back" >"$dir/tree-back.list"
+diff "$dir/tree.list" "$dir/tree-back.list" >&2 || fail "the tree came back different"
+diff -r --no-dereference "$dir/tree" "$dir/tree-back" || fail "tree contents differ"
+# Putting it again over itself changes nothing and stores nothing new.
+before_tree=$(shards)
+sfs put "$dir/tree" / || fail "put tree again"
+[ "$(shards)" -eq "$before_tree" ] || fail "an unchanged tree stored new shards"
+
 # One node of three stopped: RS 2+1 still reads every byte.
 kill "$pid2"
 wait "$pid2" 2>/dev/null || true
@@ -89,7 +112,8 @@ expect_fail() {
 expect_fail get /missing "$dir/out/missing"
 [ ! -e "$dir/out/missing" ] || fail "a failed get left a file"
 expect_fail put "$dir/in/big" /no/such/folder/big
-expect_fail put "$dir/in" /folder
+mkfifo "$dir/fifo"
+expect_fail put "$dir/fifo" /fifo  # not a file, folder or link: skipped, exit 1
 expect_fail ls /missing
 expect_fail mkdir /photos
 expect_fail mv /missing /photos

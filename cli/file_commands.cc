@@ -1,8 +1,10 @@
 #include "cli/file_commands.h"
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <ctime>
+#include <filesystem>
 #include <memory>
 #include <string>
 #include <vector>
@@ -50,8 +52,7 @@ class MappedFile {
     if (!m->fd_.valid()) return PosixError("open " + path, errno);
     if (::fstat(m->fd_.get(), &m->st_) != 0) return PosixError("stat " + path, errno);
     if (!S_ISREG(m->st_.st_mode)) {
-      return Status::NotSupported(path + " is not a regular file (putting folders and links " +
-                                  "is not built yet)");
+      return Status::InvalidArgument(path + " is not a regular file");
     }
     if (m->st_.st_size > 0) {
       void* p = ::mmap(nullptr, static_cast<size_t>(m->st_.st_size), PROT_READ, MAP_PRIVATE,
@@ -81,51 +82,109 @@ struct PutFlags {
   std::string remote;
 };
 
+struct timespec ToTimespec(int64_t ns) {
+  return {static_cast<time_t>(ns / 1'000'000'000), static_cast<long>(ns % 1'000'000'000)};
+}
+
+// Puts one local tree (a file, a symlink, or a folder and all below it) as entry `name` of
+// folder `parent`, keeping modes and times as cp -a does. Entries of other kinds (devices,
+// sockets, pipes) are skipped with a message; *skipped counts them.
+Status PutTree(backend::Drive& drive, const std::string& local, Ino parent, const std::string& name,
+               int* skipped) {
+  Catalog& cat = drive.catalog();
+  struct stat st {};
+  if (::lstat(local.c_str(), &st) != 0) return PosixError("stat " + local, errno);
+  const backend::NewInode how{static_cast<uint32_t>(st.st_mode & 07777),
+                              static_cast<uint32_t>(st.st_uid), static_cast<uint32_t>(st.st_gid)};
+  auto existing = cat.Lookup(parent, name);
+  if (!existing.ok() && existing.status().code() != Code::kNotFound) return existing.status();
+  Ino ino = 0;
+  if (S_ISDIR(st.st_mode)) {
+    if (existing.ok() && existing->kind != FileKind::kDirectory) {
+      return Status::NotDirectory(local + ": the drive has a file where this folder goes");
+    }
+    if (existing.ok()) {
+      ino = existing->ino;
+    } else {
+      SFS_ASSIGN_OR_RETURN(InodeAttr made, cat.Mkdir(parent, name, how));
+      ino = made.ino;
+    }
+    std::error_code ec;
+    std::vector<std::string> names;
+    for (const auto& e : std::filesystem::directory_iterator(local, ec)) {
+      names.push_back(e.path().filename().string());
+    }
+    if (ec) return PosixError("list " + local, ec.value());
+    std::sort(names.begin(), names.end());
+    for (const std::string& n : names) {
+      SFS_RETURN_IF_ERROR(PutTree(drive, local + "/" + n, ino, n, skipped));
+    }
+  } else if (S_ISLNK(st.st_mode)) {
+    std::string target(static_cast<size_t>(st.st_size) + 1, '\0');
+    ssize_t n = ::readlink(local.c_str(), target.data(), target.size());
+    if (n < 0) return PosixError("read link " + local, errno);
+    target.resize(static_cast<size_t>(n));
+    if (existing.ok()) {
+      if (existing->kind == FileKind::kDirectory) {
+        return Status::IsDirectory(local + ": the drive has a folder where this link goes");
+      }
+      SFS_RETURN_IF_ERROR(cat.Unlink(parent, name).status());
+      if (auto gone = cat.GetAttr(existing->ino); gone.ok() && gone->nlink == 0) {
+        SFS_RETURN_IF_ERROR(cat.DropOrphan(existing->ino));
+      }
+    }
+    SFS_ASSIGN_OR_RETURN(InodeAttr made, cat.Symlink(parent, name, target));
+    ino = made.ino;
+  } else if (S_ISREG(st.st_mode)) {
+    SFS_ASSIGN_OR_RETURN(auto file, MappedFile::Open(local));
+    bool created = false;
+    if (existing.ok()) {
+      if (existing->kind != FileKind::kFile) {
+        return Status::IsDirectory(local + ": the drive has a folder or link where this file goes");
+      }
+      ino = existing->ino;
+    } else {
+      SFS_ASSIGN_OR_RETURN(InodeAttr made, cat.CreateFile(parent, name, how));
+      ino = made.ino;
+      created = true;
+    }
+    auto written = drive.WriteWholeFile(ino, file->bytes());
+    if (!written.ok()) {
+      // A file this put created goes again; an existing one keeps its old contents.
+      if (created && cat.Unlink(parent, name).ok()) (void)cat.DropOrphan(ino);
+      return written.status().WithContext(local);
+    }
+  } else {
+    std::fprintf(stderr, "shardfs put: %s: skipped (not a file, folder or link)\n", local.c_str());
+    ++*skipped;
+    return Status::Ok();
+  }
+  // Modes and times last, so a folder's mtime is not changed by filling it.
+  backend::AttrChange keep;
+  if (!S_ISLNK(st.st_mode)) keep.mode = static_cast<uint32_t>(st.st_mode & 07777);
+  keep.atime_ns = Nanos(st.st_atim);
+  keep.mtime_ns = Nanos(st.st_mtim);
+  return cat.SetAttr(ino, keep).status();
+}
+
 int RunPut(const PutFlags& f) {
-  auto file = MappedFile::Open(f.local);
-  if (!file.ok()) return Failure("put", f.local, file.status());
+  struct stat st {};
+  if (::lstat(f.local.c_str(), &st) != 0) return Failure("put", f.local, PosixError("stat", errno));
   auto drive = OpenDrive(f.drive, "shardfs put");
   if (!drive.ok()) return Failure("put", "open drive", drive.status());
   Catalog& cat = (*drive)->catalog();
-  // REMOTE may name a folder (the file goes in it under its own name) or the file itself.
+  // REMOTE may name a folder (LOCAL goes in it under its own name) or the target itself.
   std::string remote = f.remote;
   if (auto at = ResolvePath(cat, remote); at.ok() && at->kind == FileKind::kDirectory) {
     remote = (remote.back() == '/' ? remote : remote + "/") + Base(f.local);
   }
   auto parent = ResolveParent(cat, remote);
   if (!parent.ok()) return Failure("put", remote, parent.status());
-  const struct stat& st = (*file)->stat();
-  Ino ino;
-  bool created = false;
-  if (auto existing = cat.Lookup(parent->first, parent->second); existing.ok()) {
-    if (existing->kind != FileKind::kFile) {
-      return Failure("put", remote, Status::IsDirectory("not a file"));
-    }
-    ino = existing->ino;
-  } else if (existing.status().code() == Code::kNotFound) {
-    auto made = cat.CreateFile(
-        parent->first, parent->second,
-        backend::NewInode{static_cast<uint32_t>(st.st_mode & 07777),
-                          static_cast<uint32_t>(st.st_uid), static_cast<uint32_t>(st.st_gid)});
-    if (!made.ok()) return Failure("put", remote, made.status());
-    ino = made->ino;
-    created = true;
-  } else {
-    return Failure("put", remote, existing.status());
+  int skipped = 0;
+  if (Status s = PutTree(**drive, f.local, parent->first, parent->second, &skipped); !s.ok()) {
+    return Failure("put", remote, s);
   }
-  auto written = (*drive)->WriteWholeFile(ino, (*file)->bytes());
-  if (!written.ok()) {
-    // A file this put created goes again; an existing one keeps its old contents.
-    if (created && cat.Unlink(parent->first, parent->second).ok()) (void)cat.DropOrphan(ino);
-    return Failure("put", remote, written.status());
-  }
-  // Keep the local file's mode and times, as cp -p does.
-  backend::AttrChange keep;
-  keep.mode = static_cast<uint32_t>(st.st_mode & 07777);
-  keep.atime_ns = Nanos(st.st_atim);
-  keep.mtime_ns = Nanos(st.st_mtim);
-  if (auto s = cat.SetAttr(ino, keep); !s.ok()) return Failure("put", remote, s.status());
-  return 0;
+  return skipped == 0 ? 0 : kExitFailure;
 }
 
 struct GetFlags {
@@ -134,49 +193,81 @@ struct GetFlags {
   std::string local;
 };
 
+// Writes the drive's file `attr` to `local`: into a temporary file beside it, renamed over it
+// when whole, so a failed get leaves the target as it was.
+Status GetFile(backend::Drive& drive, const InodeAttr& attr, const std::string& local) {
+  uint8_t nonce[6];
+  crypto::RandomBytes(nonce);
+  std::string tmp = local + ".shardfs-" + HexEncode(nonce);
+  UniqueFd out(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600));
+  if (!out.valid()) return PosixError("create " + tmp, errno);
+  auto fail = [&](const Status& s) {
+    out.Reset();
+    ::unlink(tmp.c_str());
+    return s;
+  };
+  Bytes buf(kReadPiece);
+  for (uint64_t off = 0; off < attr.size;) {
+    auto n = drive.Read(attr.ino, off, buf);
+    if (!n.ok()) return fail(n.status());
+    if (*n == 0) return fail(Status::Corruption("file ended early"));
+    if (Status s = WriteAll(out.get(), ByteSpan(buf).first(*n), tmp); !s.ok()) return fail(s);
+    off += *n;
+  }
+  struct timespec times[2] = {ToTimespec(attr.atime_ns), ToTimespec(attr.mtime_ns)};
+  if (::fchmod(out.get(), attr.mode & 07777) != 0) return fail(PosixError("chmod " + tmp, errno));
+  if (::fsync(out.get()) != 0) return fail(PosixError("fsync " + tmp, errno));
+  if (::futimens(out.get(), times) != 0) return fail(PosixError("set times " + tmp, errno));
+  if (out.Close() != 0) return fail(PosixError("close " + tmp, errno));
+  if (::rename(tmp.c_str(), local.c_str()) != 0) return fail(PosixError("rename " + local, errno));
+  return Status::Ok();
+}
+
+// Writes the drive's tree at `attr` (a file, a link, or a folder and all below it) to `local`.
+Status GetTree(backend::Drive& drive, const InodeAttr& attr, const std::string& local) {
+  Catalog& cat = drive.catalog();
+  if (attr.kind == FileKind::kFile) return GetFile(drive, attr, local);
+  struct timespec times[2] = {ToTimespec(attr.atime_ns), ToTimespec(attr.mtime_ns)};
+  if (attr.kind == FileKind::kSymlink) {
+    SFS_ASSIGN_OR_RETURN(std::string target, cat.ReadLink(attr.ino));
+    ::unlink(local.c_str());  // as cp -a: an existing non-folder entry is replaced
+    if (::symlink(target.c_str(), local.c_str()) != 0) {
+      return PosixError("create link " + local, errno);
+    }
+    if (::utimensat(AT_FDCWD, local.c_str(), times, AT_SYMLINK_NOFOLLOW) != 0) {
+      return PosixError("set times " + local, errno);
+    }
+    return Status::Ok();
+  }
+  if (::mkdir(local.c_str(), 0700) != 0 && errno != EEXIST) {
+    return PosixError("create folder " + local, errno);
+  }
+  std::string after;
+  while (true) {
+    SFS_ASSIGN_OR_RETURN(auto page, cat.ReadDir(attr.ino, after, kListPage));
+    for (const auto& e : page) SFS_RETURN_IF_ERROR(GetTree(drive, e.attr, local + "/" + e.name));
+    if (page.size() < kListPage) break;
+    after = page.back().name;
+  }
+  // Mode and times last: filling the folder changed its mtime.
+  if (::chmod(local.c_str(), attr.mode & 07777) != 0) return PosixError("chmod " + local, errno);
+  if (::utimensat(AT_FDCWD, local.c_str(), times, 0) != 0) {
+    return PosixError("set times " + local, errno);
+  }
+  return Status::Ok();
+}
+
 int RunGet(const GetFlags& f) {
   auto drive = OpenDrive(f.drive, "shardfs get");
   if (!drive.ok()) return Failure("get", "open drive", drive.status());
   auto attr = ResolvePath((*drive)->catalog(), f.remote);
   if (!attr.ok()) return Failure("get", f.remote, attr.status());
-  if (attr->kind != FileKind::kFile) {
-    return Failure("get", f.remote,
-                   Status::NotSupported("not a file (getting folders and links is not built "
-                                        "yet)"));
-  }
   std::string local = f.local;
   struct stat lst {};
-  if (::stat(local.c_str(), &lst) == 0 && S_ISDIR(lst.st_mode)) local += "/" + Base(f.remote);
-  // Into a temporary file beside the target, renamed over it when whole: a failed get leaves
-  // the target as it was.
-  uint8_t nonce[6];
-  crypto::RandomBytes(nonce);
-  std::string tmp = local + ".shardfs-" + HexEncode(nonce);
-  UniqueFd out(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600));
-  if (!out.valid()) return Failure("get", tmp, PosixError("create", errno));
-  auto fail = [&](const std::string& what, const Status& s) {
-    out.Reset();
-    ::unlink(tmp.c_str());
-    return Failure("get", what, s);
-  };
-  Bytes buf(kReadPiece);
-  for (uint64_t off = 0; off < attr->size;) {
-    auto n = (*drive)->Read(attr->ino, off, buf);
-    if (!n.ok()) return fail(f.remote, n.status());
-    if (*n == 0) return fail(f.remote, Status::Corruption("file ended early"));
-    if (Status s = WriteAll(out.get(), ByteSpan(buf).first(*n), tmp); !s.ok()) {
-      return fail(tmp, s);
-    }
-    off += *n;
+  if (::stat(local.c_str(), &lst) == 0 && S_ISDIR(lst.st_mode)) {
+    local += "/" + (f.remote == "/" ? std::string("drive") : Base(f.remote));
   }
-  struct timespec times[2] = {
-      {static_cast<time_t>(attr->atime_ns / 1'000'000'000), attr->atime_ns % 1'000'000'000},
-      {static_cast<time_t>(attr->mtime_ns / 1'000'000'000), attr->mtime_ns % 1'000'000'000}};
-  if (::fchmod(out.get(), attr->mode & 07777) != 0) return fail(tmp, PosixError("chmod", errno));
-  if (::fsync(out.get()) != 0) return fail(tmp, PosixError("fsync", errno));
-  if (::futimens(out.get(), times) != 0) return fail(tmp, PosixError("set times", errno));
-  if (out.Close() != 0) return fail(tmp, PosixError("close", errno));
-  if (::rename(tmp.c_str(), local.c_str()) != 0) return fail(local, PosixError("rename", errno));
+  if (Status s = GetTree(**drive, *attr, local); !s.ok()) return Failure("get", f.remote, s);
   return 0;
 }
 
@@ -376,15 +467,16 @@ std::map<std::string, std::function<int()>> AddFileCommands(CLI::App& app) {
   std::map<std::string, std::function<int()>> run;
 
   auto put = std::make_shared<PutFlags>();
-  CLI::App* p = app.add_subcommand("put", "Store a local file in the drive.");
-  p->add_option("local", put->local, "The local file")->required();
+  CLI::App* p = app.add_subcommand("put", "Store a local file or tree in the drive.");
+  p->add_option("local", put->local, "The local file, link or folder (with all below it)")
+      ->required();
   p->add_option("remote", put->remote, "Where in the drive: a path, or a folder")->required();
   AddDriveFlags(p, &put->drive);
   run["put"] = [put] { return RunPut(*put); };
 
   auto get = std::make_shared<GetFlags>();
-  CLI::App* g = app.add_subcommand("get", "Copy a file of the drive to a local path.");
-  g->add_option("remote", get->remote, "The drive's file")->required();
+  CLI::App* g = app.add_subcommand("get", "Copy a file or tree of the drive to a local path.");
+  g->add_option("remote", get->remote, "The drive's file, link or folder")->required();
   g->add_option("local", get->local, "The local path, or a folder")->required();
   AddDriveFlags(g, &get->drive);
   run["get"] = [get] { return RunGet(*get); };
