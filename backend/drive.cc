@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <thread>
 #include <unordered_map>
 
 #include "backend/erasure.h"
@@ -80,7 +81,8 @@ Status Drive::StorePack(EncodedPack& pack) {
   const size_t n = pack.shard_ids.size();
   const size_t peers = options_.peers.size();
   // Placement: k + m distinct peers, starting where the last pack's ended, so load spreads;
-  // a peer that refuses its shard is replaced by the next unused one.
+  // a peer that refuses its shard is replaced by the next unused one. The first attempts run
+  // in parallel, one thread per shard.
   size_t start = next_peer_.fetch_add(n) % peers;
   std::vector<bool> used(peers, false);
   PackRecord record;
@@ -89,29 +91,43 @@ Status Drive::StorePack(EncodedPack& pack) {
   record.m = pack.layout.m;
   record.size = pack.layout.pack_size;
   record.shards = pack.shard_ids;
-  size_t cursor = 0;
+  // First every shard to its own peer, all at once; then each refused shard, in turn, to the
+  // next peers no shard of this pack went to.
+  std::vector<size_t> holder(n);
+  std::vector<Status> first(n);
+  {
+    std::vector<std::thread> uploads;
+    uploads.reserve(n);
+    for (size_t i = 0; i < n; ++i) {
+      holder[i] = (start + i) % peers;
+      used[holder[i]] = true;
+      uploads.emplace_back([this, &pack, &first, &holder, i] {
+        first[i] = options_.peers[holder[i]]->PutShard(pack.shard_ids[i],
+                                                       pack.shard(static_cast<int>(i)), nullptr);
+      });
+    }
+    for (auto& t : uploads) t.join();
+  }
+  size_t cursor = n;
   for (size_t i = 0; i < n; ++i) {
-    Status last = Status::Unavailable("no peer left");
-    bool stored = false;
-    while (!stored && cursor < peers) {
-      size_t p = (start + cursor++) % peers;
-      if (used[p]) continue;
-      used[p] = true;
-      last =
-          options_.peers[p]->PutShard(pack.shard_ids[i], pack.shard(static_cast<int>(i)), nullptr);
-      if (last.ok()) {
-        record.nodes.push_back(options_.config.nodes[p].id);
-        stored = true;
-      } else {
-        log::Warn("shard {} of pack {} not stored on {}: {}", i, pack.id.ToHex(),
-                  options_.peers[p]->name(), last.ToString());
+    Status last = first[i];
+    while (!last.ok()) {
+      log::Warn("shard {} of pack {} not stored on {}: {}", i, pack.id.ToHex(),
+                options_.peers[holder[i]]->name(), last.ToString());
+      while (cursor < peers && used[(start + cursor) % peers]) ++cursor;
+      if (cursor >= peers) {
+        return Status::Unavailable("pack " + pack.id.ToHex() + ": shard " + std::to_string(i) +
+                                   " of " + std::to_string(n) +
+                                   " could not be stored on a node distinct from the others' "
+                                   "(last: " +
+                                   last.ToString() + ")");
       }
+      holder[i] = (start + cursor++) % peers;
+      used[holder[i]] = true;
+      last = options_.peers[holder[i]]->PutShard(pack.shard_ids[i], pack.shard(static_cast<int>(i)),
+                                                 nullptr);
     }
-    if (!stored) {
-      return Status::Unavailable(
-          "pack " + pack.id.ToHex() + ": only " + std::to_string(i) + " of " + std::to_string(n) +
-          " shards could be stored on distinct nodes (last: " + last.ToString() + ")");
-    }
+    record.nodes.push_back(options_.config.nodes[holder[i]].id);
   }
   std::vector<ChunkRecord> chunks;
   chunks.reserve(pack.entries.size());

@@ -2,8 +2,8 @@
 // (DESIGN.md sections 3 and 4, in their first, synchronous form).
 //
 // WriteWholeFile cuts a file into chunks; chunks the drive does not store yet are sealed,
-// packed and Reed-Solomon coded; each pack's k + m shards go to k + m distinct peers (a peer
-// that refuses a shard is replaced by the next one); only when every shard of a pack is
+// packed and Reed-Solomon coded; each pack's k + m shards go to k + m distinct peers at once
+// (a peer that refuses a shard is replaced by the next one); only when every shard of a pack is
 // stored is the pack recorded, and only when every pack is recorded does one catalog
 // transaction point the file at its chunks. So the catalog never points at data that is not
 // stored. Read fetches the bytes of each chunk it needs from the data shards holding them (a
@@ -11,7 +11,7 @@
 // chunk by opening it: a peer that answers with wrong bytes is read around.
 //
 // Not yet here: the persistent upload queue and local staging (a write waits for the
-// network), parallel uploads, hedged reads, the chunk cache, liar identification by leaf
+// network), hedged reads, the chunk cache, liar identification by leaf
 // proofs, placement by free space and latency.
 //
 // Thread safety: all methods may be called from many threads; writes run one at a time.

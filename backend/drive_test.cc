@@ -48,14 +48,20 @@ class FaultyPeer final : public Peer {
 
 class DriveTest : public ::testing::Test {
  protected:
-  void SetUp() override {
+  void SetUp() override { Build(6); }
+
+  // A drive over `count` fresh in-memory peers (RS 4+2), with its catalog in its own folder.
+  void Build(int count) {
+    drive_.reset();
+    peers_.clear();
+    mem_.clear();
     master_ = crypto::MasterKey::Generate();
     auto owner =
         crypto::SigningKey::FromSeed(crypto::DeriveSubKey(master_, crypto::SubKey::kOwnerSigning));
     DriveOptions o;
     o.config.k = 4;
     o.config.m = 2;
-    for (int i = 0; i < 6; ++i) {
+    for (int i = 0; i < count; ++i) {
       auto mem = std::make_shared<MemoryPeer>("node" + std::to_string(i), owner.public_key(),
                                               uint64_t{1} << 30);
       auto faulty = std::make_shared<FaultyPeer>(mem);
@@ -67,7 +73,7 @@ class DriveTest : public ::testing::Test {
       o.peers.push_back(faulty);
     }
     o.master = master_;
-    o.catalog_path = dir_.path() + "/catalog.db";
+    o.catalog_path = dir_.path() + "/catalog-" + std::to_string(count) + ".db";
     o.sync = false;
     o.pipeline.chunker = {16 * 1024, 64 * 1024, 256 * 1024, 0};
     o.pipeline.pack_target_size = 1 << 20;
@@ -166,6 +172,20 @@ TEST_F(DriveTest, SameBytesAreStoredOnceAndASmallChangeStoresLittle) {
   ASSERT_OK(drive_->WriteWholeFile(c, changed).status());
   EXPECT_EQ(ShardsStored(), after_first + 6);  // one small pack of the changed chunk(s)
   EXPECT_EQ(ReadAll(c, changed.size()), changed);
+}
+
+TEST_F(DriveTest, ARefusingPeerIsReplacedByAnother) {
+  Build(7);
+  peers_[3]->down = true;
+  Ino f = NewFile("f");
+  Bytes data = test::PseudoRandomBytes(3 << 20, 13);
+  ASSERT_OK(drive_->WriteWholeFile(f, data).status());
+  EXPECT_EQ(mem_[3]->GetStatus().value().shards, 0u);
+  peers_[3]->down = false;
+  // Any two of the peers that hold shards may now fail.
+  peers_[0]->down = true;
+  peers_[5]->down = true;
+  EXPECT_EQ(ReadAll(f, data.size()), data);
 }
 
 TEST_F(DriveTest, TooFewPeersFailTheWriteAndLeaveTheFileAsItWas) {
