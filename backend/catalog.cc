@@ -813,6 +813,30 @@ Result<std::vector<ChunkRecord>> Catalog::UnreferencedChunks(size_t limit) {
   return out;
 }
 
+Result<Catalog::Totals> Catalog::GetTotals() {
+  MutexLock lock(&mu_);
+  Totals t;
+  SFS_ASSIGN_OR_RETURN(
+      auto q, db_->Prepare("SELECT "
+                           "(SELECT COUNT(*) FROM inodes WHERE kind=1 AND nlink>0), "
+                           "(SELECT COUNT(*) FROM inodes WHERE kind=2 AND nlink>0), "
+                           "(SELECT COALESCE(SUM(size), 0) FROM inodes WHERE kind=1 AND nlink>0), "
+                           "(SELECT COUNT(*) FROM packs), "
+                           "(SELECT COALESCE(SUM(size), 0) FROM packs), "
+                           "(SELECT COUNT(*) FROM chunks), "
+                           "(SELECT COUNT(*) FROM chunks WHERE refs=0)"));
+  SFS_ASSIGN_OR_RETURN(bool row, q.Step());
+  if (!row) return Status::Corruption("catalog totals returned no row");
+  t.files = static_cast<uint64_t>(q.ColumnInt(0));
+  t.folders = static_cast<uint64_t>(q.ColumnInt(1));
+  t.file_bytes = static_cast<uint64_t>(q.ColumnInt(2));
+  t.packs = static_cast<uint64_t>(q.ColumnInt(3));
+  t.pack_bytes = static_cast<uint64_t>(q.ColumnInt(4));
+  t.chunks = static_cast<uint64_t>(q.ColumnInt(5));
+  t.unreferenced_chunks = static_cast<uint64_t>(q.ColumnInt(6));
+  return t;
+}
+
 Result<uint64_t> Catalog::LastChange() {
   MutexLock lock(&mu_);
   SFS_ASSIGN_OR_RETURN(auto q, db_->Prepare("SELECT COALESCE(MAX(seq), 0) FROM changes"));

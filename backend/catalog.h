@@ -203,6 +203,18 @@ class Catalog {
   // The sequence number of the last change (0 before any).
   Result<uint64_t> LastChange();
 
+  struct Totals {
+    uint64_t files = 0;
+    uint64_t folders = 0;     // the root included
+    uint64_t file_bytes = 0;  // the files' sizes
+    uint64_t packs = 0;
+    uint64_t pack_bytes = 0;  // before erasure coding
+    uint64_t chunks = 0;
+    uint64_t unreferenced_chunks = 0;  // garbage for gc
+  };
+  // Counts over the whole drive (orphans not included).
+  Result<Totals> GetTotals();
+
  private:
   explicit Catalog(CatalogOptions options);
   int64_t Now() const;

@@ -414,6 +414,13 @@ TEST_F(CatalogContentTest, AppendSparseTruncateAndDrop) {
   EXPECT_EQ(Unreferenced(), 1u);
   Reopen();
   EXPECT_EQ(All(f), (std::vector<Extent>{Extent{far, TestChunkId(1), 0, 100}}));
+  ASSERT_OK_AND_ASSIGN(Catalog::Totals totals, cat_->GetTotals());
+  EXPECT_EQ(totals.files, 1u);
+  EXPECT_EQ(totals.folders, 1u);
+  EXPECT_EQ(totals.file_bytes, far + 100);
+  EXPECT_EQ(totals.packs, 1u);
+  EXPECT_EQ(totals.chunks, 2u);
+  EXPECT_EQ(totals.unreferenced_chunks, 1u);
   // Unlinked and dropped: nothing refers to the chunks any more.
   ASSERT_OK(cat_->Unlink(kRootIno, "f").status());
   EXPECT_EQ(Unreferenced(), 1u);  // an open orphan still holds its data

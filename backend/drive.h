@@ -57,6 +57,9 @@ class Drive {
   ~Drive();
 
   Catalog& catalog() { return *catalog_; }
+  const DriveConfig& config() const { return options_.config; }
+  // peers()[i] is config().nodes[i].
+  const std::vector<std::shared_ptr<Peer>>& peers() const { return options_.peers; }
 
   // Makes `data` the whole contents of file `ino` (see the top of this file). Unavailable if
   // some pack could not be stored on k + m distinct peers; the file is then unchanged.

@@ -1,5 +1,5 @@
 #!/bin/sh
-# put, get, ls, mkdir, stat, mv, rm on a drive over 3 real storage nodes (RS 2+1), started and stopped by
+# put, get, ls, mkdir, stat, mv, rm, du, status on a drive over 3 real storage nodes (RS 2+1), started and stopped by
 # pid: files round-trip byte for byte with their mode and mtime; the same bytes are stored
 # once; a file still reads with one node stopped; errors exit 1 with a message and change
 # nothing. Usage: file_cli_test.sh SHARDFS
@@ -94,11 +94,18 @@ before_tree=$(shards)
 sfs put "$dir/tree" / || fail "put tree again"
 [ "$(shards)" -eq "$before_tree" ] || fail "an unchanged tree stored new shards"
 
+# du and status.
+[ "$(sfs du /archive)" = "$(printf '5000000\t/archive')" ] || fail "du: $(sfs du /archive)"
+sfs status --json >"$dir/status" || fail "status"
+grep -q '"up": true' "$dir/status" && grep -q '"k": 2' "$dir/status" || fail "status: $(cat "$dir/status")"
+sfs status | grep -q '^drive default: RS(2,1)' || fail "status text: $(sfs status)"
+
 # One node of three stopped: RS 2+1 still reads every byte.
 kill "$pid2"
 wait "$pid2" 2>/dev/null || true
 sfs get /archive/big-2 "$dir/out/copy" || fail "get with a node down"
 cmp "$dir/in/big" "$dir/out/copy" || fail "copy differs with a node down"
+sfs status | grep -q 'DOWN' || fail "status does not show the stopped node: $(sfs status)"
 
 # Errors: exit 1, a message, nothing changed.
 expect_fail() {

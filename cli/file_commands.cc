@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "base/file.h"
+#include "base/units.h"
 #include "cli/drive_open.h"
 #include "cli/exit.h"
 #include "crypto/secret.h"
@@ -461,6 +462,110 @@ int RunStat(const StatFlags& f) {
   return 0;
 }
 
+struct DuFlags {
+  DriveFlags drive;
+  std::string remote = "/";
+};
+
+// Bytes of the files at and below `attr`.
+Result<uint64_t> TreeBytes(Catalog& cat, const InodeAttr& attr) {
+  if (attr.kind == FileKind::kFile) return attr.size;
+  if (attr.kind != FileKind::kDirectory) return uint64_t{0};
+  uint64_t total = 0;
+  std::string after;
+  while (true) {
+    SFS_ASSIGN_OR_RETURN(auto page, cat.ReadDir(attr.ino, after, kListPage));
+    for (const auto& e : page) {
+      SFS_ASSIGN_OR_RETURN(uint64_t b, TreeBytes(cat, e.attr));
+      total += b;
+    }
+    if (page.size() < kListPage) break;
+    after = page.back().name;
+  }
+  return total;
+}
+
+int RunDu(const DuFlags& f) {
+  auto drive = OpenDrive(f.drive, "shardfs du");
+  if (!drive.ok()) return Failure("du", "open drive", drive.status());
+  auto at = ResolvePath((*drive)->catalog(), f.remote);
+  if (!at.ok()) return Failure("du", f.remote, at.status());
+  auto bytes = TreeBytes((*drive)->catalog(), *at);
+  if (!bytes.ok()) return Failure("du", f.remote, bytes.status());
+  std::printf("%llu\t%s\n", static_cast<unsigned long long>(*bytes), f.remote.c_str());
+  return 0;
+}
+
+struct StatusFlags {
+  DriveFlags drive;
+  bool json = false;
+};
+
+int RunStatus(const StatusFlags& f) {
+  auto drive = OpenDrive(f.drive, "shardfs status");
+  if (!drive.ok()) return Failure("status", "open drive", drive.status());
+  auto totals = (*drive)->catalog().GetTotals();
+  if (!totals.ok()) return Failure("status", "catalog", totals.status());
+  const backend::DriveConfig& c = (*drive)->config();
+  nlohmann::json nodes = nlohmann::json::array();
+  for (size_t i = 0; i < c.nodes.size(); ++i) {
+    nlohmann::json n = {{"address", c.nodes[i].address}, {"id", c.nodes[i].id.ToHex()}};
+    auto st = (*drive)->peers()[i]->GetStatus();
+    n["up"] = st.ok();
+    if (st.ok()) {
+      n["shards"] = st->shards;
+      n["used"] = st->used;
+      n["free"] = st->free;
+      n["version"] = st->version;
+    } else {
+      n["error"] = st.status().ToString();
+    }
+    nodes.push_back(n);
+  }
+  if (f.json) {
+    nlohmann::json j = {{"drive", c.name},
+                        {"k", c.k},
+                        {"m", c.m},
+                        {"files", totals->files},
+                        {"folders", totals->folders},
+                        {"file_bytes", totals->file_bytes},
+                        {"packs", totals->packs},
+                        {"pack_bytes", totals->pack_bytes},
+                        {"chunks", totals->chunks},
+                        {"unreferenced_chunks", totals->unreferenced_chunks},
+                        {"pending_uploads", 0},
+                        {"nodes", nodes}};
+    std::printf("%s\n", j.dump(2).c_str());
+    return 0;
+  }
+  std::printf("drive %s: RS(%d,%d); %llu files, %llu folders, %s in files\n", c.name.c_str(), c.k,
+              c.m, static_cast<unsigned long long>(totals->files),
+              static_cast<unsigned long long>(totals->folders),
+              FormatByteSize(totals->file_bytes).c_str());
+  std::printf(
+      "stored: %llu packs, %s before coding, about %s on nodes; %llu chunks, %llu unused (gc)\n",
+      static_cast<unsigned long long>(totals->packs), FormatByteSize(totals->pack_bytes).c_str(),
+      FormatByteSize(totals->pack_bytes / static_cast<uint64_t>(c.k) *
+                     static_cast<uint64_t>(c.k + c.m))
+          .c_str(),
+      static_cast<unsigned long long>(totals->chunks),
+      static_cast<unsigned long long>(totals->unreferenced_chunks));
+  std::printf("pending uploads: none (a put returns when its data is stored)\nnodes:\n");
+  for (const auto& n : nodes) {
+    if (n["up"].get<bool>()) {
+      std::printf("  %-22s %.16s  up    %llu shards, %s used, %s free\n",
+                  n["address"].get<std::string>().c_str(), n["id"].get<std::string>().c_str(),
+                  static_cast<unsigned long long>(n["shards"].get<uint64_t>()),
+                  FormatByteSize(n["used"].get<uint64_t>()).c_str(),
+                  FormatByteSize(n["free"].get<uint64_t>()).c_str());
+    } else {
+      std::printf("  %-22s %.16s  DOWN  %s\n", n["address"].get<std::string>().c_str(),
+                  n["id"].get<std::string>().c_str(), n["error"].get<std::string>().c_str());
+    }
+  }
+  return 0;
+}
+
 }  // namespace
 
 std::map<std::string, std::function<int()>> AddFileCommands(CLI::App& app) {
@@ -515,6 +620,18 @@ std::map<std::string, std::function<int()>> AddFileCommands(CLI::App& app) {
   t->add_flag("--json", st->json, "Print them as JSON");
   AddDriveFlags(t, &st->drive);
   run["stat"] = [st] { return RunStat(*st); };
+
+  auto du = std::make_shared<DuFlags>();
+  CLI::App* d = app.add_subcommand("du", "Bytes of the files at and below a path.");
+  d->add_option("remote", du->remote, "The path in the drive (default /)");
+  AddDriveFlags(d, &du->drive);
+  run["du"] = [du] { return RunDu(*du); };
+
+  auto status = std::make_shared<StatusFlags>();
+  CLI::App* u = app.add_subcommand("status", "The drive's usage and its nodes.");
+  u->add_flag("--json", status->json, "Print it as JSON");
+  AddDriveFlags(u, &status->drive);
+  run["status"] = [status] { return RunStatus(*status); };
   return run;
 }
 
