@@ -226,7 +226,7 @@ Result<InodeAttr> Catalog::DirLocked(Ino dir) {
   return a;
 }
 
-Result<InodeAttr> Catalog::LookupLocked(Ino parent, std::string_view name) {
+Result<std::optional<InodeAttr>> Catalog::FindEntryLocked(Ino parent, std::string_view name) {
   SFS_RETURN_IF_ERROR(CheckName(name));
   SFS_RETURN_IF_ERROR(DirLocked(parent).status());
   SFS_ASSIGN_OR_RETURN(auto q, db_->Prepare(std::string("SELECT ") + kAttrColumns +
@@ -234,8 +234,20 @@ Result<InodeAttr> Catalog::LookupLocked(Ino parent, std::string_view name) {
                                             "WHERE parent=? AND name=?"));
   q.Bind(1, Int(parent)).Bind(2, NameBytes(name));
   SFS_ASSIGN_OR_RETURN(bool row, q.Step());
-  if (!row) return Status::NotFound("no entry '" + std::string(name) + "'");
-  return AttrFromRow(q, 0);
+  if (!row) return std::optional<InodeAttr>();
+  return std::optional<InodeAttr>(AttrFromRow(q, 0));
+}
+
+Result<InodeAttr> Catalog::LookupLocked(Ino parent, std::string_view name) {
+  SFS_ASSIGN_OR_RETURN(std::optional<InodeAttr> a, FindEntryLocked(parent, name));
+  if (!a) return Status::NotFound("no entry '" + std::string(name) + "'");
+  return *a;
+}
+
+Result<bool> Catalog::HasEntriesLocked(Ino dir) {
+  SFS_ASSIGN_OR_RETURN(auto q, db_->Prepare("SELECT 1 FROM dentries WHERE parent=? LIMIT 1"));
+  q.Bind(1, Int(dir));
+  return q.Step();
 }
 
 Result<InodeAttr> Catalog::Lookup(Ino parent, std::string_view name) {
@@ -303,12 +315,8 @@ Status Catalog::RemoveEntryLocked(Ino parent, std::string_view name) {
 }
 
 Status Catalog::CheckFreeLocked(Ino parent, std::string_view name) {
-  SFS_RETURN_IF_ERROR(CheckName(name));
-  // The parent first: a missing parent and a missing entry are both NotFound.
-  SFS_RETURN_IF_ERROR(DirLocked(parent).status());
-  auto existing = LookupLocked(parent, name);
-  if (existing.ok()) return Status::AlreadyExists("'" + std::string(name) + "' exists");
-  if (existing.status().code() != Code::kNotFound) return existing.status();
+  SFS_ASSIGN_OR_RETURN(std::optional<InodeAttr> existing, FindEntryLocked(parent, name));
+  if (existing) return Status::AlreadyExists("'" + std::string(name) + "' exists");
   return Status::Ok();
 }
 
@@ -417,9 +425,7 @@ Status Catalog::Rmdir(Ino parent, std::string_view name) {
   if (a.kind != FileKind::kDirectory) {
     return Status::NotDirectory("'" + std::string(name) + "' is not a directory");
   }
-  SFS_ASSIGN_OR_RETURN(auto q, db_->Prepare("SELECT 1 FROM dentries WHERE parent=? LIMIT 1"));
-  q.Bind(1, Int(a.ino));
-  SFS_ASSIGN_OR_RETURN(bool has_entries, q.Step());
+  SFS_ASSIGN_OR_RETURN(bool has_entries, HasEntriesLocked(a.ino));
   if (has_entries) return Status::NotEmpty("'" + std::string(name) + "' is not empty");
   int64_t now = Now();
   SqliteTransaction txn(db_.get());
@@ -451,14 +457,7 @@ Result<std::optional<InodeAttr>> Catalog::Rename(Ino parent, std::string_view na
                                                  std::string_view new_name, RenameMode mode) {
   MutexLock lock(&mu_);
   SFS_ASSIGN_OR_RETURN(InodeAttr src, LookupLocked(parent, name));
-  SFS_RETURN_IF_ERROR(CheckName(new_name));
-  SFS_RETURN_IF_ERROR(DirLocked(new_parent).status());
-  std::optional<InodeAttr> dst;
-  if (auto d = LookupLocked(new_parent, new_name); d.ok()) {
-    dst = *d;
-  } else if (d.status().code() != Code::kNotFound) {
-    return d.status();
-  }
+  SFS_ASSIGN_OR_RETURN(std::optional<InodeAttr> dst, FindEntryLocked(new_parent, new_name));
   if (parent == new_parent && name == new_name) return std::optional<InodeAttr>();
   const bool src_dir = src.kind == FileKind::kDirectory;
   if (mode == RenameMode::kNoReplace && dst) {
@@ -486,9 +485,7 @@ Result<std::optional<InodeAttr>> Catalog::Rename(Ino parent, std::string_view na
       return Status::IsDirectory("'" + std::string(new_name) + "' is a directory");
     }
     if (dst_dir) {
-      SFS_ASSIGN_OR_RETURN(auto q, db_->Prepare("SELECT 1 FROM dentries WHERE parent=? LIMIT 1"));
-      q.Bind(1, Int(dst->ino));
-      SFS_ASSIGN_OR_RETURN(bool has_entries, q.Step());
+      SFS_ASSIGN_OR_RETURN(bool has_entries, HasEntriesLocked(dst->ino));
       if (has_entries) return Status::NotEmpty("'" + std::string(new_name) + "' is not empty");
     }
   }

@@ -219,7 +219,13 @@ class Catalog {
   explicit Catalog(CatalogOptions options);
   int64_t Now() const;
   Result<InodeAttr> GetAttrLocked(Ino ino) REQUIRES(mu_);
+  // The entry `name` of live directory `parent`, or nullopt; the name and the parent are
+  // checked as Lookup does.
+  Result<std::optional<InodeAttr>> FindEntryLocked(Ino parent, std::string_view name)
+      REQUIRES(mu_);
   Result<InodeAttr> LookupLocked(Ino parent, std::string_view name) REQUIRES(mu_);
+  // True if directory `dir` has any entry.
+  Result<bool> HasEntriesLocked(Ino dir) REQUIRES(mu_);
   Result<InodeAttr> DirLocked(Ino dir) REQUIRES(mu_);
   // OK if `parent` is a live directory without an entry `name` (a valid name).
   Status CheckFreeLocked(Ino parent, std::string_view name) REQUIRES(mu_);

@@ -57,6 +57,9 @@ Result<std::unique_ptr<Drive>> Drive::Open(DriveOptions options) {
     if (!p) return Status::InvalidArgument("a peer is missing");
   }
   std::unique_ptr<Drive> d(new Drive(std::move(options)));
+  for (size_t i = 0; i < d->options_.peers.size(); ++i) {
+    d->peer_by_node_[d->options_.config.nodes[i].id] = d->options_.peers[i].get();
+  }
   CatalogOptions co;
   co.path = d->options_.catalog_path;
   co.sync = d->options_.sync;
@@ -165,11 +168,7 @@ Status Drive::ReadChunk(const ChunkRecord& chunk, MutableByteSpan out) {
   SFS_ASSIGN_OR_RETURN(PackRecord pack, catalog_->GetPack(chunk.pack));
   SFS_ASSIGN_OR_RETURN(StripeLayout layout, StripeLayout::ForPack(pack.size, pack.k, pack.m));
   SFS_ASSIGN_OR_RETURN(ErasureCoder coder, ErasureCoder::Create(pack.k, pack.m));
-  std::unordered_map<NodeId, Peer*> by_id;
-  for (size_t i = 0; i < options_.peers.size(); ++i) {
-    by_id[options_.config.nodes[i].id] = options_.peers[i].get();
-  }
-  PeerShards source(pack, by_id);
+  PeerShards source(pack, peer_by_node_);
   Bytes sealed(chunk.sealed_size);
   const auto cipher = static_cast<crypto::Cipher>(chunk.cipher);
   const auto codec = static_cast<ChunkCodec>(chunk.codec);

@@ -22,6 +22,7 @@
 #include <atomic>
 #include <memory>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "backend/catalog.h"
@@ -80,6 +81,7 @@ class Drive {
   std::unique_ptr<Catalog> catalog_;
   ChunkSealer sealer_;
   std::unique_ptr<WritePipeline> pipeline_;
+  std::unordered_map<NodeId, Peer*> peer_by_node_;  // the peers by their node ids (read only)
   Mutex write_mu_;                    // one WriteWholeFile at a time
   std::atomic<size_t> next_peer_{0};  // where the next pack's placement starts
 };

@@ -158,30 +158,25 @@ Result<bool> ShardWriter::Commit() {
     return fail(Status::Corruption("shard body's Merkle root is " + tree->root().ToHex() +
                                    ", not the id it was sent as"));
   }
-  if (!fd_.valid()) {
-    // A copy was stored when the upload began: its bytes were only checked, not written.
-    auto fresh = store_->CommitShard(owner_, id_, length_, "");
-    if (!fresh.ok()) return fail(fresh.status());
-    done_ = true;
-    store_->Release(owner_, reserved_, quota_reserved_);
-    return *fresh;
+  // Without a file, a copy was stored when the upload began: the bytes were only checked.
+  if (fd_.valid()) {
+    // Trailer: the leaf hashes, then the footer.
+    Bytes trailer;
+    trailer.reserve(tree->leaf_count() * kHashSize + kFooterSize);
+    for (const auto& h : tree->leaf_hashes()) trailer.insert(trailer.end(), h.begin(), h.end());
+    trailer.insert(trailer.end(), kFooterMagic, kFooterMagic + 4);
+    trailer.push_back(kShardFileVersion);
+    trailer.insert(trailer.end(), 3, 0);
+    uint8_t len[8];
+    StoreLE64(len, length_);
+    trailer.insert(trailer.end(), len, len + 8);
+    Status s = WriteAll(fd_.get(), trailer, tmp_path_);
+    if (!s.ok()) return fail(s);
+    if (store_->options_.sync && ::fsync(fd_.get()) != 0) {
+      return fail(PosixError("fsync " + tmp_path_, errno));
+    }
+    if (fd_.Close() != 0) return fail(PosixError("close " + tmp_path_, errno));
   }
-  // Trailer: the leaf hashes, then the footer.
-  Bytes trailer;
-  trailer.reserve(tree->leaf_count() * kHashSize + kFooterSize);
-  for (const auto& h : tree->leaf_hashes()) trailer.insert(trailer.end(), h.begin(), h.end());
-  trailer.insert(trailer.end(), kFooterMagic, kFooterMagic + 4);
-  trailer.push_back(kShardFileVersion);
-  trailer.insert(trailer.end(), 3, 0);
-  uint8_t len[8];
-  StoreLE64(len, length_);
-  trailer.insert(trailer.end(), len, len + 8);
-  Status s = WriteAll(fd_.get(), trailer, tmp_path_);
-  if (!s.ok()) return fail(s);
-  if (store_->options_.sync && ::fsync(fd_.get()) != 0) {
-    return fail(PosixError("fsync " + tmp_path_, errno));
-  }
-  if (fd_.Close() != 0) return fail(PosixError("close " + tmp_path_, errno));
   auto fresh = store_->CommitShard(owner_, id_, length_, tmp_path_);
   if (!fresh.ok()) return fail(fresh.status());
   // CommitShard renamed or removed the file; only the reservations remain to release.

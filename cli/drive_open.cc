@@ -71,15 +71,22 @@ Result<std::unique_ptr<backend::Drive>> OpenDrive(const DriveFlags& flags,
   return backend::Drive::Open(std::move(o));
 }
 
+std::vector<std::string> PathParts(const std::string& path) {
+  std::vector<std::string> parts;
+  std::stringstream in(path);
+  std::string name;
+  while (std::getline(in, name, '/')) {
+    if (!name.empty() && name != ".") parts.push_back(name);
+  }
+  return parts;
+}
+
 Result<backend::InodeAttr> ResolvePath(backend::Catalog& catalog, const std::string& path) {
   if (path.empty() || path.front() != '/') {
     return Status::InvalidArgument("'" + path + "' is not an absolute drive path");
   }
   SFS_ASSIGN_OR_RETURN(backend::InodeAttr at, catalog.GetAttr(backend::kRootIno));
-  std::stringstream parts(path);
-  std::string name;
-  while (std::getline(parts, name, '/')) {
-    if (name.empty() || name == ".") continue;
+  for (const std::string& name : PathParts(path)) {
     if (name == "..") return Status::InvalidArgument("'..' in a drive path");
     auto next = catalog.Lookup(at.ino, name);
     if (!next.ok()) return next.status();

@@ -6,6 +6,7 @@
 
 #include <memory>
 #include <string>
+#include <vector>
 
 #include <CLI/CLI.hpp>
 
@@ -28,6 +29,9 @@ void AddDriveFlags(CLI::App* cmd, DriveFlags* flags);
 // errors; Busy if another process has it. `holder` names this process in the drive's lock.
 Result<std::unique_ptr<backend::Drive>> OpenDrive(const DriveFlags& flags,
                                                   const std::string& holder);
+
+// The names in a '/'-separated path, without empty parts and ".".
+std::vector<std::string> PathParts(const std::string& path);
 
 // The inode at `path` (absolute, '/'-separated; empty parts and "." are skipped, ".." is
 // refused). NotFound, NotDirectory as Lookup says; InvalidArgument for a relative path or "..".

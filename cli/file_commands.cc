@@ -87,6 +87,26 @@ struct timespec ToTimespec(int64_t ns) {
   return {static_cast<time_t>(ns / 1'000'000'000), static_cast<long>(ns % 1'000'000'000)};
 }
 
+// Removes the entry `name` in `parent` (a folder only with `recursive`, and its contents
+// first). The chunks it used stay on the nodes until gc.
+Status Remove(Catalog& cat, Ino parent, const std::string& name, bool recursive) {
+  SFS_ASSIGN_OR_RETURN(InodeAttr a, cat.Lookup(parent, name));
+  if (a.kind != FileKind::kDirectory) {
+    SFS_ASSIGN_OR_RETURN(InodeAttr after, cat.Unlink(parent, name));
+    // No process holds it open (the CLI owns the drive now), so its last link is its end.
+    if (after.nlink == 0) SFS_RETURN_IF_ERROR(cat.DropOrphan(after.ino));
+    return Status::Ok();
+  }
+  if (!recursive) return Status::IsDirectory("'" + name + "' is a folder (use -r)");
+  while (true) {
+    SFS_ASSIGN_OR_RETURN(auto page, cat.ReadDir(a.ino, "", kListPage));
+    if (page.empty()) break;
+    for (const auto& e : page) SFS_RETURN_IF_ERROR(Remove(cat, a.ino, e.name, true));
+  }
+  SFS_RETURN_IF_ERROR(cat.Rmdir(parent, name));
+  return cat.DropOrphan(a.ino);
+}
+
 // Puts one local tree (a file, a symlink, or a folder and all below it) as entry `name` of
 // folder `parent`, keeping modes and times as cp -a does. Entries of other kinds (devices,
 // sockets, pipes) are skipped with a message; *skipped counts them.
@@ -129,10 +149,7 @@ Status PutTree(backend::Drive& drive, const std::string& local, Ino parent, cons
       if (existing->kind == FileKind::kDirectory) {
         return Status::IsDirectory(local + ": the drive has a folder where this link goes");
       }
-      SFS_RETURN_IF_ERROR(cat.Unlink(parent, name).status());
-      if (auto gone = cat.GetAttr(existing->ino); gone.ok() && gone->nlink == 0) {
-        SFS_RETURN_IF_ERROR(cat.DropOrphan(existing->ino));
-      }
+      SFS_RETURN_IF_ERROR(Remove(cat, parent, name, /*recursive=*/false));
     }
     SFS_ASSIGN_OR_RETURN(InodeAttr made, cat.Symlink(parent, name, target));
     ino = made.ino;
@@ -152,7 +169,7 @@ Status PutTree(backend::Drive& drive, const std::string& local, Ino parent, cons
     auto written = drive.WriteWholeFile(ino, file->bytes());
     if (!written.ok()) {
       // A file this put created goes again; an existing one keeps its old contents.
-      if (created && cat.Unlink(parent, name).ok()) (void)cat.DropOrphan(ino);
+      if (created) (void)Remove(cat, parent, name, /*recursive=*/false);
       return written.status().WithContext(local);
     }
   } else {
@@ -341,13 +358,7 @@ int RunMkdir(const MkdirFlags& f) {
     return UsageError("mkdir", "'" + f.remote + "' is not an absolute drive path");
   }
   Ino at = backend::kRootIno;
-  size_t pos = 1;
-  while (pos <= f.remote.size()) {
-    size_t slash = f.remote.find('/', pos);
-    if (slash == std::string::npos) slash = f.remote.size();
-    std::string name = f.remote.substr(pos, slash - pos);
-    pos = slash + 1;
-    if (name.empty() || name == ".") continue;
+  for (const std::string& name : PathParts(f.remote)) {
     auto next = cat.Lookup(at, name);
     if (next.ok() && next->kind == FileKind::kDirectory) {
       at = next->ino;
@@ -370,26 +381,6 @@ struct RmFlags {
   std::vector<std::string> remotes;
   bool recursive = false;
 };
-
-// Removes the entry `name` in `parent` (a folder only with `recursive`, and its contents
-// first). The chunks it used stay on the nodes until gc.
-Status Remove(Catalog& cat, Ino parent, const std::string& name, bool recursive) {
-  SFS_ASSIGN_OR_RETURN(InodeAttr a, cat.Lookup(parent, name));
-  if (a.kind != FileKind::kDirectory) {
-    SFS_ASSIGN_OR_RETURN(InodeAttr after, cat.Unlink(parent, name));
-    // No process holds it open (the CLI owns the drive now), so its last link is its end.
-    if (after.nlink == 0) SFS_RETURN_IF_ERROR(cat.DropOrphan(after.ino));
-    return Status::Ok();
-  }
-  if (!recursive) return Status::IsDirectory("'" + name + "' is a folder (use -r)");
-  while (true) {
-    SFS_ASSIGN_OR_RETURN(auto page, cat.ReadDir(a.ino, "", kListPage));
-    if (page.empty()) break;
-    for (const auto& e : page) SFS_RETURN_IF_ERROR(Remove(cat, a.ino, e.name, true));
-  }
-  SFS_RETURN_IF_ERROR(cat.Rmdir(parent, name));
-  return cat.DropOrphan(a.ino);
-}
 
 int RunRm(const RmFlags& f) {
   auto drive = OpenDrive(f.drive, "shardfs rm");
