@@ -19,17 +19,17 @@
 #ifndef SHARDFS_BACKEND_DRIVE_H_
 #define SHARDFS_BACKEND_DRIVE_H_
 
-#include <atomic>
 #include <memory>
 #include <string>
-#include <unordered_map>
 #include <vector>
 
 #include "backend/catalog.h"
 #include "backend/chunk_codec.h"
+#include "backend/chunk_reader.h"
 #include "backend/drive_config.h"
 #include "backend/pack_pipeline.h"
 #include "backend/peer.h"
+#include "backend/peer_set.h"
 #include "base/thread_annotations.h"
 #include "crypto/keys.h"
 
@@ -59,8 +59,8 @@ class Drive {
 
   Catalog& catalog() { return *catalog_; }
   const DriveConfig& config() const { return options_.config; }
-  // peers()[i] is config().nodes[i].
-  const std::vector<std::shared_ptr<Peer>>& peers() const { return options_.peers; }
+  // The drive's nodes and the client's view of them; peers().node(i) is config().nodes[i].
+  PeerSet& peers() { return *peers_; }
 
   // Makes `data` the whole contents of file `ino` (see the top of this file). Unavailable if
   // some pack could not be stored on k + m distinct peers; the file is then unchanged.
@@ -73,17 +73,15 @@ class Drive {
  private:
   explicit Drive(DriveOptions options);
   Status StorePack(EncodedPack& pack);
-  // The plaintext of a stored chunk, into `out` (its plain_size bytes).
-  Status ReadChunk(const ChunkRecord& chunk, MutableByteSpan out);
 
   DriveOptions options_;
   crypto::DriveKeys keys_;
   std::unique_ptr<Catalog> catalog_;
   ChunkSealer sealer_;
   std::unique_ptr<WritePipeline> pipeline_;
-  std::unordered_map<NodeId, Peer*> peer_by_node_;  // the peers by their node ids (read only)
-  Mutex write_mu_;                    // one WriteWholeFile at a time
-  std::atomic<size_t> next_peer_{0};  // where the next pack's placement starts
+  std::unique_ptr<PeerSet> peers_;
+  std::unique_ptr<ChunkReader> reader_;
+  Mutex write_mu_;  // one WriteWholeFile at a time
 };
 
 }  // namespace shardfs::backend

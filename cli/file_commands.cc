@@ -501,7 +501,7 @@ int RunStatus(const StatusFlags& f) {
   nlohmann::json nodes = nlohmann::json::array();
   for (size_t i = 0; i < c.nodes.size(); ++i) {
     nlohmann::json n = {{"address", c.nodes[i].address}, {"id", c.nodes[i].id.ToHex()}};
-    auto st = (*drive)->peers()[i]->GetStatus();
+    auto st = (*drive)->peers().peer(i).GetStatus();
     n["up"] = st.ok();
     if (st.ok()) {
       n["shards"] = st->shards;

@@ -1,0 +1,27 @@
+// Storing an encoded pack on the network (DESIGN.md section 3, step 7): its k + m shards go at
+// once to k + m distinct nodes in the PeerSet's placement order; a shard a node refuses goes
+// to the next node no shard of the pack went to. The one place that decides when a pack
+// counts as stored: every one of its shards acknowledged (docs/architecture.md, "Placement").
+//
+// Thread safety: thread-safe; many packs may be stored at once.
+
+#ifndef SHARDFS_BACKEND_PACK_UPLOAD_H_
+#define SHARDFS_BACKEND_PACK_UPLOAD_H_
+
+#include "backend/catalog.h"
+#include "backend/pack_pipeline.h"
+#include "backend/peer_set.h"
+#include "base/cancel.h"
+
+namespace shardfs::backend {
+
+// Uploads every shard of `pack` to distinct nodes of `peers`. Returns the pack's record
+// (which node holds which shard). Unavailable if some shard could not be stored on a node
+// distinct from the others' (the message says which and the last error); Cancelled if `cancel`
+// fired. Shards stored before a failure stay on their nodes (gc removes them).
+Result<PackRecord> UploadPack(PeerSet& peers, const EncodedPack& pack,
+                              const CancelToken* cancel = nullptr);
+
+}  // namespace shardfs::backend
+
+#endif  // SHARDFS_BACKEND_PACK_UPLOAD_H_

@@ -1,0 +1,120 @@
+#include "backend/peer_set.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include "base/splitmix64.h"
+
+namespace shardfs::backend {
+
+namespace {
+using Clock = std::chrono::steady_clock;
+}  // namespace
+
+PeerSet::PeerSet(std::vector<DriveNode> nodes, std::vector<std::shared_ptr<Peer>> peers,
+                 PeerSetOptions options)
+    : nodes_(std::move(nodes)),
+      peers_(std::move(peers)),
+      options_(options),
+      health_(nodes_.size()),
+      rng_(static_cast<uint64_t>(Clock::now().time_since_epoch().count())) {
+  for (size_t i = 0; i < nodes_.size(); ++i) index_[nodes_[i].id] = i;
+}
+
+std::optional<size_t> PeerSet::IndexOf(const NodeId& id) const {
+  auto it = index_.find(id);
+  if (it == index_.end()) return std::nullopt;
+  return it->second;
+}
+
+void PeerSet::ReportSuccess(size_t i, std::chrono::microseconds latency) {
+  MutexLock lock(&mu_);
+  PeerHealth& h = health_[i];
+  ++h.successes;
+  h.consecutive_failures = 0;
+  h.retry_after = {};
+  const double sample = static_cast<double>(latency.count());
+  h.latency_us =
+      h.latency_us == 0 ? sample : h.latency_us + options_.latency_alpha * (sample - h.latency_us);
+}
+
+void PeerSet::ReportFailure(size_t i) {
+  MutexLock lock(&mu_);
+  PeerHealth& h = health_[i];
+  ++h.failures;
+  ++h.consecutive_failures;
+  if (h.consecutive_failures >= options_.backoff_after) {
+    // Doubling back-off: 1x, 2x, 4x ... of options_.backoff, capped.
+    const uint32_t doublings =
+        std::min<uint32_t>(h.consecutive_failures - options_.backoff_after, 16);
+    auto wait = std::min(options_.backoff * (int64_t{1} << doublings), options_.max_backoff);
+    h.retry_after = Clock::now() + wait;
+  }
+}
+
+void PeerSet::ReportBadBytes(size_t i) {
+  MutexLock lock(&mu_);
+  ++health_[i].bad_bytes;
+}
+
+void PeerSet::ReportFree(size_t i, uint64_t free) {
+  MutexLock lock(&mu_);
+  health_[i].free = free;
+}
+
+PeerHealth PeerSet::health(size_t i) const {
+  MutexLock lock(&mu_);
+  return health_[i];
+}
+
+int PeerSet::ClassOf(const PeerHealth& h, Clock::time_point now) const {
+  if (h.bad_bytes > 0) return 2;
+  if (h.consecutive_failures >= options_.backoff_after && now < h.retry_after) return 1;
+  return 0;
+}
+
+std::vector<size_t> PeerSet::PlacementOrder(const std::vector<size_t>& exclude) {
+  MutexLock lock(&mu_);
+  const auto now = Clock::now();
+  uint64_t max_free = 0;
+  for (const PeerHealth& h : health_) max_free = std::max(max_free, h.free.value_or(0));
+  struct Candidate {
+    int klass;
+    double key;
+    size_t index;
+  };
+  std::vector<Candidate> candidates;
+  for (size_t i = 0; i < nodes_.size(); ++i) {
+    if (std::find(exclude.begin(), exclude.end(), i) != exclude.end()) continue;
+    const PeerHealth& h = health_[i];
+    // The weight: share of the largest free space (a node that never said counts as half
+    // full), times a latency factor that halves at 20 ms.
+    double free_share = max_free == 0 ? 1.0
+                                      : static_cast<double>(h.free.value_or(max_free / 2)) /
+                                            static_cast<double>(max_free);
+    double weight = std::max(free_share, 0.02) / (1.0 + h.latency_us / 20000.0);
+    // A weighted shuffle (Efraimidis and Spirakis): key u^(1/w), larger first.
+    double u = (static_cast<double>(SplitMix64Next(&rng_) >> 11) + 1.0) * 0x1.0p-53;
+    candidates.push_back({ClassOf(h, now), std::pow(u, 1.0 / weight), i});
+  }
+  std::sort(candidates.begin(), candidates.end(), [](const Candidate& a, const Candidate& b) {
+    return a.klass != b.klass ? a.klass < b.klass : a.key > b.key;
+  });
+  std::vector<size_t> order;
+  order.reserve(candidates.size());
+  for (const Candidate& c : candidates) order.push_back(c.index);
+  return order;
+}
+
+std::vector<size_t> PeerSet::ReadOrder(std::vector<size_t> candidates) const {
+  MutexLock lock(&mu_);
+  const auto now = Clock::now();
+  std::stable_sort(candidates.begin(), candidates.end(), [&](size_t a, size_t b) {
+    int ca = ClassOf(health_[a], now), cb = ClassOf(health_[b], now);
+    if (ca != cb) return ca < cb;
+    return health_[a].latency_us < health_[b].latency_us;
+  });
+  return candidates;
+}
+
+}  // namespace shardfs::backend

@@ -1,0 +1,98 @@
+// The storage nodes a drive uses, and what the client has seen of each: answers and errors,
+// latency, free space, and bad bytes. Placement (which nodes get a new pack's shards) and the
+// read path (which holders to ask first) both take their order from here, so one place decides
+// how the client's view of a node weighs (docs/architecture.md, "Placement").
+//
+// Thread safety: all methods may be called from many threads at once.
+
+#ifndef SHARDFS_BACKEND_PEER_SET_H_
+#define SHARDFS_BACKEND_PEER_SET_H_
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "backend/drive_config.h"
+#include "backend/peer.h"
+#include "base/thread_annotations.h"
+
+namespace shardfs::backend {
+
+// What the client has seen of one node.
+struct PeerHealth {
+  uint64_t successes = 0;
+  uint64_t failures = 0;
+  // Failures since the last success: 0 for a node that answers.
+  uint32_t consecutive_failures = 0;
+  // Times the node answered with bytes that were not what it stores (proven with leaf
+  // proofs, or by a whole-shard check). A node that lied once is asked last from then on.
+  uint32_t bad_bytes = 0;
+  // Smoothed latency of successful requests, in microseconds (0: none measured yet).
+  double latency_us = 0;
+  // Free space the node last reported; nullopt if it never did.
+  std::optional<uint64_t> free;
+  // When the node may next be asked after failures (steady clock); earlier asks are allowed
+  // only when no other node is left.
+  std::chrono::steady_clock::time_point retry_after{};
+};
+
+struct PeerSetOptions {
+  // After this many consecutive failures a node is "backed off": asked last, and for new
+  // shards only when no other node is left, until the back-off ends.
+  uint32_t backoff_after = 2;
+  // The first back-off; it doubles with each further failure, up to max_backoff.
+  std::chrono::milliseconds backoff{500};
+  std::chrono::milliseconds max_backoff{30000};
+  // Weight of a sample in the smoothed latency.
+  double latency_alpha = 0.2;
+};
+
+class PeerSet {
+ public:
+  // REQUIRES: peers.size() == nodes.size(); no peer is null.
+  PeerSet(std::vector<DriveNode> nodes, std::vector<std::shared_ptr<Peer>> peers,
+          PeerSetOptions options = {});
+
+  size_t size() const { return nodes_.size(); }
+  const DriveNode& node(size_t i) const { return nodes_[i]; }
+  Peer& peer(size_t i) const { return *peers_[i]; }
+  // The index of the node with this id, or nullopt if the drive does not know it.
+  std::optional<size_t> IndexOf(const NodeId& id) const;
+
+  // Outcomes of requests, to learn from.
+  void ReportSuccess(size_t i, std::chrono::microseconds latency);
+  void ReportFailure(size_t i);
+  void ReportBadBytes(size_t i);
+  void ReportFree(size_t i, uint64_t free);
+
+  PeerHealth health(size_t i) const;
+
+  // Nodes in the order new shards should go to them, best first: nodes that answer before
+  // backed-off ones, honest before ones that returned bad bytes; among the good, a weighted
+  // shuffle favouring free space and low latency, so load spreads over all of them.
+  // `exclude` are left out. Each call draws its own order.
+  std::vector<size_t> PlacementOrder(const std::vector<size_t>& exclude = {});
+
+  // `candidates` (node indices) sorted for reading, best first: answering, honest, low latency.
+  std::vector<size_t> ReadOrder(std::vector<size_t> candidates) const;
+
+ private:
+  // Lower is better: the class of a node (0 good, 1 backed off, 2 liar).
+  int ClassOf(const PeerHealth& h, std::chrono::steady_clock::time_point now) const;
+
+  const std::vector<DriveNode> nodes_;
+  const std::vector<std::shared_ptr<Peer>> peers_;
+  const PeerSetOptions options_;
+  std::unordered_map<NodeId, size_t> index_;
+  mutable Mutex mu_;
+  std::vector<PeerHealth> health_ GUARDED_BY(mu_);
+  uint64_t rng_ GUARDED_BY(mu_);
+};
+
+}  // namespace shardfs::backend
+
+#endif  // SHARDFS_BACKEND_PEER_SET_H_

@@ -1,0 +1,88 @@
+#include "backend/peer_set.h"
+
+#include <set>
+
+#include <gtest/gtest.h>
+
+#include "backend/memory_peer.h"
+#include "crypto/sign.h"
+
+namespace shardfs::backend {
+namespace {
+
+PeerSet MakeSet(size_t n, PeerSetOptions options = {}) {
+  auto owner = crypto::SigningKey::Generate();
+  std::vector<DriveNode> nodes;
+  std::vector<std::shared_ptr<Peer>> peers;
+  for (size_t i = 0; i < n; ++i) {
+    std::array<uint8_t, 32> id{};
+    id[0] = static_cast<uint8_t>(i + 1);
+    nodes.push_back(DriveNode{"node" + std::to_string(i), NodeId(id)});
+    peers.push_back(std::make_shared<MemoryPeer>("node" + std::to_string(i), owner.public_key(),
+                                                 uint64_t{1} << 20));
+  }
+  return PeerSet(std::move(nodes), std::move(peers), options);
+}
+
+TEST(PeerSetTest, PlacementUsesEveryNodeOnceAndSpreadsTheFirstChoice) {
+  PeerSet set = MakeSet(6);
+  std::set<size_t> first;
+  for (int round = 0; round < 200; ++round) {
+    auto order = set.PlacementOrder();
+    ASSERT_EQ(order.size(), 6u);
+    EXPECT_EQ(std::set<size_t>(order.begin(), order.end()).size(), 6u);
+    first.insert(order[0]);
+  }
+  EXPECT_EQ(first.size(), 6u);  // no node is always first
+  auto order = set.PlacementOrder({1, 4});
+  EXPECT_EQ(order.size(), 4u);
+  for (size_t i : order) EXPECT_TRUE(i != 1 && i != 4);
+}
+
+TEST(PeerSetTest, FailingAndLyingNodesGoLast) {
+  PeerSetOptions o;
+  o.backoff = std::chrono::milliseconds(60000);
+  PeerSet set = MakeSet(5, o);
+  set.ReportBadBytes(0);
+  set.ReportFailure(3);
+  for (int round = 0; round < 50; ++round) {
+    auto order = set.PlacementOrder();
+    ASSERT_EQ(order.size(), 5u);
+    // One failure is not yet a back-off (backoff_after = 2).
+    EXPECT_EQ(order.back(), 0u);
+  }
+  set.ReportFailure(3);
+  EXPECT_EQ(set.health(3).consecutive_failures, 2u);
+  for (int round = 0; round < 50; ++round) {
+    auto order = set.PlacementOrder();
+    EXPECT_EQ(order[3], 3u);
+    EXPECT_EQ(order[4], 0u);
+  }
+  set.ReportSuccess(3, std::chrono::microseconds(100));
+  EXPECT_EQ(set.health(3).consecutive_failures, 0u);
+  EXPECT_EQ(set.health(3).failures, 2u);
+}
+
+TEST(PeerSetTest, ReadOrderPrefersLowLatency) {
+  PeerSet set = MakeSet(4);
+  set.ReportSuccess(0, std::chrono::microseconds(9000));
+  set.ReportSuccess(1, std::chrono::microseconds(100));
+  set.ReportSuccess(2, std::chrono::microseconds(3000));
+  set.ReportSuccess(3, std::chrono::microseconds(50));
+  set.ReportBadBytes(3);
+  EXPECT_EQ(set.ReadOrder({0, 1, 2, 3}), (std::vector<size_t>{1, 2, 0, 3}));
+  EXPECT_EQ(set.IndexOf(set.node(2).id), std::optional<size_t>(2));
+  EXPECT_EQ(set.IndexOf(NodeId()), std::nullopt);
+}
+
+TEST(PeerSetTest, FreeSpaceWeighsPlacement) {
+  PeerSet set = MakeSet(2);
+  set.ReportFree(0, uint64_t{1} << 40);
+  set.ReportFree(1, uint64_t{1} << 30);
+  int zero_first = 0;
+  for (int round = 0; round < 400; ++round) zero_first += set.PlacementOrder()[0] == 0;
+  EXPECT_GT(zero_first, 360);  // weight 1 against 0.02
+}
+
+}  // namespace
+}  // namespace shardfs::backend
