@@ -81,6 +81,11 @@ CREATE TABLE changes (
   new_parent INTEGER NOT NULL,
   new_name BLOB NOT NULL
 );
+CREATE TABLE uploads (
+  seq INTEGER PRIMARY KEY,
+  ino INTEGER NOT NULL,
+  created_ns INTEGER NOT NULL
+);
 )sql"},
 };
 constexpr int kSchemaVersion = 1;
@@ -753,17 +758,12 @@ Status Catalog::CutExtentsLocked(Ino ino, uint64_t from, uint64_t to) {
   return Status::Ok();
 }
 
-Result<InodeAttr> Catalog::WriteExtents(Ino ino, uint64_t offset, uint64_t length,
-                                        const std::vector<Extent>& extents) {
+Status Catalog::CheckExtentsLocked(uint64_t offset, uint64_t length,
+                                   const std::vector<Extent>& extents) {
   if (offset > kEndOfFile || length > kEndOfFile - offset) {
     return Status::InvalidArgument("range past the largest file size");
   }
   const uint64_t end = offset + length;
-  MutexLock lock(&mu_);
-  SFS_ASSIGN_OR_RETURN(InodeAttr a, GetAttrLocked(ino));
-  if (a.kind != FileKind::kFile) {
-    return Status::InvalidArgument("inode " + std::to_string(ino) + " is not a file");
-  }
   uint64_t at = offset;
   for (const Extent& e : extents) {
     if (e.size == 0 || e.offset < at || e.size > end - std::min(end, e.offset) || e.offset >= end) {
@@ -779,20 +779,139 @@ Result<InodeAttr> Catalog::WriteExtents(Ino ino, uint64_t offset, uint64_t lengt
       return Status::InvalidArgument("extent runs past the end of chunk " + e.chunk.ToHex());
     }
   }
-  int64_t now = Now();
-  SqliteTransaction txn(db_.get());
-  SFS_RETURN_IF_ERROR(txn.status());
-  SFS_RETURN_IF_ERROR(CutExtentsLocked(ino, offset, end));
-  for (const Extent& e : extents) SFS_RETURN_IF_ERROR(InsertExtentLocked(ino, e));
-  a.size = std::max(a.size, end);
-  a.mtime_ns = now;
+  return Status::Ok();
+}
+
+Result<InodeAttr> Catalog::WriteExtents(Ino ino, uint64_t offset, uint64_t length,
+                                        const std::vector<Extent>& extents) {
+  FileCommit c;
+  c.ino = ino;
+  c.ranges.push_back(RangeWrite{offset, length, extents});
+  SFS_ASSIGN_OR_RETURN(auto done, CommitFiles({c}));
+  if (!done[0]) return Status::NotFound("no inode " + std::to_string(ino));
+  return *done[0];
+}
+
+Result<std::optional<InodeAttr>> Catalog::CommitFileLocked(const FileCommit& c, int64_t now) {
+  if (c.upload) {
+    SFS_ASSIGN_OR_RETURN(auto q, db_->Prepare("DELETE FROM uploads WHERE seq=?"));
+    SFS_RETURN_IF_ERROR(q.Bind(1, Int(*c.upload)).Run());
+  }
+  Ino ino = c.ino;
+  if (c.create) {
+    if (!c.link) return Status::InvalidArgument("a new file needs a name");
+    SFS_ASSIGN_OR_RETURN(auto q,
+                         db_->Prepare("INSERT INTO inodes (kind, mode, uid, gid, size, nlink, "
+                                      "atime_ns, mtime_ns, ctime_ns) "
+                                      "VALUES (?, ?, ?, ?, 0, 0, ?, ?, ?)"));
+    SFS_RETURN_IF_ERROR(q.Bind(1, static_cast<int64_t>(FileKind::kFile))
+                            .Bind(2, static_cast<int64_t>(c.create->mode & 07777))
+                            .Bind(3, static_cast<int64_t>(c.create->uid))
+                            .Bind(4, static_cast<int64_t>(c.create->gid))
+                            .Bind(5, now)
+                            .Bind(6, now)
+                            .Bind(7, now)
+                            .Run());
+    ino = static_cast<Ino>(db_->LastInsertRowId());
+  }
+  auto found = GetAttrLocked(ino);
+  if (!found.ok()) {
+    // A file removed while its bytes were on their way: nothing to write.
+    if (found.status().code() == Code::kNotFound) return std::optional<InodeAttr>();
+    return found.status();
+  }
+  InodeAttr a = *found;
+  if (a.kind != FileKind::kFile) {
+    return Status::InvalidArgument("inode " + std::to_string(ino) + " is not a file");
+  }
+  if (c.cut_to && *c.cut_to < a.size) {
+    SFS_RETURN_IF_ERROR(CutExtentsLocked(ino, *c.cut_to, kEndOfFile));
+    a.size = *c.cut_to;
+  }
+  for (const RangeWrite& r : c.ranges) {
+    SFS_RETURN_IF_ERROR(CheckExtentsLocked(r.offset, r.length, r.extents));
+    SFS_RETURN_IF_ERROR(CutExtentsLocked(ino, r.offset, r.offset + r.length));
+    for (const Extent& e : r.extents) SFS_RETURN_IF_ERROR(InsertExtentLocked(ino, e));
+    a.size = std::max(a.size, r.offset + r.length);
+  }
+  if (c.size) {
+    if (*c.size > kEndOfFile) return Status::InvalidArgument("size past the largest file size");
+    if (*c.size < a.size) SFS_RETURN_IF_ERROR(CutExtentsLocked(ino, *c.size, kEndOfFile));
+    a.size = *c.size;
+  }
+  a.mtime_ns = c.mtime_ns.value_or(now);
   a.ctime_ns = now;
   SFS_ASSIGN_OR_RETURN(
       auto q, db_->Prepare("UPDATE inodes SET size=?, mtime_ns=?, ctime_ns=? WHERE ino=?"));
-  SFS_RETURN_IF_ERROR(q.Bind(1, Int(a.size)).Bind(2, now).Bind(3, now).Bind(4, Int(ino)).Run());
+  SFS_RETURN_IF_ERROR(
+      q.Bind(1, Int(a.size)).Bind(2, a.mtime_ns).Bind(3, now).Bind(4, Int(ino)).Run());
+  if (c.link) {
+    if (a.nlink != 0) {
+      return Status::InvalidArgument("inode " + std::to_string(ino) + " is linked already");
+    }
+    SFS_RETURN_IF_ERROR(CheckFreeLocked(c.link->parent, c.link->name));
+    SFS_RETURN_IF_ERROR(SetEntryLocked(c.link->parent, c.link->name, ino));
+    SFS_RETURN_IF_ERROR(AddLinksLocked(ino, 1, now));
+    SFS_RETURN_IF_ERROR(TouchDirLocked(c.link->parent, now));
+    SFS_RETURN_IF_ERROR(JournalLocked("create", ino, c.link->parent, c.link->name, 0, "", now));
+    a.nlink = 1;
+  }
   SFS_RETURN_IF_ERROR(JournalLocked("write", ino, 0, "", 0, "", now));
+  return std::optional<InodeAttr>(a);
+}
+
+Result<std::vector<std::optional<InodeAttr>>> Catalog::CommitFiles(
+    const std::vector<FileCommit>& commits) {
+  MutexLock lock(&mu_);
+  int64_t now = Now();
+  SqliteTransaction txn(db_.get());
+  SFS_RETURN_IF_ERROR(txn.status());
+  std::vector<std::optional<InodeAttr>> done;
+  done.reserve(commits.size());
+  for (const FileCommit& c : commits) {
+    auto a = CommitFileLocked(c, now);
+    if (!a.ok()) return a.status().WithContext("inode " + std::to_string(c.ino));
+    done.push_back(*a);
+  }
   SFS_RETURN_IF_ERROR(txn.Commit());
-  return a;
+  return done;
+}
+
+Result<std::vector<Ino>> Catalog::Orphans() {
+  MutexLock lock(&mu_);
+  SFS_ASSIGN_OR_RETURN(auto q, db_->Prepare("SELECT ino FROM inodes WHERE nlink=0"));
+  std::vector<Ino> out;
+  for (;;) {
+    SFS_ASSIGN_OR_RETURN(bool row, q.Step());
+    if (!row) break;
+    out.push_back(static_cast<Ino>(q.ColumnInt(0)));
+  }
+  return out;
+}
+
+Status Catalog::AddUpload(uint64_t seq, Ino ino) {
+  MutexLock lock(&mu_);
+  SFS_ASSIGN_OR_RETURN(auto q,
+                       db_->Prepare("INSERT INTO uploads (seq, ino, created_ns) VALUES (?, ?, ?)"));
+  return q.Bind(1, Int(seq)).Bind(2, Int(ino)).Bind(3, Now()).Run();
+}
+
+Status Catalog::RemoveUpload(uint64_t seq) {
+  MutexLock lock(&mu_);
+  SFS_ASSIGN_OR_RETURN(auto q, db_->Prepare("DELETE FROM uploads WHERE seq=?"));
+  return q.Bind(1, Int(seq)).Run();
+}
+
+Result<std::vector<std::pair<uint64_t, Ino>>> Catalog::Uploads() {
+  MutexLock lock(&mu_);
+  SFS_ASSIGN_OR_RETURN(auto q, db_->Prepare("SELECT seq, ino FROM uploads ORDER BY seq"));
+  std::vector<std::pair<uint64_t, Ino>> out;
+  for (;;) {
+    SFS_ASSIGN_OR_RETURN(bool row, q.Step());
+    if (!row) break;
+    out.emplace_back(static_cast<uint64_t>(q.ColumnInt(0)), static_cast<Ino>(q.ColumnInt(1)));
+  }
+  return out;
 }
 
 Result<std::vector<ChunkRecord>> Catalog::UnreferencedChunks(size_t limit) {

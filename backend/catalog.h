@@ -117,6 +117,34 @@ enum class RenameMode {
   kExchange,   // RENAME_EXCHANGE: both must exist; they swap places
 };
 
+// New contents for bytes [offset, offset + length) of a file: `extents` (sorted, inside the
+// range, not overlapping; gaps are holes).
+struct RangeWrite {
+  uint64_t offset = 0;
+  uint64_t length = 0;
+  std::vector<Extent> extents;
+};
+
+// What one commit of the write path does to one file, in this order: create it (if `create`
+// is set: a new file, whatever `ino` says), cut it to `cut_to` (when it is longer), write
+// `ranges`, set its size to `size` (cutting what lies past it), set mtime (now if unset) and
+// ctime, give the new file its name `link`, and drop upload-queue row `upload`. A file that
+// only gets its name once its contents are stored leaves nothing half-written behind a crash.
+struct FileCommit {
+  struct Link {
+    Ino parent = 0;
+    std::string name;
+  };
+  Ino ino = 0;
+  std::optional<NewInode> create;
+  std::optional<uint64_t> cut_to;
+  std::vector<RangeWrite> ranges;
+  std::optional<uint64_t> size;
+  std::optional<int64_t> mtime_ns;
+  std::optional<Link> link;
+  std::optional<uint64_t> upload;
+};
+
 struct CatalogOptions {
   // The database file (created if missing).
   std::string path;
@@ -197,6 +225,22 @@ class Catalog {
   // directory or symlink, or extents out of order, outside the range, or past their chunk.
   Result<InodeAttr> WriteExtents(Ino ino, uint64_t offset, uint64_t length,
                                  const std::vector<Extent>& extents);
+  // The commit point of the write path: every commit in `commits`, in one transaction (all or
+  // nothing), each appending a "write" row (and a "create" row for a link) to the journal.
+  // Returns each file's attributes after, or nullopt for a file that no longer exists (its
+  // commit is skipped but for its upload row). Errors as WriteExtents; AlreadyExists if a
+  // link's name is taken; InvalidArgument for `create` without `link`.
+  Result<std::vector<std::optional<InodeAttr>>> CommitFiles(const std::vector<FileCommit>& commits);
+  // Inodes with no links (removed while open, or never linked).
+  Result<std::vector<Ino>> Orphans();
+
+  // The upload queue (local to this client): `seq` names a staged layer of file `ino` whose
+  // bytes are not stored yet. CommitFiles drops the row with the layer's commit.
+  Status AddUpload(uint64_t seq, Ino ino);
+  Status RemoveUpload(uint64_t seq);
+  // (seq, ino) rows, by seq.
+  Result<std::vector<std::pair<uint64_t, Ino>>> Uploads();
+
   // Chunks no extent refers to any more (garbage for gc), at most `limit`.
   Result<std::vector<ChunkRecord>> UnreferencedChunks(size_t limit);
 
@@ -221,8 +265,7 @@ class Catalog {
   Result<InodeAttr> GetAttrLocked(Ino ino) REQUIRES(mu_);
   // The entry `name` of live directory `parent`, or nullopt; the name and the parent are
   // checked as Lookup does.
-  Result<std::optional<InodeAttr>> FindEntryLocked(Ino parent, std::string_view name)
-      REQUIRES(mu_);
+  Result<std::optional<InodeAttr>> FindEntryLocked(Ino parent, std::string_view name) REQUIRES(mu_);
   Result<InodeAttr> LookupLocked(Ino parent, std::string_view name) REQUIRES(mu_);
   // True if directory `dir` has any entry.
   Result<bool> HasEntriesLocked(Ino dir) REQUIRES(mu_);
@@ -241,6 +284,10 @@ class Catalog {
   // Drops extents covering bytes [from, to), cutting those that cross either edge.
   Status CutExtentsLocked(Ino ino, uint64_t from, uint64_t to) REQUIRES(mu_);
   Status AddChunkRefLocked(const ChunkId& chunk, int delta) REQUIRES(mu_);
+  // InvalidArgument/NotFound unless `extents` fit RangeWrite's rules and their chunks exist.
+  Status CheckExtentsLocked(uint64_t offset, uint64_t length, const std::vector<Extent>& extents)
+      REQUIRES(mu_);
+  Result<std::optional<InodeAttr>> CommitFileLocked(const FileCommit& c, int64_t now) REQUIRES(mu_);
   Status InsertExtentLocked(Ino ino, const Extent& e) REQUIRES(mu_);
   Status JournalLocked(std::string_view op, Ino ino, Ino parent, std::string_view name,
                        Ino new_parent, std::string_view new_name, int64_t now) REQUIRES(mu_);

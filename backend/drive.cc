@@ -4,16 +4,34 @@
 #include <cstring>
 
 #include "backend/pack_upload.h"
+#include "base/file.h"
 #include "base/logging.h"
 
 namespace shardfs::backend {
+
+namespace {
+
+int64_t NowNs() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+}  // namespace
 
 Drive::Drive(DriveOptions options)
     : options_(std::move(options)),
       keys_(crypto::DriveKeys::Derive(options_.master)),
       sealer_(keys_.chunk_encryption, options_.pipeline.seal) {}
 
-Drive::~Drive() = default;
+Drive::~Drive() {
+  {
+    MutexLock lock(&up_mu_);
+    stop_ = true;
+  }
+  up_cv_.NotifyAll();
+  if (uploader_.joinable()) uploader_.join();
+}
 
 Result<std::unique_ptr<Drive>> Drive::Open(DriveOptions options) {
   SFS_RETURN_IF_ERROR(ValidateDriveConfig(options.config));
@@ -29,6 +47,7 @@ Result<std::unique_ptr<Drive>> Drive::Open(DriveOptions options) {
   for (const auto& p : options.peers) {
     if (!p) return Status::InvalidArgument("a peer is missing");
   }
+  if (options.staging_dir.empty()) return Status::InvalidArgument("no staging folder");
   std::unique_ptr<Drive> d(new Drive(std::move(options)));
   d->peers_ = std::make_unique<PeerSet>(d->options_.config.nodes, d->options_.peers);
   d->reader_ = std::make_unique<ChunkReader>(*d->peers_, d->sealer_);
@@ -37,6 +56,13 @@ Result<std::unique_ptr<Drive>> Drive::Open(DriveOptions options) {
   co.sync = d->options_.sync;
   co.holder = d->options_.holder;
   SFS_ASSIGN_OR_RETURN(d->catalog_, Catalog::Open(co));
+  SFS_ASSIGN_OR_RETURN(d->staging_, Staging::Open(d->options_.staging_dir, d->catalog_.get()));
+  // No file can be open in a process that just started: a file without a name is garbage.
+  SFS_ASSIGN_OR_RETURN(std::vector<Ino> orphans, d->catalog_->Orphans());
+  for (Ino ino : orphans) {
+    SFS_RETURN_IF_ERROR(d->staging_->Drop(ino));
+    SFS_RETURN_IF_ERROR(d->catalog_->DropOrphan(ino));
+  }
   WritePipelineOptions po = d->options_.pipeline;
   po.k = d->options_.config.k;
   po.m = d->options_.config.m;
@@ -49,8 +75,257 @@ Result<std::unique_ptr<Drive>> Drive::Open(DriveOptions options) {
   SFS_ASSIGN_OR_RETURN(d->pipeline_, WritePipeline::Create(d->keys_, po, [self](EncodedPack& pack) {
                          return self->StorePack(pack);
                        }));
+  d->uploader_ = std::thread([self] { self->UploadLoop(); });
   return d;
 }
+
+// --- The tree ----------------------------------------------------------------------------
+
+InodeAttr Drive::WithStaged(InodeAttr a) const {
+  if (a.kind != FileKind::kFile) return a;
+  if (auto o = staging_->Find(a.ino)) {
+    a.size = o->size;
+    if (o->mtime_ns) a.mtime_ns = *o->mtime_ns;
+  }
+  return a;
+}
+
+Result<InodeAttr> Drive::Lookup(Ino parent, std::string_view name) {
+  SFS_ASSIGN_OR_RETURN(InodeAttr a, catalog_->Lookup(parent, name));
+  return WithStaged(a);
+}
+
+Result<InodeAttr> Drive::GetAttr(Ino ino) {
+  SFS_ASSIGN_OR_RETURN(InodeAttr a, catalog_->GetAttr(ino));
+  return WithStaged(a);
+}
+
+Result<std::vector<DirEntry>> Drive::ReadDir(Ino dir, std::string_view after, size_t limit) {
+  SFS_ASSIGN_OR_RETURN(auto entries, catalog_->ReadDir(dir, after, limit));
+  for (DirEntry& e : entries) e.attr = WithStaged(e.attr);
+  return entries;
+}
+
+Result<InodeAttr> Drive::Mkdir(Ino parent, std::string_view name, const NewInode& how) {
+  return catalog_->Mkdir(parent, name, how);
+}
+
+Result<InodeAttr> Drive::Create(Ino parent, std::string_view name, const NewInode& how) {
+  return catalog_->CreateFile(parent, name, how);
+}
+
+Result<InodeAttr> Drive::Symlink(Ino parent, std::string_view name, std::string_view target) {
+  return catalog_->Symlink(parent, name, target);
+}
+
+Result<std::string> Drive::ReadLink(Ino ino) { return catalog_->ReadLink(ino); }
+
+Result<InodeAttr> Drive::Link(Ino ino, Ino parent, std::string_view name) {
+  SFS_ASSIGN_OR_RETURN(InodeAttr a, catalog_->Link(ino, parent, name));
+  return WithStaged(a);
+}
+
+Status Drive::DropIfUnused(const InodeAttr& a) {
+  if (a.nlink != 0) return Status::Ok();
+  {
+    MutexLock lock(&open_mu_);
+    if (opens_.count(a.ino)) return Status::Ok();  // the last Release drops it
+  }
+  MutexLock lock(&commit_mu_);
+  SFS_RETURN_IF_ERROR(staging_->Drop(a.ino));
+  return catalog_->DropOrphan(a.ino);
+}
+
+Status Drive::Unlink(Ino parent, std::string_view name) {
+  SFS_ASSIGN_OR_RETURN(InodeAttr after, catalog_->Unlink(parent, name));
+  return DropIfUnused(after);
+}
+
+Status Drive::Rmdir(Ino parent, std::string_view name) {
+  SFS_ASSIGN_OR_RETURN(InodeAttr dir, catalog_->Lookup(parent, name));
+  SFS_RETURN_IF_ERROR(catalog_->Rmdir(parent, name));
+  dir.nlink = 0;
+  return DropIfUnused(dir);
+}
+
+Status Drive::Rename(Ino parent, std::string_view name, Ino new_parent, std::string_view new_name,
+                     RenameMode mode) {
+  SFS_ASSIGN_OR_RETURN(auto replaced, catalog_->Rename(parent, name, new_parent, new_name, mode));
+  if (replaced) return DropIfUnused(*replaced);
+  return Status::Ok();
+}
+
+Result<InodeAttr> Drive::SetAttr(Ino ino, const AttrChange& change) {
+  SFS_ASSIGN_OR_RETURN(InodeAttr a, catalog_->GetAttr(ino));
+  AttrChange rest = change;
+  if (a.kind == FileKind::kFile) {
+    const bool staged = staging_->Find(ino).has_value();
+    if (change.size && staged) {
+      // In order with the file's staged writes.
+      SFS_RETURN_IF_ERROR(staging_->Truncate(ino, a.size, *change.size, NowNs()));
+      rest.size.reset();
+    }
+    if (change.mtime_ns && (staged || change.size)) {
+      if (staging_->Find(ino)) {
+        SFS_RETURN_IF_ERROR(staging_->SetMtime(ino, a.size, *change.mtime_ns));
+        rest.mtime_ns.reset();
+      }
+    }
+  } else if (change.size) {
+    return Status::InvalidArgument(a.kind == FileKind::kDirectory ? "cannot resize a directory"
+                                                                  : "cannot resize a symlink");
+  }
+  if (rest.mode || rest.uid || rest.gid || rest.size || rest.atime_ns || rest.mtime_ns) {
+    SFS_ASSIGN_OR_RETURN(a, catalog_->SetAttr(ino, rest));
+  }
+  return WithStaged(a);
+}
+
+void Drive::Open(Ino ino) {
+  MutexLock lock(&open_mu_);
+  ++opens_[ino];
+}
+
+Status Drive::Release(Ino ino) {
+  bool last = false;
+  {
+    MutexLock lock(&open_mu_);
+    auto it = opens_.find(ino);
+    if (it != opens_.end() && --it->second == 0) {
+      opens_.erase(it);
+      last = true;
+    }
+  }
+  SFS_RETURN_IF_ERROR(Flush(ino));
+  if (!last) return Status::Ok();
+  auto a = catalog_->GetAttr(ino);
+  if (!a.ok()) return a.status().code() == Code::kNotFound ? Status::Ok() : a.status();
+  return DropIfUnused(*a);
+}
+
+// --- Contents ----------------------------------------------------------------------------
+
+Status Drive::ReadStored(Ino ino, uint64_t offset, MutableByteSpan out) {
+  std::memset(out.data(), 0, out.size());  // holes, and past the stored end
+  if (out.empty()) return Status::Ok();
+  SFS_ASSIGN_OR_RETURN(std::vector<Extent> extents, catalog_->ReadExtents(ino, offset, out.size()));
+  Bytes plain;
+  for (const Extent& e : extents) {
+    SFS_ASSIGN_OR_RETURN(auto chunk, catalog_->FindChunk(e.chunk));
+    if (!chunk) {
+      return Status::Corruption("the catalog names chunk " + e.chunk.ToHex() +
+                                " but does not hold it");
+    }
+    if (e.chunk_offset > chunk->plain_size || e.size > chunk->plain_size - e.chunk_offset) {
+      return Status::Corruption("an extent of inode " + std::to_string(ino) +
+                                " runs past its chunk");
+    }
+    plain.resize(chunk->plain_size);
+    SFS_ASSIGN_OR_RETURN(PackRecord pack, catalog_->GetPack(chunk->pack));
+    SFS_RETURN_IF_ERROR(reader_->Read(pack, *chunk, plain));
+    const uint64_t from = std::max(e.offset, offset);
+    const uint64_t to = std::min(e.offset + e.size, offset + out.size());
+    std::memcpy(out.data() + (from - offset), plain.data() + e.chunk_offset + (from - e.offset),
+                to - from);
+  }
+  return Status::Ok();
+}
+
+Result<size_t> Drive::Read(Ino ino, uint64_t offset, MutableByteSpan out) {
+  SFS_ASSIGN_OR_RETURN(InodeAttr a, GetAttr(ino));
+  if (a.kind != FileKind::kFile) {
+    return Status::InvalidArgument("inode " + std::to_string(ino) + " is not a file");
+  }
+  if (offset >= a.size) return size_t{0};
+  const size_t n = static_cast<size_t>(std::min<uint64_t>(out.size(), a.size - offset));
+  MutableByteSpan want = out.first(n);
+  auto stored = [&](uint64_t at, MutableByteSpan part) { return ReadStored(ino, at, part); };
+  auto staged = staging_->Read(ino, offset, want, stored);
+  Status s =
+      staged.ok() ? (*staged ? Status::Ok() : ReadStored(ino, offset, want)) : staged.status();
+  if (!s.ok()) {
+    std::memset(want.data(), 0, want.size());
+    return s;
+  }
+  return n;
+}
+
+Status Drive::Write(Ino ino, uint64_t offset, ByteSpan data) {
+  SFS_ASSIGN_OR_RETURN(InodeAttr a, catalog_->GetAttr(ino));
+  if (a.kind != FileKind::kFile) {
+    return Status::InvalidArgument("inode " + std::to_string(ino) + " is not a file");
+  }
+  if (offset > (uint64_t{1} << 62) || data.size() > (uint64_t{1} << 62) - offset) {
+    return Status::InvalidArgument("write past the largest file size");
+  }
+  return staging_->Write(ino, a.size, offset, data, NowNs());
+}
+
+Status Drive::Flush(Ino ino) {
+  if (staging_->Freeze(ino) != 0) up_cv_.NotifyAll();
+  return Status::Ok();
+}
+
+Status Drive::WaitFor(const std::function<bool()>& done, std::chrono::milliseconds timeout) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  MutexLock lock(&up_mu_);
+  ++urgent_;
+  up_cv_.NotifyAll();
+  bool ok = false;
+  // In slices: a file dropped meanwhile ends the wait without a batch ending.
+  while (!(ok = done()) && std::chrono::steady_clock::now() < deadline) {
+    done_cv_.WaitUntil(
+        &up_mu_,
+        std::min(deadline, std::chrono::steady_clock::now() + std::chrono::milliseconds(100)),
+        [&]() REQUIRES(up_mu_) { return done(); });
+  }
+  --urgent_;
+  if (ok) return Status::Ok();
+  std::string why = last_error_.ok() ? "the uploads are still running" : last_error_.ToString();
+  return Status::DeadlineExceeded("not stored within " + std::to_string(timeout.count()) + " ms (" +
+                                  why + "); the bytes stay queued");
+}
+
+Status Drive::Fsync(Ino ino, std::chrono::milliseconds timeout) {
+  const uint64_t seq = staging_->Freeze(ino);
+  if (seq == 0) return Status::Ok();
+  return WaitFor([&] { return !staging_->PendingFor(ino, seq); }, timeout);
+}
+
+Status Drive::Sync(std::chrono::milliseconds timeout) {
+  const uint64_t seq = staging_->FreezeAll();
+  if (seq == 0) return Status::Ok();
+  return WaitFor([&] { return !staging_->Pending(seq); }, timeout);
+}
+
+UploadState Drive::Uploads() const {
+  UploadState s;
+  s.staged = staging_->Stats();
+  MutexLock lock(&up_mu_);
+  s.last_error = last_error_;
+  return s;
+}
+
+Result<DriveSpace> Drive::Space() {
+  DriveSpace space;
+  uint64_t capacity = 0, free = 0;
+  for (size_t i = 0; i < peers_->size(); ++i) {
+    auto st = peers_->peer(i).GetStatus();
+    if (!st.ok()) continue;
+    peers_->ReportFree(i, st->free);
+    ++space.nodes_up;
+    capacity += st->capacity;
+    free += st->free;
+  }
+  if (space.nodes_up == 0) return Status::Unavailable("no node answered");
+  const auto k = static_cast<uint64_t>(options_.config.k);
+  const auto n = static_cast<uint64_t>(options_.config.k + options_.config.m);
+  space.capacity = capacity / n * k;
+  space.free = free / n * k;
+  return space;
+}
+
+// --- The write path ----------------------------------------------------------------------
 
 Status Drive::StorePack(EncodedPack& pack) {
   SFS_ASSIGN_OR_RETURN(PackRecord record, UploadPack(*peers_, pack));
@@ -64,56 +339,158 @@ Status Drive::StorePack(EncodedPack& pack) {
   return catalog_->AddPack(record, chunks);
 }
 
-Result<InodeAttr> Drive::WriteWholeFile(Ino ino, ByteSpan data) {
-  MutexLock lock(&write_mu_);
-  SFS_ASSIGN_OR_RETURN(InodeAttr before, catalog_->GetAttr(ino));
-  if (before.kind != FileKind::kFile) {
-    return Status::InvalidArgument("inode " + std::to_string(ino) + " is not a file");
-  }
+Result<std::vector<std::optional<InodeAttr>>> Drive::Store(
+    std::vector<FileCommit> commits, const std::vector<Piece>& pieces,
+    const std::function<bool(size_t)>& still_wanted) {
+  MutexLock run(&pipeline_mu_);
+  std::vector<ByteSpan> inputs;
+  inputs.reserve(pieces.size());
+  for (const Piece& p : pieces) inputs.push_back(p.bytes);
   std::vector<ChunkRef> refs;
-  SFS_RETURN_IF_ERROR(pipeline_->Run(data, &refs));
-  std::vector<Extent> extents;
-  extents.reserve(refs.size());
-  for (const ChunkRef& r : refs) extents.push_back(Extent{r.offset, r.id, 0, r.size});
-  SFS_ASSIGN_OR_RETURN(InodeAttr after, catalog_->WriteExtents(ino, 0, data.size(), extents));
-  if (after.size > data.size()) {
-    // The old contents were longer. (Two transactions: a crash between them leaves the new
-    // bytes followed by the old tail, all of it stored.)
-    AttrChange cut;
-    cut.size = data.size();
-    SFS_ASSIGN_OR_RETURN(after, catalog_->SetAttr(ino, cut));
+  SFS_RETURN_IF_ERROR(pipeline_->RunMany(inputs, &refs));
+  // Every piece becomes one RangeWrite of its file, its chunks the extents.
+  std::vector<size_t> range_of(pieces.size());
+  for (size_t i = 0; i < pieces.size(); ++i) {
+    FileCommit& c = commits[pieces[i].commit];
+    range_of[i] = c.ranges.size();
+    c.ranges.push_back(RangeWrite{pieces[i].file_offset, pieces[i].bytes.size(), {}});
   }
-  return after;
+  for (const ChunkRef& r : refs) {
+    const Piece& p = pieces[r.input];
+    commits[p.commit].ranges[range_of[r.input]].extents.push_back(
+        Extent{p.file_offset + r.offset, r.id, 0, r.size});
+  }
+  MutexLock lock(&commit_mu_);
+  if (still_wanted) {
+    for (size_t i = 0; i < commits.size(); ++i) {
+      if (still_wanted(i)) continue;
+      // The file went while its bytes were stored: only its queue row goes.
+      FileCommit skip;
+      skip.upload = commits[i].upload;
+      commits[i] = std::move(skip);
+    }
+  }
+  return catalog_->CommitFiles(commits);
 }
 
-Result<size_t> Drive::Read(Ino ino, uint64_t offset, MutableByteSpan out) {
+Result<std::vector<InodeAttr>> Drive::StoreFiles(std::span<const FileSource> files) {
+  std::vector<FileCommit> commits;
+  std::vector<Piece> pieces;
+  commits.reserve(files.size());
+  for (size_t i = 0; i < files.size(); ++i) {
+    const FileSource& f = files[i];
+    FileCommit c;
+    if (f.ino == 0) {
+      c.create = f.how;
+      c.link = FileCommit::Link{f.parent, f.name};
+    } else {
+      c.ino = f.ino;
+      c.cut_to = 0;
+      // Staged bytes of a file replaced whole are void (their layers would land on top).
+      MutexLock lock(&commit_mu_);
+      SFS_RETURN_IF_ERROR(staging_->Drop(f.ino));
+    }
+    c.size = f.data.size();
+    c.mtime_ns = f.mtime_ns;
+    commits.push_back(std::move(c));
+    if (!f.data.empty()) pieces.push_back(Piece{i, 0, f.data});
+  }
+  SFS_ASSIGN_OR_RETURN(auto done, Store(std::move(commits), pieces, nullptr));
+  std::vector<InodeAttr> out;
+  out.reserve(done.size());
+  for (size_t i = 0; i < done.size(); ++i) {
+    if (!done[i]) return Status::NotFound("inode " + std::to_string(files[i].ino) + " is gone");
+    out.push_back(*done[i]);
+  }
+  return out;
+}
+
+Result<InodeAttr> Drive::WriteWholeFile(Ino ino, ByteSpan data) {
   SFS_ASSIGN_OR_RETURN(InodeAttr a, catalog_->GetAttr(ino));
   if (a.kind != FileKind::kFile) {
     return Status::InvalidArgument("inode " + std::to_string(ino) + " is not a file");
   }
-  if (offset >= a.size) return size_t{0};
-  const size_t n = static_cast<size_t>(std::min<uint64_t>(out.size(), a.size - offset));
-  std::memset(out.data(), 0, n);  // holes
-  SFS_ASSIGN_OR_RETURN(std::vector<Extent> extents, catalog_->ReadExtents(ino, offset, n));
-  Bytes plain;
-  for (const Extent& e : extents) {
-    SFS_ASSIGN_OR_RETURN(auto chunk, catalog_->FindChunk(e.chunk));
-    if (!chunk)
-      return Status::Corruption("the catalog names chunk " + e.chunk.ToHex() +
-                                " but does not hold it");
-    if (e.chunk_offset > chunk->plain_size || e.size > chunk->plain_size - e.chunk_offset) {
-      return Status::Corruption("an extent of inode " + std::to_string(ino) +
-                                " runs past its chunk");
+  FileSource f;
+  f.ino = ino;
+  f.data = data;
+  SFS_ASSIGN_OR_RETURN(auto done, StoreFiles(std::span<const FileSource>(&f, 1)));
+  return done[0];
+}
+
+// --- The uploader ------------------------------------------------------------------------
+
+Status Drive::UploadBatch(std::vector<UploadJob>& jobs) {
+  std::vector<std::unique_ptr<MappedFile>> maps;
+  std::vector<FileCommit> commits;
+  std::vector<Piece> pieces;
+  for (size_t i = 0; i < jobs.size(); ++i) {
+    const UploadJob& j = jobs[i];
+    FileCommit c;
+    c.ino = j.ino;
+    c.cut_to = j.min_size;
+    c.size = j.size;
+    c.mtime_ns = j.mtime_ns;
+    c.upload = j.seq;
+    commits.push_back(std::move(c));
+    if (j.ranges.empty()) continue;
+    SFS_ASSIGN_OR_RETURN(auto map, MappedFile::Open(j.data_path));
+    // A frozen layer's file does not change; one shorter than its log says would fault.
+    if (map->bytes().size() < j.ranges.back().end()) {
+      return Status::Corruption("staging " + j.data_path + " is shorter than its log");
     }
-    plain.resize(chunk->plain_size);
-    SFS_ASSIGN_OR_RETURN(PackRecord pack, catalog_->GetPack(chunk->pack));
-    SFS_RETURN_IF_ERROR(reader_->Read(pack, *chunk, plain));
-    const uint64_t from = std::max(e.offset, offset);
-    const uint64_t to = std::min(e.offset + e.size, offset + n);
-    std::memcpy(out.data() + (from - offset), plain.data() + e.chunk_offset + (from - e.offset),
-                to - from);
+    for (const ByteRange& r : j.ranges) {
+      pieces.push_back(Piece{i, r.offset, map->bytes().subspan(r.offset, r.length)});
+    }
+    maps.push_back(std::move(map));
   }
-  return n;
+  return Store(std::move(commits), pieces, [&](size_t i) { return staging_->Wanted(jobs[i]); })
+      .status();
+}
+
+void Drive::UploadLoop() {
+  const auto& o = options_.uploader;
+  auto retry_wait = o.retry_wait;
+  // After a failure: when to try again, and, with a caller waiting, sooner.
+  auto next_try = std::chrono::steady_clock::now();
+  auto next_urgent_try = next_try;
+  for (;;) {
+    bool urgent;
+    {
+      MutexLock lock(&up_mu_);
+      up_cv_.WaitUntil(&up_mu_, std::chrono::steady_clock::now() + std::chrono::milliseconds(100),
+                       [&]() REQUIRES(up_mu_) { return stop_ || urgent_ > 0; });
+      if (stop_) return;
+      urgent = urgent_ > 0;
+    }
+    staging_->FreezeIdle(o.idle_freeze);
+    const auto now = std::chrono::steady_clock::now();
+    if (now < (urgent ? next_urgent_try : next_try)) continue;
+    const StagingStats st = staging_->Stats();
+    if (st.queued == 0) continue;
+    const bool full = st.queued_bytes >= options_.pipeline.pack_target_size;
+    const bool quiet = now - staging_->last_freeze() >= o.quiet;
+    if (!urgent && !full && !quiet) continue;
+    std::vector<UploadJob> jobs = staging_->Take(o.batch_bytes);
+    if (jobs.empty()) continue;
+    Status s = UploadBatch(jobs);
+    staging_->Release(jobs, s.ok());
+    if (s.ok()) {
+      retry_wait = o.retry_wait;
+      next_try = next_urgent_try = now;
+    } else {
+      log::Warn("upload of {} file(s) failed; retrying in {} ms: {}", jobs.size(),
+                retry_wait.count(), s.ToString());
+      const auto failed = std::chrono::steady_clock::now();
+      next_try = failed + retry_wait;
+      next_urgent_try = failed + o.retry_wait;
+      retry_wait = std::min(retry_wait * 2, o.max_retry_wait);
+    }
+    {
+      MutexLock lock(&up_mu_);
+      last_error_ = s;
+    }
+    done_cv_.NotifyAll();
+  }
 }
 
 }  // namespace shardfs::backend

@@ -1,26 +1,30 @@
-// A drive: the catalog, the write pipeline and the read path over the drive's peers
-// (DESIGN.md sections 3 and 4, in their first, synchronous form).
+// A drive: the engine's inode API over the catalog, the local staging area, the write
+// pipeline, the uploader and the read path (DESIGN.md sections 3 and 4). FUSE, the CLI and
+// the companion API are faces on it.
 //
-// WriteWholeFile cuts a file into chunks; chunks the drive does not store yet are sealed,
-// packed and Reed-Solomon coded; each pack's k + m shards go to k + m distinct peers at once
-// (a peer that refuses a shard is replaced by the next one); only when every shard of a pack is
-// stored is the pack recorded, and only when every pack is recorded does one catalog
-// transaction point the file at its chunks. So the catalog never points at data that is not
-// stored. Read fetches the bytes of each chunk it needs from the data shards holding them (a
-// range request), rebuilds a range from any k shards when some are missing, and checks every
-// chunk by opening it: a peer that answers with wrong bytes is read around.
+// Writes (Write, a truncate through SetAttr) land in the staging area and never wait for the
+// network. Flush (on close) freezes what a file got so far; the uploader thread takes frozen
+// layers of many files together, cuts, seals and packs them (small files share packs), stores
+// each pack's k + m shards on distinct nodes, and commits all their files in one catalog
+// transaction; only then are the layers dropped. Fsync and Sync wait for that. StoreFiles is
+// the bulk path of `shardfs put`: whole files from memory (mapped source files), packed
+// together and committed in one transaction per batch, with new files named only in that
+// transaction, so a crash leaves each file whole or absent.
 //
-// Not yet here: the persistent upload queue and local staging (a write waits for the
-// network), hedged reads, the chunk cache, liar identification by leaf
-// proofs, placement by free space and latency.
+// The invariant: the catalog never points at data that is not stored, and nothing a write
+// accepted is dropped locally before it is stored (docs/architecture.md, "The drive").
 //
-// Thread safety: all methods may be called from many threads; writes run one at a time.
+// Thread safety: all methods may be called from many threads at once.
 
 #ifndef SHARDFS_BACKEND_DRIVE_H_
 #define SHARDFS_BACKEND_DRIVE_H_
 
+#include <chrono>
 #include <memory>
+#include <span>
 #include <string>
+#include <thread>
+#include <unordered_map>
 #include <vector>
 
 #include "backend/catalog.h"
@@ -30,31 +34,77 @@
 #include "backend/pack_pipeline.h"
 #include "backend/peer.h"
 #include "backend/peer_set.h"
+#include "backend/staging.h"
 #include "base/thread_annotations.h"
 #include "crypto/keys.h"
 
 namespace shardfs::backend {
+
+struct UploaderOptions {
+  // A file open for writing whose writes stop for this long is frozen and queued, as if closed.
+  std::chrono::milliseconds idle_freeze{3000};
+  // Queued layers wait for more to fill a pack until the queue has been quiet this long...
+  std::chrono::milliseconds quiet{500};
+  // ...or until the pipeline's pack target is queued.
+  // Bytes of layers taken into one upload batch (one catalog commit); one larger layer is
+  // taken alone.
+  uint64_t batch_bytes = uint64_t{64} << 20;
+  // After a failed batch the uploader waits this long, doubling up to max_retry_wait.
+  std::chrono::milliseconds retry_wait{1000};
+  std::chrono::milliseconds max_retry_wait{30000};
+};
 
 struct DriveOptions {
   DriveConfig config;
   crypto::MasterKey master;
   // The catalog's database file.
   std::string catalog_path;
+  // The local write-back folder (created, mode 0700). Required.
+  std::string staging_dir;
   // peers[i] is config.nodes[i]; at least k + m of them.
   std::vector<std::shared_ptr<Peer>> peers;
   // Chunk sizes, pack size, cipher, threads; k, m and `known` are set by the drive.
   WritePipelineOptions pipeline;
+  UploaderOptions uploader;
   // fsync catalog commits. Only tests of logic turn it off.
   bool sync = true;
   // Who holds the drive (written into the catalog's lock file).
   std::string holder = "shardfs";
 };
 
+// One whole file for StoreFiles.
+struct FileSource {
+  ByteSpan data;  // its contents
+  // An existing file to overwrite, or 0 for a new file `name` in folder `parent`.
+  Ino ino = 0;
+  Ino parent = 0;
+  std::string name;
+  NewInode how;                     // a new file's mode and owner
+  std::optional<int64_t> mtime_ns;  // now if unset
+};
+
+struct UploadState {
+  StagingStats staged;
+  Status last_error;  // of the last batch (OK if it went through)
+};
+
+// Space on the drive's nodes, in the drive's terms (what files can still take: raw space
+// divided by the code's expansion (k + m) / k).
+struct DriveSpace {
+  uint64_t capacity = 0;
+  uint64_t free = 0;
+  size_t nodes_up = 0;
+};
+
 class Drive {
  public:
-  // Opens the catalog (Busy if another process has the drive) and prepares the pipeline.
-  // InvalidArgument for a bad config, or fewer peers than k + m.
+  // Opens the catalog (Busy if another process has the drive), the staging area (recovering
+  // what a previous process left: its layers are queued), drops files that lost their last
+  // name while open, and starts the uploader. InvalidArgument for a bad config, no staging
+  // folder, or fewer peers than k + m.
   static Result<std::unique_ptr<Drive>> Open(DriveOptions options);
+  // Stops the uploader after the batch it is on. What is still staged stays on disk and is
+  // uploaded by the next Open (call Sync first to have it stored now).
   ~Drive();
 
   Catalog& catalog() { return *catalog_; }
@@ -62,17 +112,81 @@ class Drive {
   // The drive's nodes and the client's view of them; peers().node(i) is config().nodes[i].
   PeerSet& peers() { return *peers_; }
 
-  // Makes `data` the whole contents of file `ino` (see the top of this file). Unavailable if
-  // some pack could not be stored on k + m distinct peers; the file is then unchanged.
-  Result<InodeAttr> WriteWholeFile(Ino ino, ByteSpan data);
+  // The tree: as the Catalog methods of the same names, with staged sizes and mtimes shown.
+  Result<InodeAttr> Lookup(Ino parent, std::string_view name);
+  Result<InodeAttr> GetAttr(Ino ino);
+  Result<std::vector<DirEntry>> ReadDir(Ino dir, std::string_view after, size_t limit);
+  Result<InodeAttr> Mkdir(Ino parent, std::string_view name, const NewInode& how);
+  Result<InodeAttr> Create(Ino parent, std::string_view name, const NewInode& how);
+  Result<InodeAttr> Symlink(Ino parent, std::string_view name, std::string_view target);
+  Result<std::string> ReadLink(Ino ino);
+  Result<InodeAttr> Link(Ino ino, Ino parent, std::string_view name);
+  // A file whose last name goes is dropped (with its staged bytes and pending uploads) unless
+  // it is open; then on its last Release.
+  Status Unlink(Ino parent, std::string_view name);
+  Status Rmdir(Ino parent, std::string_view name);
+  Status Rename(Ino parent, std::string_view name, Ino new_parent, std::string_view new_name,
+                RenameMode mode);
+  // A size change of a file, and an mtime change of a file with staged bytes, go through the
+  // staging area (in order with its writes); the rest to the catalog.
+  Result<InodeAttr> SetAttr(Ino ino, const AttrChange& change);
+
+  // Open files: an open file is kept while it has no name, until its last Release.
+  void Open(Ino ino);
+  // Flushes and forgets one open; drops the file if it was its last open and it has no name.
+  Status Release(Ino ino);
+
   // Reads file bytes from `offset` into `out`; returns how many (fewer at the end of the
-  // file). Holes read as zeros. Unavailable if a chunk cannot be read from enough peers;
-  // Corruption if no k shards give a chunk that opens (never wrong bytes).
+  // file). Holes read as zeros; staged bytes as written. Unavailable if a chunk cannot be
+  // read from enough nodes; Corruption if no k shards give a chunk that opens. On an error
+  // `out` holds zeros, never unchecked bytes.
   Result<size_t> Read(Ino ino, uint64_t offset, MutableByteSpan out);
+  // Writes `data` at `offset` of file `ino` into the staging area. NotFound, InvalidArgument
+  // for a non-file; IOError/NoSpace from the local disk (the write is then not accepted).
+  Status Write(Ino ino, uint64_t offset, ByteSpan data);
+  // Queues what the file got so far for upload (close, flush).
+  Status Flush(Ino ino);
+  // Flushes and waits until the file's bytes so far are stored and committed, or `timeout`
+  // passes: DeadlineExceeded with the uploader's last error (the bytes stay queued).
+  Status Fsync(Ino ino, std::chrono::milliseconds timeout);
+  // As Fsync, for every file.
+  Status Sync(std::chrono::milliseconds timeout);
+
+  // Stores whole files and commits them, many per transaction (see the top of this file).
+  // Returns each file's attributes after. Unavailable if some pack could not be stored on
+  // k + m distinct nodes: then no file of the batch changed.
+  Result<std::vector<InodeAttr>> StoreFiles(std::span<const FileSource> files);
+  // StoreFiles of one existing file.
+  Result<InodeAttr> WriteWholeFile(Ino ino, ByteSpan data);
+
+  UploadState Uploads() const;
+  // Asks every node for its space. Unavailable if none answers.
+  Result<DriveSpace> Space();
 
  private:
   explicit Drive(DriveOptions options);
   Status StorePack(EncodedPack& pack);
+  // Reads what the catalog stores of file `ino` (no staged bytes); zeros past its end.
+  Status ReadStored(Ino ino, uint64_t offset, MutableByteSpan out);
+  // One piece of input for Store: bytes of the file of commits[commit], at file_offset.
+  struct Piece {
+    size_t commit = 0;
+    uint64_t file_offset = 0;
+    ByteSpan bytes;
+  };
+  // Runs the pipeline over the pieces, stores the packs, adds a RangeWrite per piece to its
+  // commit, and commits all in one transaction. `still_wanted`, if set, is asked (under
+  // commit_mu_) right before the commit whether commit i is to be made at all.
+  Result<std::vector<std::optional<InodeAttr>>> Store(
+      std::vector<FileCommit> commits, const std::vector<Piece>& pieces,
+      const std::function<bool(size_t)>& still_wanted);
+  // Applies the staged overlay to attributes read from the catalog.
+  InodeAttr WithStaged(InodeAttr a) const;
+  // Drops file `ino` (no name left) unless it is open.
+  Status DropIfUnused(const InodeAttr& a) EXCLUDES(open_mu_);
+  Status UploadBatch(std::vector<UploadJob>& jobs);
+  void UploadLoop();
+  Status WaitFor(const std::function<bool()>& done, std::chrono::milliseconds timeout);
 
   DriveOptions options_;
   crypto::DriveKeys keys_;
@@ -81,7 +195,21 @@ class Drive {
   std::unique_ptr<WritePipeline> pipeline_;
   std::unique_ptr<PeerSet> peers_;
   std::unique_ptr<ChunkReader> reader_;
-  Mutex write_mu_;  // one WriteWholeFile at a time
+  std::unique_ptr<Staging> staging_;
+
+  Mutex pipeline_mu_;  // one pipeline run at a time; taken before commit_mu_
+  Mutex commit_mu_;    // commits of the write path, and drops of staged files
+  Mutex open_mu_;
+  std::unordered_map<Ino, int> opens_ GUARDED_BY(open_mu_);
+
+  // The uploader.
+  mutable Mutex up_mu_;
+  CondVar up_cv_;    // wakes the uploader
+  CondVar done_cv_;  // a batch ended
+  bool stop_ GUARDED_BY(up_mu_) = false;
+  int urgent_ GUARDED_BY(up_mu_) = 0;  // Fsync/Sync callers waiting
+  Status last_error_ GUARDED_BY(up_mu_);
+  std::thread uploader_;
 };
 
 }  // namespace shardfs::backend

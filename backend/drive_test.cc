@@ -1,8 +1,13 @@
 #include "backend/drive.h"
 
+#include <cstring>
+
 #include <gtest/gtest.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "backend/memory_peer.h"
+#include "base/splitmix64.h"
 #include "crypto/sign.h"
 #include "tests/testutil.h"
 
@@ -74,12 +79,19 @@ class DriveTest : public ::testing::Test {
     }
     o.master = master_;
     o.catalog_path = dir_.path() + "/catalog-" + std::to_string(count) + ".db";
+    o.staging_dir = dir_.path() + "/staging-" + std::to_string(count);
     o.sync = false;
     o.pipeline.chunker = {16 * 1024, 64 * 1024, 256 * 1024, 0};
     o.pipeline.pack_target_size = 1 << 20;
     o.pipeline.threads = 2;
+    o.uploader.quiet = std::chrono::milliseconds(50);
+    o.uploader.retry_wait = std::chrono::milliseconds(100);
+    options_ = o;
     ASSERT_OK_AND_ASSIGN(drive_, Drive::Open(std::move(o)));
   }
+
+  // Opens the drive again with the same catalog, staging and peers.
+  Result<std::unique_ptr<Drive>> Reopen() { return Drive::Open(options_); }
 
   Ino NewFile(const std::string& name) {
     auto a = drive_->catalog().CreateFile(kRootIno, name, {});
@@ -103,6 +115,7 @@ class DriveTest : public ::testing::Test {
   crypto::MasterKey master_;
   std::vector<std::shared_ptr<FaultyPeer>> peers_;
   std::vector<std::shared_ptr<MemoryPeer>> mem_;
+  DriveOptions options_;
   std::unique_ptr<Drive> drive_;
 };
 
@@ -201,6 +214,216 @@ TEST_F(DriveTest, TooFewPeersFailTheWriteAndLeaveTheFileAsItWas) {
   peers_[2]->down = false;
   ASSERT_OK(drive_->WriteWholeFile(f, data).status());
   EXPECT_EQ(ReadAll(f, data.size()), data);
+}
+
+// A model of a file: what the drive must read back after any mix of writes and truncates.
+void ModelWrite(Bytes* model, uint64_t offset, ByteSpan data) {
+  if (model->size() < offset + data.size()) model->resize(offset + data.size(), 0);
+  std::memcpy(model->data() + offset, data.data(), data.size());
+}
+
+TEST_F(DriveTest, StagedWritesReadBackBeforeAndAfterUpload) {
+  Ino f = NewFile("f");
+  Bytes model;
+  Bytes a = test::PseudoRandomBytes(300000, 21);
+  ASSERT_OK(drive_->Write(f, 0, a));
+  ModelWrite(&model, 0, a);
+  Bytes b = test::PseudoRandomBytes(5000, 22);
+  ASSERT_OK(drive_->Write(f, 1000000, b));  // past the end: a hole before it
+  ModelWrite(&model, 1000000, b);
+  EXPECT_EQ(ShardsStored(), 0u);  // nothing went to the network
+  ASSERT_OK_AND_ASSIGN(InodeAttr attr, drive_->GetAttr(f));
+  EXPECT_EQ(attr.size, model.size());
+  EXPECT_EQ(ReadAll(f, model.size()), model);
+  ASSERT_OK(drive_->Fsync(f, std::chrono::seconds(20)));
+  EXPECT_GT(ShardsStored(), 0u);
+  EXPECT_EQ(drive_->Uploads().staged.layers, 0u);
+  ASSERT_OK_AND_ASSIGN(attr, drive_->catalog().GetAttr(f));
+  EXPECT_EQ(attr.size, model.size());
+  EXPECT_EQ(ReadAll(f, model.size()), model);
+  // Overwrite in the middle, then truncate and extend: only the new bytes are staged.
+  Bytes c = test::PseudoRandomBytes(1000, 23);
+  ASSERT_OK(drive_->Write(f, 150000, c));
+  ModelWrite(&model, 150000, c);
+  backend::AttrChange cut;
+  cut.size = 200000;
+  ASSERT_OK(drive_->SetAttr(f, cut).status());
+  model.resize(200000);
+  cut.size = 250000;
+  ASSERT_OK(drive_->SetAttr(f, cut).status());
+  model.resize(250000, 0);
+  EXPECT_EQ(ReadAll(f, model.size()), model);
+  ASSERT_OK(drive_->Sync(std::chrono::seconds(20)));
+  EXPECT_EQ(ReadAll(f, model.size()), model);
+}
+
+TEST_F(DriveTest, RandomWritesTruncatesAndUploadsMatchAModel) {
+  // Layers pile up while others upload: the uploader runs between steps at random.
+  std::vector<Ino> files = {NewFile("a"), NewFile("b"), NewFile("c")};
+  std::vector<Bytes> models(files.size());
+  uint64_t rng = 77;
+  auto next = [&rng](uint64_t n) { return SplitMix64Next(&rng) % n; };
+  for (int step = 0; step < 300; ++step) {
+    size_t i = next(files.size());
+    switch (next(10)) {
+      case 0: {
+        backend::AttrChange t;
+        t.size = next(400000);
+        ASSERT_OK(drive_->SetAttr(files[i], t).status());
+        models[i].resize(*t.size, 0);
+        break;
+      }
+      case 1:
+        ASSERT_OK(drive_->Flush(files[i]));
+        break;
+      case 2:
+        if (next(4) == 0) {
+          ASSERT_OK(drive_->Sync(std::chrono::seconds(20)));
+        }
+        break;
+      default: {
+        Bytes data = test::PseudoRandomBytes(1 + next(70000), step);
+        uint64_t at = next(400000);
+        ASSERT_OK(drive_->Write(files[i], at, data));
+        ModelWrite(&models[i], at, data);
+      }
+    }
+    if (step % 37 == 0) {
+      for (size_t j = 0; j < files.size(); ++j) {
+        ASSERT_EQ(ReadAll(files[j], models[j].size()), models[j]) << "step " << step;
+      }
+    }
+  }
+  ASSERT_OK(drive_->Sync(std::chrono::seconds(30)));
+  EXPECT_EQ(drive_->Uploads().staged.layers, 0u);
+  for (size_t j = 0; j < files.size(); ++j) {
+    ASSERT_OK_AND_ASSIGN(InodeAttr a, drive_->catalog().GetAttr(files[j]));
+    EXPECT_EQ(a.size, models[j].size());
+    EXPECT_EQ(ReadAll(files[j], models[j].size()), models[j]);
+  }
+}
+
+TEST_F(DriveTest, SmallFilesShareTheirPacks) {
+  for (int i = 0; i < 200; ++i) {
+    Ino f = NewFile("small" + std::to_string(i));
+    ASSERT_OK(drive_->Write(f, 0, test::PseudoRandomBytes(4096, 1000 + i)));
+    ASSERT_OK(drive_->Release(f));
+  }
+  ASSERT_OK(drive_->Sync(std::chrono::seconds(20)));
+  // 800 KiB with packs of 1 MiB here: one pack, six shards (a quiet moment may split it).
+  EXPECT_LE(ShardsStored(), 12u);
+  ASSERT_OK_AND_ASSIGN(InodeAttr a, drive_->Lookup(kRootIno, "small7"));
+  EXPECT_EQ(ReadAll(a.ino, 4096), test::PseudoRandomBytes(4096, 1007));
+}
+
+TEST_F(DriveTest, MtimeSetAfterWritesSurvivesTheUpload) {
+  Ino f = NewFile("f");
+  ASSERT_OK(drive_->Write(f, 0, test::PseudoRandomBytes(1000, 1)));
+  ASSERT_OK(drive_->Flush(f));
+  backend::AttrChange t;
+  t.mtime_ns = int64_t{1234567890123456789};
+  ASSERT_OK_AND_ASSIGN(InodeAttr a, drive_->SetAttr(f, t));
+  EXPECT_EQ(a.mtime_ns, *t.mtime_ns);
+  ASSERT_OK(drive_->Sync(std::chrono::seconds(20)));
+  ASSERT_OK_AND_ASSIGN(a, drive_->catalog().GetAttr(f));
+  EXPECT_EQ(a.mtime_ns, *t.mtime_ns);
+  EXPECT_EQ(a.size, 1000u);
+}
+
+TEST_F(DriveTest, UnlinkCancelsPendingUploadsAndOpenFilesLiveOn) {
+  Ino f = NewFile("gone");
+  peers_[0]->down = true;  // uploads fail for now
+  ASSERT_OK(drive_->Write(f, 0, test::PseudoRandomBytes(10000, 2)));
+  ASSERT_OK(drive_->Unlink(kRootIno, "gone"));
+  EXPECT_EQ(drive_->Uploads().staged.layers, 0u);
+  EXPECT_EQ(drive_->catalog().GetAttr(f).status().code(), Code::kNotFound);
+  // An open file outlives its name until its last release.
+  Ino g = NewFile("open");
+  drive_->Open(g);
+  Bytes data = test::PseudoRandomBytes(5000, 3);
+  ASSERT_OK(drive_->Write(g, 0, data));
+  ASSERT_OK(drive_->Unlink(kRootIno, "open"));
+  EXPECT_EQ(ReadAll(g, data.size()), data);
+  ASSERT_OK(drive_->Release(g));
+  EXPECT_EQ(drive_->catalog().GetAttr(g).status().code(), Code::kNotFound);
+  peers_[0]->down = false;
+  ASSERT_OK(drive_->Sync(std::chrono::seconds(20)));
+}
+
+TEST_F(DriveTest, SyncWaitsForNodesAndFailsClearlyWhenTheyStayDown) {
+  Ino f = NewFile("f");
+  Bytes data = test::PseudoRandomBytes(100000, 4);
+  ASSERT_OK(drive_->Write(f, 0, data));
+  peers_[1]->down = true;  // six peers, six shards: every pack needs all of them
+  Status s = drive_->Sync(std::chrono::milliseconds(1500));
+  EXPECT_EQ(s.code(), Code::kDeadlineExceeded) << s.ToString();
+  EXPECT_EQ(drive_->Uploads().staged.layers, 1u);  // still queued
+  EXPECT_EQ(ReadAll(f, data.size()), data);        // and readable
+  peers_[1]->down = false;
+  ASSERT_OK(drive_->Sync(std::chrono::seconds(20)));
+  EXPECT_EQ(drive_->Uploads().staged.layers, 0u);
+}
+
+TEST_F(DriveTest, AKilledProcessLosesNoAcceptedWrite) {
+  Ino f = NewFile("f");
+  Ino g = NewFile("g");
+  Bytes a = test::PseudoRandomBytes(200000, 5);
+  Bytes b = test::PseudoRandomBytes(3000, 6);
+  std::string catalog = dir_.path() + "/catalog-6.db";
+  drive_.reset();  // the child process owns the drive now
+  pid_t child = ::fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    // As a process that is killed: writes accepted, no flush, no destructor.
+    auto d = Reopen();
+    if (!d.ok()) ::_exit(2);
+    if (!(*d)->Write(f, 0, a).ok() || !(*d)->Write(g, 500, b).ok()) ::_exit(3);
+    backend::AttrChange t;
+    t.size = 100000;
+    if (!(*d)->SetAttr(f, t).ok()) ::_exit(4);
+    ::_exit(0);
+  }
+  int status = 0;
+  ASSERT_EQ(::waitpid(child, &status, 0), child);
+  ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status;
+  ASSERT_OK_AND_ASSIGN(drive_, Reopen());
+  EXPECT_EQ(drive_->Uploads().staged.layers, 2u);
+  Bytes want_f(a.begin(), a.begin() + 100000);
+  Bytes want_g(500, 0);
+  want_g.insert(want_g.end(), b.begin(), b.end());
+  EXPECT_EQ(ReadAll(f, want_f.size()), want_f);
+  EXPECT_EQ(ReadAll(g, want_g.size()), want_g);
+  ASSERT_OK(drive_->Sync(std::chrono::seconds(20)));
+  drive_.reset();
+  ASSERT_OK_AND_ASSIGN(drive_, Reopen());
+  EXPECT_EQ(drive_->Uploads().staged.layers, 0u);
+  EXPECT_EQ(ReadAll(f, want_f.size()), want_f);
+  EXPECT_EQ(ReadAll(g, want_g.size()), want_g);
+}
+
+TEST_F(DriveTest, StoreFilesNamesNewFilesOnlyWhenStored) {
+  Bytes x = test::PseudoRandomBytes(70000, 8);
+  Bytes y = test::PseudoRandomBytes(10, 9);
+  std::vector<FileSource> files(2);
+  files[0].data = x;
+  files[0].parent = kRootIno;
+  files[0].name = "x";
+  files[0].mtime_ns = 42;
+  files[1].data = y;
+  files[1].parent = kRootIno;
+  files[1].name = "y";
+  peers_[4]->down = true;
+  EXPECT_EQ(drive_->StoreFiles(files).status().code(), Code::kUnavailable);
+  EXPECT_EQ(drive_->Lookup(kRootIno, "x").status().code(), Code::kNotFound);
+  peers_[4]->down = false;
+  // The failed try left shards on the nodes that took them (gc's to remove).
+  const uint64_t before = ShardsStored();
+  ASSERT_OK_AND_ASSIGN(auto done, drive_->StoreFiles(files));
+  ASSERT_EQ(done.size(), 2u);
+  EXPECT_EQ(done[0].mtime_ns, 42);
+  EXPECT_EQ(ShardsStored() - before, 6u);  // both in one pack
+  ASSERT_OK_AND_ASSIGN(InodeAttr a, drive_->Lookup(kRootIno, "y"));
+  EXPECT_EQ(ReadAll(a.ino, 10), y);
 }
 
 }  // namespace

@@ -92,8 +92,8 @@ struct WritePipeline::Impl {
     std::vector<ChunkRef> chunks;
   };
 
-  void RunBatch(ByteSpan input, Batch* batch) EXCLUDES(mu);
-  Status ProcessBatch(ByteSpan input, Batch* batch, EncodedPack* encoded);
+  void RunBatch(std::span<const ByteSpan> inputs, Batch* batch) EXCLUDES(mu);
+  Status ProcessBatch(std::span<const ByteSpan> inputs, Batch* batch, EncodedPack* encoded);
   std::unique_ptr<EncodedPack> TakeSpare() EXCLUDES(mu);
 
   const WritePipelineOptions options;
@@ -135,7 +135,8 @@ std::unique_ptr<EncodedPack> WritePipeline::Impl::TakeSpare() {
   return p;
 }
 
-Status WritePipeline::Impl::ProcessBatch(ByteSpan input, Batch* batch, EncodedPack* encoded) {
+Status WritePipeline::Impl::ProcessBatch(std::span<const ByteSpan> inputs, Batch* batch,
+                                         EncodedPack* encoded) {
   PackId id;
   crypto::RandomBytes(MutableByteSpan(id.mutable_data(), PackId::kSize));
   // Recycle the previous pack's buffer, reserved for the largest padded pack a batch can make:
@@ -144,7 +145,7 @@ Status WritePipeline::Impl::ProcessBatch(ByteSpan input, Batch* batch, EncodedPa
   buffer.reserve(pack_capacity);
   PackWriter writer(sealer, pack_index_key, id, std::move(buffer));
   for (ChunkRef& c : batch->chunks) {
-    ByteSpan plain = input.subspan(c.offset, c.size);
+    ByteSpan plain = inputs[c.input].subspan(c.offset, c.size);
     c.id = hasher.Compute(plain);
     c.packed = Claim(c.id);
     if (c.packed) SFS_RETURN_IF_ERROR(writer.Add(c.id, plain).status());
@@ -157,14 +158,14 @@ Status WritePipeline::Impl::ProcessBatch(ByteSpan input, Batch* batch, EncodedPa
   return sink(*encoded);
 }
 
-void WritePipeline::Impl::RunBatch(ByteSpan input, Batch* batch) {
+void WritePipeline::Impl::RunBatch(std::span<const ByteSpan> inputs, Batch* batch) {
   bool skip;
   {
     MutexLock lock(&mu);
     skip = !first_error.ok();  // the run has failed: do no more work, call the sink no more
   }
   std::unique_ptr<EncodedPack> encoded = TakeSpare();
-  Status s = skip ? Status::Ok() : ProcessBatch(input, batch, encoded.get());
+  Status s = skip ? Status::Ok() : ProcessBatch(inputs, batch, encoded.get());
   MutexLock lock(&mu);
   if (!s.ok() && first_error.ok()) first_error = s;
   spares.push_back(std::move(encoded));
@@ -197,6 +198,10 @@ WritePipeline::WritePipeline(std::unique_ptr<Impl> impl) : impl_(std::move(impl)
 WritePipeline::~WritePipeline() = default;
 
 Status WritePipeline::Run(ByteSpan input, std::vector<ChunkRef>* chunks) {
+  return RunMany(std::span<const ByteSpan>(&input, 1), chunks);
+}
+
+Status WritePipeline::RunMany(std::span<const ByteSpan> inputs, std::vector<ChunkRef>* chunks) {
   Impl& im = *impl_;
   {
     MutexLock lock(&im.mu);
@@ -215,26 +220,30 @@ Status WritePipeline::Run(ByteSpan input, std::vector<ChunkRef>* chunks) {
       MutexLock lock(&im.mu);
       ++im.in_flight;
     }
-    im.pool.Submit([&im, input, raw] { im.RunBatch(input, raw); });
+    im.pool.Submit([&im, inputs, raw] { im.RunBatch(inputs, raw); });
     // Help only when two batches wait: one stays queued for a worker while this thread works.
     while (im.pool.queued() > 1) im.pool.RunOne();
   };
 
   auto batch = std::make_unique<Impl::Batch>();
   size_t batch_bytes = 0;
-  uint64_t offset = 0;
   bool failed = false;
-  while (offset < input.size() && !failed) {
-    size_t len = im.chunker.FindCut(input.subspan(offset), /*at_end=*/true);
-    batch->chunks.push_back(ChunkRef{ChunkId(), offset, static_cast<uint32_t>(len)});
-    batch_bytes += len;
-    offset += len;
-    if (batch_bytes >= im.options.pack_target_size) {
-      submit(std::move(batch));
-      batch = std::make_unique<Impl::Batch>();
-      batch_bytes = 0;
-      MutexLock lock(&im.mu);
-      failed = !im.first_error.ok();
+  for (size_t i = 0; i < inputs.size() && !failed; ++i) {
+    const ByteSpan input = inputs[i];
+    uint64_t offset = 0;
+    while (offset < input.size() && !failed) {
+      size_t len = im.chunker.FindCut(input.subspan(offset), /*at_end=*/true);
+      batch->chunks.push_back(
+          ChunkRef{ChunkId(), static_cast<uint32_t>(i), offset, static_cast<uint32_t>(len)});
+      batch_bytes += len;
+      offset += len;
+      if (batch_bytes >= im.options.pack_target_size) {
+        submit(std::move(batch));
+        batch = std::make_unique<Impl::Batch>();
+        batch_bytes = 0;
+        MutexLock lock(&im.mu);
+        failed = !im.first_error.ok();
+      }
     }
   }
   if (!batch->chunks.empty() && !failed) submit(std::move(batch));

@@ -15,6 +15,7 @@
 
 #include <functional>
 #include <memory>
+#include <span>
 #include <vector>
 
 #include "backend/chunk_codec.h"
@@ -88,7 +89,8 @@ struct WritePipelineOptions {
 // Where each chunk of the input went, in input order.
 struct ChunkRef {
   ChunkId id;
-  uint64_t offset = 0;  // in the input
+  uint32_t input = 0;   // which input (Run with several inputs)
+  uint64_t offset = 0;  // in that input
   uint32_t size = 0;
   // True if this run packed the chunk; false if it was known (options.known) or an earlier
   // chunk of the run has the same id (one copy per run).
@@ -115,6 +117,10 @@ class WritePipeline {
   // to *chunks if it is not null. Returns the first error of a batch or the sink; packs already
   // given to the sink stay given.
   Status Run(ByteSpan input, std::vector<ChunkRef>* chunks);
+  // As Run, over several inputs in turn: each is cut on its own (its end is a cut), but their
+  // chunks share packs, so many small inputs make few packs. ChunkRef::input names the input.
+  // REQUIRES: inputs.size() < 2^32.
+  Status RunMany(std::span<const ByteSpan> inputs, std::vector<ChunkRef>* chunks);
 
  private:
   struct Impl;

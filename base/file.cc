@@ -4,6 +4,7 @@
 
 #include <fcntl.h>
 #include <sys/file.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -163,6 +164,26 @@ Result<UniqueFd> LockFile(const std::string& path, std::string_view holder) {
   if (::ftruncate(fd.get(), 0) != 0) return PosixError("truncate " + path, errno);
   SFS_RETURN_IF_ERROR(WriteAll(fd.get(), AsBytes(me), path));
   return fd;
+}
+
+Result<std::unique_ptr<MappedFile>> MappedFile::Open(const std::string& path) {
+  std::unique_ptr<MappedFile> m(new MappedFile());
+  m->fd_ = UniqueFd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!m->fd_.valid()) return PosixError("open " + path, errno);
+  if (::fstat(m->fd_.get(), &m->st_) != 0) return PosixError("stat " + path, errno);
+  if (!S_ISREG(m->st_.st_mode)) return Status::InvalidArgument(path + " is not a regular file");
+  m->size_ = static_cast<size_t>(m->st_.st_size);
+  if (m->size_ > 0) {
+    void* p = ::mmap(nullptr, m->size_, PROT_READ, MAP_PRIVATE, m->fd_.get(), 0);
+    if (p == MAP_FAILED) return PosixError("map " + path, errno);
+    m->data_ = static_cast<const uint8_t*>(p);
+    (void)::madvise(p, m->size_, MADV_SEQUENTIAL);
+  }
+  return m;
+}
+
+MappedFile::~MappedFile() {
+  if (data_ != nullptr) ::munmap(const_cast<uint8_t*>(data_), size_);
 }
 
 }  // namespace shardfs

@@ -7,8 +7,11 @@
 #define SHARDFS_BASE_FILE_H_
 
 #include <cstddef>
+#include <memory>
 #include <string>
 #include <string_view>
+
+#include <sys/stat.h>
 
 #include "base/bytes.h"
 #include "base/status.h"
@@ -71,6 +74,27 @@ Result<size_t> ReadFileInto(const std::string& path, MutableByteSpan out);
 // return the new contents survive a crash; after a failure or a crash, `path` holds either
 // its old or its new contents, never a mix, and no temporary file is left behind on failure.
 Status WriteFileAtomic(const std::string& path, ByteSpan data, unsigned mode);
+
+// A local regular file mapped read-only (an empty file maps nothing), with the stat it had
+// when opened. Reading bytes of the mapping that the file no longer has (it was cut short by
+// someone else) raises SIGBUS: map only files that are not cut while mapped.
+class MappedFile {
+ public:
+  // NotFound, PermissionDenied, IOError; InvalidArgument if `path` is not a regular file.
+  static Result<std::unique_ptr<MappedFile>> Open(const std::string& path);
+  ~MappedFile();
+  MappedFile(const MappedFile&) = delete;
+  MappedFile& operator=(const MappedFile&) = delete;
+  ByteSpan bytes() const { return ByteSpan(data_, size_); }
+  const struct stat& stat() const { return st_; }
+
+ private:
+  MappedFile() = default;
+  UniqueFd fd_;
+  struct stat st_ {};
+  const uint8_t* data_ = nullptr;
+  size_t size_ = 0;
+};
 
 // Takes the exclusive lock (flock) on the file at `path`, creating it (mode 0600), and writes
 // "pid N: `holder`" into it, so that a process refused the lock can say who holds it. The lock

@@ -14,12 +14,15 @@ namespace shardfs::cli {
 
 struct DriveHome {
   std::string config_dir;  // the config file and the key file
-  std::string data_dir;    // the catalog
-  std::string cache_dir;   // staging and cached chunks (later)
+  std::string data_dir;    // the catalog and the staging area
+  std::string cache_dir;   // cached chunks (may be wiped at any time)
 
   std::string config_file() const { return config_dir + "/config.toml"; }
   std::string key_file() const { return config_dir + "/key"; }
   std::string catalog_file() const { return data_dir + "/catalog.db"; }
+  // Bytes written but not yet stored on the network: not in the cache folder, which cleaners
+  // may wipe.
+  std::string staging_dir() const { return data_dir + "/staging"; }
 };
 
 // `home` if not empty; else $XDG_CONFIG_HOME (default ~/.config), $XDG_DATA_HOME

@@ -1,7 +1,9 @@
 #include "cli/drive_open.h"
 
+#include <algorithm>
 #include <filesystem>
 #include <sstream>
+#include <thread>
 #include <vector>
 
 #include "backend/drive_config.h"
@@ -57,8 +59,9 @@ Result<std::unique_ptr<backend::Drive>> OpenDrive(const DriveFlags& flags,
   o.config = *config;
   o.master = master;
   o.catalog_path = home.catalog_file();
+  o.staging_dir = home.staging_dir();
   o.holder = holder;
-  o.pipeline.threads = 2;
+  o.pipeline.threads = static_cast<int>(std::clamp(std::thread::hardware_concurrency(), 1u, 8u));
   for (const backend::DriveNode& n : config->nodes) {
     auto address = net::ParseHostPort(n.address);
     if (!address.ok()) return address.status().WithContext(home.config_file());

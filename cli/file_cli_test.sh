@@ -99,6 +99,11 @@ sfs put "$dir/tree" / || fail "put tree again"
 sfs status --json >"$dir/status" || fail "status"
 grep -q '"up": true' "$dir/status" && grep -q '"k": 2' "$dir/status" || fail "status: $(cat "$dir/status")"
 sfs status | grep -q '^drive default: RS(2,1)' || fail "status text: $(sfs status)"
+grep -q '"layers": 0' "$dir/status" || fail "status shows pending uploads: $(cat "$dir/status")"
+sfs sync || fail "sync with nothing pending"
+rc=0
+sfs sync --timeout -1 2>/dev/null || rc=$?
+[ "$rc" -eq 2 ] || fail "sync --timeout -1 must be a usage error, not $rc"
 
 # One node of three stopped: RS 2+1 still reads every byte.
 kill "$pid2"

@@ -44,43 +44,11 @@ int64_t Nanos(const struct timespec& t) {
   return static_cast<int64_t>(t.tv_sec) * 1'000'000'000 + t.tv_nsec;
 }
 
-// A local file mapped read-only (an empty file maps nothing).
-class MappedFile {
- public:
-  static Result<std::unique_ptr<MappedFile>> Open(const std::string& path) {
-    std::unique_ptr<MappedFile> m(new MappedFile());
-    m->fd_ = UniqueFd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
-    if (!m->fd_.valid()) return PosixError("open " + path, errno);
-    if (::fstat(m->fd_.get(), &m->st_) != 0) return PosixError("stat " + path, errno);
-    if (!S_ISREG(m->st_.st_mode)) {
-      return Status::InvalidArgument(path + " is not a regular file");
-    }
-    if (m->st_.st_size > 0) {
-      void* p = ::mmap(nullptr, static_cast<size_t>(m->st_.st_size), PROT_READ, MAP_PRIVATE,
-                       m->fd_.get(), 0);
-      if (p == MAP_FAILED) return PosixError("map " + path, errno);
-      m->data_ = static_cast<const uint8_t*>(p);
-      (void)::madvise(p, static_cast<size_t>(m->st_.st_size), MADV_SEQUENTIAL);
-    }
-    return m;
-  }
-  ~MappedFile() {
-    if (data_ != nullptr) ::munmap(const_cast<uint8_t*>(data_), static_cast<size_t>(st_.st_size));
-  }
-  ByteSpan bytes() const { return ByteSpan(data_, static_cast<size_t>(st_.st_size)); }
-  const struct stat& stat() const { return st_; }
-
- private:
-  MappedFile() = default;
-  UniqueFd fd_;
-  struct stat st_ {};
-  const uint8_t* data_ = nullptr;
-};
-
 struct PutFlags {
   DriveFlags drive;
   std::string local;
   std::string remote;
+  bool verbose = false;
 };
 
 struct timespec ToTimespec(int64_t ns) {
@@ -89,45 +57,73 @@ struct timespec ToTimespec(int64_t ns) {
 
 // Removes the entry `name` in `parent` (a folder only with `recursive`, and its contents
 // first). The chunks it used stay on the nodes until gc.
-Status Remove(Catalog& cat, Ino parent, const std::string& name, bool recursive) {
-  SFS_ASSIGN_OR_RETURN(InodeAttr a, cat.Lookup(parent, name));
-  if (a.kind != FileKind::kDirectory) {
-    SFS_ASSIGN_OR_RETURN(InodeAttr after, cat.Unlink(parent, name));
-    // No process holds it open (the CLI owns the drive now), so its last link is its end.
-    if (after.nlink == 0) SFS_RETURN_IF_ERROR(cat.DropOrphan(after.ino));
-    return Status::Ok();
-  }
+Status Remove(backend::Drive& drive, Ino parent, const std::string& name, bool recursive) {
+  SFS_ASSIGN_OR_RETURN(InodeAttr a, drive.Lookup(parent, name));
+  if (a.kind != FileKind::kDirectory) return drive.Unlink(parent, name);
   if (!recursive) return Status::IsDirectory("'" + name + "' is a folder (use -r)");
   while (true) {
-    SFS_ASSIGN_OR_RETURN(auto page, cat.ReadDir(a.ino, "", kListPage));
+    SFS_ASSIGN_OR_RETURN(auto page, drive.ReadDir(a.ino, "", kListPage));
     if (page.empty()) break;
-    for (const auto& e : page) SFS_RETURN_IF_ERROR(Remove(cat, a.ino, e.name, true));
+    for (const auto& e : page) SFS_RETURN_IF_ERROR(Remove(drive, a.ino, e.name, true));
   }
-  SFS_RETURN_IF_ERROR(cat.Rmdir(parent, name));
-  return cat.DropOrphan(a.ino);
+  return drive.Rmdir(parent, name);
 }
 
-// Puts one local tree (a file, a symlink, or a folder and all below it) as entry `name` of
-// folder `parent`, keeping modes and times as cp -a does. Entries of other kinds (devices,
-// sockets, pipes) are skipped with a message; *skipped counts them.
-Status PutTree(backend::Drive& drive, const std::string& local, Ino parent, const std::string& name,
-               int* skipped) {
-  Catalog& cat = drive.catalog();
+// Puts local trees into the drive. Regular files are gathered into batches that StoreFiles
+// packs together and commits in one transaction each, so small files share packs and a new
+// file appears only whole. A file whose size and mtime match the drive's is skipped (as
+// rsync's quick check), so an unchanged tree is put again without reading it.
+class TreePutter {
+ public:
+  TreePutter(backend::Drive& drive, bool verbose) : drive_(drive), verbose_(verbose) {}
+
+  // Puts one local tree (a file, a symlink, or a folder and all below it) as entry `name` of
+  // folder `parent`, keeping modes and times as cp -a does. Entries of other kinds (devices,
+  // sockets, pipes) are skipped with a message and counted.
+  Status Put(const std::string& local, Ino parent, const std::string& name);
+  // Stores the last batch and sets the folders' times. Must be called once at the end.
+  Status Finish();
+  int skipped() const { return skipped_; }
+
+ private:
+  static constexpr uint64_t kBatchBytes = uint64_t{64} << 20;
+  static constexpr size_t kBatchFiles = 4096;
+
+  Status AddFile(const std::string& local, const struct stat& st, Ino parent,
+                 const std::string& name, const Result<InodeAttr>& existing);
+  Status StoreBatch();
+
+  backend::Drive& drive_;
+  const bool verbose_;
+  int skipped_ = 0;
+  std::vector<std::unique_ptr<MappedFile>> maps_;
+  std::vector<backend::FileSource> batch_;
+  std::vector<std::string> batch_paths_;
+  uint64_t batch_bytes_ = 0;
+  // Modes and times of folders (and existing files), set at the end, deepest first, so
+  // filling a folder does not change its mtime.
+  std::vector<std::pair<Ino, backend::AttrChange>> attrs_;
+};
+
+Status TreePutter::Put(const std::string& local, Ino parent, const std::string& name) {
   struct stat st {};
   if (::lstat(local.c_str(), &st) != 0) return PosixError("stat " + local, errno);
   const backend::NewInode how{static_cast<uint32_t>(st.st_mode & 07777),
                               static_cast<uint32_t>(st.st_uid), static_cast<uint32_t>(st.st_gid)};
-  auto existing = cat.Lookup(parent, name);
+  auto existing = drive_.Lookup(parent, name);
   if (!existing.ok() && existing.status().code() != Code::kNotFound) return existing.status();
-  Ino ino = 0;
+  backend::AttrChange keep;
+  keep.atime_ns = Nanos(st.st_atim);
+  keep.mtime_ns = Nanos(st.st_mtim);
   if (S_ISDIR(st.st_mode)) {
     if (existing.ok() && existing->kind != FileKind::kDirectory) {
       return Status::NotDirectory(local + ": the drive has a file where this folder goes");
     }
+    Ino ino;
     if (existing.ok()) {
       ino = existing->ino;
     } else {
-      SFS_ASSIGN_OR_RETURN(InodeAttr made, cat.Mkdir(parent, name, how));
+      SFS_ASSIGN_OR_RETURN(InodeAttr made, drive_.Mkdir(parent, name, how));
       ino = made.ino;
     }
     std::error_code ec;
@@ -137,10 +133,12 @@ Status PutTree(backend::Drive& drive, const std::string& local, Ino parent, cons
     }
     if (ec) return PosixError("list " + local, ec.value());
     std::sort(names.begin(), names.end());
-    for (const std::string& n : names) {
-      SFS_RETURN_IF_ERROR(PutTree(drive, local + "/" + n, ino, n, skipped));
-    }
-  } else if (S_ISLNK(st.st_mode)) {
+    for (const std::string& n : names) SFS_RETURN_IF_ERROR(Put(local + "/" + n, ino, n));
+    keep.mode = how.mode;
+    attrs_.emplace_back(ino, keep);
+    return Status::Ok();
+  }
+  if (S_ISLNK(st.st_mode)) {
     std::string target(static_cast<size_t>(st.st_size) + 1, '\0');
     ssize_t n = ::readlink(local.c_str(), target.data(), target.size());
     if (n < 0) return PosixError("read link " + local, errno);
@@ -149,40 +147,79 @@ Status PutTree(backend::Drive& drive, const std::string& local, Ino parent, cons
       if (existing->kind == FileKind::kDirectory) {
         return Status::IsDirectory(local + ": the drive has a folder where this link goes");
       }
-      SFS_RETURN_IF_ERROR(Remove(cat, parent, name, /*recursive=*/false));
+      SFS_RETURN_IF_ERROR(drive_.Unlink(parent, name));
     }
-    SFS_ASSIGN_OR_RETURN(InodeAttr made, cat.Symlink(parent, name, target));
-    ino = made.ino;
-  } else if (S_ISREG(st.st_mode)) {
-    SFS_ASSIGN_OR_RETURN(auto file, MappedFile::Open(local));
-    bool created = false;
-    if (existing.ok()) {
-      if (existing->kind != FileKind::kFile) {
-        return Status::IsDirectory(local + ": the drive has a folder or link where this file goes");
-      }
-      ino = existing->ino;
-    } else {
-      SFS_ASSIGN_OR_RETURN(InodeAttr made, cat.CreateFile(parent, name, how));
-      ino = made.ino;
-      created = true;
-    }
-    auto written = drive.WriteWholeFile(ino, file->bytes());
-    if (!written.ok()) {
-      // A file this put created goes again; an existing one keeps its old contents.
-      if (created) (void)Remove(cat, parent, name, /*recursive=*/false);
-      return written.status().WithContext(local);
-    }
-  } else {
-    std::fprintf(stderr, "shardfs put: %s: skipped (not a file, folder or link)\n", local.c_str());
-    ++*skipped;
-    return Status::Ok();
+    SFS_ASSIGN_OR_RETURN(InodeAttr made, drive_.Symlink(parent, name, target));
+    return drive_.SetAttr(made.ino, keep).status();
   }
-  // Modes and times last, so a folder's mtime is not changed by filling it.
-  backend::AttrChange keep;
-  if (!S_ISLNK(st.st_mode)) keep.mode = static_cast<uint32_t>(st.st_mode & 07777);
-  keep.atime_ns = Nanos(st.st_atim);
-  keep.mtime_ns = Nanos(st.st_mtim);
-  return cat.SetAttr(ino, keep).status();
+  if (S_ISREG(st.st_mode)) return AddFile(local, st, parent, name, existing);
+  std::fprintf(stderr, "shardfs put: %s: skipped (not a file, folder or link)\n", local.c_str());
+  ++skipped_;
+  return Status::Ok();
+}
+
+Status TreePutter::AddFile(const std::string& local, const struct stat& st, Ino parent,
+                           const std::string& name, const Result<InodeAttr>& existing) {
+  backend::FileSource f;
+  if (existing.ok()) {
+    if (existing->kind != FileKind::kFile) {
+      return Status::IsDirectory(local + ": the drive has a folder or link where this file goes");
+    }
+    backend::AttrChange keep;
+    keep.mode = static_cast<uint32_t>(st.st_mode & 07777);
+    keep.atime_ns = Nanos(st.st_atim);
+    if (existing->size == static_cast<uint64_t>(st.st_size) &&
+        existing->mtime_ns == Nanos(st.st_mtim)) {
+      // The quick check: same size and mtime, so the same contents.
+      if (existing->mode != *keep.mode) attrs_.emplace_back(existing->ino, keep);
+      return Status::Ok();
+    }
+    f.ino = existing->ino;
+    attrs_.emplace_back(existing->ino, keep);
+  } else {
+    f.parent = parent;
+    f.name = name;
+    f.how = backend::NewInode{static_cast<uint32_t>(st.st_mode & 07777),
+                              static_cast<uint32_t>(st.st_uid), static_cast<uint32_t>(st.st_gid)};
+  }
+  SFS_ASSIGN_OR_RETURN(auto map, MappedFile::Open(local));
+  f.data = map->bytes();
+  f.mtime_ns = Nanos(map->stat().st_mtim);
+  batch_bytes_ += f.data.size();
+  maps_.push_back(std::move(map));
+  batch_.push_back(std::move(f));
+  batch_paths_.push_back(local);
+  if (batch_bytes_ >= kBatchBytes || batch_.size() >= kBatchFiles) return StoreBatch();
+  return Status::Ok();
+}
+
+Status TreePutter::StoreBatch() {
+  if (batch_.empty()) return Status::Ok();
+  auto stored = drive_.StoreFiles(batch_);
+  if (!stored.ok()) {
+    return stored.status().WithContext(batch_.size() == 1 ? batch_paths_[0]
+                                                          : std::to_string(batch_.size()) +
+                                                                " files from " + batch_paths_[0]);
+  }
+  if (verbose_) {
+    for (const std::string& p : batch_paths_) std::printf("stored %s\n", p.c_str());
+    std::fflush(stdout);
+  }
+  batch_.clear();
+  batch_paths_.clear();
+  maps_.clear();
+  batch_bytes_ = 0;
+  return Status::Ok();
+}
+
+Status TreePutter::Finish() {
+  SFS_RETURN_IF_ERROR(StoreBatch());
+  // Folders were added parent first: set times child first.
+  for (auto it = attrs_.rbegin(); it != attrs_.rend(); ++it) {
+    SFS_RETURN_IF_ERROR(drive_.SetAttr(it->first, it->second).status());
+  }
+  attrs_.clear();
+  return Status::Ok();
 }
 
 int RunPut(const PutFlags& f) {
@@ -198,11 +235,11 @@ int RunPut(const PutFlags& f) {
   }
   auto parent = ResolveParent(cat, remote);
   if (!parent.ok()) return Failure("put", remote, parent.status());
-  int skipped = 0;
-  if (Status s = PutTree(**drive, f.local, parent->first, parent->second, &skipped); !s.ok()) {
-    return Failure("put", remote, s);
-  }
-  return skipped == 0 ? 0 : kExitFailure;
+  TreePutter putter(**drive, f.verbose);
+  Status s = putter.Put(f.local, parent->first, parent->second);
+  if (s.ok()) s = putter.Finish();
+  if (!s.ok()) return Failure("put", remote, s);
+  return putter.skipped() == 0 ? 0 : kExitFailure;
 }
 
 struct GetFlags {
@@ -349,7 +386,7 @@ int RunMkdir(const MkdirFlags& f) {
   if (!f.parents) {
     auto parent = ResolveParent(cat, f.remote);
     if (!parent.ok()) return Failure("mkdir", f.remote, parent.status());
-    auto made = cat.Mkdir(parent->first, parent->second, backend::NewInode{0755, 0, 0});
+    auto made = (*drive)->Mkdir(parent->first, parent->second, backend::NewInode{0755, 0, 0});
     if (!made.ok()) return Failure("mkdir", f.remote, made.status());
     return 0;
   }
@@ -369,7 +406,7 @@ int RunMkdir(const MkdirFlags& f) {
           "mkdir", f.remote,
           next.ok() ? Status::NotDirectory("'" + name + "' is not a folder") : next.status());
     }
-    auto made = cat.Mkdir(at, name, backend::NewInode{0755, 0, 0});
+    auto made = (*drive)->Mkdir(at, name, backend::NewInode{0755, 0, 0});
     if (!made.ok()) return Failure("mkdir", f.remote, made.status());
     at = made->ino;
   }
@@ -389,7 +426,7 @@ int RunRm(const RmFlags& f) {
   for (const std::string& remote : f.remotes) {
     auto parent = ResolveParent(cat, remote);
     if (!parent.ok()) return Failure("rm", remote, parent.status());
-    if (Status s = Remove(cat, parent->first, parent->second, f.recursive); !s.ok()) {
+    if (Status s = Remove(**drive, parent->first, parent->second, f.recursive); !s.ok()) {
       return Failure("rm", remote, s);
     }
   }
@@ -415,10 +452,9 @@ int RunMv(const MvFlags& f) {
   }
   auto dst = ResolveParent(cat, to);
   if (!dst.ok()) return Failure("mv", to, dst.status());
-  auto moved =
-      cat.Rename(src->first, src->second, dst->first, dst->second, backend::RenameMode::kReplace);
-  if (!moved.ok()) return Failure("mv", f.from + " -> " + to, moved.status());
-  if (moved->has_value() && (*moved)->nlink == 0) (void)cat.DropOrphan((*moved)->ino);
+  Status moved = (*drive)->Rename(src->first, src->second, dst->first, dst->second,
+                                  backend::RenameMode::kReplace);
+  if (!moved.ok()) return Failure("mv", f.from + " -> " + to, moved);
   return 0;
 }
 
@@ -487,6 +523,28 @@ int RunDu(const DuFlags& f) {
   return 0;
 }
 
+struct SyncFlags {
+  DriveFlags drive;
+  double timeout_seconds = 600;
+};
+
+int RunSync(const SyncFlags& f) {
+  if (!(f.timeout_seconds > 0 && f.timeout_seconds <= 7 * 86400)) {
+    return UsageError("sync", "--timeout must be from 0 to 604800 seconds");
+  }
+  auto drive = OpenDrive(f.drive, "shardfs sync");
+  if (!drive.ok()) return Failure("sync", "open drive", drive.status());
+  const backend::UploadState before = (*drive)->Uploads();
+  Status s =
+      (*drive)->Sync(std::chrono::milliseconds(static_cast<int64_t>(f.timeout_seconds * 1000)));
+  if (!s.ok()) return Failure("sync", "upload", s);
+  if (before.staged.layers > 0) {
+    std::fprintf(stderr, "shardfs sync: stored %s of %zu file(s)\n",
+                 FormatByteSize(before.staged.bytes).c_str(), before.staged.files);
+  }
+  return 0;
+}
+
 struct StatusFlags {
   DriveFlags drive;
   bool json = false;
@@ -513,19 +571,25 @@ int RunStatus(const StatusFlags& f) {
     }
     nodes.push_back(n);
   }
+  const backend::UploadState up = (*drive)->Uploads();
   if (f.json) {
-    nlohmann::json j = {{"drive", c.name},
-                        {"k", c.k},
-                        {"m", c.m},
-                        {"files", totals->files},
-                        {"folders", totals->folders},
-                        {"file_bytes", totals->file_bytes},
-                        {"packs", totals->packs},
-                        {"pack_bytes", totals->pack_bytes},
-                        {"chunks", totals->chunks},
-                        {"unreferenced_chunks", totals->unreferenced_chunks},
-                        {"pending_uploads", 0},
-                        {"nodes", nodes}};
+    nlohmann::json j = {
+        {"drive", c.name},
+        {"k", c.k},
+        {"m", c.m},
+        {"files", totals->files},
+        {"folders", totals->folders},
+        {"file_bytes", totals->file_bytes},
+        {"packs", totals->packs},
+        {"pack_bytes", totals->pack_bytes},
+        {"chunks", totals->chunks},
+        {"unreferenced_chunks", totals->unreferenced_chunks},
+        {"pending_uploads",
+         {{"files", up.staged.files},
+          {"layers", up.staged.layers},
+          {"bytes", up.staged.bytes},
+          {"last_error", up.last_error.ok() ? std::string() : up.last_error.ToString()}}},
+        {"nodes", nodes}};
     std::printf("%s\n", j.dump(2).c_str());
     return 0;
   }
@@ -541,7 +605,15 @@ int RunStatus(const StatusFlags& f) {
           .c_str(),
       static_cast<unsigned long long>(totals->chunks),
       static_cast<unsigned long long>(totals->unreferenced_chunks));
-  std::printf("pending uploads: none (a put returns when its data is stored)\nnodes:\n");
+  if (up.staged.layers == 0) {
+    std::printf("pending uploads: none\n");
+  } else {
+    std::printf("pending uploads: %s in %zu file(s) (shardfs sync stores them)%s%s\n",
+                FormatByteSize(up.staged.bytes).c_str(), up.staged.files,
+                up.last_error.ok() ? "" : "; last error: ",
+                up.last_error.ok() ? "" : up.last_error.ToString().c_str());
+  }
+  std::printf("nodes:\n");
   for (const auto& n : nodes) {
     if (n["up"].get<bool>()) {
       std::printf("  %-22s %.16s  up    %llu shards, %s used, %s free\n",
@@ -567,6 +639,8 @@ std::map<std::string, std::function<int()>> AddFileCommands(CLI::App& app) {
   p->add_option("local", put->local, "The local file, link or folder (with all below it)")
       ->required();
   p->add_option("remote", put->remote, "Where in the drive: a path, or a folder")->required();
+  p->add_flag("-v,--verbose", put->verbose,
+              "Print 'stored LOCAL' for each file once it is stored and committed");
   AddDriveFlags(p, &put->drive);
   run["put"] = [put] { return RunPut(*put); };
 
@@ -617,6 +691,14 @@ std::map<std::string, std::function<int()>> AddFileCommands(CLI::App& app) {
   d->add_option("remote", du->remote, "The path in the drive (default /)");
   AddDriveFlags(d, &du->drive);
   run["du"] = [du] { return RunDu(*du); };
+
+  auto sync = std::make_shared<SyncFlags>();
+  CLI::App* y =
+      app.add_subcommand("sync", "Wait until every pending upload is stored on the network.");
+  y->add_option("--timeout", sync->timeout_seconds,
+                "Give up (exit 1, the uploads stay queued) after this many seconds (default 600)");
+  AddDriveFlags(y, &sync->drive);
+  run["sync"] = [sync] { return RunSync(*sync); };
 
   auto status = std::make_shared<StatusFlags>();
   CLI::App* u = app.add_subcommand("status", "The drive's usage and its nodes.");

@@ -1,0 +1,166 @@
+// The local write-back area (DESIGN.md section 3, step 1): writes to a file land here, on the
+// local disk, and never wait for the network; the uploader later stores them and commits them
+// to the catalog, and only then are they dropped here (docs/architecture.md, "Staging").
+//
+// A staged file is a stack of layers over what the catalog stores. A layer is a sparse data
+// file holding the bytes written while it was open, at their file offsets, and a log of what
+// happened to it (writes, truncations, mtime), so a layer survives the process: after kill -9
+// the next Open rebuilds every layer from its log (docs/format.md, "Staging layer"). Each
+// layer has a row in the catalog's upload queue from its first byte to the commit that stores
+// it; a layer without a row was committed, and its files are removed at Open.
+//
+// The newest layer of a file is open (it takes writes) until it is frozen (on flush, fsync,
+// sync, or when the file goes quiet); frozen layers wait in the queue; the uploader takes the
+// oldest layer of a file, and only one at a time per file, so layers commit in order. A layer
+// records the smallest size the file had while it was open: bytes below it come from the
+// layers under it, bytes above it that it did not write are a hole. So a truncate while an
+// older layer uploads is exact.
+//
+// Thread safety: all methods may be called from many threads. One mutex guards the layer
+// tables; file I/O on a layer's data file happens outside it for reads and uploads of frozen
+// layers (which no longer change).
+
+#ifndef SHARDFS_BACKEND_STAGING_H_
+#define SHARDFS_BACKEND_STAGING_H_
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "backend/catalog.h"
+#include "base/file.h"
+#include "base/thread_annotations.h"
+
+namespace shardfs::backend {
+
+// File bytes [offset, offset + length).
+struct ByteRange {
+  uint64_t offset = 0;
+  uint64_t length = 0;
+  uint64_t end() const { return offset + length; }
+  friend bool operator==(const ByteRange&, const ByteRange&) = default;
+};
+
+// A set of disjoint, non-adjacent byte ranges in order.
+class RangeSet {
+ public:
+  void Add(uint64_t offset, uint64_t length);
+  // Drops everything at or past `size`.
+  void CutFrom(uint64_t size);
+  bool empty() const { return ranges_.empty(); }
+  uint64_t bytes() const;
+  std::vector<ByteRange> ranges() const;
+  // The ranges that overlap [offset, offset + length), clipped to it, in order.
+  std::vector<ByteRange> Overlap(uint64_t offset, uint64_t length) const;
+
+ private:
+  std::map<uint64_t, uint64_t> ranges_;  // offset -> end
+};
+
+// A frozen layer handed to the uploader.
+struct UploadJob {
+  uint64_t seq = 0;
+  Ino ino = 0;
+  std::vector<ByteRange> ranges;  // bytes written, each to store
+  uint64_t min_size = 0;          // the file was cut to this (cut_to of the commit)
+  uint64_t size = 0;              // the file's size after the layer
+  std::optional<int64_t> mtime_ns;
+  std::string data_path;  // the layer's data file (ranges at their offsets)
+  uint64_t bytes = 0;     // sum of the ranges' lengths
+};
+
+struct StagingStats {
+  size_t files = 0;           // files with staged layers
+  size_t layers = 0;          // layers not yet committed
+  size_t queued = 0;          // frozen layers waiting for the uploader
+  size_t uploading = 0;       // layers the uploader holds
+  uint64_t bytes = 0;         // bytes written to layers not yet committed
+  uint64_t queued_bytes = 0;  // of which in frozen layers waiting for the uploader
+};
+
+class Staging {
+ public:
+  // Opens (creating) folder `dir` (mode 0700) and rebuilds the layers the catalog's upload
+  // queue names, all frozen; removes files of layers that have no row (committed) and rows
+  // whose files are gone (with an error in the log: those bytes are lost). IOError from the
+  // disk; Corruption for a layer log that is not one.
+  static Result<std::unique_ptr<Staging>> Open(const std::string& dir, Catalog* catalog);
+  ~Staging();
+
+  // What the staged layers say of a file's attributes, if it has any.
+  struct Overlay {
+    uint64_t size = 0;
+    std::optional<int64_t> mtime_ns;
+  };
+  std::optional<Overlay> Find(Ino ino) const;
+
+  // Writes `data` at `offset` of file `ino`, whose stored size is `stored_size` (used when the
+  // file gets its first layer). IOError/NoSpace from the local disk; the write is then not
+  // accepted.
+  Status Write(Ino ino, uint64_t stored_size, uint64_t offset, ByteSpan data, int64_t now_ns);
+  // Sets the file's size (a truncate or an extension with a hole).
+  Status Truncate(Ino ino, uint64_t stored_size, uint64_t size, int64_t now_ns);
+  // Sets the file's mtime as of now in the layer order (a later write sets it again).
+  Status SetMtime(Ino ino, uint64_t stored_size, int64_t mtime_ns);
+
+  // Reads bytes [offset, offset + out.size()) of a staged file as its layers give them, with
+  // `stored` reading from the catalog's version the parts no layer covers. Returns false if
+  // the file has no layers (nothing was read).
+  using StoredReader = std::function<Status(uint64_t offset, MutableByteSpan out)>;
+  Result<bool> Read(Ino ino, uint64_t offset, MutableByteSpan out, const StoredReader& stored);
+
+  // Freezes the open layer of `ino` (none: nothing to do). Returns the highest seq of the
+  // file's layers (0 if none): what an fsync waits for.
+  uint64_t Freeze(Ino ino);
+  // Freezes every open layer; returns the highest seq staged (0 if none).
+  uint64_t FreezeAll();
+  // Freezes open layers that had no write for `idle`.
+  void FreezeIdle(std::chrono::steady_clock::duration idle);
+  // The file is gone: forgets its layers and removes their files and rows. A layer the
+  // uploader holds is removed when it hands it back.
+  Status Drop(Ino ino);
+
+  // Up to `max_bytes` (at least one job if any is queued) of frozen layers, the oldest layer
+  // of each file, in seq order. They are the caller's until Release.
+  std::vector<UploadJob> Take(uint64_t max_bytes);
+  // Hands jobs back: committed ones are removed (files and layer); the others wait again.
+  void Release(const std::vector<UploadJob>& jobs, bool committed);
+
+  // False if the file of an upload job was dropped while the uploader held it (its commit
+  // must be skipped).
+  bool Wanted(const UploadJob& job) const;
+  // True if a layer with seq <= `seq` is still staged.
+  bool Pending(uint64_t seq) const;
+  bool PendingFor(Ino ino, uint64_t seq) const;
+  StagingStats Stats() const;
+  // When the newest freeze happened (for the uploader's "writes went quiet").
+  std::chrono::steady_clock::time_point last_freeze() const;
+
+ private:
+  struct Layer;
+  struct File;
+  Staging(std::string dir, Catalog* catalog);
+  std::string DataPath(uint64_t seq) const;
+  std::string LogPath(uint64_t seq) const;
+  // The open layer of `ino`, made if needed (the file's first layer starts at stored_size).
+  Result<Layer*> OpenLayerLocked(Ino ino, uint64_t stored_size) REQUIRES(mu_);
+  Status AppendLocked(Layer& layer, ByteSpan record) REQUIRES(mu_);
+  void RemoveFilesLocked(uint64_t seq) REQUIRES(mu_);
+  Status Recover();
+
+  const std::string dir_;
+  Catalog* const catalog_;
+  mutable Mutex mu_;
+  std::map<Ino, std::unique_ptr<File>> files_ GUARDED_BY(mu_);
+  uint64_t next_seq_ GUARDED_BY(mu_) = 1;
+  std::chrono::steady_clock::time_point last_freeze_ GUARDED_BY(mu_){};
+};
+
+}  // namespace shardfs::backend
+
+#endif  // SHARDFS_BACKEND_STAGING_H_
