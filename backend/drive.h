@@ -24,6 +24,7 @@
 #include <vector>
 
 #include "backend/catalog.h"
+#include "backend/checkpoint.h"
 #include "backend/chunk_codec.h"
 #include "backend/chunk_reader.h"
 #include "backend/drive_config.h"
@@ -48,6 +49,8 @@ struct DriveOptions {
   bool sync = true;
   // Who holds the drive (written into the catalog's lock file).
   std::string holder = "shardfs";
+  // When and how the catalog is checkpointed to the nodes (backend/checkpoint.h).
+  CheckpointOptions checkpoint;
 };
 
 class Drive {
@@ -61,6 +64,8 @@ class Drive {
   const DriveConfig& config() const { return options_.config; }
   // The drive's nodes and the client's view of them; peers().node(i) is config().nodes[i].
   PeerSet& peers() { return *peers_; }
+  // Checkpoints of the catalog: Sync() stores one now (`shardfs sync`); PacksInUse() for gc.
+  Checkpointer& checkpointer() { return *checkpointer_; }
 
   // Makes `data` the whole contents of file `ino` (see the top of this file). Unavailable if
   // some pack could not be stored on k + m distinct peers; the file is then unchanged.
@@ -82,6 +87,8 @@ class Drive {
   std::unique_ptr<PeerSet> peers_;
   std::unique_ptr<ChunkReader> reader_;
   Mutex write_mu_;  // one WriteWholeFile at a time
+  // Last, so it is destroyed first: closing it may store a checkpoint over catalog_ and peers_.
+  std::unique_ptr<Checkpointer> checkpointer_;
 };
 
 }  // namespace shardfs::backend

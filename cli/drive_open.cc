@@ -59,6 +59,8 @@ Result<std::unique_ptr<backend::Drive>> OpenDrive(const DriveFlags& flags,
   o.catalog_path = home.catalog_file();
   o.holder = holder;
   o.pipeline.threads = 2;
+  // A command's process is short: its changes are checkpointed before it ends.
+  o.checkpoint.on_close = true;
   for (const backend::DriveNode& n : config->nodes) {
     auto address = net::ParseHostPort(n.address);
     if (!address.ok()) return address.status().WithContext(home.config_file());
