@@ -86,6 +86,10 @@ CREATE TABLE uploads (
   ino INTEGER NOT NULL,
   created_ns INTEGER NOT NULL
 );
+CREATE TABLE local_state (
+  key TEXT PRIMARY KEY,
+  value BLOB NOT NULL
+) WITHOUT ROWID;
 )sql"},
 };
 constexpr int kSchemaVersion = 1;
@@ -955,9 +959,101 @@ Result<Catalog::Totals> Catalog::GetTotals() {
 
 Result<uint64_t> Catalog::LastChange() {
   MutexLock lock(&mu_);
+  return LastChangeLocked();
+}
+
+Result<uint64_t> Catalog::LastChangeLocked() {
   SFS_ASSIGN_OR_RETURN(auto q, db_->Prepare("SELECT COALESCE(MAX(seq), 0) FROM changes"));
   SFS_ASSIGN_OR_RETURN(bool row, q.Step());
   return row ? static_cast<uint64_t>(q.ColumnInt(0)) : 0;
+}
+
+const std::vector<std::string>& Catalog::DriveTables() {
+  // A new table that holds drive data (not this machine's state) belongs here, or restores
+  // lose it.
+  static const std::vector<std::string> kTables = {"inodes", "dentries", "packs",  "shards",
+                                                   "chunks", "extents",  "changes"};
+  return kTables;
+}
+
+int Catalog::SchemaVersion() { return kSchemaVersion; }
+
+Status Catalog::StartChangeTracking() {
+  MutexLock lock(&mu_);
+  session_.reset();
+  SFS_ASSIGN_OR_RETURN(session_, SqliteSession::Create(db_.get(), DriveTables()));
+  return Status::Ok();
+}
+
+bool Catalog::HasTrackedChanges() {
+  MutexLock lock(&mu_);
+  return session_ != nullptr && !session_->IsEmpty();
+}
+
+Result<Catalog::TableChanges> Catalog::TakeTrackedChanges() {
+  MutexLock lock(&mu_);
+  if (session_ == nullptr) return Status::InvalidArgument("the catalog is not recording changes");
+  TableChanges out;
+  SFS_ASSIGN_OR_RETURN(out.changeset, session_->Changeset());
+  SFS_ASSIGN_OR_RETURN(out.last_change, LastChangeLocked());
+  session_.reset();
+  SFS_ASSIGN_OR_RETURN(session_, SqliteSession::Create(db_.get(), DriveTables()));
+  return out;
+}
+
+Result<Catalog::TableChanges> Catalog::TakeSnapshot() {
+  MutexLock lock(&mu_);
+  TableChanges out;
+  SFS_ASSIGN_OR_RETURN(out.changeset, db_->SnapshotChangeset(DriveTables()));
+  SFS_ASSIGN_OR_RETURN(out.last_change, LastChangeLocked());
+  if (session_ != nullptr) {
+    session_.reset();
+    SFS_ASSIGN_OR_RETURN(session_, SqliteSession::Create(db_.get(), DriveTables()));
+  }
+  return out;
+}
+
+Status Catalog::RestoreFromCheckpoint(ByteSpan base, const std::vector<ByteSpan>& deltas) {
+  MutexLock lock(&mu_);
+  {
+    SqliteTransaction txn(db_.get());
+    SFS_RETURN_IF_ERROR(txn.status());
+    for (const std::string& table : DriveTables()) {
+      SFS_RETURN_IF_ERROR(db_->Exec("DELETE FROM " + table));
+    }
+    SFS_RETURN_IF_ERROR(db_->Exec("DELETE FROM sqlite_sequence WHERE name='changes'"));
+    SFS_RETURN_IF_ERROR(db_->ApplyChangeset(base).WithContext("base"));
+    for (size_t i = 0; i < deltas.size(); ++i) {
+      SFS_RETURN_IF_ERROR(
+          db_->ApplyChangeset(deltas[i]).WithContext("delta " + std::to_string(i + 1)));
+    }
+    auto root = GetAttrLocked(kRootIno);
+    if (!root.ok() || root->kind != FileKind::kDirectory) {
+      return Status::Corruption("the checkpoint has no root directory");
+    }
+    SFS_RETURN_IF_ERROR(txn.Commit());
+  }
+  if (session_ != nullptr) {
+    session_.reset();
+    SFS_ASSIGN_OR_RETURN(session_, SqliteSession::Create(db_.get(), DriveTables()));
+  }
+  return Status::Ok();
+}
+
+Result<std::optional<Bytes>> Catalog::GetLocalState(std::string_view key) {
+  MutexLock lock(&mu_);
+  SFS_ASSIGN_OR_RETURN(auto q, db_->Prepare("SELECT value FROM local_state WHERE key=?"));
+  q.Bind(1, key);
+  SFS_ASSIGN_OR_RETURN(bool row, q.Step());
+  if (!row) return std::optional<Bytes>();
+  return std::optional<Bytes>(q.ColumnBlob(0));
+}
+
+Status Catalog::SetLocalState(std::string_view key, ByteSpan value) {
+  MutexLock lock(&mu_);
+  SFS_ASSIGN_OR_RETURN(
+      auto q, db_->Prepare("INSERT OR REPLACE INTO local_state (key, value) VALUES (?, ?)"));
+  return q.Bind(1, key).Bind(2, value).Run();
 }
 
 }  // namespace shardfs::backend

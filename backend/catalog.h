@@ -10,6 +10,11 @@
 // Every change is one SQLite transaction, and appends to the changes journal, whose sequence
 // numbers only grow (the phone's changes feed and the checkpoints read it).
 //
+// The drive tables (the tree, contents, packs, journal) are what checkpoints store; local
+// tables hold this machine's own state and are never checkpointed. For checkpoints the
+// catalog records the changes to the drive tables as changesets (TakeTrackedChanges) and can
+// dump them whole (TakeSnapshot) or rebuild them (RestoreFromCheckpoint).
+//
 // Thread safety: all methods may be called from many threads (one mutex serializes them).
 
 #ifndef SHARDFS_BACKEND_CATALOG_H_
@@ -32,6 +37,7 @@
 namespace shardfs::backend {
 
 class SqliteDb;
+class SqliteSession;
 
 using Ino = uint64_t;
 inline constexpr Ino kRootIno = 1;
@@ -109,6 +115,8 @@ struct PackRecord {
   uint64_t size = 0;            // the pack's bytes before padding
   std::vector<ShardId> shards;  // k + m
   std::vector<NodeId> nodes;    // the node holding each shard
+
+  friend bool operator==(const PackRecord&, const PackRecord&) = default;
 };
 
 enum class RenameMode {
@@ -259,9 +267,44 @@ class Catalog {
   // Counts over the whole drive (orphans not included).
   Result<Totals> GetTotals();
 
+  // Checkpoints (backend/checkpoint.h). ------------------------------------------------------
+
+  // The tables checkpoints store, in the order a snapshot lists them.
+  static const std::vector<std::string>& DriveTables();
+  // The schema version this build writes (docs/format.md, "Catalog").
+  static int SchemaVersion();
+
+  // A changeset of the drive tables (SQLite's session format) and the journal's last sequence
+  // number when it was taken.
+  struct TableChanges {
+    Bytes changeset;
+    uint64_t last_change = 0;
+  };
+  // Starts recording the changes to the drive tables (from scratch if it was recording).
+  Status StartChangeTracking();
+  // True if a drive table changed since recording (re)started; false when not recording.
+  bool HasTrackedChanges();
+  // The changes to the drive tables since recording (re)started; recording restarts, so every
+  // change is in exactly one result. InvalidArgument if not recording.
+  Result<TableChanges> TakeTrackedChanges();
+  // Every row of the drive tables, as a changeset of inserts into empty tables (a checkpoint's
+  // base); recording restarts if it was on, so the next changes are those after the snapshot.
+  // Holds the catalog for the time it takes (it reads every row).
+  Result<TableChanges> TakeSnapshot();
+  // Makes the drive tables hold `base` (from TakeSnapshot) with `deltas` (from
+  // TakeTrackedChanges) applied in order, in one transaction: on error nothing changes.
+  // Corruption if a changeset does not apply exactly or the result has no root directory.
+  // Recording restarts if it was on.
+  Status RestoreFromCheckpoint(ByteSpan base, const std::vector<ByteSpan>& deltas);
+
+  // This machine's own state (never checkpointed), by key: nullopt if unset.
+  Result<std::optional<Bytes>> GetLocalState(std::string_view key);
+  Status SetLocalState(std::string_view key, ByteSpan value);
+
  private:
   explicit Catalog(CatalogOptions options);
   int64_t Now() const;
+  Result<uint64_t> LastChangeLocked() REQUIRES(mu_);
   Result<InodeAttr> GetAttrLocked(Ino ino) REQUIRES(mu_);
   // The entry `name` of live directory `parent`, or nullopt; the name and the parent are
   // checked as Lookup does.
@@ -296,6 +339,8 @@ class Catalog {
   UniqueFd lock_;
   Mutex mu_;
   std::unique_ptr<SqliteDb> db_ GUARDED_BY(mu_);
+  // Recording changes for checkpoints; destroyed before db_.
+  std::unique_ptr<SqliteSession> session_ GUARDED_BY(mu_);
 };
 
 // Checks a directory entry name: InvalidArgument (empty, ".", "..", '/' or NUL in it) or

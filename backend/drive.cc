@@ -75,6 +75,9 @@ Result<std::unique_ptr<Drive>> Drive::Open(DriveOptions options) {
   SFS_ASSIGN_OR_RETURN(d->pipeline_, WritePipeline::Create(d->keys_, po, [self](EncodedPack& pack) {
                          return self->StorePack(pack);
                        }));
+  SFS_ASSIGN_OR_RETURN(d->checkpointer_,
+                       Checkpointer::Start(*d->catalog_, *d->peers_, d->options_.master,
+                                           d->options_.config, d->options_.checkpoint));
   d->uploader_ = std::thread([self] { self->UploadLoop(); });
   return d;
 }

@@ -28,6 +28,7 @@
 #include <vector>
 
 #include "backend/catalog.h"
+#include "backend/checkpoint.h"
 #include "backend/chunk_codec.h"
 #include "backend/chunk_reader.h"
 #include "backend/drive_config.h"
@@ -70,6 +71,8 @@ struct DriveOptions {
   bool sync = true;
   // Who holds the drive (written into the catalog's lock file).
   std::string holder = "shardfs";
+  // When and how the catalog is checkpointed to the nodes (backend/checkpoint.h).
+  CheckpointOptions checkpoint;
 };
 
 // One whole file for StoreFiles.
@@ -111,6 +114,8 @@ class Drive {
   const DriveConfig& config() const { return options_.config; }
   // The drive's nodes and the client's view of them; peers().node(i) is config().nodes[i].
   PeerSet& peers() { return *peers_; }
+  // Checkpoints of the catalog: Sync() stores one now (`shardfs sync`); PacksInUse() for gc.
+  Checkpointer& checkpointer() { return *checkpointer_; }
 
   // The tree: as the Catalog methods of the same names, with staged sizes and mtimes shown.
   Result<InodeAttr> Lookup(Ino parent, std::string_view name);
@@ -210,6 +215,8 @@ class Drive {
   int urgent_ GUARDED_BY(up_mu_) = 0;  // Fsync/Sync callers waiting
   Status last_error_ GUARDED_BY(up_mu_);
   std::thread uploader_;
+  // Last, so it is destroyed first: closing it may store a checkpoint over catalog_ and peers_.
+  std::unique_ptr<Checkpointer> checkpointer_;
 };
 
 }  // namespace shardfs::backend

@@ -2,6 +2,10 @@
 
 #include <cstring>
 
+// The session extension's declarations (changesets for checkpoints); Debian's libsqlite3 is
+// built with both.
+#define SQLITE_ENABLE_SESSION 1
+#define SQLITE_ENABLE_PREUPDATE_HOOK 1
 #include <sqlite3.h>
 #include <sys/stat.h>
 
@@ -77,6 +81,166 @@ Result<SqliteStatement> SqliteDb::Prepare(std::string_view sql) {
 int64_t SqliteDb::Changes() const { return sqlite3_changes64(db_); }
 
 int64_t SqliteDb::LastInsertRowId() const { return sqlite3_last_insert_rowid(db_); }
+
+namespace {
+
+// sqlite3_free for changeset buffers and error messages.
+struct SqliteFree {
+  void operator()(void* p) const { sqlite3_free(p); }
+};
+
+Bytes TakeBuffer(void* p, int n) {
+  std::unique_ptr<void, SqliteFree> owned(p);
+  const auto* b = static_cast<const uint8_t*>(p);
+  if (b == nullptr || n <= 0) return {};
+  return Bytes(b, b + n);
+}
+
+// The name of the empty database a snapshot diffs against.
+constexpr const char* kSnapshotFrom = "sfs_snapshot_from";
+
+}  // namespace
+
+Result<Bytes> SqliteDb::SnapshotChangeset(const std::vector<std::string>& tables) {
+  SFS_RETURN_IF_ERROR(Exec(std::string("ATTACH ':memory:' AS ") + kSnapshotFrom));
+  sqlite3_session* session = nullptr;
+  auto result = [&]() -> Result<Bytes> {
+    // The empty tables to diff against: each made with its own CREATE statement, so columns
+    // and primary keys match.
+    for (const std::string& table : tables) {
+      SFS_ASSIGN_OR_RETURN(
+          auto q, Prepare("SELECT sql FROM main.sqlite_master WHERE type='table' AND name=?"));
+      q.Bind(1, std::string_view(table));
+      SFS_ASSIGN_OR_RETURN(bool row, q.Step());
+      if (!row) return Status::InvalidArgument("no table " + table);
+      std::string sql = q.ColumnText(0);
+      const std::string prefix = "CREATE TABLE " + table;
+      if (sql.compare(0, prefix.size(), prefix) != 0) {
+        return Status::InvalidArgument("unexpected definition of table " + table);
+      }
+      SFS_RETURN_IF_ERROR(Exec("CREATE TABLE " + std::string(kSnapshotFrom) + "." + table +
+                               sql.substr(prefix.size())));
+    }
+    int rc = sqlite3session_create(db_, "main", &session);
+    if (rc != SQLITE_OK) return Error("session", rc);
+    for (const std::string& table : tables) {
+      // diff adds changes only for tables attached before it.
+      rc = sqlite3session_attach(session, table.c_str());
+      if (rc != SQLITE_OK) return Error("session table " + table, rc);
+      char* err = nullptr;
+      rc = sqlite3session_diff(session, kSnapshotFrom, table.c_str(), &err);
+      std::unique_ptr<char, SqliteFree> owned(err);
+      if (rc != SQLITE_OK) {
+        return Error("diff of " + table + (err != nullptr ? std::string(": ") + err : ""), rc);
+      }
+    }
+    int n = 0;
+    void* p = nullptr;
+    rc = sqlite3session_changeset(session, &n, &p);
+    Bytes out = TakeBuffer(p, n);
+    if (rc != SQLITE_OK) return Error("changeset", rc);
+    return out;
+  }();
+  if (session != nullptr) sqlite3session_delete(session);
+  Status detached = Exec(std::string("DETACH ") + kSnapshotFrom);
+  if (result.ok() && !detached.ok()) return detached;
+  return result;
+}
+
+namespace {
+
+struct ApplyContext {
+  sqlite3* db = nullptr;
+  std::string missing_table;
+  std::string conflict;
+};
+
+int ApplyFilter(void* ctx, const char* table) {
+  auto* c = static_cast<ApplyContext*>(ctx);
+  int rc = sqlite3_table_column_metadata(c->db, "main", table, nullptr, nullptr, nullptr, nullptr,
+                                         nullptr, nullptr);
+  if (rc == SQLITE_OK) return 1;
+  if (c->missing_table.empty()) c->missing_table = table;
+  return 0;
+}
+
+int ApplyConflict(void* ctx, int kind, sqlite3_changeset_iter* it) {
+  auto* c = static_cast<ApplyContext*>(ctx);
+  const char* table = nullptr;
+  int columns = 0;
+  int op = 0;
+  (void)sqlite3changeset_op(it, &table, &columns, &op, nullptr);
+  const char* what = "a conflict";
+  switch (kind) {
+    case SQLITE_CHANGESET_DATA:
+      what = "a row holds other values than the change expects";
+      break;
+    case SQLITE_CHANGESET_NOTFOUND:
+      what = "a row to change is missing";
+      break;
+    case SQLITE_CHANGESET_CONFLICT:
+      what = "a row to insert exists";
+      break;
+    case SQLITE_CHANGESET_CONSTRAINT:
+      what = "a constraint fails";
+      break;
+    default:
+      break;
+  }
+  if (c->conflict.empty()) c->conflict = std::string(what) + " in " + (table ? table : "?");
+  return SQLITE_CHANGESET_ABORT;
+}
+
+}  // namespace
+
+Status SqliteDb::ApplyChangeset(ByteSpan changeset) {
+  if (changeset.empty()) return Status::Ok();
+  if (changeset.size() > static_cast<size_t>(INT32_MAX)) {
+    return Status::InvalidArgument("changeset too large");
+  }
+  ApplyContext ctx;
+  ctx.db = db_;
+  int rc = sqlite3changeset_apply(db_, static_cast<int>(changeset.size()),
+                                  const_cast<uint8_t*>(changeset.data()), ApplyFilter,
+                                  ApplyConflict, &ctx);
+  if (!ctx.conflict.empty()) return Status::Corruption("changeset does not apply: " + ctx.conflict);
+  if (rc != SQLITE_OK) {
+    Status s = Error("apply changeset", rc);
+    if (s.code() == Code::kCorruption) return s;
+    return Status::Corruption("changeset does not apply: " + s.message());
+  }
+  if (!ctx.missing_table.empty()) {
+    return Status::Corruption("changeset names table " + ctx.missing_table +
+                              ", which the database does not have");
+  }
+  return Status::Ok();
+}
+
+Result<std::unique_ptr<SqliteSession>> SqliteSession::Create(
+    SqliteDb* db, const std::vector<std::string>& tables) {
+  sqlite3_session* raw = nullptr;
+  int rc = sqlite3session_create(db->db_, "main", &raw);
+  if (rc != SQLITE_OK) return db->Error("session", rc);
+  std::unique_ptr<SqliteSession> s(new SqliteSession(db, raw));
+  for (const std::string& table : tables) {
+    rc = sqlite3session_attach(raw, table.c_str());
+    if (rc != SQLITE_OK) return db->Error("session table " + table, rc);
+  }
+  return s;
+}
+
+SqliteSession::~SqliteSession() { sqlite3session_delete(session_); }
+
+bool SqliteSession::IsEmpty() const { return sqlite3session_isempty(session_) != 0; }
+
+Result<Bytes> SqliteSession::Changeset() {
+  int n = 0;
+  void* p = nullptr;
+  int rc = sqlite3session_changeset(session_, &n, &p);
+  Bytes out = TakeBuffer(p, n);
+  if (rc != SQLITE_OK) return db_->Error("changeset", rc);
+  return out;
+}
 
 SqliteStatement::SqliteStatement(SqliteStatement&& other) noexcept
     : db_(other.db_), stmt_(other.stmt_), bind_rc_(other.bind_rc_) {

@@ -1,6 +1,6 @@
 // A thin SQLite wrapper: the one home of sqlite3.h. SQLite's return codes become Status here
 // and nowhere else. Used by the storage node's index (backend/shardstore) and the drive's
-// catalog.
+// catalog, whose checkpoints use changesets (SQLite's session extension) made and applied here.
 //
 // Thread safety: a SqliteDb and its statements must be used by one thread at a time (callers
 // hold their own mutex); distinct databases are independent.
@@ -12,12 +12,14 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "base/bytes.h"
 #include "base/status.h"
 
 struct sqlite3;
 struct sqlite3_stmt;
+struct sqlite3_session;
 
 namespace shardfs::backend {
 
@@ -56,9 +58,21 @@ class SqliteDb {
   // The rowid of the last row inserted on this connection.
   int64_t LastInsertRowId() const;
 
+  // A changeset that inserts every row of `tables` (of the main database): their contents, to
+  // apply to empty tables of the same schema. Tables without a primary key are left out.
+  // InvalidArgument for a table that does not exist.
+  Result<Bytes> SnapshotChangeset(const std::vector<std::string>& tables);
+  // Applies `changeset` (from SqliteSession or SnapshotChangeset) to the main database. Every
+  // change must apply exactly: Corruption if a row to insert exists already, a row to update
+  // or delete is missing or holds other values, a constraint fails, or the changeset is
+  // malformed or names a table the database does not have. On error, the changes of this call
+  // are rolled back.
+  Status ApplyChangeset(ByteSpan changeset);
+
  private:
   explicit SqliteDb(sqlite3* db) : db_(db) {}
   friend class SqliteStatement;
+  friend class SqliteSession;
   Status Error(std::string_view what, int rc) const;
   sqlite3* db_;
 };
@@ -93,6 +107,29 @@ class SqliteStatement {
   const SqliteDb* db_;
   sqlite3_stmt* stmt_;
   int bind_rc_ = 0;
+};
+
+// Records the changes made through one connection to some tables of its main database, as
+// SQLite's session extension does: a changeset holds, for each row changed, its net change
+// since recording started (an insert, a delete, or an update with the old and new values).
+class SqliteSession {
+ public:
+  // Starts recording changes to `tables`. REQUIRES: `db` outlives the session.
+  static Result<std::unique_ptr<SqliteSession>> Create(SqliteDb* db,
+                                                       const std::vector<std::string>& tables);
+  ~SqliteSession();
+  SqliteSession(const SqliteSession&) = delete;
+  SqliteSession& operator=(const SqliteSession&) = delete;
+
+  // True if no recorded table has changed.
+  bool IsEmpty() const;
+  // The changes recorded so far (empty if none).
+  Result<Bytes> Changeset();
+
+ private:
+  SqliteSession(SqliteDb* db, sqlite3_session* session) : db_(db), session_(session) {}
+  SqliteDb* db_;
+  sqlite3_session* session_;
 };
 
 // BEGIN IMMEDIATE on construction; ROLLBACK on destruction unless Commit() succeeded.

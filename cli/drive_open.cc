@@ -62,6 +62,8 @@ Result<std::unique_ptr<backend::Drive>> OpenDrive(const DriveFlags& flags,
   o.staging_dir = home.staging_dir();
   o.holder = holder;
   o.pipeline.threads = static_cast<int>(std::clamp(std::thread::hardware_concurrency(), 1u, 8u));
+  // A command's process is short: its changes are checkpointed before it ends.
+  o.checkpoint.on_close = true;
   for (const backend::DriveNode& n : config->nodes) {
     auto address = net::ParseHostPort(n.address);
     if (!address.ok()) return address.status().WithContext(home.config_file());

@@ -523,28 +523,6 @@ int RunDu(const DuFlags& f) {
   return 0;
 }
 
-struct SyncFlags {
-  DriveFlags drive;
-  double timeout_seconds = 600;
-};
-
-int RunSync(const SyncFlags& f) {
-  if (!(f.timeout_seconds > 0 && f.timeout_seconds <= 7 * 86400)) {
-    return UsageError("sync", "--timeout must be from 0 to 604800 seconds");
-  }
-  auto drive = OpenDrive(f.drive, "shardfs sync");
-  if (!drive.ok()) return Failure("sync", "open drive", drive.status());
-  const backend::UploadState before = (*drive)->Uploads();
-  Status s =
-      (*drive)->Sync(std::chrono::milliseconds(static_cast<int64_t>(f.timeout_seconds * 1000)));
-  if (!s.ok()) return Failure("sync", "upload", s);
-  if (before.staged.layers > 0) {
-    std::fprintf(stderr, "shardfs sync: stored %s of %zu file(s)\n",
-                 FormatByteSize(before.staged.bytes).c_str(), before.staged.files);
-  }
-  return 0;
-}
-
 struct StatusFlags {
   DriveFlags drive;
   bool json = false;
@@ -691,14 +669,6 @@ std::map<std::string, std::function<int()>> AddFileCommands(CLI::App& app) {
   d->add_option("remote", du->remote, "The path in the drive (default /)");
   AddDriveFlags(d, &du->drive);
   run["du"] = [du] { return RunDu(*du); };
-
-  auto sync = std::make_shared<SyncFlags>();
-  CLI::App* y =
-      app.add_subcommand("sync", "Wait until every pending upload is stored on the network.");
-  y->add_option("--timeout", sync->timeout_seconds,
-                "Give up (exit 1, the uploads stay queued) after this many seconds (default 600)");
-  AddDriveFlags(y, &sync->drive);
-  run["sync"] = [sync] { return RunSync(*sync); };
 
   auto status = std::make_shared<StatusFlags>();
   CLI::App* u = app.add_subcommand("status", "The drive's usage and its nodes.");

@@ -1,6 +1,6 @@
 // shardfs: the one binary. Subcommands arrive with the issues that build them (node, init,
-// put, get, ls, mkdir now; mount, ... later). Conventions: usage errors exit 2, runtime errors exit
-// 1 with a message on stderr, --help and --version exit 0.
+// put, get, ls, mkdir, sync, restore now; mount, ... later). Conventions: usage errors exit 2,
+// runtime errors exit 1 with a message on stderr, --help and --version exit 0.
 
 #include <cstdio>
 #include <functional>
@@ -11,6 +11,8 @@
 #include "cli/file_commands.h"
 #include "cli/init_command.h"
 #include "cli/node_command.h"
+#include "cli/restore_command.h"
+#include "cli/sync_command.h"
 
 namespace {
 
@@ -22,6 +24,8 @@ int Main(int argc, char** argv) {
   auto run_init = shardfs::cli::AddInitCommand(app);
   auto run_files = shardfs::cli::AddFileCommands(app);
   auto run_node = shardfs::cli::AddNodeCommand(app);
+  auto run_restore = shardfs::cli::AddRestoreCommand(app);
+  auto run_sync = shardfs::cli::AddSyncCommand(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
@@ -37,6 +41,8 @@ int Main(int argc, char** argv) {
     if (app.got_subcommand(name)) return run();
   }
   if (app.got_subcommand("node")) return run_node();
+  if (app.got_subcommand("restore")) return run_restore();
+  if (app.got_subcommand("sync")) return run_sync();
   std::fputs(app.help().c_str(), stdout);
   return 0;
 }
