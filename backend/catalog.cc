@@ -86,6 +86,11 @@ CREATE TABLE uploads (
   ino INTEGER NOT NULL,
   created_ns INTEGER NOT NULL
 );
+CREATE TABLE deletions (
+  shard BLOB NOT NULL,
+  node BLOB NOT NULL,
+  PRIMARY KEY (shard, node)
+) WITHOUT ROWID;
 CREATE TABLE local_state (
   key TEXT PRIMARY KEY,
   value BLOB NOT NULL
@@ -931,6 +936,63 @@ Result<std::vector<ChunkRecord>> Catalog::UnreferencedChunks(size_t limit) {
     out.push_back(c);
   }
   return out;
+}
+
+Result<std::vector<PackId>> Catalog::DeadPacks(size_t limit) {
+  MutexLock lock(&mu_);
+  SFS_ASSIGN_OR_RETURN(auto q, db_->Prepare("SELECT id FROM packs WHERE NOT EXISTS (SELECT 1 "
+                                            "FROM chunks WHERE chunks.pack = packs.id AND "
+                                            "chunks.refs > 0) LIMIT ?"));
+  q.Bind(1, static_cast<int64_t>(limit));
+  std::vector<PackId> out;
+  while (true) {
+    SFS_ASSIGN_OR_RETURN(bool row, q.Step());
+    if (!row) break;
+    SFS_ASSIGN_OR_RETURN(PackId id, IdColumn<PackId>(q, 0));
+    out.push_back(id);
+  }
+  return out;
+}
+
+Status Catalog::DropDeadPack(const PackId& id) {
+  MutexLock lock(&mu_);
+  SqliteTransaction txn(db_.get());
+  SFS_RETURN_IF_ERROR(txn.status());
+  SFS_ASSIGN_OR_RETURN(auto live,
+                       db_->Prepare("SELECT 1 FROM chunks WHERE pack=? AND refs > 0 LIMIT 1"));
+  live.Bind(1, id.span());
+  SFS_ASSIGN_OR_RETURN(bool used, live.Step());
+  if (used) return Status::InvalidArgument("pack " + id.ToHex() + " still holds used chunks");
+  SFS_ASSIGN_OR_RETURN(auto queue, db_->Prepare("INSERT OR IGNORE INTO deletions (shard, node) "
+                                                "SELECT id, node FROM shards WHERE pack=?"));
+  SFS_RETURN_IF_ERROR(queue.Bind(1, id.span()).Run());
+  for (const char* sql : {"DELETE FROM chunks WHERE pack=?", "DELETE FROM shards WHERE pack=?",
+                          "DELETE FROM packs WHERE id=?"}) {
+    SFS_ASSIGN_OR_RETURN(auto q, db_->Prepare(sql));
+    SFS_RETURN_IF_ERROR(q.Bind(1, id.span()).Run());
+  }
+  return txn.Commit();
+}
+
+Result<std::vector<std::pair<ShardId, NodeId>>> Catalog::PendingDeletions(size_t limit) {
+  MutexLock lock(&mu_);
+  SFS_ASSIGN_OR_RETURN(auto q, db_->Prepare("SELECT shard, node FROM deletions LIMIT ?"));
+  q.Bind(1, static_cast<int64_t>(limit));
+  std::vector<std::pair<ShardId, NodeId>> out;
+  while (true) {
+    SFS_ASSIGN_OR_RETURN(bool row, q.Step());
+    if (!row) break;
+    SFS_ASSIGN_OR_RETURN(ShardId shard, IdColumn<ShardId>(q, 0));
+    SFS_ASSIGN_OR_RETURN(NodeId node, IdColumn<NodeId>(q, 1));
+    out.emplace_back(shard, node);
+  }
+  return out;
+}
+
+Status Catalog::DeletionDone(const ShardId& shard, const NodeId& node) {
+  MutexLock lock(&mu_);
+  SFS_ASSIGN_OR_RETURN(auto q, db_->Prepare("DELETE FROM deletions WHERE shard=? AND node=?"));
+  return q.Bind(1, shard.span()).Bind(2, node.span()).Run();
 }
 
 Result<Catalog::Totals> Catalog::GetTotals() {

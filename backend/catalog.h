@@ -249,6 +249,16 @@ class Catalog {
   // (seq, ino) rows, by seq.
   Result<std::vector<std::pair<uint64_t, Ino>>> Uploads();
 
+  // Packs none of whose chunks any extent uses (garbage for gc), at most `limit`.
+  Result<std::vector<PackId>> DeadPacks(size_t limit);
+  // Forgets a dead pack, its shards and its chunks, and queues its shards for deletion from
+  // their nodes (a local queue: PendingDeletions), in one transaction. InvalidArgument if some
+  // chunk of it is used.
+  Status DropDeadPack(const PackId& id);
+  // Shards to delete from nodes, at most `limit`; DeletionDone when a node let go of one.
+  Result<std::vector<std::pair<ShardId, NodeId>>> PendingDeletions(size_t limit);
+  Status DeletionDone(const ShardId& shard, const NodeId& node);
+
   // Chunks no extent refers to any more (garbage for gc), at most `limit`.
   Result<std::vector<ChunkRecord>> UnreferencedChunks(size_t limit);
 

@@ -420,6 +420,49 @@ Result<InodeAttr> Drive::WriteWholeFile(Ino ino, ByteSpan data) {
   return done[0];
 }
 
+Result<GcReport> Drive::CollectGarbage() {
+  GcReport report;
+  {
+    // No pipeline run may count on a chunk (dedup) while its pack goes.
+    MutexLock run(&pipeline_mu_);
+    MutexLock commit(&commit_mu_);
+    for (;;) {
+      SFS_ASSIGN_OR_RETURN(std::vector<PackId> dead, catalog_->DeadPacks(256));
+      if (dead.empty()) break;
+      for (const PackId& id : dead) {
+        SFS_ASSIGN_OR_RETURN(PackRecord pack, catalog_->GetPack(id));
+        SFS_RETURN_IF_ERROR(catalog_->DropDeadPack(id));
+        ++report.packs_dropped;
+        report.bytes_dropped += pack.size;
+      }
+    }
+  }
+  // Deleting shards from nodes needs no lock: the catalog no longer knows them.
+  std::vector<std::pair<ShardId, NodeId>> failed;
+  for (;;) {
+    SFS_ASSIGN_OR_RETURN(auto batch, catalog_->PendingDeletions(1024 + failed.size()));
+    size_t fresh = 0;
+    for (const auto& [shard, node] : batch) {
+      if (std::find(failed.begin(), failed.end(), std::make_pair(shard, node)) != failed.end()) {
+        continue;
+      }
+      ++fresh;
+      auto index = peers_->IndexOf(node);
+      Status s = index ? peers_->peer(*index).DeleteShard(shard)
+                       : Status::NotFound("the node is no longer the drive's");
+      if (s.ok() || s.code() == Code::kNotFound) {
+        SFS_RETURN_IF_ERROR(catalog_->DeletionDone(shard, node));
+        ++report.shards_deleted;
+      } else {
+        failed.emplace_back(shard, node);
+      }
+    }
+    if (fresh == 0) break;
+  }
+  report.deletions_pending = failed.size();
+  return report;
+}
+
 // --- The uploader ------------------------------------------------------------------------
 
 Status Drive::UploadBatch(std::vector<UploadJob>& jobs) {

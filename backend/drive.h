@@ -99,6 +99,14 @@ struct DriveSpace {
   size_t nodes_up = 0;
 };
 
+// What a gc pass did.
+struct GcReport {
+  size_t packs_dropped = 0;      // packs no file used any more
+  uint64_t bytes_dropped = 0;    // their bytes before coding
+  size_t shards_deleted = 0;     // shards the nodes let go of (this pass and earlier ones)
+  size_t deletions_pending = 0;  // shards whose node did not answer: the next pass retries
+};
+
 class Drive {
  public:
   // Opens the catalog (Busy if another process has the drive), the staging area (recovering
@@ -163,6 +171,12 @@ class Drive {
   Result<std::vector<InodeAttr>> StoreFiles(std::span<const FileSource> files);
   // StoreFiles of one existing file.
   Result<InodeAttr> WriteWholeFile(Ino ino, ByteSpan data);
+
+  // Garbage collection: forgets the packs no file uses any more (in the catalog first, so
+  // dedup never again counts on them) and deletes their shards from the nodes; a node that
+  // does not answer keeps its shards queued for the next pass. Packs some file still uses in
+  // part stay whole (no repacking yet). Errors from the catalog; node errors only count.
+  Result<GcReport> CollectGarbage();
 
   UploadState Uploads() const;
   // Asks every node for its space. Unavailable if none answers.

@@ -42,7 +42,10 @@ class FaultyPeer final : public Peer {
   Result<ShardProof> ProveShard(const ShardId& id, uint64_t first, uint64_t count) override {
     return base_->ProveShard(id, first, count);
   }
-  Status DeleteShard(const ShardId& id) override { return base_->DeleteShard(id); }
+  Status DeleteShard(const ShardId& id) override {
+    if (down) return Status::Unavailable(name() + " is down");
+    return base_->DeleteShard(id);
+  }
   Result<std::optional<Bytes>> GetSlot() override { return base_->GetSlot(); }
   Status PutSlot(ByteSpan record) override { return base_->PutSlot(record); }
   Result<PeerStatus> GetStatus() override { return base_->GetStatus(); }
@@ -424,6 +427,39 @@ TEST_F(DriveTest, StoreFilesNamesNewFilesOnlyWhenStored) {
   EXPECT_EQ(ShardsStored() - before, 6u);  // both in one pack
   ASSERT_OK_AND_ASSIGN(InodeAttr a, drive_->Lookup(kRootIno, "y"));
   EXPECT_EQ(ReadAll(a.ino, 10), y);
+}
+
+TEST_F(DriveTest, GcDeletesPacksNoFileUsesAndRetriesDownNodes) {
+  Ino f = NewFile("f");
+  Ino keep = NewFile("keep");
+  Bytes kept = test::PseudoRandomBytes(50000, 30);
+  ASSERT_OK(drive_->WriteWholeFile(keep, kept).status());
+  ASSERT_OK(drive_->WriteWholeFile(f, test::PseudoRandomBytes(300000, 31)).status());
+  const uint64_t with_old = ShardsStored();
+  Bytes now = test::PseudoRandomBytes(200000, 32);
+  ASSERT_OK(drive_->WriteWholeFile(f, now).status());  // the old pack is garbage now
+  peers_[2]->down = true;
+  ASSERT_OK_AND_ASSIGN(GcReport r, drive_->CollectGarbage());
+  EXPECT_EQ(r.packs_dropped, 1u);
+  EXPECT_GT(r.bytes_dropped, 300000u);
+  EXPECT_EQ(r.shards_deleted, 5u);
+  EXPECT_EQ(r.deletions_pending, 1u);
+  peers_[2]->down = false;
+  ASSERT_OK_AND_ASSIGN(r, drive_->CollectGarbage());
+  EXPECT_EQ(r.packs_dropped, 0u);
+  EXPECT_EQ(r.shards_deleted, 1u);
+  EXPECT_EQ(r.deletions_pending, 0u);
+  EXPECT_EQ(ShardsStored(), with_old);  // one pack gone, one new
+  EXPECT_EQ(ReadAll(f, now.size()), now);
+  EXPECT_EQ(ReadAll(keep, kept.size()), kept);
+  // Removing the files leaves every pack dead.
+  ASSERT_OK(drive_->Unlink(kRootIno, "f"));
+  ASSERT_OK(drive_->Unlink(kRootIno, "keep"));
+  ASSERT_OK_AND_ASSIGN(r, drive_->CollectGarbage());
+  EXPECT_EQ(ShardsStored(), 0u);
+  ASSERT_OK_AND_ASSIGN(auto totals, drive_->catalog().GetTotals());
+  EXPECT_EQ(totals.packs, 0u);
+  EXPECT_EQ(totals.chunks, 0u);
 }
 
 }  // namespace

@@ -74,6 +74,18 @@ set -e
 sfs rm -r /tmp || fail "rm -r"
 sfs rm /empty || fail "rm file"
 [ "$(sfs ls /)" = "$(printf 'archive\nphotos')" ] || fail "after rm: $(sfs ls /)"
+# gc: the packs of removed files go from the catalog and their shards from the nodes.
+head -c 200000 /dev/urandom >"$dir/in/gcme"
+sfs put "$dir/in/gcme" /gcme || fail "put gcme"
+packs_with=$(packs)
+sfs rm /gcme || fail "rm gcme"
+sfs gc --json >"$dir/gc" || fail "gc: $(cat "$dir/gc")"
+grep -q '"deletions_pending":0' "$dir/gc" || fail "gc left deletions: $(cat "$dir/gc")"
+[ "$(packs)" -lt "$packs_with" ] || fail "gc kept the removed file's pack"
+grep -q '"shards_deleted":[1-9]' "$dir/gc" || fail "gc deleted no shard from the nodes"
+sfs gc --json | grep -q '"packs_dropped":0' || fail "a second gc found more garbage"
+sfs get /archive/big-2 "$dir/out/after-gc" && cmp "$dir/in/big" "$dir/out/after-gc" ||
+  fail "a kept file differs after gc"
 
 # Trees, as cp -a: folders (an empty one too), links, modes and nanosecond times.
 mkdir -p "$dir/tree/sub dir/deeper" "$dir/tree/empty"

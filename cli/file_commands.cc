@@ -523,6 +523,36 @@ int RunDu(const DuFlags& f) {
   return 0;
 }
 
+struct GcFlags {
+  DriveFlags drive;
+  bool json = false;
+};
+
+int RunGc(const GcFlags& f) {
+  auto drive = OpenDrive(f.drive, "shardfs gc");
+  if (!drive.ok()) return Failure("gc", "open drive", drive.status());
+  auto r = (*drive)->CollectGarbage();
+  if (!r.ok()) return Failure("gc", "collect", r.status());
+  if (f.json) {
+    nlohmann::json j = {{"packs_dropped", r->packs_dropped},
+                        {"bytes_dropped", r->bytes_dropped},
+                        {"shards_deleted", r->shards_deleted},
+                        {"deletions_pending", r->deletions_pending}};
+    std::printf("%s\n", j.dump().c_str());
+  } else {
+    std::printf(
+        "gc: %zu unused pack(s) dropped (%s before coding); %zu shard(s) deleted from "
+        "nodes",
+        r->packs_dropped, FormatByteSize(r->bytes_dropped).c_str(), r->shards_deleted);
+    if (r->deletions_pending > 0) {
+      std::printf("; %zu wait for nodes that did not answer (the next gc retries)",
+                  r->deletions_pending);
+    }
+    std::printf("\n");
+  }
+  return r->deletions_pending == 0 ? 0 : kExitFailure;
+}
+
 struct StatusFlags {
   DriveFlags drive;
   bool json = false;
@@ -669,6 +699,13 @@ std::map<std::string, std::function<int()>> AddFileCommands(CLI::App& app) {
   d->add_option("remote", du->remote, "The path in the drive (default /)");
   AddDriveFlags(d, &du->drive);
   run["du"] = [du] { return RunDu(*du); };
+
+  auto gc = std::make_shared<GcFlags>();
+  CLI::App* gcc = app.add_subcommand(
+      "gc", "Delete from the nodes the packs no file uses any more (exit 1 if a node was down).");
+  gcc->add_flag("--json", gc->json, "Print the result as JSON");
+  AddDriveFlags(gcc, &gc->drive);
+  run["gc"] = [gc] { return RunGc(*gc); };
 
   auto status = std::make_shared<StatusFlags>();
   CLI::App* u = app.add_subcommand("status", "The drive's usage and its nodes.");
