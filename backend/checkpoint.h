@@ -201,7 +201,7 @@ class Checkpointer {
   };
   Checkpointer(Catalog& catalog, PeerSet& peers, const crypto::MasterKey& master,
                DriveConfig config, CheckpointOptions options);
-  Status Load();
+  Status Load() REQUIRES(run_mu_);
   Result<CheckpointInfo> SyncLocked(bool only_changes) REQUIRES(run_mu_);
   Status SavePending(bool open) REQUIRES(run_mu_);
   void Loop();

@@ -107,12 +107,16 @@ std::vector<size_t> PeerSet::PlacementOrder(const std::vector<size_t>& exclude) 
 }
 
 std::vector<size_t> PeerSet::ReadOrder(std::vector<size_t> candidates) const {
-  MutexLock lock(&mu_);
+  std::vector<PeerHealth> health;
+  {
+    MutexLock lock(&mu_);
+    health = health_;
+  }
   const auto now = Clock::now();
   std::stable_sort(candidates.begin(), candidates.end(), [&](size_t a, size_t b) {
-    int ca = ClassOf(health_[a], now), cb = ClassOf(health_[b], now);
+    int ca = ClassOf(health[a], now), cb = ClassOf(health[b], now);
     if (ca != cb) return ca < cb;
-    return health_[a].latency_us < health_[b].latency_us;
+    return health[a].latency_us < health[b].latency_us;
   });
   return candidates;
 }

@@ -255,7 +255,7 @@ Result<Staging::Layer*> Staging::OpenLayerLocked(Ino ino, uint64_t stored_size) 
   auto layer = std::make_unique<Layer>();
   layer->seq = next_seq_++;
   layer->size = layer->min_size = base;
-  auto cleanup_on_error = [&](Status s) {
+  auto cleanup_on_error = [&](Status s) REQUIRES(mu_) {
     if (file->layers.empty()) files_.erase(ino);
     RemoveFilesLocked(layer->seq);
     return s;
