@@ -221,8 +221,7 @@ class Catalog {
   Result<InodeAttr> GetAttrLocked(Ino ino) REQUIRES(mu_);
   // The entry `name` of live directory `parent`, or nullopt; the name and the parent are
   // checked as Lookup does.
-  Result<std::optional<InodeAttr>> FindEntryLocked(Ino parent, std::string_view name)
-      REQUIRES(mu_);
+  Result<std::optional<InodeAttr>> FindEntryLocked(Ino parent, std::string_view name) REQUIRES(mu_);
   Result<InodeAttr> LookupLocked(Ino parent, std::string_view name) REQUIRES(mu_);
   // True if directory `dir` has any entry.
   Result<bool> HasEntriesLocked(Ino dir) REQUIRES(mu_);

@@ -93,8 +93,17 @@ Result<size_t> Drive::Read(Ino ino, uint64_t offset, MutableByteSpan out) {
   }
   if (offset >= a.size) return size_t{0};
   const size_t n = static_cast<size_t>(std::min<uint64_t>(out.size(), a.size - offset));
-  std::memset(out.data(), 0, n);  // holes
-  SFS_ASSIGN_OR_RETURN(std::vector<Extent> extents, catalog_->ReadExtents(ino, offset, n));
+  Status s = ReadRange(ino, offset, out.first(n));
+  if (!s.ok()) {
+    std::memset(out.data(), 0, n);  // no part of a failed read is returned
+    return s;
+  }
+  return n;
+}
+
+Status Drive::ReadRange(Ino ino, uint64_t offset, MutableByteSpan out) {
+  std::memset(out.data(), 0, out.size());  // holes
+  SFS_ASSIGN_OR_RETURN(std::vector<Extent> extents, catalog_->ReadExtents(ino, offset, out.size()));
   Bytes plain;
   for (const Extent& e : extents) {
     SFS_ASSIGN_OR_RETURN(auto chunk, catalog_->FindChunk(e.chunk));
@@ -109,11 +118,11 @@ Result<size_t> Drive::Read(Ino ino, uint64_t offset, MutableByteSpan out) {
     SFS_ASSIGN_OR_RETURN(PackRecord pack, catalog_->GetPack(chunk->pack));
     SFS_RETURN_IF_ERROR(reader_->Read(pack, *chunk, plain));
     const uint64_t from = std::max(e.offset, offset);
-    const uint64_t to = std::min(e.offset + e.size, offset + n);
+    const uint64_t to = std::min(e.offset + e.size, offset + out.size());
     std::memcpy(out.data() + (from - offset), plain.data() + e.chunk_offset + (from - e.offset),
                 to - from);
   }
-  return n;
+  return Status::Ok();
 }
 
 }  // namespace shardfs::backend

@@ -73,6 +73,8 @@ class Drive {
  private:
   explicit Drive(DriveOptions options);
   Status StorePack(EncodedPack& pack);
+  // Read's work on a range within the file: holes as zeros, chunks from the peers.
+  Status ReadRange(Ino ino, uint64_t offset, MutableByteSpan out);
 
   DriveOptions options_;
   crypto::DriveKeys keys_;

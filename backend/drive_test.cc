@@ -1,5 +1,8 @@
 #include "backend/drive.h"
 
+#include <chrono>
+#include <thread>
+
 #include <gtest/gtest.h>
 
 #include "backend/memory_peer.h"
@@ -9,13 +12,19 @@
 namespace shardfs::backend {
 namespace {
 
-// A peer that can be switched off, or made to flip a byte of everything it reads: the fault
-// injection wrapper (STYLE.md) around an in-memory node.
+// A peer that can be switched off, made to flip a byte of everything it reads, to answer
+// Corruption (as HttpPeer does when a node's proof fails), or to be slow: the fault injection
+// wrapper (STYLE.md) around an in-memory node. Counts its range reads.
 class FaultyPeer final : public Peer {
  public:
   explicit FaultyPeer(std::shared_ptr<Peer> base) : base_(std::move(base)) {}
   std::atomic<bool> down{false};
   std::atomic<bool> lies{false};
+  std::atomic<bool> corrupts{false};
+  std::atomic<int> delay_ms{0};
+  std::atomic<int> reads{0};
+  std::atomic<int> cancelled{0};
+  std::atomic<int> finished{0};
 
   std::string name() const override { return base_->name(); }
   Status PutShard(const ShardId& id, ByteSpan data, const CancelToken* c) override {
@@ -28,10 +37,10 @@ class FaultyPeer final : public Peer {
   }
   Status ReadShard(const ShardId& id, uint64_t offset, MutableByteSpan out,
                    const CancelToken* c) override {
-    if (down) return Status::Unavailable(name() + " is down");
-    SFS_RETURN_IF_ERROR(base_->ReadShard(id, offset, out, c));
-    if (lies && !out.empty()) out[out.size() / 2] ^= 0x40;
-    return Status::Ok();
+    ++reads;
+    Status s = SlowRead(id, offset, out, c);
+    ++finished;
+    return s;
   }
   Result<uint64_t> StatShard(const ShardId& id) override { return base_->StatShard(id); }
   Result<ShardProof> ProveShard(const ShardId& id, uint64_t first, uint64_t count) override {
@@ -43,6 +52,22 @@ class FaultyPeer final : public Peer {
   Result<PeerStatus> GetStatus() override { return base_->GetStatus(); }
 
  private:
+  Status SlowRead(const ShardId& id, uint64_t offset, MutableByteSpan out, const CancelToken* c) {
+    const auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(delay_ms);
+    while (std::chrono::steady_clock::now() < until) {
+      if (IsCancelled(c)) {
+        ++cancelled;
+        return Status::Cancelled(name() + ": cancelled");
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+    if (down) return Status::Unavailable(name() + " is down");
+    if (corrupts) return Status::Corruption(name() + ": the node's proof does not check");
+    SFS_RETURN_IF_ERROR(base_->ReadShard(id, offset, out, c));
+    if (lies && !out.empty()) out[out.size() / 2] ^= 0x40;
+    return Status::Ok();
+  }
+
   std::shared_ptr<Peer> base_;
 };
 
@@ -92,6 +117,26 @@ class DriveTest : public ::testing::Test {
     EXPECT_OK(n.status());
     out.resize(n.ok() ? *n : 0);
     return out;
+  }
+  // A new file `name` holding `size` pseudo-random bytes (from `seed`), also put in *data.
+  Ino WriteNew(const std::string& name, size_t size, uint64_t seed, Bytes* data) {
+    Ino f = NewFile(name);
+    *data = test::PseudoRandomBytes(size, seed);
+    EXPECT_OK(drive_->WriteWholeFile(f, *data).status());
+    return f;
+  }
+  // Checks that peer `liar`, and no other, is known to have served bad bytes.
+  void ExpectOnlyLiar(size_t liar) {
+    for (size_t i = 0; i < peers_.size(); ++i) {
+      EXPECT_EQ(drive_->peers().health(i).bad_bytes > 0, i == liar) << i;
+    }
+  }
+  // The index of the peer that holds shard `shard` of the pack of file `ino`'s first chunk.
+  size_t PeerOfShard(Ino ino, int shard) {
+    auto extents = drive_->catalog().ReadExtents(ino, 0, 1).value();
+    auto chunk = drive_->catalog().FindChunk(extents.at(0).chunk).value().value();
+    PackRecord pack = drive_->catalog().GetPack(chunk.pack).value();
+    return drive_->peers().IndexOf(pack.nodes.at(static_cast<size_t>(shard))).value();
   }
   uint64_t ShardsStored() {
     uint64_t total = 0;
@@ -157,6 +202,55 @@ TEST_F(DriveTest, LyingPeersAreReadAround) {
   peers_[1]->lies = true;
   peers_[3]->lies = true;
   EXPECT_EQ(ReadAll(f, data.size()), data);
+}
+
+// A node whose answers are wrong but say OK (a peer that does not check): the chunk does not
+// open, a retry singles out its shard, and leaf proofs confirm that it lied.
+TEST_F(DriveTest, ALiarIsIdentifiedByLeafProofsAndReadAround) {
+  Bytes data;
+  Ino f = WriteNew("f", 1 << 20, 14, &data);
+  const size_t liar = PeerOfShard(f, 0);
+  peers_[liar]->lies = true;
+  EXPECT_EQ(ReadAll(f, data.size()), data);
+  ExpectOnlyLiar(liar);
+  // Known as a liar, it is read around at once: its data shard is rebuilt from the others.
+  const int reads_before = peers_[liar]->reads;
+  EXPECT_EQ(ReadAll(f, data.size()), data);
+  EXPECT_EQ(peers_[liar]->reads, reads_before);
+}
+
+// A node whose answers fail the peer's own proof check (HttpPeer answers Corruption).
+TEST_F(DriveTest, ANodeWhoseProofsFailIsALiar) {
+  Bytes data;
+  Ino f = WriteNew("f", 1 << 20, 15, &data);
+  const size_t liar = PeerOfShard(f, 1);
+  peers_[liar]->corrupts = true;
+  EXPECT_EQ(ReadAll(f, data.size()), data);
+  ExpectOnlyLiar(liar);
+  EXPECT_EQ(drive_->peers().health(liar).failures, 0u);  // a liar, not a node that is down
+}
+
+// A slow data shard is raced by a rebuild from k others after the hedge delay; the read ends
+// long before the slow node would answer, and its request is cancelled, not waited out.
+TEST_F(DriveTest, ASlowNodeIsHedgedAndItsRequestCancelled) {
+  Bytes data;
+  Ino f = WriteNew("f", 1 << 20, 16, &data);
+  const size_t slow = PeerOfShard(f, 0);
+  peers_[slow]->delay_ms = 10000;
+  const auto start = std::chrono::steady_clock::now();
+  EXPECT_EQ(ReadAll(f, data.size()), data);
+  const auto took = std::chrono::steady_clock::now() - start;
+  EXPECT_LT(took, std::chrono::seconds(3));
+  EXPECT_GT(peers_[slow]->reads, 0);
+  // Every request it was sent ends soon after the read, cancelled.
+  for (int i = 0; i < 2000 && peers_[slow]->finished < peers_[slow]->reads; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  EXPECT_EQ(peers_[slow]->finished.load(), peers_[slow]->reads.load());
+  EXPECT_EQ(peers_[slow]->cancelled.load(), peers_[slow]->reads.load());
+  PeerHealth h = drive_->peers().health(slow);
+  EXPECT_EQ(h.failures, 0u);        // slow is not down
+  EXPECT_GT(h.latency_us, 5000.0);  // raised by the cancelled requests
 }
 
 TEST_F(DriveTest, SameBytesAreStoredOnceAndASmallChangeStoresLittle) {
