@@ -13,7 +13,23 @@ Drive::Drive(DriveOptions options)
       keys_(crypto::DriveKeys::Derive(options_.master)),
       sealer_(keys_.chunk_encryption, options_.pipeline.seal) {}
 
-Drive::~Drive() = default;
+Drive::~Drive() {
+  {
+    MutexLock lock(&health_mu_);
+    stopping_ = true;
+    health_cv_.NotifyAll();
+  }
+  if (health_saver_.joinable()) health_saver_.join();
+  bool changed = false;
+  if (catalog_ && peers_) {
+    MutexLock lock(&health_mu_);
+    changed = peers_->changes() != saved_changes_;
+  }
+  if (changed) {
+    Status s = SaveNodeHealth();
+    if (!s.ok()) log::Warn("saving the nodes' health: {}", s.ToString());
+  }
+}
 
 Result<std::unique_ptr<Drive>> Drive::Open(DriveOptions options) {
   SFS_RETURN_IF_ERROR(ValidateDriveConfig(options.config));
@@ -31,12 +47,16 @@ Result<std::unique_ptr<Drive>> Drive::Open(DriveOptions options) {
   }
   std::unique_ptr<Drive> d(new Drive(std::move(options)));
   d->peers_ = std::make_unique<PeerSet>(d->options_.config.nodes, d->options_.peers);
-  d->reader_ = std::make_unique<ChunkReader>(*d->peers_, d->sealer_);
+  d->reader_ = std::make_unique<ChunkReader>(*d->peers_, d->sealer_, d->options_.read);
   CatalogOptions co;
   co.path = d->options_.catalog_path;
   co.sync = d->options_.sync;
   co.holder = d->options_.holder;
   SFS_ASSIGN_OR_RETURN(d->catalog_, Catalog::Open(co));
+  SFS_RETURN_IF_ERROR(d->LoadNodeHealth());
+  if (d->options_.health_save_interval.count() > 0) {
+    d->health_saver_ = std::thread([self = d.get()] { self->HealthSaverLoop(); });
+  }
   WritePipelineOptions po = d->options_.pipeline;
   po.k = d->options_.config.k;
   po.m = d->options_.config.m;
@@ -50,6 +70,61 @@ Result<std::unique_ptr<Drive>> Drive::Open(DriveOptions options) {
                          return self->StorePack(pack);
                        }));
   return d;
+}
+
+Status Drive::LoadNodeHealth() {
+  SFS_ASSIGN_OR_RETURN(std::vector<NodeRecord> saved, catalog_->LoadNodes());
+  for (const NodeRecord& r : saved) {
+    auto i = peers_->IndexOf(r.id);
+    if (!i) continue;  // a node the drive no longer uses
+    PeerHealth h;
+    h.successes = r.successes;
+    h.failures = r.failures;
+    h.bad_bytes = static_cast<uint32_t>(std::min<uint64_t>(r.bad_bytes, UINT32_MAX));
+    h.latency_us = static_cast<double>(r.latency_us);
+    h.free = r.free;
+    h.last_seen_ns = r.last_seen_ns;
+    peers_->Restore(*i, h);
+  }
+  MutexLock lock(&health_mu_);
+  saved_changes_ = peers_->changes();
+  return Status::Ok();
+}
+
+Status Drive::SaveNodeHealth() {
+  MutexLock lock(&health_mu_);
+  const uint64_t changes = peers_->changes();
+  std::vector<NodeRecord> records;
+  for (size_t i = 0; i < peers_->size(); ++i) {
+    const PeerHealth h = peers_->health(i);
+    NodeRecord r;
+    r.id = peers_->node(i).id;
+    r.address = peers_->node(i).address;
+    r.successes = h.successes;
+    r.failures = h.failures;
+    r.bad_bytes = h.bad_bytes;
+    r.latency_us = static_cast<uint64_t>(h.latency_us);
+    r.free = h.free;
+    r.last_seen_ns = h.last_seen_ns;
+    records.push_back(std::move(r));
+  }
+  SFS_RETURN_IF_ERROR(catalog_->SaveNodes(records));
+  saved_changes_ = changes;
+  return Status::Ok();
+}
+
+void Drive::HealthSaverLoop() {
+  while (true) {
+    {
+      MutexLock lock(&health_mu_);
+      auto due = std::chrono::steady_clock::now() + options_.health_save_interval;
+      health_cv_.WaitUntil(&health_mu_, due, [this]() REQUIRES(health_mu_) { return stopping_; });
+      if (stopping_) return;
+      if (peers_->changes() == saved_changes_) continue;
+    }
+    Status s = SaveNodeHealth();
+    if (!s.ok()) log::Warn("saving the nodes' health: {}", s.ToString());
+  }
 }
 
 Status Drive::StorePack(EncodedPack& pack) {

@@ -19,8 +19,10 @@
 #ifndef SHARDFS_BACKEND_DRIVE_H_
 #define SHARDFS_BACKEND_DRIVE_H_
 
+#include <chrono>
 #include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "backend/catalog.h"
@@ -48,13 +50,20 @@ struct DriveOptions {
   bool sync = true;
   // Who holds the drive (written into the catalog's lock file).
   std::string holder = "shardfs";
+  // Shard reads: threads and hedging.
+  ChunkReaderOptions read;
+  // How often the client's view of the nodes (PeerSet) is saved to the catalog when it has
+  // changed; it is also saved when the drive closes. 0: only then.
+  std::chrono::seconds health_save_interval{60};
 };
 
 class Drive {
  public:
   // Opens the catalog (Busy if another process has the drive) and prepares the pipeline.
   // InvalidArgument for a bad config, or fewer peers than k + m.
+  // The nodes' health saved by earlier sessions is loaded into peers().
   static Result<std::unique_ptr<Drive>> Open(DriveOptions options);
+  // Stops background work and saves the nodes' health.
   ~Drive();
 
   Catalog& catalog() { return *catalog_; }
@@ -70,11 +79,17 @@ class Drive {
   // Corruption if no k shards give a chunk that opens (never wrong bytes).
   Result<size_t> Read(Ino ino, uint64_t offset, MutableByteSpan out);
 
+  // Saves the nodes' health (peers()) to the catalog now; errors as the catalog's.
+  Status SaveNodeHealth();
+
  private:
   explicit Drive(DriveOptions options);
   Status StorePack(EncodedPack& pack);
   // Read's work on a range within the file: holes as zeros, chunks from the peers.
   Status ReadRange(Ino ino, uint64_t offset, MutableByteSpan out);
+  Status LoadNodeHealth();
+  // Saves the nodes' health every health_save_interval while it changes, until stopped.
+  void HealthSaverLoop();
 
   DriveOptions options_;
   crypto::DriveKeys keys_;
@@ -84,6 +99,12 @@ class Drive {
   std::unique_ptr<PeerSet> peers_;
   std::unique_ptr<ChunkReader> reader_;
   Mutex write_mu_;  // one WriteWholeFile at a time
+
+  Mutex health_mu_;  // held while saving the nodes' health
+  CondVar health_cv_;
+  bool stopping_ GUARDED_BY(health_mu_) = false;
+  uint64_t saved_changes_ GUARDED_BY(health_mu_) = 0;  // PeerSet::changes() when last saved
+  std::thread health_saver_;
 };
 
 }  // namespace shardfs::backend

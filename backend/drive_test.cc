@@ -103,7 +103,13 @@ class DriveTest : public ::testing::Test {
     o.pipeline.chunker = {16 * 1024, 64 * 1024, 256 * 1024, 0};
     o.pipeline.pack_target_size = 1 << 20;
     o.pipeline.threads = 2;
+    options_ = o;
     ASSERT_OK_AND_ASSIGN(drive_, Drive::Open(std::move(o)));
+  }
+  // Closes the drive and opens it again over the same catalog and peers.
+  void Reopen() {
+    drive_.reset();
+    ASSERT_OK_AND_ASSIGN(drive_, Drive::Open(options_));
   }
 
   Ino NewFile(const std::string& name) {
@@ -145,6 +151,7 @@ class DriveTest : public ::testing::Test {
   }
 
   test::TempDir dir_;
+  DriveOptions options_;
   crypto::MasterKey master_;
   std::vector<std::shared_ptr<FaultyPeer>> peers_;
   std::vector<std::shared_ptr<MemoryPeer>> mem_;
@@ -251,6 +258,36 @@ TEST_F(DriveTest, ASlowNodeIsHedgedAndItsRequestCancelled) {
   PeerHealth h = drive_->peers().health(slow);
   EXPECT_EQ(h.failures, 0u);        // slow is not down
   EXPECT_GT(h.latency_us, 5000.0);  // raised by the cancelled requests
+}
+
+// What the client saw of each node (bad bytes, failures, latency, last answer) is in the
+// catalog after the drive closes, and back in the PeerSet when it opens again.
+TEST_F(DriveTest, NodeHealthIsKeptAcrossSessions) {
+  Bytes data;
+  Ino f = WriteNew("f", 1 << 20, 17, &data);
+  const size_t liar = PeerOfShard(f, 0);
+  const size_t down = PeerOfShard(f, 1);
+  peers_[liar]->corrupts = true;
+  peers_[down]->down = true;
+  EXPECT_EQ(ReadAll(f, data.size()), data);
+  std::vector<PeerHealth> before;
+  for (size_t i = 0; i < peers_.size(); ++i) before.push_back(drive_->peers().health(i));
+  EXPECT_GT(before[down].failures, 0u);
+  Reopen();
+  ExpectOnlyLiar(liar);
+  for (size_t i = 0; i < peers_.size(); ++i) {
+    PeerHealth h = drive_->peers().health(i);
+    EXPECT_EQ(h.bad_bytes, before[i].bad_bytes) << i;
+    EXPECT_EQ(h.failures, before[i].failures) << i;
+    EXPECT_EQ(h.successes, before[i].successes) << i;
+    EXPECT_NEAR(h.latency_us, before[i].latency_us, 1.0) << i;
+    EXPECT_EQ(h.last_seen_ns, before[i].last_seen_ns) << i;
+    if (i != down && i != liar) {
+      EXPECT_GT(h.last_seen_ns, 0) << i;
+    }
+  }
+  ASSERT_OK_AND_ASSIGN(auto records, drive_->catalog().LoadNodes());
+  EXPECT_EQ(records.size(), peers_.size());
 }
 
 TEST_F(DriveTest, SameBytesAreStoredOnceAndASmallChangeStoresLittle) {
