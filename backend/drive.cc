@@ -15,6 +15,11 @@ Drive::Drive(DriveOptions options)
 
 Drive::~Drive() {
   {
+    MutexLock lock(&ahead_mu_);
+    ahead_stopping_ = true;
+  }
+  ahead_pool_.reset();  // queued read-ahead returns at once; running fetches end
+  {
     MutexLock lock(&health_mu_);
     stopping_ = true;
     health_cv_.NotifyAll();
@@ -54,6 +59,16 @@ Result<std::unique_ptr<Drive>> Drive::Open(DriveOptions options) {
   co.holder = d->options_.holder;
   SFS_ASSIGN_OR_RETURN(d->catalog_, Catalog::Open(co));
   SFS_RETURN_IF_ERROR(d->LoadNodeHealth());
+  if (!d->options_.cache_dir.empty()) {
+    ChunkCacheOptions cache;
+    cache.dir = d->options_.cache_dir;
+    cache.disk_bytes = d->options_.cache_bytes;
+    cache.memory_bytes = d->options_.memory_cache_bytes;
+    SFS_ASSIGN_OR_RETURN(d->cache_, ChunkCache::Open(cache, d->keys_.chunk_id));
+    if (d->options_.readahead_chunks > 0) {
+      d->ahead_pool_ = std::make_unique<ThreadPool>(std::max(1, d->options_.readahead_threads));
+    }
+  }
   if (d->options_.health_save_interval.count() > 0) {
     d->health_saver_ = std::thread([self = d.get()] { self->HealthSaverLoop(); });
   }
@@ -70,6 +85,83 @@ Result<std::unique_ptr<Drive>> Drive::Open(DriveOptions options) {
                          return self->StorePack(pack);
                        }));
   return d;
+}
+
+Status Drive::FetchChunk(const ChunkRecord& chunk, MutableByteSpan plain) {
+  if (cache_) {
+    {
+      // A fetch ahead of this chunk that has started is waited for, not repeated.
+      MutexLock lock(&ahead_mu_);
+      ahead_cv_.Wait(&ahead_mu_, [&]() REQUIRES(ahead_mu_) {
+        auto it = ahead_.find(chunk.id);
+        return it == ahead_.end() || !it->second;
+      });
+    }
+    if (cache_->Get(chunk.id, plain).ok()) return Status::Ok();
+  }
+  return FetchFromPeers(chunk, plain);
+}
+
+Status Drive::FetchFromPeers(const ChunkRecord& chunk, MutableByteSpan plain) {
+  SFS_ASSIGN_OR_RETURN(PackRecord pack, catalog_->GetPack(chunk.pack));
+  SFS_RETURN_IF_ERROR(reader_->Read(pack, chunk, plain));
+  if (cache_) {
+    Status s = cache_->Put(chunk.id, plain);
+    if (!s.ok()) log::Warn("chunk cache: {}", s.ToString());
+  }
+  return Status::Ok();
+}
+
+Status Drive::FetchFromPeers(const ChunkRecord& chunk) {
+  Bytes plain(chunk.plain_size);
+  return FetchFromPeers(chunk, plain);
+}
+
+void Drive::ReadAhead(Ino ino, uint64_t offset, uint64_t n, uint64_t size) {
+  if (!ahead_pool_) return;
+  const uint64_t end = offset + n;
+  {
+    MutexLock lock(&ahead_mu_);
+    auto it = next_offset_.find(ino);
+    // A read from the start of a file, or from where the last one ended, is sequential.
+    const bool sequential = offset == 0 || (it != next_offset_.end() && it->second == offset);
+    if (next_offset_.size() >= 1024) next_offset_.clear();  // bounded: forget old files
+    next_offset_[ino] = end;
+    if (!sequential || end >= size) return;
+  }
+  const int chunks = options_.readahead_chunks;
+  const uint64_t window = std::min<uint64_t>(
+      size - end, static_cast<uint64_t>(chunks) * options_.pipeline.chunker.max_size);
+  auto extents = catalog_->ReadExtents(ino, end, window);
+  if (!extents.ok()) return;  // read-ahead is a hint: the read itself went well
+  MutexLock lock(&ahead_mu_);
+  int queued = 0;
+  for (const Extent& e : *extents) {
+    if (queued >= chunks || static_cast<int>(ahead_.size()) >= chunks) break;
+    if (ahead_.count(e.chunk) != 0 || cache_->Contains(e.chunk)) continue;
+    ahead_.emplace(e.chunk, false);
+    ++queued;
+    ahead_pool_->Submit([this, id = e.chunk] { ReadAheadChunk(id); });
+  }
+}
+
+void Drive::ReadAheadChunk(const ChunkId& id) {
+  bool fetch = false;
+  {
+    MutexLock lock(&ahead_mu_);
+    fetch = !ahead_stopping_;
+    ahead_[id] = true;
+  }
+  if (fetch && !cache_->Contains(id)) {
+    auto chunk = catalog_->FindChunk(id);
+    Status s = !chunk.ok() ? chunk.status()
+               : !*chunk   ? Status::NotFound("no chunk " + id.ToHex())
+                           : FetchFromPeers(**chunk);
+    if (!s.ok()) log::Debug("read-ahead of chunk {}: {}", id.ToHex(), s.ToString());
+  }
+  MutexLock lock(&ahead_mu_);
+  ahead_.erase(id);
+  ahead_cv_.NotifyAll();
 }
 
 Status Drive::LoadNodeHealth() {
@@ -173,6 +265,7 @@ Result<size_t> Drive::Read(Ino ino, uint64_t offset, MutableByteSpan out) {
     std::memset(out.data(), 0, n);  // no part of a failed read is returned
     return s;
   }
+  ReadAhead(ino, offset, n, a.size);
   return n;
 }
 
@@ -190,8 +283,7 @@ Status Drive::ReadRange(Ino ino, uint64_t offset, MutableByteSpan out) {
                                 " runs past its chunk");
     }
     plain.resize(chunk->plain_size);
-    SFS_ASSIGN_OR_RETURN(PackRecord pack, catalog_->GetPack(chunk->pack));
-    SFS_RETURN_IF_ERROR(reader_->Read(pack, *chunk, plain));
+    SFS_RETURN_IF_ERROR(FetchChunk(*chunk, plain));
     const uint64_t from = std::max(e.offset, offset);
     const uint64_t to = std::min(e.offset + e.size, offset + out.size());
     std::memcpy(out.data() + (from - offset), plain.data() + e.chunk_offset + (from - e.offset),

@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include "backend/memory_peer.h"
+#include "base/file.h"
 #include "crypto/sign.h"
 #include "tests/testutil.h"
 
@@ -75,8 +76,10 @@ class DriveTest : public ::testing::Test {
  protected:
   void SetUp() override { Build(6); }
 
-  // A drive over `count` fresh in-memory peers (RS 4+2), with its catalog in its own folder.
-  void Build(int count) {
+  // A drive over `count` fresh in-memory peers (RS 4+2), with its catalog in its own folder;
+  // with `cache`, a chunk cache on disk only (so that every hit is a checked file) and
+  // read-ahead.
+  void Build(int count, bool cache = false) {
     drive_.reset();
     peers_.clear();
     mem_.clear();
@@ -103,6 +106,10 @@ class DriveTest : public ::testing::Test {
     o.pipeline.chunker = {16 * 1024, 64 * 1024, 256 * 1024, 0};
     o.pipeline.pack_target_size = 1 << 20;
     o.pipeline.threads = 2;
+    if (cache) {
+      o.cache_dir = dir_.path() + "/cache-" + std::to_string(count) + "/chunks";
+      o.memory_cache_bytes = 0;
+    }
     options_ = o;
     ASSERT_OK_AND_ASSIGN(drive_, Drive::Open(std::move(o)));
   }
@@ -143,6 +150,11 @@ class DriveTest : public ::testing::Test {
     auto chunk = drive_->catalog().FindChunk(extents.at(0).chunk).value().value();
     PackRecord pack = drive_->catalog().GetPack(chunk.pack).value();
     return drive_->peers().IndexOf(pack.nodes.at(static_cast<size_t>(shard))).value();
+  }
+  int PeerReads() {
+    int total = 0;
+    for (auto& p : peers_) total += p->reads;
+    return total;
   }
   uint64_t ShardsStored() {
     uint64_t total = 0;
@@ -288,6 +300,77 @@ TEST_F(DriveTest, NodeHealthIsKeptAcrossSessions) {
   }
   ASSERT_OK_AND_ASSIGN(auto records, drive_->catalog().LoadNodes());
   EXPECT_EQ(records.size(), peers_.size());
+}
+
+TEST_F(DriveTest, CachedChunksAreReadWithoutTheNetwork) {
+  Build(6, true);
+  Bytes data;
+  Ino f = WriteNew("f", 1 << 20, 18, &data);
+  EXPECT_EQ(ReadAll(f, data.size()), data);
+  const int after_first = PeerReads();
+  EXPECT_GT(after_first, 0);
+  EXPECT_EQ(ReadAll(f, data.size()), data);
+  Reopen();  // from the files on disk
+  EXPECT_EQ(ReadAll(f, data.size()), data);
+  EXPECT_EQ(PeerReads(), after_first);
+  EXPECT_GT(drive_->cache()->stats().hits, 0u);
+  // Even with every node down.
+  for (auto& p : peers_) p->down = true;
+  EXPECT_EQ(ReadAll(f, data.size()), data);
+}
+
+TEST_F(DriveTest, ADamagedCacheFileIsDroppedAndFetchedAgain) {
+  Build(6, true);
+  Bytes data;
+  Ino f = WriteNew("f", 300000, 19, &data);
+  EXPECT_EQ(ReadAll(f, data.size()), data);
+  auto extents = drive_->catalog().ReadExtents(f, 0, 1).value();
+  const std::string path = drive_->cache()->PathOf(extents.at(0).chunk);
+  {
+    Bytes file = ReadFile(path, 1 << 20).value();
+    file[file.size() - 1] ^= 0x08;
+    ASSERT_OK(WriteFileAtomic(path, file, 0600));
+  }
+  const int reads = PeerReads();
+  EXPECT_EQ(ReadAll(f, data.size()), data);
+  EXPECT_EQ(drive_->cache()->stats().damaged, 1u);
+  EXPECT_GT(PeerReads(), reads);                                // fetched again
+  EXPECT_TRUE(drive_->cache()->Contains(extents.at(0).chunk));  // and cached again
+}
+
+TEST_F(DriveTest, SequentialReadsFetchTheNextChunksAhead) {
+  Build(6, true);
+  Bytes data;
+  Ino f = WriteNew("f", 2 << 20, 20, &data);
+  auto extents = drive_->catalog().ReadExtents(f, 0, data.size()).value();
+  ASSERT_GT(extents.size(), 8u);
+  auto cached = [&](size_t i) { return drive_->cache()->Contains(extents.at(i).chunk); };
+  // A read near the end that follows no earlier read is not sequential: nothing more is
+  // fetched.
+  Bytes part(1000);
+  ASSERT_OK(drive_->Read(f, data.size() - 1000, part).status());
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  const uint64_t files = drive_->cache()->stats().files;
+  EXPECT_LE(files, 2u);
+  // From the start of the file: the chunks that follow are fetched in the background, four.
+  ASSERT_OK(drive_->Read(f, 0, part).status());
+  for (int i = 0; i < 5000 && !(cached(1) && cached(2) && cached(3) && cached(4)); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  for (size_t i = 0; i <= 4; ++i) EXPECT_TRUE(cached(i)) << i;
+  EXPECT_FALSE(cached(5));
+  EXPECT_EQ(drive_->cache()->stats().files, files + 5);
+  // Reading on finds them, and fetches further ahead.
+  Bytes next(extents.at(4).offset + extents.at(4).size - 1000);
+  const int reads = PeerReads();
+  ASSERT_OK_AND_ASSIGN(size_t n, drive_->Read(f, 1000, next));
+  EXPECT_EQ(n, next.size());
+  EXPECT_EQ(0, std::memcmp(next.data(), data.data() + 1000, n));
+  for (int i = 0; i < 5000 && !cached(8); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  EXPECT_TRUE(cached(8));
+  EXPECT_GT(PeerReads(), reads);  // by the read-ahead only
 }
 
 TEST_F(DriveTest, SameBytesAreStoredOnceAndASmallChangeStoresLittle) {

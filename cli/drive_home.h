@@ -15,11 +15,13 @@ namespace shardfs::cli {
 struct DriveHome {
   std::string config_dir;  // the config file and the key file
   std::string data_dir;    // the catalog
-  std::string cache_dir;   // staging and cached chunks (later)
+  std::string cache_dir;   // cached chunks, and staging (later)
 
   std::string config_file() const { return config_dir + "/config.toml"; }
   std::string key_file() const { return config_dir + "/key"; }
   std::string catalog_file() const { return data_dir + "/catalog.db"; }
+  // The cache of decrypted chunks (docs/format.md, "Chunk cache").
+  std::string chunk_cache_dir() const { return cache_dir + "/chunks"; }
 };
 
 // `home` if not empty; else $XDG_CONFIG_HOME (default ~/.config), $XDG_DATA_HOME

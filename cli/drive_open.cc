@@ -57,6 +57,7 @@ Result<std::unique_ptr<backend::Drive>> OpenDrive(const DriveFlags& flags,
   o.config = *config;
   o.master = master;
   o.catalog_path = home.catalog_file();
+  o.cache_dir = home.chunk_cache_dir();
   o.holder = holder;
   o.pipeline.threads = 2;
   for (const backend::DriveNode& n : config->nodes) {
