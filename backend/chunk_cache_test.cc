@@ -98,8 +98,11 @@ TEST_F(ChunkCacheTest, TheLeastRecentlyUsedGoFirstWithinTheBudget) {
 }
 
 TEST_F(ChunkCacheTest, DamagedFilesAreDroppedNeverServed) {
-  auto [a, pa] = Chunk(70000, 3);
-  auto [b, pb] = Chunk(70000, 4);
+  // Plain names, not structured bindings: lambdas capture them.
+  const auto chunk_a = Chunk(70000, 3);
+  const ChunkId& a = chunk_a.first;
+  const Bytes& pa = chunk_a.second;
+  const Bytes pb = Chunk(70000, 4).second;
   auto damage = [&](const std::function<void(Bytes&)>& how) {
     ASSERT_OK(cache_->Put(a, pa));
     const std::string path = cache_->PathOf(a);

@@ -160,7 +160,7 @@ std::vector<size_t> PeerSet::PlacementOrder(const std::vector<size_t>& exclude) 
 std::vector<size_t> PeerSet::ReadOrder(std::vector<size_t> candidates) const {
   MutexLock lock(&mu_);
   const auto now = Clock::now();
-  std::stable_sort(candidates.begin(), candidates.end(), [&](size_t a, size_t b) {
+  std::stable_sort(candidates.begin(), candidates.end(), [&](size_t a, size_t b) REQUIRES(mu_) {
     int ca = ClassOf(health_[a], now), cb = ClassOf(health_[b], now);
     if (ca != cb) return ca < cb;
     return health_[a].latency_us < health_[b].latency_us;
