@@ -91,6 +91,17 @@ CREATE TABLE deletions (
   node BLOB NOT NULL,
   PRIMARY KEY (shard, node)
 ) WITHOUT ROWID;
+CREATE TABLE nodes (
+  id BLOB PRIMARY KEY,
+  address TEXT NOT NULL,
+  successes INTEGER NOT NULL,
+  failures INTEGER NOT NULL,
+  bad_bytes INTEGER NOT NULL,
+  latency_us INTEGER NOT NULL,
+  free INTEGER,
+  last_seen_ns INTEGER NOT NULL,
+  saved_ns INTEGER NOT NULL
+) WITHOUT ROWID;
 CREATE TABLE local_state (
   key TEXT PRIMARY KEY,
   value BLOB NOT NULL
@@ -1116,6 +1127,55 @@ Status Catalog::SetLocalState(std::string_view key, ByteSpan value) {
   SFS_ASSIGN_OR_RETURN(
       auto q, db_->Prepare("INSERT OR REPLACE INTO local_state (key, value) VALUES (?, ?)"));
   return q.Bind(1, key).Bind(2, value).Run();
+}
+
+// --- Node health ------------------------------------------------------------------------
+
+Result<std::vector<NodeRecord>> Catalog::LoadNodes() {
+  MutexLock lock(&mu_);
+  SFS_ASSIGN_OR_RETURN(auto q,
+                       db_->Prepare("SELECT id, address, successes, failures, bad_bytes, "
+                                    "latency_us, free, last_seen_ns FROM nodes ORDER BY id"));
+  std::vector<NodeRecord> out;
+  while (true) {
+    SFS_ASSIGN_OR_RETURN(bool row, q.Step());
+    if (!row) break;
+    NodeRecord n;
+    SFS_ASSIGN_OR_RETURN(n.id, IdColumn<NodeId>(q, 0));
+    n.address = q.ColumnText(1);
+    n.successes = static_cast<uint64_t>(q.ColumnInt(2));
+    n.failures = static_cast<uint64_t>(q.ColumnInt(3));
+    n.bad_bytes = static_cast<uint64_t>(q.ColumnInt(4));
+    n.latency_us = static_cast<uint64_t>(q.ColumnInt(5));
+    if (!q.ColumnIsNull(6)) n.free = static_cast<uint64_t>(q.ColumnInt(6));
+    n.last_seen_ns = q.ColumnInt(7);
+    out.push_back(std::move(n));
+  }
+  return out;
+}
+
+Status Catalog::SaveNodes(const std::vector<NodeRecord>& nodes) {
+  MutexLock lock(&mu_);
+  const int64_t now = Now();
+  SqliteTransaction txn(db_.get());
+  SFS_RETURN_IF_ERROR(txn.status());
+  for (const NodeRecord& n : nodes) {
+    SFS_ASSIGN_OR_RETURN(auto q, db_->Prepare("INSERT OR REPLACE INTO nodes (id, address, "
+                                              "successes, failures, bad_bytes, latency_us, free, "
+                                              "last_seen_ns, saved_ns) "
+                                              "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"));
+    q.Bind(1, n.id.span())
+        .Bind(2, n.address)
+        .Bind(3, Int(n.successes))
+        .Bind(4, Int(n.failures))
+        .Bind(5, Int(n.bad_bytes))
+        .Bind(6, Int(n.latency_us))
+        .Bind(8, n.last_seen_ns)
+        .Bind(9, now);
+    if (n.free) q.Bind(7, Int(*n.free));  // unbound: NULL, never reported
+    SFS_RETURN_IF_ERROR(q.Run());
+  }
+  return txn.Commit();
 }
 
 }  // namespace shardfs::backend

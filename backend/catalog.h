@@ -119,6 +119,21 @@ struct PackRecord {
   friend bool operator==(const PackRecord&, const PackRecord&) = default;
 };
 
+// What this client has seen of one storage node, kept between sessions (local state of this
+// client, not part of the drive).
+struct NodeRecord {
+  NodeId id;
+  std::string address;
+  uint64_t successes = 0;
+  uint64_t failures = 0;
+  uint64_t bad_bytes = 0;        // answers with bytes other than the node stores
+  uint64_t latency_us = 0;       // smoothed latency of its answers (0: none measured)
+  std::optional<uint64_t> free;  // free space it last reported
+  int64_t last_seen_ns = 0;      // when it last answered (ns since the Unix epoch; 0: never)
+
+  friend bool operator==(const NodeRecord&, const NodeRecord&) = default;
+};
+
 enum class RenameMode {
   kReplace,    // POSIX rename(2): an existing target of a compatible kind is replaced
   kNoReplace,  // RENAME_NOREPLACE: AlreadyExists if the target exists
@@ -310,6 +325,13 @@ class Catalog {
   // This machine's own state (never checkpointed), by key: nullopt if unset.
   Result<std::optional<Bytes>> GetLocalState(std::string_view key);
   Status SetLocalState(std::string_view key, ByteSpan value);
+
+  // Node health (the nodes table). ---------------------------------------------------------
+
+  // Every saved node record, in node id order.
+  Result<std::vector<NodeRecord>> LoadNodes();
+  // Saves `nodes` in one transaction, replacing the records of the same ids (others stay).
+  Status SaveNodes(const std::vector<NodeRecord>& nodes);
 
  private:
   explicit Catalog(CatalogOptions options);

@@ -490,5 +490,24 @@ TEST_F(CatalogTest, NewerSchemaOrForeignFileIsRefused) {
   EXPECT_FALSE(Catalog::Open(o).ok());
 }
 
+TEST_F(CatalogTest, NodeRecordsAreSavedReplacedAndKept) {
+  ASSERT_OK_AND_ASSIGN(auto none, cat_->LoadNodes());
+  EXPECT_TRUE(none.empty());
+  std::array<uint8_t, 32> raw{};
+  raw[0] = 2;
+  NodeRecord b{NodeId(raw), "10.0.0.2:7000", 5, 1, 0, 1500, std::nullopt, 0};
+  raw[0] = 1;
+  NodeRecord a{NodeId(raw), "10.0.0.1:7000", 100, 3, 2, 20000, uint64_t{1} << 40, 1234567};
+  ASSERT_OK(cat_->SaveNodes({b, a}));
+  Reopen();
+  ASSERT_OK_AND_ASSIGN(auto saved, cat_->LoadNodes());
+  EXPECT_EQ(saved, (std::vector<NodeRecord>{a, b}));  // in id order; no free space is kept apart
+  a.bad_bytes = 3;
+  a.free.reset();
+  ASSERT_OK(cat_->SaveNodes({a}));
+  ASSERT_OK_AND_ASSIGN(saved, cat_->LoadNodes());
+  EXPECT_EQ(saved, (std::vector<NodeRecord>{a, b}));
+}
+
 }  // namespace
 }  // namespace shardfs::backend

@@ -11,6 +11,13 @@
 // together and committed in one transaction per batch, with new files named only in that
 // transaction, so a crash leaves each file whole or absent.
 //
+// Read takes each chunk it needs from the chunk cache, or from the data shards holding it
+// (range requests, hedged on a pool: ChunkReader), rebuilds a range from any k shards when
+// some are missing, slow or wrong, and checks every chunk by opening it: a node that answers
+// with wrong bytes is read around and remembered. Sequential reads of a file fetch the next
+// chunks into the cache in the background. The nodes' health is loaded from the catalog at
+// Open and saved periodically and at close.
+//
 // The invariant: the catalog never points at data that is not stored, and nothing a write
 // accepted is dropped locally before it is stored (docs/architecture.md, "The drive").
 //
@@ -29,6 +36,7 @@
 
 #include "backend/catalog.h"
 #include "backend/checkpoint.h"
+#include "backend/chunk_cache.h"
 #include "backend/chunk_codec.h"
 #include "backend/chunk_reader.h"
 #include "backend/drive_config.h"
@@ -37,6 +45,7 @@
 #include "backend/peer_set.h"
 #include "backend/staging.h"
 #include "base/thread_annotations.h"
+#include "base/thread_pool.h"
 #include "crypto/keys.h"
 
 namespace shardfs::backend {
@@ -73,6 +82,21 @@ struct DriveOptions {
   std::string holder = "shardfs";
   // When and how the catalog is checkpointed to the nodes (backend/checkpoint.h).
   CheckpointOptions checkpoint;
+  // Shard reads: threads and hedging.
+  ChunkReaderOptions read;
+  // The folder of the cache of decrypted chunks (docs/format.md, "Chunk cache"); empty: no
+  // cache and no read-ahead.
+  std::string cache_dir;
+  // The most bytes the chunk cache keeps on disk, and in memory as well.
+  uint64_t cache_bytes = uint64_t{1} << 30;
+  uint64_t memory_cache_bytes = uint64_t{32} << 20;
+  // A file read sequentially gets up to this many chunks past the read fetched into the
+  // cache in the background (at most this many at once, on readahead_threads). 0: none.
+  int readahead_chunks = 4;
+  int readahead_threads = 2;
+  // How often the client's view of the nodes (PeerSet) is saved to the catalog when it has
+  // changed; it is also saved when the drive closes. 0: only then.
+  std::chrono::seconds health_save_interval{60};
 };
 
 // One whole file for StoreFiles.
@@ -111,11 +135,13 @@ class Drive {
  public:
   // Opens the catalog (Busy if another process has the drive), the staging area (recovering
   // what a previous process left: its layers are queued), drops files that lost their last
-  // name while open, and starts the uploader. InvalidArgument for a bad config, no staging
-  // folder, or fewer peers than k + m.
+  // name while open, and starts the uploader. The nodes' health saved by earlier sessions is
+  // loaded into peers(). InvalidArgument for a bad config, no staging folder, or fewer peers
+  // than k + m.
   static Result<std::unique_ptr<Drive>> Open(DriveOptions options);
-  // Stops the uploader after the batch it is on. What is still staged stays on disk and is
-  // uploaded by the next Open (call Sync first to have it stored now).
+  // Stops the uploader after the batch it is on, then read-ahead, and saves the nodes'
+  // health. What is still staged stays on disk and is uploaded by the next Open (call Sync
+  // first to have it stored now).
   ~Drive();
 
   Catalog& catalog() { return *catalog_; }
@@ -124,6 +150,10 @@ class Drive {
   PeerSet& peers() { return *peers_; }
   // Checkpoints of the catalog: Sync() stores one now (`shardfs sync`); PacksInUse() for gc.
   Checkpointer& checkpointer() { return *checkpointer_; }
+  // The chunk cache; null without DriveOptions::cache_dir.
+  ChunkCache* cache() { return cache_.get(); }
+  // Saves the nodes' health (peers()) to the catalog now; errors as the catalog's.
+  Status SaveNodeHealth();
 
   // The tree: as the Catalog methods of the same names, with staged sizes and mtimes shown.
   Result<InodeAttr> Lookup(Ino parent, std::string_view name);
@@ -187,6 +217,19 @@ class Drive {
   Status StorePack(EncodedPack& pack);
   // Reads what the catalog stores of file `ino` (no staged bytes); zeros past its end.
   Status ReadStored(Ino ino, uint64_t offset, MutableByteSpan out);
+  // The plaintext of `chunk` into `plain`: from the cache, or from the peers (then cached).
+  Status FetchChunk(const ChunkRecord& chunk, MutableByteSpan plain);
+  // The plaintext of `chunk` from the peers into `plain` (or nowhere), and into the cache.
+  Status FetchFromPeers(const ChunkRecord& chunk, MutableByteSpan plain);
+  Status FetchFromPeers(const ChunkRecord& chunk);
+  // After a read of [offset, offset + n) of file `ino` (of `size` bytes): if it went on where
+  // the last read of the file ended, queues the chunks that follow for read-ahead.
+  void ReadAhead(Ino ino, uint64_t offset, uint64_t n, uint64_t size);
+  // A read-ahead task: fetches chunk `id` into the cache unless it is there or the drive stops.
+  void ReadAheadChunk(const ChunkId& id);
+  Status LoadNodeHealth();
+  // Saves the nodes' health every health_save_interval while it changes, until stopped.
+  void HealthSaverLoop();
   // One piece of input for Store: bytes of the file of commits[commit], at file_offset.
   struct Piece {
     size_t commit = 0;
@@ -215,6 +258,23 @@ class Drive {
   std::unique_ptr<PeerSet> peers_;
   std::unique_ptr<ChunkReader> reader_;
   std::unique_ptr<Staging> staging_;
+  std::unique_ptr<ChunkCache> cache_;
+
+  // Read-ahead. Its pool is stopped first when the drive closes.
+  Mutex ahead_mu_;
+  CondVar ahead_cv_;  // a fetch ahead started or ended
+  // Where a sequential read of each file recently read goes on.
+  std::unordered_map<Ino, uint64_t> next_offset_ GUARDED_BY(ahead_mu_);
+  // Chunks queued for read-ahead; true once the fetch has started.
+  std::unordered_map<ChunkId, bool> ahead_ GUARDED_BY(ahead_mu_);
+  bool ahead_stopping_ GUARDED_BY(ahead_mu_) = false;
+  std::unique_ptr<ThreadPool> ahead_pool_;
+
+  Mutex health_mu_;  // held while saving the nodes' health
+  CondVar health_cv_;
+  bool stopping_ GUARDED_BY(health_mu_) = false;
+  uint64_t saved_changes_ GUARDED_BY(health_mu_) = 0;  // PeerSet::changes() when last saved
+  std::thread health_saver_;
 
   Mutex pipeline_mu_;  // one pipeline run at a time; taken before commit_mu_
   Mutex commit_mu_;    // commits of the write path, and drops of staged files

@@ -1,12 +1,15 @@
 #include "backend/drive.h"
 
+#include <chrono>
 #include <cstring>
+#include <thread>
 
 #include <gtest/gtest.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include "backend/memory_peer.h"
+#include "base/file.h"
 #include "base/splitmix64.h"
 #include "crypto/sign.h"
 #include "tests/testutil.h"
@@ -14,13 +17,19 @@
 namespace shardfs::backend {
 namespace {
 
-// A peer that can be switched off, or made to flip a byte of everything it reads: the fault
-// injection wrapper (STYLE.md) around an in-memory node.
+// A peer that can be switched off, made to flip a byte of everything it reads, to answer
+// Corruption (as HttpPeer does when a node's proof fails), or to be slow: the fault injection
+// wrapper (STYLE.md) around an in-memory node. Counts its range reads.
 class FaultyPeer final : public Peer {
  public:
   explicit FaultyPeer(std::shared_ptr<Peer> base) : base_(std::move(base)) {}
   std::atomic<bool> down{false};
   std::atomic<bool> lies{false};
+  std::atomic<bool> corrupts{false};
+  std::atomic<int> delay_ms{0};
+  std::atomic<int> reads{0};
+  std::atomic<int> cancelled{0};
+  std::atomic<int> finished{0};
 
   std::string name() const override { return base_->name(); }
   Status PutShard(const ShardId& id, ByteSpan data, const CancelToken* c) override {
@@ -33,10 +42,10 @@ class FaultyPeer final : public Peer {
   }
   Status ReadShard(const ShardId& id, uint64_t offset, MutableByteSpan out,
                    const CancelToken* c) override {
-    if (down) return Status::Unavailable(name() + " is down");
-    SFS_RETURN_IF_ERROR(base_->ReadShard(id, offset, out, c));
-    if (lies && !out.empty()) out[out.size() / 2] ^= 0x40;
-    return Status::Ok();
+    ++reads;
+    Status s = SlowRead(id, offset, out, c);
+    ++finished;
+    return s;
   }
   Result<uint64_t> StatShard(const ShardId& id) override { return base_->StatShard(id); }
   Result<ShardProof> ProveShard(const ShardId& id, uint64_t first, uint64_t count) override {
@@ -51,6 +60,22 @@ class FaultyPeer final : public Peer {
   Result<PeerStatus> GetStatus() override { return base_->GetStatus(); }
 
  private:
+  Status SlowRead(const ShardId& id, uint64_t offset, MutableByteSpan out, const CancelToken* c) {
+    const auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(delay_ms);
+    while (std::chrono::steady_clock::now() < until) {
+      if (IsCancelled(c)) {
+        ++cancelled;
+        return Status::Cancelled(name() + ": cancelled");
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+    if (down) return Status::Unavailable(name() + " is down");
+    if (corrupts) return Status::Corruption(name() + ": the node's proof does not check");
+    SFS_RETURN_IF_ERROR(base_->ReadShard(id, offset, out, c));
+    if (lies && !out.empty()) out[out.size() / 2] ^= 0x40;
+    return Status::Ok();
+  }
+
   std::shared_ptr<Peer> base_;
 };
 
@@ -58,8 +83,10 @@ class DriveTest : public ::testing::Test {
  protected:
   void SetUp() override { Build(6); }
 
-  // A drive over `count` fresh in-memory peers (RS 4+2), with its catalog in its own folder.
-  void Build(int count) {
+  // A drive over `count` fresh in-memory peers (RS 4+2), with its catalog in its own folder;
+  // with `cache`, a chunk cache on disk only (so that every hit is a checked file) and
+  // read-ahead.
+  void Build(int count, bool cache = false) {
     drive_.reset();
     peers_.clear();
     mem_.clear();
@@ -89,12 +116,21 @@ class DriveTest : public ::testing::Test {
     o.pipeline.threads = 2;
     o.uploader.quiet = std::chrono::milliseconds(50);
     o.uploader.retry_wait = std::chrono::milliseconds(100);
+    if (cache) {
+      o.cache_dir = dir_.path() + "/cache-" + std::to_string(count) + "/chunks";
+      o.memory_cache_bytes = 0;
+    }
     options_ = o;
     ASSERT_OK_AND_ASSIGN(drive_, Drive::Open(std::move(o)));
   }
+  // Closes the drive and opens it again over the same catalog and peers.
+  void Reopen() {
+    drive_.reset();
+    ASSERT_OK_AND_ASSIGN(drive_, Drive::Open(options_));
+  }
 
-  // Opens the drive again with the same catalog, staging and peers.
-  Result<std::unique_ptr<Drive>> Reopen() { return Drive::Open(options_); }
+  // Opens a second drive with the same catalog, staging and peers (drive_ must be closed).
+  Result<std::unique_ptr<Drive>> OpenAgain() { return Drive::Open(options_); }
 
   Ino NewFile(const std::string& name) {
     auto a = drive_->catalog().CreateFile(kRootIno, name, {});
@@ -108,6 +144,31 @@ class DriveTest : public ::testing::Test {
     out.resize(n.ok() ? *n : 0);
     return out;
   }
+  // A new file `name` holding `size` pseudo-random bytes (from `seed`), also put in *data.
+  Ino WriteNew(const std::string& name, size_t size, uint64_t seed, Bytes* data) {
+    Ino f = NewFile(name);
+    *data = test::PseudoRandomBytes(size, seed);
+    EXPECT_OK(drive_->WriteWholeFile(f, *data).status());
+    return f;
+  }
+  // Checks that peer `liar`, and no other, is known to have served bad bytes.
+  void ExpectOnlyLiar(size_t liar) {
+    for (size_t i = 0; i < peers_.size(); ++i) {
+      EXPECT_EQ(drive_->peers().health(i).bad_bytes > 0, i == liar) << i;
+    }
+  }
+  // The index of the peer that holds shard `shard` of the pack of file `ino`'s first chunk.
+  size_t PeerOfShard(Ino ino, int shard) {
+    auto extents = drive_->catalog().ReadExtents(ino, 0, 1).value();
+    auto chunk = drive_->catalog().FindChunk(extents.at(0).chunk).value().value();
+    PackRecord pack = drive_->catalog().GetPack(chunk.pack).value();
+    return drive_->peers().IndexOf(pack.nodes.at(static_cast<size_t>(shard))).value();
+  }
+  int PeerReads() {
+    int total = 0;
+    for (auto& p : peers_) total += p->reads;
+    return total;
+  }
   uint64_t ShardsStored() {
     uint64_t total = 0;
     for (auto& m : mem_) total += m->GetStatus().value().shards;
@@ -115,10 +176,10 @@ class DriveTest : public ::testing::Test {
   }
 
   test::TempDir dir_;
+  DriveOptions options_;
   crypto::MasterKey master_;
   std::vector<std::shared_ptr<FaultyPeer>> peers_;
   std::vector<std::shared_ptr<MemoryPeer>> mem_;
-  DriveOptions options_;
   std::unique_ptr<Drive> drive_;
 };
 
@@ -173,6 +234,156 @@ TEST_F(DriveTest, LyingPeersAreReadAround) {
   peers_[1]->lies = true;
   peers_[3]->lies = true;
   EXPECT_EQ(ReadAll(f, data.size()), data);
+}
+
+// A node whose answers are wrong but say OK (a peer that does not check): the chunk does not
+// open, a retry singles out its shard, and leaf proofs confirm that it lied.
+TEST_F(DriveTest, ALiarIsIdentifiedByLeafProofsAndReadAround) {
+  Bytes data;
+  Ino f = WriteNew("f", 1 << 20, 14, &data);
+  const size_t liar = PeerOfShard(f, 0);
+  peers_[liar]->lies = true;
+  EXPECT_EQ(ReadAll(f, data.size()), data);
+  ExpectOnlyLiar(liar);
+  // Known as a liar, it is read around at once: its data shard is rebuilt from the others.
+  const int reads_before = peers_[liar]->reads;
+  EXPECT_EQ(ReadAll(f, data.size()), data);
+  EXPECT_EQ(peers_[liar]->reads, reads_before);
+}
+
+// A node whose answers fail the peer's own proof check (HttpPeer answers Corruption).
+TEST_F(DriveTest, ANodeWhoseProofsFailIsALiar) {
+  Bytes data;
+  Ino f = WriteNew("f", 1 << 20, 15, &data);
+  const size_t liar = PeerOfShard(f, 1);
+  peers_[liar]->corrupts = true;
+  EXPECT_EQ(ReadAll(f, data.size()), data);
+  ExpectOnlyLiar(liar);
+  EXPECT_EQ(drive_->peers().health(liar).failures, 0u);  // a liar, not a node that is down
+}
+
+// A slow data shard is raced by a rebuild from k others after the hedge delay; the read ends
+// long before the slow node would answer, and its request is cancelled, not waited out.
+TEST_F(DriveTest, ASlowNodeIsHedgedAndItsRequestCancelled) {
+  Bytes data;
+  Ino f = WriteNew("f", 1 << 20, 16, &data);
+  const size_t slow = PeerOfShard(f, 0);
+  peers_[slow]->delay_ms = 10000;
+  const auto start = std::chrono::steady_clock::now();
+  EXPECT_EQ(ReadAll(f, data.size()), data);
+  const auto took = std::chrono::steady_clock::now() - start;
+  EXPECT_LT(took, std::chrono::seconds(3));
+  EXPECT_GT(peers_[slow]->reads, 0);
+  // Every request it was sent ends soon after the read, cancelled.
+  for (int i = 0; i < 2000 && peers_[slow]->finished < peers_[slow]->reads; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  EXPECT_EQ(peers_[slow]->finished.load(), peers_[slow]->reads.load());
+  EXPECT_EQ(peers_[slow]->cancelled.load(), peers_[slow]->reads.load());
+  PeerHealth h = drive_->peers().health(slow);
+  EXPECT_EQ(h.failures, 0u);        // slow is not down
+  EXPECT_GT(h.latency_us, 5000.0);  // raised by the cancelled requests
+}
+
+// What the client saw of each node (bad bytes, failures, latency, last answer) is in the
+// catalog after the drive closes, and back in the PeerSet when it opens again.
+TEST_F(DriveTest, NodeHealthIsKeptAcrossSessions) {
+  Bytes data;
+  Ino f = WriteNew("f", 1 << 20, 17, &data);
+  const size_t liar = PeerOfShard(f, 0);
+  const size_t down = PeerOfShard(f, 1);
+  peers_[liar]->corrupts = true;
+  peers_[down]->down = true;
+  EXPECT_EQ(ReadAll(f, data.size()), data);
+  std::vector<PeerHealth> before;
+  for (size_t i = 0; i < peers_.size(); ++i) before.push_back(drive_->peers().health(i));
+  EXPECT_GT(before[down].failures, 0u);
+  Reopen();
+  ExpectOnlyLiar(liar);
+  for (size_t i = 0; i < peers_.size(); ++i) {
+    PeerHealth h = drive_->peers().health(i);
+    EXPECT_EQ(h.bad_bytes, before[i].bad_bytes) << i;
+    EXPECT_EQ(h.failures, before[i].failures) << i;
+    EXPECT_EQ(h.successes, before[i].successes) << i;
+    EXPECT_NEAR(h.latency_us, before[i].latency_us, 1.0) << i;
+    EXPECT_EQ(h.last_seen_ns, before[i].last_seen_ns) << i;
+    if (i != down && i != liar) {
+      EXPECT_GT(h.last_seen_ns, 0) << i;
+    }
+  }
+  ASSERT_OK_AND_ASSIGN(auto records, drive_->catalog().LoadNodes());
+  EXPECT_EQ(records.size(), peers_.size());
+}
+
+TEST_F(DriveTest, CachedChunksAreReadWithoutTheNetwork) {
+  Build(6, true);
+  Bytes data;
+  Ino f = WriteNew("f", 1 << 20, 18, &data);
+  EXPECT_EQ(ReadAll(f, data.size()), data);
+  const int after_first = PeerReads();
+  EXPECT_GT(after_first, 0);
+  EXPECT_EQ(ReadAll(f, data.size()), data);
+  Reopen();  // from the files on disk
+  EXPECT_EQ(ReadAll(f, data.size()), data);
+  EXPECT_EQ(PeerReads(), after_first);
+  EXPECT_GT(drive_->cache()->stats().hits, 0u);
+  // Even with every node down.
+  for (auto& p : peers_) p->down = true;
+  EXPECT_EQ(ReadAll(f, data.size()), data);
+}
+
+TEST_F(DriveTest, ADamagedCacheFileIsDroppedAndFetchedAgain) {
+  Build(6, true);
+  Bytes data;
+  Ino f = WriteNew("f", 300000, 19, &data);
+  EXPECT_EQ(ReadAll(f, data.size()), data);
+  auto extents = drive_->catalog().ReadExtents(f, 0, 1).value();
+  const std::string path = drive_->cache()->PathOf(extents.at(0).chunk);
+  {
+    Bytes file = ReadFile(path, 1 << 20).value();
+    file[file.size() - 1] ^= 0x08;
+    ASSERT_OK(WriteFileAtomic(path, file, 0600));
+  }
+  const int reads = PeerReads();
+  EXPECT_EQ(ReadAll(f, data.size()), data);
+  EXPECT_EQ(drive_->cache()->stats().damaged, 1u);
+  EXPECT_GT(PeerReads(), reads);                                // fetched again
+  EXPECT_TRUE(drive_->cache()->Contains(extents.at(0).chunk));  // and cached again
+}
+
+TEST_F(DriveTest, SequentialReadsFetchTheNextChunksAhead) {
+  Build(6, true);
+  Bytes data;
+  Ino f = WriteNew("f", 2 << 20, 20, &data);
+  auto extents = drive_->catalog().ReadExtents(f, 0, data.size()).value();
+  ASSERT_GT(extents.size(), 8u);
+  auto cached = [&](size_t i) { return drive_->cache()->Contains(extents.at(i).chunk); };
+  // A read near the end that follows no earlier read is not sequential: nothing more is
+  // fetched.
+  Bytes part(1000);
+  ASSERT_OK(drive_->Read(f, data.size() - 1000, part).status());
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  const uint64_t files = drive_->cache()->stats().files;
+  EXPECT_LE(files, 2u);
+  // From the start of the file: the chunks that follow are fetched in the background, four.
+  ASSERT_OK(drive_->Read(f, 0, part).status());
+  for (int i = 0; i < 5000 && !(cached(1) && cached(2) && cached(3) && cached(4)); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  for (size_t i = 0; i <= 4; ++i) EXPECT_TRUE(cached(i)) << i;
+  EXPECT_FALSE(cached(5));
+  EXPECT_EQ(drive_->cache()->stats().files, files + 5);
+  // Reading on finds them, and fetches further ahead.
+  Bytes next(extents.at(4).offset + extents.at(4).size - 1000);
+  const int reads = PeerReads();
+  ASSERT_OK_AND_ASSIGN(size_t n, drive_->Read(f, 1000, next));
+  EXPECT_EQ(n, next.size());
+  EXPECT_EQ(0, std::memcmp(next.data(), data.data() + 1000, n));
+  for (int i = 0; i < 5000 && !cached(8); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  EXPECT_TRUE(cached(8));
+  EXPECT_GT(PeerReads(), reads);  // by the read-ahead only
 }
 
 TEST_F(DriveTest, SameBytesAreStoredOnceAndASmallChangeStoresLittle) {
@@ -378,7 +589,7 @@ TEST_F(DriveTest, AKilledProcessLosesNoAcceptedWrite) {
   ASSERT_GE(child, 0);
   if (child == 0) {
     // As a process that is killed: writes accepted, no flush, no destructor.
-    auto d = Reopen();
+    auto d = OpenAgain();
     if (!d.ok()) ::_exit(2);
     if (!(*d)->Write(f, 0, a).ok() || !(*d)->Write(g, 500, b).ok()) ::_exit(3);
     backend::AttrChange t;
@@ -389,7 +600,7 @@ TEST_F(DriveTest, AKilledProcessLosesNoAcceptedWrite) {
   int status = 0;
   ASSERT_EQ(::waitpid(child, &status, 0), child);
   ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status;
-  ASSERT_OK_AND_ASSIGN(drive_, Reopen());
+  ASSERT_OK_AND_ASSIGN(drive_, OpenAgain());
   EXPECT_EQ(drive_->Uploads().staged.layers, 2u);
   Bytes want_f(a.begin(), a.begin() + 100000);
   Bytes want_g(500, 0);
@@ -398,7 +609,7 @@ TEST_F(DriveTest, AKilledProcessLosesNoAcceptedWrite) {
   EXPECT_EQ(ReadAll(g, want_g.size()), want_g);
   ASSERT_OK(drive_->Sync(std::chrono::seconds(20)));
   drive_.reset();
-  ASSERT_OK_AND_ASSIGN(drive_, Reopen());
+  ASSERT_OK_AND_ASSIGN(drive_, OpenAgain());
   EXPECT_EQ(drive_->Uploads().staged.layers, 0u);
   EXPECT_EQ(ReadAll(f, want_f.size()), want_f);
   EXPECT_EQ(ReadAll(g, want_g.size()), want_g);

@@ -23,7 +23,8 @@ EncodedPackSource::EncodedPackSource(const EncodedPack& pack, std::span<const in
     if (i >= 0 && i < static_cast<int>(missing_.size())) missing_[i] = true;
 }
 
-Status EncodedPackSource::Read(int index, uint64_t offset, MutableByteSpan out) {
+Status EncodedPackSource::Read(int index, uint64_t offset, MutableByteSpan out,
+                               const CancelToken* /*cancel*/) {
   if (index < 0 || index >= static_cast<int>(missing_.size()) || missing_[index]) {
     return Status::Unavailable("shard " + std::to_string(index) + " is not at hand");
   }

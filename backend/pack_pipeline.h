@@ -53,7 +53,7 @@ class EncodedPackSource final : public ShardSource {
  public:
   explicit EncodedPackSource(const EncodedPack& pack, std::span<const int> missing = {});
   // Unavailable for a missing shard, OutOfRange for bytes past the shard's end.
-  Status Read(int index, uint64_t offset, MutableByteSpan out) override;
+  Status Read(int index, uint64_t offset, MutableByteSpan out, const CancelToken* cancel) override;
 
  private:
   const EncodedPack& pack_;

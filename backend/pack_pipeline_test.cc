@@ -1,7 +1,10 @@
 #include "backend/pack_pipeline.h"
 
+#include <atomic>
+#include <chrono>
 #include <map>
 #include <set>
+#include <thread>
 
 #include <gtest/gtest.h>
 
@@ -17,13 +20,24 @@ namespace {
 class MemoryShards : public ShardSource {
  public:
   explicit MemoryShards(const EncodedPack& p) : base_(p) {}
-  Status Read(int index, uint64_t offset, MutableByteSpan out) override {
+  Status Read(int index, uint64_t offset, MutableByteSpan out, const CancelToken* cancel) override {
     if (lost_.count(index)) return Status::Unavailable("shard lost");
-    SFS_RETURN_IF_ERROR(base_.Read(index, offset, out));
+    if (slow_.count(index)) {
+      // Answers after 5 s, unless cancelled first.
+      for (int i = 0; i < 5000 && !IsCancelled(cancel); ++i) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(1));
+      }
+      if (IsCancelled(cancel)) {
+        ++cancelled_;
+        return Status::Cancelled("cancelled");
+      }
+    }
+    SFS_RETURN_IF_ERROR(base_.Read(index, offset, out, cancel));
     if (rotten_.count(index) && !out.empty()) out[0] ^= 0xff;
     return Status::Ok();
   }
-  std::set<int> lost_, rotten_;
+  std::set<int> lost_, rotten_, slow_;
+  std::atomic<int> cancelled_{0};
 
  private:
   EncodedPackSource base_;
@@ -41,12 +55,12 @@ TEST(EncodedPackSourceTest, ServesShardsAndRefusesMissingOrOutOfRange) {
   const int missing[] = {1, 5};
   EncodedPackSource source(encoded, missing);
   Bytes out(16);
-  ASSERT_OK(source.Read(4, 8, out));
+  ASSERT_OK(source.Read(4, 8, out, nullptr));
   EXPECT_EQ(0, std::memcmp(out.data(), encoded.shard(4).data() + 8, 16));
-  EXPECT_EQ(source.Read(1, 0, out).code(), Code::kUnavailable);
-  EXPECT_EQ(source.Read(5, 0, out).code(), Code::kUnavailable);
-  EXPECT_EQ(source.Read(6, 0, out).code(), Code::kUnavailable);
-  EXPECT_EQ(source.Read(0, encoded.layout.shard_size - 8, out).code(), Code::kOutOfRange);
+  EXPECT_EQ(source.Read(1, 0, out, nullptr).code(), Code::kUnavailable);
+  EXPECT_EQ(source.Read(5, 0, out, nullptr).code(), Code::kUnavailable);
+  EXPECT_EQ(source.Read(6, 0, out, nullptr).code(), Code::kUnavailable);
+  EXPECT_EQ(source.Read(0, encoded.layout.shard_size - 8, out, nullptr).code(), Code::kOutOfRange);
 }
 
 Bytes MixedInput(size_t n) {
@@ -91,7 +105,24 @@ Collected OnePackRun(const crypto::DriveKeys& keys, ByteSpan input) {
 
 class PipelineTest : public ::testing::Test {
  protected:
+  // Hedged reads on the fixture's pool, other shards asked in reverse index order.
+  HedgeOptions Hedge(std::chrono::milliseconds delay) {
+    HedgeOptions h;
+    h.pool = &pool_;
+    h.delay = delay;
+    h.order = {5, 4, 3, 2, 1, 0};
+    return h;
+  }
+  // The bytes of the one pack of run `c`.
+  Bytes WholePack(const Collected& c) {
+    EXPECT_EQ(c.packs.size(), 1u);
+    const EncodedPack& pack = c.packs.at(0);
+    return Bytes(pack.data.begin(),
+                 pack.data.begin() + static_cast<ptrdiff_t>(pack.layout.pack_size));
+  }
+
   crypto::DriveKeys keys_ = crypto::DriveKeys::Derive(crypto::MasterKey::Generate());
+  ThreadPool pool_{4};
 };
 
 TEST_F(PipelineTest, EveryChunkReadsBackThroughShards) {
@@ -204,24 +235,28 @@ TEST_F(PipelineTest, ChunkBoundariesFollowTheDriveSeed) {
 }
 
 TEST_F(PipelineTest, AnyTwoLostShardsStillRead_ThreeDoNot) {
-  Bytes input = test::PseudoRandomBytes(1500000, 40);
-  Collected c = OnePackRun(keys_, input);
-  ASSERT_EQ(c.packs.size(), 1u);
-  const EncodedPack& pack = c.packs[0];
-  ErasureCoder coder = ErasureCoder::Create(4, 2).value();
+  Collected c = OnePackRun(keys_, test::PseudoRandomBytes(1500000, 40));
   // The whole pack, read as one range, crosses all four data shards.
-  Bytes want(pack.layout.pack_size);
-  std::memcpy(want.data(), pack.data.data(), want.size());
-  for (int a = 0; a < 6; ++a) {
-    for (int b = a + 1; b < 6; ++b) {
-      MemoryShards shards(pack);
-      shards.lost_ = {a, b};
-      Bytes got(want.size());
-      ReadStats stats;
-      ASSERT_OK(ReadPackRange(pack.layout, coder, shards, 0, got, &stats)) << a << "," << b;
-      ASSERT_EQ(got, want) << a << "," << b;
-      EXPECT_EQ(stats.pieces, 4);
-      EXPECT_EQ(stats.degraded_pieces, (a < 4) + (b < 4));
+  const Bytes want = WholePack(c);
+  const EncodedPack& pack = c.packs.at(0);
+  ErasureCoder coder = ErasureCoder::Create(4, 2).value();
+  // One after another, and hedged on a pool.
+  const HedgeOptions hedge = Hedge(std::chrono::milliseconds(50));
+  for (bool hedged : {false, true}) {
+    for (int a = 0; a < 6; ++a) {
+      for (int b = a + 1; b < 6; ++b) {
+        auto shards = std::make_shared<MemoryShards>(pack);
+        shards->lost_ = {a, b};
+        Bytes got(want.size());
+        ReadStats stats;
+        ASSERT_OK(hedged
+                      ? ReadPackRangeHedged(pack.layout, coder, shards, 0, got, &stats, {}, hedge)
+                      : ReadPackRange(pack.layout, coder, *shards, 0, got, &stats))
+            << a << "," << b;
+        ASSERT_EQ(got, want) << a << "," << b;
+        EXPECT_EQ(stats.pieces, 4);
+        EXPECT_EQ(stats.degraded_pieces, (a < 4) + (b < 4));
+      }
     }
   }
   MemoryShards three(pack);
@@ -231,6 +266,40 @@ TEST_F(PipelineTest, AnyTwoLostShardsStillRead_ThreeDoNot) {
   EXPECT_EQ(s.code(), Code::kUnavailable) << s.ToString();
   EXPECT_EQ(ReadPackRange(pack.layout, coder, three, pack.layout.pack_size, got, nullptr).code(),
             Code::kOutOfRange);
+}
+
+// A slow data shard is raced by a rebuild after the hedge delay, and then cancelled.
+TEST_F(PipelineTest, ASlowShardIsHedgedAndCancelled) {
+  Collected c = OnePackRun(keys_, test::PseudoRandomBytes(1500000, 43));
+  const Bytes want = WholePack(c);
+  const EncodedPack& pack = c.packs.at(0);
+  ErasureCoder coder = ErasureCoder::Create(4, 2).value();
+  HedgeOptions hedge = Hedge(std::chrono::milliseconds(20));
+  auto shards = std::make_shared<MemoryShards>(pack);
+  shards->slow_ = {1};
+  shards->lost_ = {3};
+  Bytes got(want.size());
+  ReadStats stats;
+  const auto start = std::chrono::steady_clock::now();
+  ASSERT_OK(ReadPackRangeHedged(pack.layout, coder, shards, 0, got, &stats, {}, hedge));
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(2));
+  EXPECT_EQ(got, want);
+  EXPECT_EQ(stats.hedged_pieces, 1);
+  EXPECT_EQ(stats.degraded_pieces, 2);
+  EXPECT_EQ(stats.failed_shards, std::vector<int>{3});
+  for (int i = 0; i < 2000 && shards->cancelled_ == 0; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  // Shard 1 was asked for its own piece and for the rebuild of shard 3's piece: both cancelled.
+  EXPECT_GE(shards->cancelled_, 1);
+  // Avoided shards are asked only when nothing else is left.
+  shards = std::make_shared<MemoryShards>(pack);
+  hedge.avoid = {0};
+  ASSERT_OK(ReadPackRangeHedged(pack.layout, coder, shards, 0, got, &stats, {}, hedge));
+  EXPECT_EQ(got, want);
+  shards->lost_ = {1, 2};
+  ASSERT_OK(ReadPackRangeHedged(pack.layout, coder, shards, 0, got, &stats, {}, hedge));
+  EXPECT_EQ(got, want);
 }
 
 // A shard that returns wrong bytes is caught when the chunk is opened (never wrong data),

@@ -30,10 +30,25 @@ std::optional<size_t> PeerSet::IndexOf(const NodeId& id) const {
 void PeerSet::ReportSuccess(size_t i, std::chrono::microseconds latency) {
   MutexLock lock(&mu_);
   PeerHealth& h = health_[i];
+  ++changes_;
   ++h.successes;
   h.consecutive_failures = 0;
   h.retry_after = {};
+  h.last_seen_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(
+                       std::chrono::system_clock::now().time_since_epoch())
+                       .count();
   const double sample = static_cast<double>(latency.count());
+  h.latency_us =
+      h.latency_us == 0 ? sample : h.latency_us + options_.latency_alpha * (sample - h.latency_us);
+}
+
+void PeerSet::ReportCancelled(size_t i, std::chrono::microseconds elapsed) {
+  MutexLock lock(&mu_);
+  PeerHealth& h = health_[i];
+  const double sample = static_cast<double>(elapsed.count());
+  // A lower bound of the node's latency: it only ever raises the estimate.
+  if (sample <= h.latency_us) return;
+  ++changes_;
   h.latency_us =
       h.latency_us == 0 ? sample : h.latency_us + options_.latency_alpha * (sample - h.latency_us);
 }
@@ -41,6 +56,7 @@ void PeerSet::ReportSuccess(size_t i, std::chrono::microseconds latency) {
 void PeerSet::ReportFailure(size_t i) {
   MutexLock lock(&mu_);
   PeerHealth& h = health_[i];
+  ++changes_;
   ++h.failures;
   ++h.consecutive_failures;
   if (h.consecutive_failures >= options_.backoff_after) {
@@ -54,17 +70,52 @@ void PeerSet::ReportFailure(size_t i) {
 
 void PeerSet::ReportBadBytes(size_t i) {
   MutexLock lock(&mu_);
+  ++changes_;
   ++health_[i].bad_bytes;
 }
 
 void PeerSet::ReportFree(size_t i, uint64_t free) {
   MutexLock lock(&mu_);
+  ++changes_;
   health_[i].free = free;
 }
 
 PeerHealth PeerSet::health(size_t i) const {
   MutexLock lock(&mu_);
   return health_[i];
+}
+
+void PeerSet::Restore(size_t i, const PeerHealth& saved) {
+  MutexLock lock(&mu_);
+  PeerHealth& h = health_[i];
+  h.successes = saved.successes;
+  h.failures = saved.failures;
+  h.bad_bytes = saved.bad_bytes;
+  h.latency_us = saved.latency_us;
+  h.free = saved.free;
+  h.last_seen_ns = saved.last_seen_ns;
+}
+
+uint64_t PeerSet::changes() const {
+  MutexLock lock(&mu_);
+  return changes_;
+}
+
+bool PeerSet::ShouldAvoid(size_t i) const {
+  MutexLock lock(&mu_);
+  return ClassOf(health_[i], Clock::now()) != 0;
+}
+
+std::chrono::microseconds PeerSet::TypicalLatency() const {
+  MutexLock lock(&mu_);
+  std::vector<double> measured;
+  for (const PeerHealth& h : health_) {
+    if (h.latency_us > 0 && h.bad_bytes == 0) measured.push_back(h.latency_us);
+  }
+  if (measured.empty()) return std::chrono::microseconds(0);
+  auto mid = measured.begin() + static_cast<ptrdiff_t>(measured.size() / 2);
+  std::nth_element(measured.begin(), mid, measured.end());
+  return std::chrono::microseconds(static_cast<int64_t>(*mid));
 }
 
 int PeerSet::ClassOf(const PeerHealth& h, Clock::time_point now) const {

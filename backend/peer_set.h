@@ -35,6 +35,8 @@ struct PeerHealth {
   double latency_us = 0;
   // Free space the node last reported; nullopt if it never did.
   std::optional<uint64_t> free;
+  // When the node last answered a request (wall clock, ns since the Unix epoch; 0: never).
+  int64_t last_seen_ns = 0;
   // When the node may next be asked after failures (steady clock); earlier asks are allowed
   // only when no other node is left.
   std::chrono::steady_clock::time_point retry_after{};
@@ -68,8 +70,24 @@ class PeerSet {
   void ReportFailure(size_t i);
   void ReportBadBytes(size_t i);
   void ReportFree(size_t i, uint64_t free);
+  // A request that was cancelled after `elapsed` because another answered first (a hedged
+  // read): neither success nor failure, but the node took at least that long, so its latency
+  // is raised towards it.
+  void ReportCancelled(size_t i, std::chrono::microseconds elapsed);
 
   PeerHealth health(size_t i) const;
+  // Sets what is kept across sessions (counts, bad bytes, latency, free space, last seen) from
+  // a saved `health`; back-off state starts afresh.
+  void Restore(size_t i, const PeerHealth& saved);
+  // A number that grows with every report: health changed since it was last read if it differs.
+  uint64_t changes() const;
+
+  // True if reads should go around node i when others can serve: it is backed off after
+  // failures, or has returned bad bytes.
+  bool ShouldAvoid(size_t i) const;
+  // The median smoothed latency of the nodes that have one and never lied (0 if none has):
+  // what a request to a good node takes, the base of the read path's hedge delay.
+  std::chrono::microseconds TypicalLatency() const;
 
   // Nodes in the order new shards should go to them, best first: nodes that answer before
   // backed-off ones, honest before ones that returned bad bytes; among the good, a weighted
@@ -90,6 +108,7 @@ class PeerSet {
   std::unordered_map<NodeId, size_t> index_;
   mutable Mutex mu_;
   std::vector<PeerHealth> health_ GUARDED_BY(mu_);
+  uint64_t changes_ GUARDED_BY(mu_) = 0;
   uint64_t rng_ GUARDED_BY(mu_);
 };
 

@@ -23,6 +23,8 @@ struct DriveHome {
   // Bytes written but not yet stored on the network: not in the cache folder, which cleaners
   // may wipe.
   std::string staging_dir() const { return data_dir + "/staging"; }
+  // The cache of decrypted chunks (docs/format.md, "Chunk cache").
+  std::string chunk_cache_dir() const { return cache_dir + "/chunks"; }
 };
 
 // `home` if not empty; else $XDG_CONFIG_HOME (default ~/.config), $XDG_DATA_HOME

@@ -60,6 +60,7 @@ Result<std::unique_ptr<backend::Drive>> OpenDrive(const DriveFlags& flags,
   o.master = master;
   o.catalog_path = home.catalog_file();
   o.staging_dir = home.staging_dir();
+  o.cache_dir = home.chunk_cache_dir();
   o.holder = holder;
   o.pipeline.threads = static_cast<int>(std::clamp(std::thread::hardware_concurrency(), 1u, 8u));
   // A command's process is short: its changes are checkpointed before it ends.

@@ -569,6 +569,14 @@ int RunStatus(const StatusFlags& f) {
     nlohmann::json n = {{"address", c.nodes[i].address}, {"id", c.nodes[i].id.ToHex()}};
     auto st = (*drive)->peers().peer(i).GetStatus();
     n["up"] = st.ok();
+    if (st.ok()) (*drive)->peers().ReportFree(i, st->free);
+    // What this client has seen of the node, over its sessions (the catalog's nodes table).
+    const backend::PeerHealth h = (*drive)->peers().health(i);
+    n["bad_bytes"] = h.bad_bytes;
+    n["failures"] = h.failures;
+    n["successes"] = h.successes;
+    n["latency_ms"] = h.latency_us / 1000.0;
+    n["last_seen_ns"] = h.last_seen_ns;
     if (st.ok()) {
       n["shards"] = st->shards;
       n["used"] = st->used;
@@ -633,6 +641,13 @@ int RunStatus(const StatusFlags& f) {
       std::printf("  %-22s %.16s  DOWN  %s\n", n["address"].get<std::string>().c_str(),
                   n["id"].get<std::string>().c_str(), n["error"].get<std::string>().c_str());
     }
+    const uint64_t bad = n["bad_bytes"].get<uint64_t>();
+    const std::string liar =
+        bad > 0 ? ", SERVED BAD BYTES " + std::to_string(bad) + " time(s)" : std::string();
+    std::printf("  %-22s seen: %llu answers, %llu failures, %.1f ms latency%s\n", "",
+                static_cast<unsigned long long>(n["successes"].get<uint64_t>()),
+                static_cast<unsigned long long>(n["failures"].get<uint64_t>()),
+                n["latency_ms"].get<double>(), liar.c_str());
   }
   return 0;
 }

@@ -45,6 +45,7 @@ struct NodeFlags {
   std::string ready_file;
   std::string config;
   bool print_id = false;
+  bool test_flip_served_bytes = false;
 };
 
 int Fail(const std::string& what, const Status& s) { return Failure("node", what, s); }
@@ -126,6 +127,7 @@ int RunNode(const NodeFlags& f) {
   if (!listen.ok()) return Usage("--listen: " + listen.status().message());
   net::NodeServiceOptions no;
   no.verifier.max_skew_seconds = f.clock_skew;
+  no.test_flip_served_bytes = f.test_flip_served_bytes;
   for (const auto& hex : f.allow_owners) {
     auto k = crypto::PublicKey::FromHex(hex);
     if (!k.ok()) return Usage("--allow-owner: '" + hex + "' is not a 64-hex-digit owner key");
@@ -247,6 +249,10 @@ std::function<int()> AddNodeCommand(CLI::App& app) {
                   "Write HOST:PORT here once serving (for scripts using port 0)");
   cmd->add_flag("--print-id", flags->print_id,
                 "Print the node id (creating the key if needed) and exit");
+  // Test only (docs/development.md): a node that lies, for the read path's tests. Hidden.
+  cmd->add_flag("--test-flip-served-bytes", flags->test_flip_served_bytes,
+                "Test only: flip a byte of every shard range served")
+      ->group("");
   return [flags, cmd] {
     if (!flags->config.empty()) {
       std::string err = ApplyConfig(cmd, flags->config);

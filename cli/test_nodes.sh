@@ -1,8 +1,8 @@
 # Sourced by the CLI tests that need storage nodes: with $bin (the shardfs binary) set, makes
-# the folder $dir (removed at exit), defines fail(), and start_node N (a node on an ephemeral
-# loopback port, data in $dir/nN, its address in $dir/readyN and pid in $pidN; every node
-# started is stopped by pid at exit), start_nodes COUNT (nodes 1..COUNT, their addresses
-# comma-separated in $nodes).
+# the folder $dir (removed at exit), defines fail(), and start_node N [FLAG...] (a node on an
+# ephemeral loopback port, with any further `shardfs node` flags, data in $dir/nN, its address
+# in $dir/readyN and pid in $pidN; every node started is stopped by pid at exit), start_nodes
+# COUNT (nodes 1..COUNT, their addresses comma-separated in $nodes).
 dir=$(mktemp -d)
 pids=
 cleanup() {
@@ -14,14 +14,16 @@ trap cleanup EXIT
 fail() { echo "FAIL: $*" >&2; exit 1; }
 
 start_node() {
-  "$bin" node --data "$dir/n$1" --capacity 512M --reserve 0 --listen 127.0.0.1:0 \
-    --scrub-rate 0 --ready-file "$dir/ready$1" 2>"$dir/log$1" &
-  eval "pid$1=$!"
+  node_n=$1
+  shift
+  "$bin" node --data "$dir/n$node_n" --capacity 512M --reserve 0 --listen 127.0.0.1:0 \
+    --scrub-rate 0 --ready-file "$dir/ready$node_n" "$@" 2>"$dir/log$node_n" &
+  eval "pid$node_n=$!"
   pids="$pids $!"
   t=0
-  while [ ! -s "$dir/ready$1" ]; do
+  while [ ! -s "$dir/ready$node_n" ]; do
     t=$((t + 1))
-    [ "$t" -lt 100 ] || fail "node $1 did not start: $(cat "$dir/log$1")"
+    [ "$t" -lt 100 ] || fail "node $node_n did not start: $(cat "$dir/log$node_n")"
     sleep 0.1
   done
 }

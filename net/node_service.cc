@@ -444,6 +444,15 @@ Dispatch NodeService::Shard(const HttpRequestHead& head, const ShardId& id,
   r.headers.emplace_back("Accept-Ranges", "bytes");
   r.headers.emplace_back("ETag", "\"" + id.ToHex() + "\"");
   r.head_only = method == "HEAD";
+  if (options_.test_flip_served_bytes && !r.head_only && end > begin) {
+    std::string body(end - begin, '\0');
+    Status s = (*reader)->Read(
+        begin, MutableByteSpan(reinterpret_cast<uint8_t*>(body.data()), body.size()));
+    if (!s.ok()) return respond(FromStatus(s));
+    body[body.size() / 2] ^= 0x01;
+    r.body = std::move(body);
+    return respond(std::move(r));
+  }
   // Sent straight from the file, as stored: checking each leaf here would cost more CPU than
   // sending it, and the client checks every byte anyway (against the id, or with proofs).
   // Damage on the disk is found by the scrubber and by proof requests.
@@ -493,6 +502,9 @@ Dispatch NodeService::Proof(const HttpRequestHead& head, std::string_view query,
   }
   auto proof = (*reader)->Prove(*first, *count);
   if (!proof.ok()) return respond(FromStatus(proof.status()));
+  if (options_.test_flip_served_bytes && !proof->leaves.empty()) {
+    proof->leaves[proof->leaves.size() / 2] ^= 0x01;
+  }
   HttpResponse r;
   r.headers.emplace_back("Content-Type", "application/vnd.shardfs.proof");
   Bytes body = EncodeProofResponse(*proof);

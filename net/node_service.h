@@ -39,6 +39,10 @@ struct NodeServiceOptions {
   // The node's scrubber, whose progress GET /v1/status reports; none: reported as off.
   // REQUIRES: outlives the service.
   const backend::Scrubber* scrubber = nullptr;
+  // TEST ONLY: flip one byte of every shard body and proof's leaves served, as a node that
+  // lies would (`shardfs node --test-flip-served-bytes`; docs/development.md). Clients catch
+  // it with their checks and name the node.
+  bool test_flip_served_bytes = false;
 };
 
 class NodeService : public HttpHandler {
