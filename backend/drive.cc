@@ -562,7 +562,18 @@ Result<std::vector<InodeAttr>> Drive::StoreFiles(std::span<const FileSource> fil
     c.size = f.data.size();
     c.mtime_ns = f.mtime_ns;
     commits.push_back(std::move(c));
-    if (!f.data.empty()) pieces.push_back(Piece{i, 0, f.data});
+    if (!f.runs) {
+      if (!f.data.empty()) pieces.push_back(Piece{i, 0, f.data});
+      continue;
+    }
+    uint64_t at = 0;
+    for (const auto& [offset, length] : *f.runs) {
+      if (offset < at || offset > f.data.size() || length > f.data.size() - offset) {
+        return Status::InvalidArgument("data runs out of order or past the file's end");
+      }
+      if (length > 0) pieces.push_back(Piece{i, offset, f.data.subspan(offset, length)});
+      at = offset + length;
+    }
   }
   SFS_ASSIGN_OR_RETURN(auto done, Store(std::move(commits), pieces, nullptr));
   std::vector<InodeAttr> out;

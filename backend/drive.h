@@ -102,6 +102,9 @@ struct DriveOptions {
 // One whole file for StoreFiles.
 struct FileSource {
   ByteSpan data;  // its contents
+  // If set: the only runs of `data` that are stored, as (offset, length), in order and not
+  // overlapping; the rest of the file is holes (a sparse file; no runs: all holes).
+  std::optional<std::vector<std::pair<uint64_t, uint64_t>>> runs;
   // An existing file to overwrite, or 0 for a new file `name` in folder `parent`.
   Ino ino = 0;
   Ino parent = 0;

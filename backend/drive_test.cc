@@ -673,5 +673,34 @@ TEST_F(DriveTest, GcDeletesPacksNoFileUsesAndRetriesDownNodes) {
   EXPECT_EQ(totals.chunks, 0u);
 }
 
+TEST_F(DriveTest, SparseFilesStoreOnlyTheirDataRuns) {
+  // 8 MiB of which two runs hold data; the rest reads as zeros and stores nothing.
+  Bytes file(8 << 20, 0);
+  Bytes a = test::PseudoRandomBytes(100000, 40);
+  Bytes b = test::PseudoRandomBytes(3000, 41);
+  std::memcpy(file.data() + 5000, a.data(), a.size());
+  std::memcpy(file.data() + file.size() - b.size(), b.data(), b.size());
+  std::vector<FileSource> files(2);
+  files[0].data = file;
+  files[0].runs =
+      std::vector<std::pair<uint64_t, uint64_t>>{{4096, 102400}, {file.size() - 4096, 4096}};
+  files[0].parent = kRootIno;
+  files[0].name = "sparse";
+  files[1].data = file;
+  files[1].runs = std::vector<std::pair<uint64_t, uint64_t>>{};  // all holes
+  files[1].parent = kRootIno;
+  files[1].name = "empty-but-big";
+  ASSERT_OK_AND_ASSIGN(auto done, drive_->StoreFiles(files));
+  EXPECT_EQ(done[0].size, file.size());
+  EXPECT_EQ(ReadAll(done[0].ino, file.size()), file);
+  EXPECT_EQ(ReadAll(done[1].ino, file.size()), Bytes(file.size(), 0));
+  ASSERT_OK_AND_ASSIGN(auto totals, drive_->catalog().GetTotals());
+  EXPECT_LT(totals.pack_bytes, 200000u);  // the runs, not the 16 MiB
+  files[0].runs = std::vector<std::pair<uint64_t, uint64_t>>{{10, 5}, {0, 1}};
+  files[0].name = "bad";
+  EXPECT_EQ(drive_->StoreFiles(std::span<const FileSource>(files.data(), 1)).status().code(),
+            Code::kInvalidArgument);
+}
+
 }  // namespace
 }  // namespace shardfs::backend

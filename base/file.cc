@@ -1,5 +1,6 @@
 #include "base/file.h"
 
+#include <algorithm>
 #include <cerrno>
 
 #include <fcntl.h>
@@ -180,6 +181,29 @@ Result<std::unique_ptr<MappedFile>> MappedFile::Open(const std::string& path) {
     (void)::madvise(p, m->size_, MADV_SEQUENTIAL);
   }
   return m;
+}
+
+Result<std::vector<std::pair<uint64_t, uint64_t>>> MappedFile::DataRuns() const {
+  std::vector<std::pair<uint64_t, uint64_t>> runs;
+  const auto size = static_cast<off_t>(size_);
+  off_t at = 0;
+  while (at < size) {
+    off_t data = ::lseek(fd_.get(), at, SEEK_DATA);
+    if (data < 0) {
+      if (errno == ENXIO) break;  // only a hole is left
+      if (errno == EINVAL) {      // no SEEK_DATA here: all data
+        return std::vector<std::pair<uint64_t, uint64_t>>{{0, size_}};
+      }
+      return PosixError("seek data", errno);
+    }
+    if (data >= size) break;
+    off_t hole = ::lseek(fd_.get(), data, SEEK_HOLE);
+    if (hole < 0) return PosixError("seek hole", errno);
+    hole = std::min(hole, size);
+    runs.emplace_back(static_cast<uint64_t>(data), static_cast<uint64_t>(hole - data));
+    at = hole;
+  }
+  return runs;
 }
 
 MappedFile::~MappedFile() {

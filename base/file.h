@@ -10,6 +10,8 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <utility>
+#include <vector>
 
 #include <sys/stat.h>
 
@@ -86,6 +88,9 @@ class MappedFile {
   MappedFile(const MappedFile&) = delete;
   MappedFile& operator=(const MappedFile&) = delete;
   ByteSpan bytes() const { return ByteSpan(data_, size_); }
+  // The runs of the file that hold data, as (offset, length), in order: the rest are holes
+  // (SEEK_DATA/SEEK_HOLE; a file system without them reports one run, the whole file).
+  Result<std::vector<std::pair<uint64_t, uint64_t>>> DataRuns() const;
   const struct stat& stat() const { return st_; }
 
  private:

@@ -184,6 +184,10 @@ Status TreePutter::AddFile(const std::string& local, const struct stat& st, Ino 
   }
   SFS_ASSIGN_OR_RETURN(auto map, MappedFile::Open(local));
   f.data = map->bytes();
+  // A sparse file's holes stay holes: only its data runs are read and stored.
+  if (static_cast<uint64_t>(map->stat().st_blocks) * 512 < f.data.size()) {
+    SFS_ASSIGN_OR_RETURN(f.runs, map->DataRuns());
+  }
   f.mtime_ns = Nanos(map->stat().st_mtim);
   batch_bytes_ += f.data.size();
   maps_.push_back(std::move(map));
