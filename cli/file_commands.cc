@@ -216,6 +216,14 @@ Status TreePutter::Finish() {
   SFS_RETURN_IF_ERROR(StoreBatch());
   // Folders were added parent first: set times child first.
   for (auto it = attrs_.rbegin(); it != attrs_.rend(); ++it) {
+    SFS_ASSIGN_OR_RETURN(InodeAttr now, drive_.GetAttr(it->first));
+    // A folder whose mode and mtime already match is left alone, as a file passing the quick
+    // check is (its atime is not copied again): a SetAttr would change its ctime, and an
+    // unchanged tree put again would cost a catalog checkpoint for nothing.
+    if (now.kind == FileKind::kDirectory && now.mode == it->second.mode &&
+        now.mtime_ns == it->second.mtime_ns) {
+      continue;
+    }
     SFS_RETURN_IF_ERROR(drive_.SetAttr(it->first, it->second).status());
   }
   attrs_.clear();
