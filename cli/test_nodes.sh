@@ -1,8 +1,10 @@
 # Sourced by the CLI tests that need storage nodes: with $bin (the shardfs binary) set, makes
 # the folder $dir (removed at exit), defines fail(), and start_node N (a node on an ephemeral
 # loopback port, data in $dir/nN, its address in $dir/readyN and pid in $pidN; every node
-# started is stopped by pid at exit), start_nodes COUNT (nodes 1..COUNT, their addresses
-# comma-separated in $nodes).
+# started is stopped by pid at exit; start_node N HOST:PORT restarts node N there, on its data),
+# start_nodes COUNT (nodes 1..COUNT, their addresses
+# comma-separated in $nodes), node_total FIELD (the sum of a number in every started node's
+# /v1/status: shards, used).
 dir=$(mktemp -d)
 pids=
 cleanup() {
@@ -14,7 +16,8 @@ trap cleanup EXIT
 fail() { echo "FAIL: $*" >&2; exit 1; }
 
 start_node() {
-  "$bin" node --data "$dir/n$1" --capacity 512M --reserve 0 --listen 127.0.0.1:0 \
+  rm -f "$dir/ready$1"
+  "$bin" node --data "$dir/n$1" --capacity 512M --reserve 0 --listen "${2:-127.0.0.1:0}" \
     --scrub-rate 0 --ready-file "$dir/ready$1" 2>"$dir/log$1" &
   eval "pid$1=$!"
   pids="$pids $!"
@@ -34,4 +37,14 @@ start_nodes() {
     nodes="$nodes${nodes:+,}$(cat "$dir/ready$i")"
     i=$((i + 1))
   done
+}
+
+node_total() {
+  total=0
+  for r in "$dir"/ready*; do
+    v=$(curl -s "http://$(cat "$r")/v1/status" | sed -n "s/.*\"$1\":\([0-9]*\).*/\1/p")
+    [ -n "$v" ] || fail "no $1 in the status of node $(cat "$r")"
+    total=$((total + v))
+  done
+  echo "$total"
 }
