@@ -24,7 +24,10 @@ std::chrono::microseconds Since(Clock::time_point start) {
 // may finish after the chunk's read returned.
 class PeerShards final : public ShardSource {
  public:
-  PeerShards(const PackRecord& pack, PeerSet& peers) : pack_(pack), peers_(peers) {}
+  // A read cancelled after `too_slow` counts as a failure of its node: it let a hedge win
+  // (a node that stopped answering would otherwise never be avoided).
+  PeerShards(const PackRecord& pack, PeerSet& peers, std::chrono::microseconds too_slow)
+      : pack_(pack), peers_(peers), too_slow_(too_slow) {}
 
   Status Read(int index, uint64_t offset, MutableByteSpan out, const CancelToken* cancel) override {
     if (index < 0 || static_cast<size_t>(index) >= pack_.shards.size()) {
@@ -38,7 +41,12 @@ class PeerShards final : public ShardSource {
     if (s.ok()) {
       peers_.ReportSuccess(*node, Since(start));
     } else if (s.code() == Code::kCancelled) {
-      peers_.ReportCancelled(*node, Since(start));
+      const auto elapsed = Since(start);
+      if (elapsed > too_slow_) {
+        peers_.ReportFailure(*node);
+      } else {
+        peers_.ReportCancelled(*node, elapsed);
+      }
     } else if (s.code() == Code::kCorruption) {
       // The peer's check of the node's answer failed (HttpPeer: a leaf proof): it lied.
       log::Warn("node {} served bad bytes of shard {}", peers_.peer(*node).name(),
@@ -53,6 +61,7 @@ class PeerShards final : public ShardSource {
  private:
   const PackRecord pack_;
   PeerSet& peers_;
+  const std::chrono::microseconds too_slow_;
 };
 
 }  // namespace
@@ -74,7 +83,7 @@ std::chrono::microseconds ChunkReader::HedgeDelay() const {
 Status ChunkReader::Read(const PackRecord& pack, const ChunkRecord& chunk, MutableByteSpan out) {
   SFS_ASSIGN_OR_RETURN(StripeLayout layout, StripeLayout::ForPack(pack.size, pack.k, pack.m));
   SFS_ASSIGN_OR_RETURN(ErasureCoder coder, ErasureCoder::Create(pack.k, pack.m));
-  auto source = std::make_shared<PeerShards>(pack, peers_);
+  auto source = std::make_shared<PeerShards>(pack, peers_, 2 * HedgeDelay());
   Bytes sealed(chunk.sealed_size);
   const auto cipher = static_cast<crypto::Cipher>(chunk.cipher);
   const auto codec = static_cast<ChunkCodec>(chunk.codec);

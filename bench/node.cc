@@ -36,7 +36,6 @@
 // (even by SIGINT or SIGTERM), the node is stopped and the temporary folder removed.
 
 #include <algorithm>
-#include <atomic>
 #include <cerrno>
 #include <chrono>
 #include <cstdio>
@@ -48,10 +47,8 @@
 #include <iterator>
 #include <map>
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <sstream>
-#include <stdexcept>
 #include <string>
 #include <thread>
 #include <vector>
@@ -59,13 +56,11 @@
 #include <CLI/CLI.hpp>
 #include <fcntl.h>
 #include <nlohmann/json.hpp>
-#include <pthread.h>
 #include <signal.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
-#include <sys/statfs.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -95,7 +90,7 @@ using Clock = std::chrono::steady_clock;
 
 struct Options {
   std::string shardfs = SHARDFS_BINARY;
-  std::string dir;  // parent of the temporary folder; see DefaultDir()
+  std::string dir;  // parent of the temporary folder; see DefaultDir(SHARDFS_BENCH_DIR)
   size_t total_mib = 512;
   size_t shard_mib = 4;
   int runs = 5;
@@ -113,137 +108,6 @@ struct Options {
 constexpr double kPutTarget = 0.6;
 constexpr double kGetTarget = 0.6;
 constexpr double kRssTargetMib = 128;
-
-// The benchmark's own failures (not the node's figures) end the run; guards below still stop
-// the node and remove the temporary folder.
-[[noreturn]] void Fail(const std::string& what) { throw std::runtime_error(what); }
-void Check(const Status& s, const std::string& what) {
-  if (!s.ok()) Fail(what + ": " + s.ToString());
-}
-
-std::string DefaultDir() {
-  // The build folder is on the disk the project builds on; a tmpfs $TMPDIR would measure
-  // memory, not a disk.
-  std::string d = SHARDFS_BENCH_DIR;
-  if (!d.empty() && fs::is_directory(d)) return d;
-  const char* t = std::getenv("TMPDIR");
-  return t != nullptr && *t != '\0' ? t : "/tmp";
-}
-
-std::string FsType(const std::string& path) {
-  struct statfs s {};
-  if (::statfs(path.c_str(), &s) != 0) return "unknown";
-  switch (static_cast<unsigned long>(s.f_type)) {
-    case 0xEF53:
-      return "ext4";
-    case 0x58465342:
-      return "xfs";
-    case 0x9123683E:
-      return "btrfs";
-    case 0x01021994:
-      return "tmpfs";
-    case 0x794c7630:
-      return "overlayfs";
-    default: {
-      char hex[32];
-      std::snprintf(hex, sizeof(hex), "0x%lx", static_cast<unsigned long>(s.f_type));
-      return hex;
-    }
-  }
-}
-
-// Runs fn(worker, item) for items [0, count) on `threads` threads, each taking the next item;
-// returns the first failure (the other workers stop taking items).
-Status ParallelFor(int threads, size_t count, const std::function<Status(int, size_t)>& fn) {
-  std::atomic<size_t> next{0};
-  std::atomic<bool> failed{false};
-  std::mutex mu;
-  Status first;
-  auto work = [&](int worker) {
-    while (!failed.load()) {
-      size_t i = next.fetch_add(1);
-      if (i >= count) return;
-      Status s = fn(worker, i);
-      if (!s.ok()) {
-        std::lock_guard<std::mutex> lock(mu);
-        if (!failed.exchange(true)) first = s;
-      }
-    }
-  };
-  if (threads <= 1) {
-    work(0);
-  } else {
-    std::vector<std::thread> pool;
-    for (int w = 0; w < threads; ++w) pool.emplace_back(work, w);
-    for (auto& t : pool) t.join();
-  }
-  return first;
-}
-
-// --- interruption ------------------------------------------------------------------------
-
-// What an interrupted run leaves behind, for the watcher below: a node to stop and a folder
-// of a gigabyte or more to remove.
-std::mutex g_leftovers_mu;
-pid_t g_node_pid = -1;   // guarded by g_leftovers_mu
-std::string g_temp_dir;  // guarded by g_leftovers_mu
-const int kStopSignals[] = {SIGINT, SIGTERM, SIGHUP};
-
-// Blocks the stop signals in every thread (call before starting any) and waits for one on a
-// thread of its own: then stops the node, removes the temporary folder and exits with 130.
-void WatchForInterrupt() {
-  sigset_t set;
-  sigemptyset(&set);
-  for (int sig : kStopSignals) sigaddset(&set, sig);
-  pthread_sigmask(SIG_BLOCK, &set, nullptr);
-  std::thread([set] {
-    int sig = 0;
-    sigwait(&set, &sig);
-    std::lock_guard<std::mutex> lock(g_leftovers_mu);
-    std::fprintf(stderr, "bench/node: interrupted; stopping the node and removing %s\n",
-                 g_temp_dir.empty() ? "nothing" : g_temp_dir.c_str());
-    if (g_node_pid > 0) {
-      ::kill(g_node_pid, SIGTERM);
-      for (int i = 0; i < 500 && ::waitpid(g_node_pid, nullptr, WNOHANG) == 0; ++i) {
-        std::this_thread::sleep_for(std::chrono::milliseconds(10));
-      }
-    }
-    std::error_code ec;
-    if (!g_temp_dir.empty()) fs::remove_all(g_temp_dir, ec);
-    ::_exit(130);
-  }).detach();
-}
-
-void SetLeftovers(pid_t node, const std::string& dir) {
-  std::lock_guard<std::mutex> lock(g_leftovers_mu);
-  g_node_pid = node;
-  g_temp_dir = dir;
-}
-
-// --- the temporary folder ----------------------------------------------------------------
-
-// Removes the temporary folder on every exit path.
-class TempDir {
- public:
-  explicit TempDir(const std::string& parent, bool keep) : keep_(keep) {
-    std::string tmpl = parent + "/shardfs-bench-node.XXXXXX";
-    if (::mkdtemp(tmpl.data()) == nullptr) {
-      Fail("create a temporary folder in " + parent + ": " + std::strerror(errno));
-    }
-    path_ = tmpl;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    if (!keep_) fs::remove_all(path_, ec);
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
-  bool keep_;
-};
 
 // --- CPU accounting ----------------------------------------------------------------------
 
@@ -386,43 +250,8 @@ double Evict(const std::string& dir) {
   return pages == 0 ? 0.0 : static_cast<double>(resident) / static_cast<double>(pages);
 }
 
-// Writes `bytes` to a scratch file in `dir` and deletes it before it is written back (no
-// fsync, and far below the dirty-page thresholds, so nothing reaches the disk). In a virtual
-// machine that returns free memory to its host (virtio-balloon free page reporting, as on the
-// reference machine), memory freed a few seconds earlier is no longer backed, and the first
-// write to it pays a fault in the host: a 1-thread raw write into such memory measured
-// 260-390 MB/s at 2-3 ns/B of CPU, all of it in the copy into the page cache, and
-// 1,300-1,500 MB/s at 0.33 ns/B after this. Touching anonymous memory instead did not help.
-// It removes most of the effect, not all of it: a write run now and then still costs 1-1.6
-// ns/B, which the per-run CPU column of the report shows. Done before every write run.
-void Prefault(const std::string& dir, uint64_t bytes) {
-  static const Bytes zeros(size_t{4} << 20);
-  const std::string path = dir + "/prefault";
-  UniqueFd fd(::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
-  if (!fd.valid()) Fail("create " + path + ": " + std::strerror(errno));
-  for (uint64_t done = 0; done < bytes; done += zeros.size()) {
-    Check(WriteAll(fd.get(), zeros, path), "prefault");
-  }
-  fd.Reset();
-  ::unlink(path.c_str());
-}
-
-void SyncFs(const std::string& dir) {
-  UniqueFd fd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-  if (!fd.valid() || ::syncfs(fd.get()) != 0) Fail("syncfs " + dir + ": " + std::strerror(errno));
-}
-
 std::string RawPath(const std::string& dir, uint64_t generation, size_t i) {
   return dir + "/" + std::to_string(generation) + "-" + std::to_string(i);
-}
-
-Status RawWrite(const std::string& path, ByteSpan data) {
-  UniqueFd fd(::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
-  if (!fd.valid()) return PosixError("create " + path, errno);
-  SFS_RETURN_IF_ERROR(WriteAll(fd.get(), data, path));
-  if (::fsync(fd.get()) != 0) return PosixError("fsync " + path, errno);
-  if (fd.Close() != 0) return PosixError("close " + path, errno);
-  return Status::Ok();
 }
 
 Status RawRead(const std::string& path, MutableByteSpan buf, uint64_t expect) {
@@ -463,8 +292,9 @@ int Run(const Options& opt) {
   const double mb = static_cast<double>(wl.total()) / 1e6;
 
   if (!fs::exists(opt.shardfs)) Fail("no shardfs binary at " + opt.shardfs + " (see --shardfs)");
-  TempDir tmp(opt.dir.empty() ? DefaultDir() : opt.dir, opt.keep);
-  SetLeftovers(-1, opt.keep ? "" : tmp.path());
+  TempDir tmp(opt.dir.empty() ? DefaultDir(SHARDFS_BENCH_DIR) : opt.dir, "shardfs-bench-node",
+              opt.keep);
+  SetLeftovers({}, opt.keep ? "" : tmp.path());
   const std::string node_dir = tmp.path() + "/node";
   const std::string raw_dir = tmp.path() + "/raw";
   fs::create_directory(raw_dir);
@@ -481,7 +311,7 @@ int Run(const Options& opt) {
                           std::chrono::seconds(30)});
   Check(node.Start(), "start shardfs node (" + opt.shardfs + ")");
   const pid_t node_pid = node.pid();
-  SetLeftovers(node_pid, opt.keep ? "" : tmp.path());
+  SetLeftovers({node_pid}, opt.keep ? "" : tmp.path());
 
   auto owner = std::make_shared<crypto::SigningKey>(crypto::SigningKey::Generate());
   auto connect = [&](int in_flight) {
@@ -657,7 +487,7 @@ int Run(const Options& opt) {
   for (const auto& l : lean) lean_connects += l->connects();
   const long hwm = test::ProcStatusKiB(node_pid, "VmHWM:");
   const uint64_t hwm_kib = hwm < 0 ? 0 : static_cast<uint64_t>(hwm);
-  SetLeftovers(-1, opt.keep ? "" : tmp.path());
+  SetLeftovers({}, opt.keep ? "" : tmp.path());
   auto end = node.Stop(SIGTERM, std::chrono::seconds(30));
   const std::string stopped = end.ok() ? test::DescribeWait(*end) : end.status().ToString();
 
@@ -960,7 +790,7 @@ int main(int argc, char** argv) try {
   app.add_flag("--json", opt.json, "print the figures as JSON");
   CLI11_PARSE(app, argc, argv);
   std::setvbuf(stdout, nullptr, _IOLBF, 0);
-  shardfs::bench::WatchForInterrupt();
+  shardfs::bench::WatchForInterrupt("bench/node");
   return shardfs::bench::Run(opt);
 } catch (const std::exception& e) {
   std::fprintf(stderr, "bench/node: %s\n", e.what());

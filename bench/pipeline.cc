@@ -12,10 +12,8 @@
 // >= 1.7x one, and >= 400 MB/s on one thread on the project's reference machine.
 
 #include <algorithm>
-#include <chrono>
 #include <cstdio>
 #include <fstream>
-#include <functional>
 #include <map>
 #include <string>
 #include <vector>
@@ -38,7 +36,6 @@ namespace shardfs::bench {
 namespace {
 
 using backend::ChunkSealer;
-using Clock = std::chrono::steady_clock;
 
 struct Options {
   size_t size_mib = 256;
@@ -46,19 +43,6 @@ struct Options {
   int threads = 2;
   bool json = false;
 };
-
-// Median wall time of `runs` runs of fn, after one warm-up run.
-double MedianSeconds(int runs, const std::function<void()>& fn) {
-  fn();
-  std::vector<double> t;
-  for (int i = 0; i < runs; ++i) {
-    auto start = Clock::now();
-    fn();
-    t.push_back(std::chrono::duration<double>(Clock::now() - start).count());
-  }
-  std::sort(t.begin(), t.end());
-  return t[t.size() / 2];
-}
 
 Bytes RandomInput(size_t n) {
   Bytes out(n);
@@ -201,26 +185,8 @@ int Run(const Options& opt) {
   r.Figure("alt_seal_xchacha", "seal (XChaCha20-Poly1305, libsodium)", mb / t_seal_xchacha);
 
   // --- whole write pipeline --------------------------------------------------------------
-  std::vector<backend::EncodedPack> kept;
-  auto run_pipeline = [&](int threads, bool keep) {
-    backend::WritePipelineOptions o = wopts;
-    o.threads = threads;
-    auto p = backend::WritePipeline::Create(keys, o, [&](backend::EncodedPack& e) {
-      if (keep) kept.push_back(e);
-      return Status::Ok();
-    });
-    if (!p.ok()) std::abort();
-    auto once = [&] {
-      if (!(*p)->Run(input, nullptr).ok()) std::abort();
-    };
-    if (keep) {
-      once();
-      return 0.0;
-    }
-    return MedianSeconds(runs, once);
-  };
-  double t_w1 = run_pipeline(1, false);
-  double t_w2 = run_pipeline(opt.threads, false);
+  double t_w1 = TimeWritePipeline(keys, wopts, input, 1, runs);
+  double t_w2 = TimeWritePipeline(keys, wopts, input, opt.threads, runs);
   r.Section("write pipeline: plaintext to k+m shards with ids");
   r.Figure("write_1_thread", "1 thread", mb / t_w1);
   r.Figure("write_n_threads", std::to_string(opt.threads) + " threads", mb / t_w2);
@@ -230,7 +196,18 @@ int Run(const Options& opt) {
   r.Ratio("write_1_thread_mbps_over_400", "1 thread / 400 MB/s", (mb / t_w1) / 400.0, 1.0, "");
 
   // --- read side -------------------------------------------------------------------------
-  run_pipeline(1, true);  // one run, keeping the packs
+  // One run, keeping the packs.
+  std::vector<backend::EncodedPack> kept;
+  {
+    backend::WritePipelineOptions o = wopts;
+    o.threads = 1;
+    auto p = backend::WritePipeline::Create(keys, o, [&](backend::EncodedPack& e) {
+      kept.push_back(e);
+      return Status::Ok();
+    });
+    Check(p.status(), "write pipeline");
+    Check((*p)->Run(input, nullptr), "write pipeline run");
+  }
   struct Loc {
     const backend::EncodedPack* pack;
     size_t pack_index;

@@ -220,6 +220,14 @@ Status TreePutter::Finish() {
   SFS_RETURN_IF_ERROR(StoreBatch());
   // Folders were added parent first: set times child first.
   for (auto it = attrs_.rbegin(); it != attrs_.rend(); ++it) {
+    SFS_ASSIGN_OR_RETURN(InodeAttr now, drive_.GetAttr(it->first));
+    // A folder whose mode and mtime already match is left alone, as a file passing the quick
+    // check is (its atime is not copied again): a SetAttr would change its ctime, and an
+    // unchanged tree put again would cost a catalog checkpoint for nothing.
+    if (now.kind == FileKind::kDirectory && now.mode == it->second.mode &&
+        now.mtime_ns == it->second.mtime_ns) {
+      continue;
+    }
     SFS_RETURN_IF_ERROR(drive_.SetAttr(it->first, it->second).status());
   }
   attrs_.clear();
@@ -270,8 +278,19 @@ Status GetFile(backend::Drive& drive, const InodeAttr& attr, const std::string& 
     auto n = drive.Read(attr.ino, off, buf);
     if (!n.ok()) return fail(n.status());
     if (*n == 0) return fail(Status::Corruption("file ended early"));
-    if (Status s = WriteAll(out.get(), ByteSpan(buf).first(*n), tmp); !s.ok()) return fail(s);
+    ByteSpan piece = ByteSpan(buf).first(*n);
+    // Zeros are not written: the file keeps them as a hole (it is sized at the end).
+    if (std::all_of(piece.begin(), piece.end(), [](uint8_t b) { return b == 0; })) {
+      if (::lseek(out.get(), static_cast<off_t>(*n), SEEK_CUR) < 0) {
+        return fail(PosixError("seek " + tmp, errno));
+      }
+    } else if (Status s = WriteAll(out.get(), piece, tmp); !s.ok()) {
+      return fail(s);
+    }
     off += *n;
+  }
+  if (::ftruncate(out.get(), static_cast<off_t>(attr.size)) != 0) {
+    return fail(PosixError("size " + tmp, errno));
   }
   struct timespec times[2] = {ToTimespec(attr.atime_ns), ToTimespec(attr.mtime_ns)};
   if (::fchmod(out.get(), attr.mode & 07777) != 0) return fail(PosixError("chmod " + tmp, errno));

@@ -1,8 +1,10 @@
 # Sourced by the CLI tests that need storage nodes: with $bin (the shardfs binary) set, makes
-# the folder $dir (removed at exit), defines fail(), and start_node N [FLAG...] (a node on an
-# ephemeral loopback port, with any further `shardfs node` flags, data in $dir/nN, its address
-# in $dir/readyN and pid in $pidN; every node started is stopped by pid at exit), start_nodes
-# COUNT (nodes 1..COUNT, their addresses comma-separated in $nodes).
+# the folder $dir (removed at exit), defines fail(), and start_node N [HOST:PORT] [FLAG...] (a
+# node on an ephemeral loopback port, or on HOST:PORT to restart node N there on its data,
+# with any further `shardfs node` flags; data in $dir/nN, its address in $dir/readyN and pid
+# in $pidN; every node started is stopped by pid at exit), start_nodes COUNT (nodes
+# 1..COUNT, their addresses comma-separated in $nodes), node_total FIELD (the sum of a number
+# in every started node's /v1/status: shards, used).
 dir=$(mktemp -d)
 pids=
 cleanup() {
@@ -16,7 +18,16 @@ fail() { echo "FAIL: $*" >&2; exit 1; }
 start_node() {
   node_n=$1
   shift
-  "$bin" node --data "$dir/n$node_n" --capacity 512M --reserve 0 --listen 127.0.0.1:0 \
+  listen=127.0.0.1:0
+  case "${1:-}" in
+    -* | "") ;;
+    *)
+      listen=$1
+      shift
+      ;;
+  esac
+  rm -f "$dir/ready$node_n"
+  "$bin" node --data "$dir/n$node_n" --capacity 512M --reserve 0 --listen "$listen" \
     --scrub-rate 0 --ready-file "$dir/ready$node_n" "$@" 2>"$dir/log$node_n" &
   eval "pid$node_n=$!"
   pids="$pids $!"
@@ -36,4 +47,14 @@ start_nodes() {
     nodes="$nodes${nodes:+,}$(cat "$dir/ready$i")"
     i=$((i + 1))
   done
+}
+
+node_total() {
+  total=0
+  for r in "$dir"/ready*; do
+    v=$(curl -s "http://$(cat "$r")/v1/status" | sed -n "s/.*\"$1\":\([0-9]*\).*/\1/p")
+    [ -n "$v" ] || fail "no $1 in the status of node $(cat "$r")"
+    total=$((total + v))
+  done
+  echo "$total"
 }

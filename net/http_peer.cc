@@ -1,6 +1,7 @@
 #include "net/http_peer.h"
 
 #include <cerrno>
+#include <optional>
 #include <random>
 #include <thread>
 
@@ -175,7 +176,8 @@ void HttpPeer::Release(std::unique_ptr<httplib::Client> client, bool reusable) {
   cv_.NotifyOne();
 }
 
-Result<HttpPeer::Reply> HttpPeer::Attempt(const Call& call) {
+Result<HttpPeer::Reply> HttpPeer::Attempt(const Call& call, bool* refused) {
+  *refused = false;
   if (IsCancelled(call.cancel)) return Status::Cancelled("request cancelled");
   httplib::Headers headers;
   if (call.sign) {
@@ -211,6 +213,13 @@ Result<HttpPeer::Reply> HttpPeer::Attempt(const Call& call) {
   };
   ScopedSigpipeBlock no_sigpipe;
   auto client = Acquire();
+  // A cancel shuts the socket down, so a request blocked on a node that stopped answering
+  // ends now instead of at its timeout.
+  std::optional<CancelToken::Registration> stop_on_cancel;
+  if (call.cancel != nullptr) {
+    httplib::Client* c = client.get();
+    stop_on_cancel.emplace(call.cancel->OnCancel([c] { c->stop(); }));
+  }
   httplib::Result res{nullptr, httplib::Error::Unknown};
   if (call.method == "GET") {
     res = client->Get(call.target, headers, on_response, on_data);
@@ -242,6 +251,7 @@ Result<HttpPeer::Reply> HttpPeer::Attempt(const Call& call) {
       ok && !too_big &&
       !(res->has_header("Connection") && res->get_header_value("Connection") == "close");
   httplib::Error err = res.error();
+  stop_on_cancel.reset();  // before the client goes back to the pool or away
   Release(std::move(client), reusable);
   if (IsCancelled(call.cancel)) return Status::Cancelled("request cancelled");
   if (too_big) {
@@ -249,6 +259,7 @@ Result<HttpPeer::Reply> HttpPeer::Attempt(const Call& call) {
                               " bytes");
   }
   if (!ok) {
+    *refused = err == httplib::Error::Connection;
     return Status::Unavailable(name() + ": " + call.method + " failed: " + httplib::to_string(err));
   }
   return reply;
@@ -257,9 +268,12 @@ Result<HttpPeer::Reply> HttpPeer::Attempt(const Call& call) {
 Result<HttpPeer::Reply> HttpPeer::Run(const Call& call) {
   std::mt19937_64 rng(std::random_device{}());
   for (int attempt = 0;; ++attempt) {
-    auto r = Attempt(call);
-    bool transient =
-        (!r.ok() && r.status().code() == Code::kUnavailable) || (r.ok() && r->status == 503);
+    bool refused = false;
+    auto r = Attempt(call, &refused);
+    // A node that refuses connections is down: the caller reads around it or tries another
+    // node now, rather than waiting for retries.
+    bool transient = (!r.ok() && r.status().code() == Code::kUnavailable && !refused) ||
+                     (r.ok() && r->status == 503);
     if (!transient || !call.idempotent || attempt >= options_.retries) return r;
     auto pause = options_.backoff * (1 << attempt);
     pause += std::chrono::milliseconds(rng() % (pause.count() / 2 + 1));

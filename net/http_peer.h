@@ -77,7 +77,9 @@ class HttpPeer : public backend::Peer {
   // Runs `call` with retries when it is idempotent; the one place where HTTP statuses and
   // transport errors become Status.
   Result<Reply> Run(const Call& call);
-  Result<Reply> Attempt(const Call& call);
+  // One try. *refused is set when the connection was refused or could not be made: the node
+  // is not listening, and trying again at once does not help.
+  Result<Reply> Attempt(const Call& call, bool* refused);
   Result<backend::ShardProof> FetchProof(const ShardId& id, uint64_t first_leaf, uint64_t count,
                                          const CancelToken* cancel);
 

@@ -1,0 +1,52 @@
+#!/bin/sh
+# 10,000 small files (4 KiB of random bytes each, in 10 folders) on 6 real storage nodes with
+# RS(4,2): put and got back identical, in few shard uploads (small files share packs): the
+# files' packs (from the catalog) under 3 shard uploads per 1,000 files, and the shards the
+# nodes gained (their /v1/status before and after) no more than those and one checkpoint of
+# the catalog. A second put of the unchanged tree uploads nothing. Usage: small_files_cli_test.sh SHARDFS
+set -eu
+bin=$1
+. "$(dirname "$0")/test_nodes.sh"
+start_nodes 6
+sfs() { "$bin" "$@" --home "$dir/h"; }
+"$bin" init --home "$dir/h" --node "$nodes" --k 4 --m 2 >/dev/null 2>"$dir/err" ||
+  fail "init: $(cat "$dir/err")"
+
+files=10000
+mkdir -p "$dir/in/small"
+i=0
+while [ "$i" -lt 10 ]; do
+  mkdir "$dir/in/small/d$i"
+  head -c $((files / 10 * 4096)) /dev/urandom | split -b 4096 -d -a 4 - "$dir/in/small/d$i/f"
+  i=$((i + 1))
+done
+[ "$(find "$dir/in/small" -type f | wc -l)" -eq "$files" ] || fail "made the wrong number of files"
+
+packs() { sfs status --json | sed -n 's/^  "packs": *\([0-9]*\).*/\1/p'; }
+before=$(node_total shards)
+start=$(date +%s)
+sfs put "$dir/in/small" / 2>"$dir/err" || fail "put: $(cat "$dir/err")"
+took=$(($(date +%s) - start))
+uploads=$(($(node_total shards) - before))
+data=$(($(packs) * 6))
+echo "put of $files files: $took s, $uploads shard uploads, $data of them for the files' packs"
+[ "$data" -gt 0 ] || fail "nothing was uploaded"
+# The files' packs: under 3 shard uploads per 1,000 files. The catalog's checkpoint at the
+# put's close comes on top (its objects a pack each: 18 or 24 shards seen); with it the put
+# misses that target (docs/bench.md, bench/engine).
+[ $((data * 1000)) -lt $((3 * files)) ] ||
+  fail "$data shard uploads for the packs of $files files: not under 3 per 1,000"
+[ "$uploads" -le $((data + 24)) ] ||
+  fail "$uploads shard uploads: more than the packs' $data and a checkpoint's 24"
+
+mkdir "$dir/out"
+sfs get /small "$dir/out/small" 2>"$dir/err" || fail "get: $(cat "$dir/err")"
+diff -r "$dir/in/small" "$dir/out/small" >/dev/null || fail "the files came back different"
+(cd "$dir/in/small" && find . -type f -exec sha256sum {} + | sort -k 2) >"$dir/want.sha"
+(cd "$dir/out/small" && find . -type f -exec sha256sum {} + | sort -k 2) >"$dir/got.sha"
+cmp -s "$dir/want.sha" "$dir/got.sha" || fail "sha256 lists differ"
+
+before=$(node_total shards)
+sfs put "$dir/in/small" / 2>"$dir/err" || fail "second put: $(cat "$dir/err")"
+[ "$(node_total shards)" -eq "$before" ] || fail "the unchanged second put uploaded $(($(node_total shards) - before)) shards"
+echo "small files: ok"
