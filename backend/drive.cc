@@ -71,6 +71,7 @@ Result<std::unique_ptr<Drive>> Drive::Open(DriveOptions options) {
   std::unique_ptr<Drive> d(new Drive(std::move(options)));
   d->peers_ = std::make_unique<PeerSet>(d->options_.config.nodes, d->options_.peers);
   d->reader_ = std::make_unique<ChunkReader>(*d->peers_, d->sealer_, d->options_.read);
+  d->upload_pool_ = std::make_unique<ThreadPool>(kPacksInFlight);
   CatalogOptions co;
   co.path = d->options_.catalog_path;
   co.sync = d->options_.sync;
@@ -497,6 +498,35 @@ void Drive::HealthSaverLoop() {
 // --- The write path ----------------------------------------------------------------------
 
 Status Drive::StorePack(EncodedPack& pack) {
+  {
+    MutexLock lock(&pack_mu_);
+    if (!pack_error_.ok()) return pack_error_;  // the run has failed: stop making packs
+    // At most kPacksInFlight uploads at once: the pipeline waits here, so memory stays bounded.
+    pack_cv_.Wait(&pack_mu_,
+                  [this]() REQUIRES(pack_mu_) { return packs_in_flight_ < kPacksInFlight; });
+    ++packs_in_flight_;
+  }
+  // The pipeline goes on with the next pack while this one uploads.
+  auto owned = std::make_shared<EncodedPack>(std::move(pack));
+  upload_pool_->Submit([this, owned] {
+    Status s = StoreEncodedPack(*owned);
+    MutexLock lock(&pack_mu_);
+    if (!s.ok() && pack_error_.ok()) pack_error_ = s;
+    --packs_in_flight_;
+    pack_cv_.NotifyAll();
+  });
+  return Status::Ok();
+}
+
+Status Drive::FinishPackUploads() {
+  MutexLock lock(&pack_mu_);
+  pack_cv_.Wait(&pack_mu_, [this]() REQUIRES(pack_mu_) { return packs_in_flight_ == 0; });
+  Status s = pack_error_;
+  pack_error_ = Status::Ok();
+  return s;
+}
+
+Status Drive::StoreEncodedPack(const EncodedPack& pack) {
   SFS_ASSIGN_OR_RETURN(PackRecord record, UploadPack(*peers_, pack));
   std::vector<ChunkRecord> chunks;
   chunks.reserve(pack.entries.size());
@@ -516,7 +546,10 @@ Result<std::vector<std::optional<InodeAttr>>> Drive::Store(
   inputs.reserve(pieces.size());
   for (const Piece& p : pieces) inputs.push_back(p.bytes);
   std::vector<ChunkRef> refs;
-  SFS_RETURN_IF_ERROR(pipeline_->RunMany(inputs, &refs));
+  Status ran = pipeline_->RunMany(inputs, &refs);
+  Status uploaded = FinishPackUploads();  // whatever happened, no upload outlives the run
+  SFS_RETURN_IF_ERROR(ran);
+  SFS_RETURN_IF_ERROR(uploaded);
   // Every piece becomes one RangeWrite of its file, its chunks the extents.
   std::vector<size_t> range_of(pieces.size());
   for (size_t i = 0; i < pieces.size(); ++i) {

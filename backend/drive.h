@@ -217,7 +217,15 @@ class Drive {
 
  private:
   explicit Drive(DriveOptions options);
+  // Packs of a pipeline run being uploaded at once.
+  static constexpr int kPacksInFlight = 2;
+  // The pipeline's sink: hands the pack to an upload thread (waiting while kPacksInFlight
+  // are on their way); the first failure is returned by FinishPackUploads.
   Status StorePack(EncodedPack& pack);
+  // Waits for the run's uploads; their first error (then clears it).
+  Status FinishPackUploads();
+  // Uploads a pack and records it (AddPack).
+  Status StoreEncodedPack(const EncodedPack& pack);
   // Reads what the catalog stores of file `ino` (no staged bytes); zeros past its end.
   Status ReadStored(Ino ino, uint64_t offset, MutableByteSpan out);
   // The plaintext of `chunk` into `plain`: from the cache, or from the peers (then cached).
@@ -280,7 +288,12 @@ class Drive {
   std::thread health_saver_;
 
   Mutex pipeline_mu_;  // one pipeline run at a time; taken before commit_mu_
-  Mutex commit_mu_;    // commits of the write path, and drops of staged files
+  Mutex pack_mu_;      // the run's pack uploads
+  CondVar pack_cv_;
+  int packs_in_flight_ GUARDED_BY(pack_mu_) = 0;
+  Status pack_error_ GUARDED_BY(pack_mu_);
+  std::unique_ptr<ThreadPool> upload_pool_;
+  Mutex commit_mu_;  // commits of the write path, and drops of staged files
   Mutex open_mu_;
   std::unordered_map<Ino, int> opens_ GUARDED_BY(open_mu_);
 

@@ -19,6 +19,7 @@
 #include "base/units.h"
 #include "cli/drive_open.h"
 #include "cli/exit.h"
+#include "cli/progress.h"
 #include "crypto/secret.h"
 
 namespace shardfs::cli {
@@ -103,6 +104,7 @@ class TreePutter {
   // Modes and times of folders (and existing files), set at the end, deepest first, so
   // filling a folder does not change its mtime.
   std::vector<std::pair<Ino, backend::AttrChange>> attrs_;
+  Progress progress_{"stored", 0};
 };
 
 Status TreePutter::Put(const std::string& local, Ino parent, const std::string& name) {
@@ -209,6 +211,7 @@ Status TreePutter::StoreBatch() {
     for (const std::string& p : batch_paths_) std::printf("stored %s\n", p.c_str());
     std::fflush(stdout);
   }
+  progress_.Add(batch_bytes_, batch_.size());
   batch_.clear();
   batch_paths_.clear();
   maps_.clear();
@@ -262,7 +265,8 @@ struct GetFlags {
 
 // Writes the drive's file `attr` to `local`: into a temporary file beside it, renamed over it
 // when whole, so a failed get leaves the target as it was.
-Status GetFile(backend::Drive& drive, const InodeAttr& attr, const std::string& local) {
+Status GetFile(backend::Drive& drive, const InodeAttr& attr, const std::string& local,
+               Progress* progress) {
   uint8_t nonce[6];
   crypto::RandomBytes(nonce);
   std::string tmp = local + ".shardfs-" + HexEncode(nonce);
@@ -288,7 +292,9 @@ Status GetFile(backend::Drive& drive, const InodeAttr& attr, const std::string& 
       return fail(s);
     }
     off += *n;
+    progress->Add(*n, 0);
   }
+  progress->Add(0, 1);
   if (::ftruncate(out.get(), static_cast<off_t>(attr.size)) != 0) {
     return fail(PosixError("size " + tmp, errno));
   }
@@ -302,9 +308,10 @@ Status GetFile(backend::Drive& drive, const InodeAttr& attr, const std::string& 
 }
 
 // Writes the drive's tree at `attr` (a file, a link, or a folder and all below it) to `local`.
-Status GetTree(backend::Drive& drive, const InodeAttr& attr, const std::string& local) {
+Status GetTree(backend::Drive& drive, const InodeAttr& attr, const std::string& local,
+               Progress* progress) {
   Catalog& cat = drive.catalog();
-  if (attr.kind == FileKind::kFile) return GetFile(drive, attr, local);
+  if (attr.kind == FileKind::kFile) return GetFile(drive, attr, local, progress);
   struct timespec times[2] = {ToTimespec(attr.atime_ns), ToTimespec(attr.mtime_ns)};
   if (attr.kind == FileKind::kSymlink) {
     SFS_ASSIGN_OR_RETURN(std::string target, cat.ReadLink(attr.ino));
@@ -323,7 +330,8 @@ Status GetTree(backend::Drive& drive, const InodeAttr& attr, const std::string& 
   std::string after;
   while (true) {
     SFS_ASSIGN_OR_RETURN(auto page, cat.ReadDir(attr.ino, after, kListPage));
-    for (const auto& e : page) SFS_RETURN_IF_ERROR(GetTree(drive, e.attr, local + "/" + e.name));
+    for (const auto& e : page)
+      SFS_RETURN_IF_ERROR(GetTree(drive, e.attr, local + "/" + e.name, progress));
     if (page.size() < kListPage) break;
     after = page.back().name;
   }
@@ -333,6 +341,24 @@ Status GetTree(backend::Drive& drive, const InodeAttr& attr, const std::string& 
     return PosixError("set times " + local, errno);
   }
   return Status::Ok();
+}
+
+// Bytes of the files at and below `attr`.
+Result<uint64_t> TreeBytes(Catalog& cat, const InodeAttr& attr) {
+  if (attr.kind == FileKind::kFile) return attr.size;
+  if (attr.kind != FileKind::kDirectory) return uint64_t{0};
+  uint64_t total = 0;
+  std::string after;
+  while (true) {
+    SFS_ASSIGN_OR_RETURN(auto page, cat.ReadDir(attr.ino, after, kListPage));
+    for (const auto& e : page) {
+      SFS_ASSIGN_OR_RETURN(uint64_t b, TreeBytes(cat, e.attr));
+      total += b;
+    }
+    if (page.size() < kListPage) break;
+    after = page.back().name;
+  }
+  return total;
 }
 
 int RunGet(const GetFlags& f) {
@@ -345,7 +371,13 @@ int RunGet(const GetFlags& f) {
   if (::stat(local.c_str(), &lst) == 0 && S_ISDIR(lst.st_mode)) {
     local += "/" + (f.remote == "/" ? std::string("drive") : Base(f.remote));
   }
-  if (Status s = GetTree(**drive, *attr, local); !s.ok()) return Failure("get", f.remote, s);
+  // The total for the progress line costs a walk of the catalog: only on a terminal.
+  uint64_t total = 0;
+  if (::isatty(STDERR_FILENO) == 1) total = TreeBytes((*drive)->catalog(), *attr).value_or(0);
+  Progress progress("got", total);
+  if (Status s = GetTree(**drive, *attr, local, &progress); !s.ok()) {
+    return Failure("get", f.remote, s);
+  }
   return 0;
 }
 
@@ -516,24 +548,6 @@ struct DuFlags {
   DriveFlags drive;
   std::string remote = "/";
 };
-
-// Bytes of the files at and below `attr`.
-Result<uint64_t> TreeBytes(Catalog& cat, const InodeAttr& attr) {
-  if (attr.kind == FileKind::kFile) return attr.size;
-  if (attr.kind != FileKind::kDirectory) return uint64_t{0};
-  uint64_t total = 0;
-  std::string after;
-  while (true) {
-    SFS_ASSIGN_OR_RETURN(auto page, cat.ReadDir(attr.ino, after, kListPage));
-    for (const auto& e : page) {
-      SFS_ASSIGN_OR_RETURN(uint64_t b, TreeBytes(cat, e.attr));
-      total += b;
-    }
-    if (page.size() < kListPage) break;
-    after = page.back().name;
-  }
-  return total;
-}
 
 int RunDu(const DuFlags& f) {
   auto drive = OpenDrive(f.drive, "shardfs du");
