@@ -259,16 +259,9 @@ class ObjectWriter {
   Status StorePack(EncodedPack& pack) {
     SFS_ASSIGN_OR_RETURN(PackRecord record, UploadPack(peers_, pack));
     MutexLock lock(&mu_);
-    for (const PackEntry& e : pack.entries) {
-      ChunkRecord c{e.id,
-                    pack.id,
-                    e.offset,
-                    e.sealed_size,
-                    e.plain_size,
-                    static_cast<uint8_t>(cipher_),
-                    static_cast<uint8_t>(e.codec)};
-      where_.emplace(e.id, std::make_pair(c, record));
-      packed_bytes_ += e.plain_size;
+    for (const ChunkRecord& c : ChunkRecordsOf(pack, cipher_)) {
+      where_.emplace(c.id, std::make_pair(c, record));
+      packed_bytes_ += c.plain_size;
     }
     return Status::Ok();
   }
@@ -572,8 +565,7 @@ Checkpointer::Checkpointer(Catalog& catalog, PeerSet& peers, const crypto::Maste
     : catalog_(catalog),
       peers_(peers),
       keys_(crypto::DriveKeys::Derive(master)),
-      owner_(crypto::SigningKey::FromSeed(
-          crypto::DeriveSubKey(master, crypto::SubKey::kOwnerSigning))),
+      owner_(crypto::SigningKey::ForOwner(master)),
       config_(std::move(config)),
       options_(std::move(options)) {}
 
@@ -937,8 +929,7 @@ Result<RestoreResult> RestoreCatalog(const RestoreOptions& options) {
     return Status::AlreadyExists("catalog " + options.catalog_path + " exists");
   }
   const crypto::DriveKeys keys = crypto::DriveKeys::Derive(options.master);
-  const crypto::SigningKey owner = crypto::SigningKey::FromSeed(
-      crypto::DeriveSubKey(options.master, crypto::SubKey::kOwnerSigning));
+  const crypto::SigningKey owner = crypto::SigningKey::ForOwner(options.master);
   RestoreResult result;
   std::map<std::string, std::shared_ptr<Peer>> connected;  // by address; null: unreachable
   auto peer_of = [&](const DriveNode& node) -> std::shared_ptr<Peer> {

@@ -116,8 +116,7 @@ class CheckpointTest : public ::testing::Test {
 
   void SetUp() override {
     master_ = crypto::MasterKey::Generate();
-    auto owner =
-        crypto::SigningKey::FromSeed(crypto::DeriveSubKey(master_, crypto::SubKey::kOwnerSigning));
+    auto owner = crypto::SigningKey::ForOwner(master_);
     config_.name = "test";
     config_.k = 2;
     config_.m = 1;
@@ -346,8 +345,7 @@ TEST_F(CheckpointTest, ABadHeadOrALostCheckpointFallsBackToAnOlderOne) {
   liars_[1]->lies = false;
 
   // A newer head (validly signed) whose value does not open is skipped for the older one.
-  auto owner =
-      crypto::SigningKey::FromSeed(crypto::DeriveSubKey(master_, crypto::SubKey::kOwnerSigning));
+  auto owner = crypto::SigningKey::ForOwner(master_);
   const DriveHead good = HeadOn(1);
   ASSERT_OK_AND_ASSIGN(Bytes junk, SignSlotRecord(owner, good.sequence + 5, AsBytes("junk")));
   ASSERT_OK(mem_[1]->PutSlot(junk));

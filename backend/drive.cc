@@ -197,15 +197,15 @@ Result<InodeAttr> Drive::SetAttr(Ino ino, const AttrChange& change) {
   SFS_ASSIGN_OR_RETURN(InodeAttr a, catalog_->GetAttr(ino));
   AttrChange rest = change;
   if (a.kind == FileKind::kFile) {
-    const bool staged = staging_->Find(ino).has_value();
-    if (change.size && staged) {
-      // In order with the file's staged writes.
-      SFS_RETURN_IF_ERROR(staging_->Truncate(ino, a.size, *change.size, NowNs()));
-      rest.size.reset();
-    }
-    if (change.mtime_ns && (staged || change.size)) {
-      if (staging_->Find(ino)) {
-        SFS_RETURN_IF_ERROR(staging_->SetMtime(ino, a.size, *change.mtime_ns));
+    // A file with staged bytes takes size and mtime changes in order with its writes.
+    if (staging_->Find(ino)) {
+      const auto stored = StoredSize(ino);
+      if (change.size) {
+        SFS_RETURN_IF_ERROR(staging_->Truncate(ino, stored, *change.size, NowNs()));
+        rest.size.reset();
+      }
+      if (change.mtime_ns) {
+        SFS_RETURN_IF_ERROR(staging_->SetMtime(ino, stored, *change.mtime_ns));
         rest.mtime_ns.reset();
       }
     }
@@ -288,15 +288,22 @@ Result<size_t> Drive::Read(Ino ino, uint64_t offset, MutableByteSpan out) {
   return n;
 }
 
+Staging::StoredSize Drive::StoredSize(Ino ino) {
+  // Asked only when the file gets its first layer: a write to a staged file reads no catalog.
+  return [this, ino]() -> Result<uint64_t> {
+    SFS_ASSIGN_OR_RETURN(InodeAttr a, catalog_->GetAttr(ino));
+    if (a.kind != FileKind::kFile) {
+      return Status::InvalidArgument("inode " + std::to_string(ino) + " is not a file");
+    }
+    return a.size;
+  };
+}
+
 Status Drive::Write(Ino ino, uint64_t offset, ByteSpan data) {
-  SFS_ASSIGN_OR_RETURN(InodeAttr a, catalog_->GetAttr(ino));
-  if (a.kind != FileKind::kFile) {
-    return Status::InvalidArgument("inode " + std::to_string(ino) + " is not a file");
-  }
   if (offset > (uint64_t{1} << 62) || data.size() > (uint64_t{1} << 62) - offset) {
     return Status::InvalidArgument("write past the largest file size");
   }
-  return staging_->Write(ino, a.size, offset, data, NowNs());
+  return staging_->Write(ino, StoredSize(ino), offset, data, NowNs());
 }
 
 Status Drive::Flush(Ino ino) {
@@ -528,14 +535,7 @@ Status Drive::FinishPackUploads() {
 
 Status Drive::StoreEncodedPack(const EncodedPack& pack) {
   SFS_ASSIGN_OR_RETURN(PackRecord record, UploadPack(*peers_, pack));
-  std::vector<ChunkRecord> chunks;
-  chunks.reserve(pack.entries.size());
-  for (const PackEntry& e : pack.entries) {
-    chunks.push_back(ChunkRecord{e.id, pack.id, e.offset, e.sealed_size, e.plain_size,
-                                 static_cast<uint8_t>(options_.pipeline.seal.cipher),
-                                 static_cast<uint8_t>(e.codec)});
-  }
-  return catalog_->AddPack(record, chunks);
+  return catalog_->AddPack(record, ChunkRecordsOf(pack, options_.pipeline.seal.cipher));
 }
 
 Result<std::vector<std::optional<InodeAttr>>> Drive::Store(

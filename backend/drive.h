@@ -253,6 +253,8 @@ class Drive {
   Result<std::vector<std::optional<InodeAttr>>> Store(
       std::vector<FileCommit> commits, const std::vector<Piece>& pieces,
       const std::function<bool(size_t)>& still_wanted);
+  // Staging's question for a file's first layer: its stored size (InvalidArgument unless a file).
+  Staging::StoredSize StoredSize(Ino ino);
   // Applies the staged overlay to attributes read from the catalog.
   InodeAttr WithStaged(InodeAttr a) const;
   // Drops file `ino` (no name left) unless it is open.

@@ -91,8 +91,7 @@ class DriveTest : public ::testing::Test {
     peers_.clear();
     mem_.clear();
     master_ = crypto::MasterKey::Generate();
-    auto owner =
-        crypto::SigningKey::FromSeed(crypto::DeriveSubKey(master_, crypto::SubKey::kOwnerSigning));
+    auto owner = crypto::SigningKey::ForOwner(master_);
     DriveOptions o;
     o.config.k = 4;
     o.config.m = 2;

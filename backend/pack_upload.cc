@@ -70,4 +70,14 @@ Result<PackRecord> UploadPack(PeerSet& peers, const EncodedPack& pack, const Can
   return record;
 }
 
+std::vector<ChunkRecord> ChunkRecordsOf(const EncodedPack& pack, crypto::Cipher cipher) {
+  std::vector<ChunkRecord> chunks;
+  chunks.reserve(pack.entries.size());
+  for (const PackEntry& e : pack.entries) {
+    chunks.push_back(ChunkRecord{e.id, pack.id, e.offset, e.sealed_size, e.plain_size,
+                                 static_cast<uint8_t>(cipher), static_cast<uint8_t>(e.codec)});
+  }
+  return chunks;
+}
+
 }  // namespace shardfs::backend

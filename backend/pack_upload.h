@@ -22,6 +22,9 @@ namespace shardfs::backend {
 Result<PackRecord> UploadPack(PeerSet& peers, const EncodedPack& pack,
                               const CancelToken* cancel = nullptr);
 
+// The catalog records of the chunks in `pack`, sealed with `cipher`.
+std::vector<ChunkRecord> ChunkRecordsOf(const EncodedPack& pack, crypto::Cipher cipher);
+
 }  // namespace shardfs::backend
 
 #endif  // SHARDFS_BACKEND_PACK_UPLOAD_H_

@@ -240,18 +240,22 @@ std::optional<Staging::Overlay> Staging::Find(Ino ino) const {
   return o;
 }
 
-Result<Staging::Layer*> Staging::OpenLayerLocked(Ino ino, uint64_t stored_size) {
-  auto& file = files_[ino];
-  if (!file) file = std::make_unique<File>();
-  if (!file->layers.empty()) {
-    Layer* last = file->layers.back().get();
+Result<Staging::Layer*> Staging::OpenLayerLocked(Ino ino, const StoredSize& stored_size) {
+  auto it = files_.find(ino);
+  uint64_t base;
+  if (it != files_.end()) {
+    Layer* last = it->second->layers.back().get();
     // A frozen layer the uploader has not taken yet takes the writes again: fewer layers.
     if (!last->uploading) {
       last->frozen = false;
       return last;
     }
+    base = last->size;
+  } else {
+    SFS_ASSIGN_OR_RETURN(base, stored_size());
   }
-  const uint64_t base = file->layers.empty() ? stored_size : file->layers.back()->size;
+  auto& file = files_[ino];
+  if (!file) file = std::make_unique<File>();
   auto layer = std::make_unique<Layer>();
   layer->seq = next_seq_++;
   layer->size = layer->min_size = base;
@@ -285,7 +289,7 @@ Status Staging::AppendLocked(Layer& layer, ByteSpan record) {
   return WriteAll(layer.log.get(), record, LogPath(layer.seq));
 }
 
-Status Staging::Write(Ino ino, uint64_t stored_size, uint64_t offset, ByteSpan data,
+Status Staging::Write(Ino ino, const StoredSize& stored_size, uint64_t offset, ByteSpan data,
                       int64_t now_ns) {
   if (data.empty()) return Status::Ok();
   MutexLock lock(&mu_);
@@ -313,7 +317,7 @@ Status Staging::Write(Ino ino, uint64_t stored_size, uint64_t offset, ByteSpan d
   return Status::Ok();
 }
 
-Status Staging::Truncate(Ino ino, uint64_t stored_size, uint64_t size, int64_t now_ns) {
+Status Staging::Truncate(Ino ino, const StoredSize& stored_size, uint64_t size, int64_t now_ns) {
   MutexLock lock(&mu_);
   SFS_ASSIGN_OR_RETURN(Layer * layer, OpenLayerLocked(ino, stored_size));
   uint8_t r[kTruncateRecordSize];
@@ -336,7 +340,7 @@ Status Staging::Truncate(Ino ino, uint64_t stored_size, uint64_t size, int64_t n
   return Status::Ok();
 }
 
-Status Staging::SetMtime(Ino ino, uint64_t stored_size, int64_t mtime_ns) {
+Status Staging::SetMtime(Ino ino, const StoredSize& stored_size, int64_t mtime_ns) {
   MutexLock lock(&mu_);
   SFS_ASSIGN_OR_RETURN(Layer * layer, OpenLayerLocked(ino, stored_size));
   uint8_t r[kMtimeRecordSize];
@@ -469,25 +473,22 @@ Status Staging::Drop(Ino ino) {
 
 std::vector<UploadJob> Staging::Take(uint64_t max_bytes) {
   MutexLock lock(&mu_);
-  std::vector<Layer*> ready;
-  std::map<Layer*, Ino> owner;
+  std::vector<std::pair<Layer*, Ino>> ready;
   for (auto& [ino, file] : files_) {
     Layer& first = *file->layers.front();
-    if (first.frozen && !first.uploading && !first.dropped) {
-      ready.push_back(&first);
-      owner[&first] = ino;
-    }
+    if (first.frozen && !first.uploading && !first.dropped) ready.emplace_back(&first, ino);
   }
-  std::sort(ready.begin(), ready.end(), [](Layer* a, Layer* b) { return a->seq < b->seq; });
+  std::sort(ready.begin(), ready.end(),
+            [](const auto& a, const auto& b) { return a.first->seq < b.first->seq; });
   std::vector<UploadJob> jobs;
   uint64_t total = 0;
-  for (Layer* l : ready) {
+  for (auto [l, ino] : ready) {
     const uint64_t bytes = l->written.bytes();
     if (!jobs.empty() && total + bytes > max_bytes) break;
     l->uploading = true;
     UploadJob j;
     j.seq = l->seq;
-    j.ino = owner[l];
+    j.ino = ino;
     j.ranges = l->written.ranges();
     j.min_size = l->min_size;
     j.size = l->size;

@@ -99,14 +99,19 @@ class Staging {
   };
   std::optional<Overlay> Find(Ino ino) const;
 
-  // Writes `data` at `offset` of file `ino`, whose stored size is `stored_size` (used when the
-  // file gets its first layer). IOError/NoSpace from the local disk; the write is then not
-  // accepted.
-  Status Write(Ino ino, uint64_t stored_size, uint64_t offset, ByteSpan data, int64_t now_ns);
+  // The size the catalog stores for a file (and its error if it is not a file there). Asked
+  // only when the file gets its first layer, under the staging lock: it must not call back
+  // into the staging area.
+  using StoredSize = std::function<Result<uint64_t>()>;
+
+  // Writes `data` at `offset` of file `ino`. IOError/NoSpace from the local disk (the write is
+  // then not accepted), or stored_size's error.
+  Status Write(Ino ino, const StoredSize& stored_size, uint64_t offset, ByteSpan data,
+               int64_t now_ns);
   // Sets the file's size (a truncate or an extension with a hole).
-  Status Truncate(Ino ino, uint64_t stored_size, uint64_t size, int64_t now_ns);
+  Status Truncate(Ino ino, const StoredSize& stored_size, uint64_t size, int64_t now_ns);
   // Sets the file's mtime as of now in the layer order (a later write sets it again).
-  Status SetMtime(Ino ino, uint64_t stored_size, int64_t mtime_ns);
+  Status SetMtime(Ino ino, const StoredSize& stored_size, int64_t mtime_ns);
 
   // Reads bytes [offset, offset + out.size()) of a staged file as its layers give them, with
   // `stored` reading from the catalog's version the parts no layer covers. Returns false if
@@ -147,8 +152,8 @@ class Staging {
   Staging(std::string dir, Catalog* catalog);
   std::string DataPath(uint64_t seq) const;
   std::string LogPath(uint64_t seq) const;
-  // The open layer of `ino`, made if needed (the file's first layer starts at stored_size).
-  Result<Layer*> OpenLayerLocked(Ino ino, uint64_t stored_size) REQUIRES(mu_);
+  // The open layer of `ino`, made if needed (the file's first layer starts at stored_size()).
+  Result<Layer*> OpenLayerLocked(Ino ino, const StoredSize& stored_size) REQUIRES(mu_);
   Status AppendLocked(Layer& layer, ByteSpan record) REQUIRES(mu_);
   void RemoveFilesLocked(uint64_t seq) REQUIRES(mu_);
   Status Recover();

@@ -9,22 +9,19 @@ set -eu
 bin=$1
 . "$(dirname "$0")/test_nodes.sh"
 start_nodes 3
-sfs() { "$bin" "$@" --home "$dir/h"; }
-field() { sfs status --json | sed -n "s/^  \"$1\": *\([0-9]*\).*/\1/p"; }
-"$bin" init --home "$dir/h" --node "$nodes" --k 2 --m 1 >/dev/null 2>"$dir/err" ||
-  fail "init: $(cat "$dir/err")"
+init_drive 2 1
 
 mkdir "$dir/in" "$dir/out"
 head -c 104857600 /dev/urandom >"$dir/in/big"
 sfs put "$dir/in/big" /first 2>"$dir/err" || fail "put: $(cat "$dir/err")"
-packs=$(field packs)
-bytes=$(field pack_bytes)
+packs=$(status_field packs)
+bytes=$(status_field pack_bytes)
 nodes_used=$(node_total used)
 [ "$bytes" -ge 104857600 ] || fail "pack bytes $bytes after a put of 100 MiB"
 
 sfs put "$dir/in/big" /second 2>"$dir/err" || fail "second put: $(cat "$dir/err")"
-[ "$(field packs)" -eq "$packs" ] || fail "the same bytes made new packs: $packs -> $(field packs)"
-[ "$(field pack_bytes)" -eq "$bytes" ] || fail "the same bytes were stored again"
+[ "$(status_field packs)" -eq "$packs" ] || fail "the same bytes made new packs: $packs -> $(status_field packs)"
+[ "$(status_field pack_bytes)" -eq "$bytes" ] || fail "the same bytes were stored again"
 grew=$(($(node_total used) - nodes_used))
 echo "second put of the same 100 MiB: nodes grew by $grew bytes (the catalog's checkpoint)"
 [ "$grew" -lt 1048576 ] || fail "the nodes grew by $grew bytes for bytes already stored"
@@ -33,7 +30,7 @@ echo "second put of the same 100 MiB: nodes grew by $grew bytes (the catalog's c
 printf 'X' | dd of="$dir/in/big" bs=1 seek=52428800 conv=notrunc status=none
 nodes_used=$(node_total used)
 sfs put "$dir/in/big" /changed 2>"$dir/err" || fail "put of the changed file: $(cat "$dir/err")"
-more=$(($(field pack_bytes) - bytes))
+more=$(($(status_field pack_bytes) - bytes))
 grew=$(($(node_total used) - nodes_used))
 echo "1 byte changed: $more pack bytes more; nodes grew by $grew bytes ($((grew * 2 / 3)) before coding)"
 [ "$more" -gt 0 ] || fail "the changed bytes were not stored"

@@ -47,10 +47,8 @@ stop() {
     fi
   done
 }
-sfs() { "$bin" "$@" --home "$dir/h"; }
 
-"$bin" init --home "$dir/h" --node "$nodes" --k 4 --m 2 >/dev/null 2>"$dir/err" ||
-  fail "init: $(cat "$dir/err")"
+init_drive 4 2
 
 tree="$dir/in/tree"
 mkdir -p "$tree/wide" "$tree/sub dir"

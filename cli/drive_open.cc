@@ -53,8 +53,7 @@ Result<std::unique_ptr<backend::Drive>> OpenDrive(const DriveFlags& flags,
     SFS_ASSIGN_OR_RETURN(passphrase, ReadPassphraseFile(flags.passphrase_file));
   }
   SFS_ASSIGN_OR_RETURN(crypto::MasterKey master, crypto::ReadKeyFile(home.key_file(), passphrase));
-  auto owner = std::make_shared<const crypto::SigningKey>(
-      crypto::SigningKey::FromSeed(crypto::DeriveSubKey(master, crypto::SubKey::kOwnerSigning)));
+  auto owner = std::make_shared<const crypto::SigningKey>(crypto::SigningKey::ForOwner(master));
   backend::DriveOptions o;
   o.config = *config;
   o.master = master;

@@ -7,21 +7,8 @@ set -eu
 bin=$1
 . "$(dirname "$0")/test_nodes.sh"
 start_nodes 3
-shards() {  # the shards stored on all nodes, from their status
-  total=0
-  for i in 1 2 3; do
-    n=$(curl -s "http://$(cat "$dir/ready$i")/v1/status" | sed -n 's/.*"shards":\([0-9]*\).*/\1/p')
-    total=$((total + n))
-  done
-  echo "$total"
-}
-sfs() { "$bin" "$@" --home "$dir/h"; }
-# The drive's data packs, from its catalog (checkpoints of the catalog add shards of their own
-# on the nodes, which are not file data).
-packs() { sfs status --json | sed -n 's/^  "packs": *\([0-9]*\).*/\1/p'; }
 
-"$bin" init --home "$dir/h" --node "$nodes" --k 2 --m 1 >/dev/null 2>"$dir/err" ||
-  fail "init: $(cat "$dir/err")"
+init_drive 2 1
 
 mkdir "$dir/in"
 head -c 5000000 /dev/urandom >"$dir/in/big"
@@ -35,11 +22,11 @@ sfs mkdir -p /photos/2026 || fail "mkdir -p of an existing folder"
 sfs put "$dir/in/big" /photos/2026/ || fail "put big"
 sfs put "$dir/in/empty" /empty || fail "put empty"
 sfs put "$dir/in/small" "/photos/a file é.txt" || fail "put small"
-[ "$(shards)" -gt 0 ] || fail "no shards stored"
-before=$(packs)
+[ "$(node_total shards)" -gt 0 ] || fail "no shards stored"
+before=$(status_field packs)
 [ "$before" -gt 0 ] || fail "no packs recorded"
 sfs put "$dir/in/big" /photos/copy-of-big || fail "put copy"
-[ "$(packs)" -eq "$before" ] || fail "the same bytes were stored again: $before -> $(packs)"
+[ "$(status_field packs)" -eq "$before" ] || fail "the same bytes were stored again: $before -> $(status_field packs)"
 
 sfs ls /photos >"$dir/ls" || fail "ls"
 printf '2026\na file \303\251.txt\ncopy-of-big\n' | cmp -s - "$dir/ls" || fail "ls printed: $(cat "$dir/ls")"
@@ -77,11 +64,11 @@ sfs rm /empty || fail "rm file"
 # gc: the packs of removed files go from the catalog and their shards from the nodes.
 head -c 200000 /dev/urandom >"$dir/in/gcme"
 sfs put "$dir/in/gcme" /gcme || fail "put gcme"
-packs_with=$(packs)
+packs_with=$(status_field packs)
 sfs rm /gcme || fail "rm gcme"
 sfs gc --json >"$dir/gc" || fail "gc: $(cat "$dir/gc")"
 grep -q '"deletions_pending":0' "$dir/gc" || fail "gc left deletions: $(cat "$dir/gc")"
-[ "$(packs)" -lt "$packs_with" ] || fail "gc kept the removed file's pack"
+[ "$(status_field packs)" -lt "$packs_with" ] || fail "gc kept the removed file's pack"
 grep -q '"shards_deleted":[1-9]' "$dir/gc" || fail "gc deleted no shard from the nodes"
 sfs gc --json | grep -q '"packs_dropped":0' || fail "a second gc found more garbage"
 sfs get /archive/big-2 "$dir/out/after-gc" && cmp "$dir/in/big" "$dir/out/after-gc" ||
@@ -106,9 +93,9 @@ listing "$dir/tree-back" >"$dir/tree-back.list"
 diff "$dir/tree.list" "$dir/tree-back.list" >&2 || fail "the tree came back different"
 diff -r --no-dereference "$dir/tree" "$dir/tree-back" || fail "tree contents differ"
 # Putting it again over itself changes nothing and stores nothing new.
-before_tree=$(packs)
+before_tree=$(status_field packs)
 sfs put "$dir/tree" / || fail "put tree again"
-[ "$(packs)" -eq "$before_tree" ] || fail "an unchanged tree stored new packs"
+[ "$(status_field packs)" -eq "$before_tree" ] || fail "an unchanged tree stored new packs"
 
 # du and status.
 [ "$(sfs du /archive)" = "$(printf '5000000\t/archive')" ] || fail "du: $(sfs du /archive)"

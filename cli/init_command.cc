@@ -76,8 +76,7 @@ int Run(const InitFlags& f) {
 
   // Every node must answer before anything is written.
   crypto::MasterKey master = crypto::MasterKey::Generate();
-  auto owner = std::make_shared<const crypto::SigningKey>(
-      crypto::SigningKey::FromSeed(crypto::DeriveSubKey(master, crypto::SubKey::kOwnerSigning)));
+  auto owner = std::make_shared<const crypto::SigningKey>(crypto::SigningKey::ForOwner(master));
   net::HttpPeerOptions po;
   po.connect_timeout = std::chrono::milliseconds(3000);
   po.io_timeout = std::chrono::milliseconds(10000);

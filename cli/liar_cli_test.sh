@@ -12,10 +12,8 @@ start_nodes 5
 start_node 6 --test-flip-served-bytes
 liar=$(cat "$dir/ready6")
 nodes="$nodes,$liar"
-sfs() { "$bin" "$@" --home "$dir/h"; }
 
-"$bin" init --home "$dir/h" --node "$nodes" --k 4 --m 2 >/dev/null 2>"$dir/err" ||
-  fail "init: $(cat "$dir/err")"
+init_drive 4 2
 
 # Each put makes packs of its own, each placed on all six nodes: node 6 holds a data shard of
 # some pack unless it drew a parity shard in all of them (odds 3^-12).

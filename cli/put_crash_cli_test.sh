@@ -8,9 +8,7 @@ set -eu
 bin=$1
 . "$(dirname "$0")/test_nodes.sh"
 start_nodes 3
-sfs() { "$bin" "$@" --home "$dir/h"; }
-"$bin" init --home "$dir/h" --node "$nodes" --k 2 --m 1 >/dev/null 2>"$dir/err" ||
-  fail "init: $(cat "$dir/err")"
+init_drive 2 1
 
 # 200 files of 1.5 MiB: a put stores them in batches of 64 MiB, so "stored" lines come out
 # batch by batch while later files are still being stored.

@@ -38,7 +38,6 @@ touch -d '2020-02-03 04:05:06.123456789' "$dir/tree/a"
 touch -h -d '2019-05-06 07:08:09.987654321' "$dir/tree/sub dir/link-to-a"
 touch -d '2018-01-01 00:00:00.5' "$dir/tree/sub dir/deeper" "$dir/tree/empty" "$dir/tree"
 
-sfs() { "$bin" "$@" --home "$dir/h"; }
 sfs put "$dir/tree" / || fail "put tree"
 sfs sync >"$dir/sync1" || fail "sync"
 # put checkpoints as it ends (a command's changes are not left waiting), so sync has nothing

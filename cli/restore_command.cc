@@ -78,8 +78,7 @@ int Run(const RestoreFlags& f) {
   }
   if (Status s = MakeDriveHome(*home); !s.ok()) return Fail("drive folders", s);
 
-  auto owner = std::make_shared<const crypto::SigningKey>(
-      crypto::SigningKey::FromSeed(crypto::DeriveSubKey(*master, crypto::SubKey::kOwnerSigning)));
+  auto owner = std::make_shared<const crypto::SigningKey>(crypto::SigningKey::ForOwner(*master));
   net::HttpPeerOptions po;
   po.connect_timeout = std::chrono::milliseconds(3000);
   po.io_timeout = std::chrono::milliseconds(30000);

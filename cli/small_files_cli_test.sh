@@ -8,9 +8,7 @@ set -eu
 bin=$1
 . "$(dirname "$0")/test_nodes.sh"
 start_nodes 6
-sfs() { "$bin" "$@" --home "$dir/h"; }
-"$bin" init --home "$dir/h" --node "$nodes" --k 4 --m 2 >/dev/null 2>"$dir/err" ||
-  fail "init: $(cat "$dir/err")"
+init_drive 4 2
 
 files=10000
 mkdir -p "$dir/in/small"
@@ -22,13 +20,12 @@ while [ "$i" -lt 10 ]; do
 done
 [ "$(find "$dir/in/small" -type f | wc -l)" -eq "$files" ] || fail "made the wrong number of files"
 
-packs() { sfs status --json | sed -n 's/^  "packs": *\([0-9]*\).*/\1/p'; }
 before=$(node_total shards)
 start=$(date +%s)
 sfs put "$dir/in/small" / 2>"$dir/err" || fail "put: $(cat "$dir/err")"
 took=$(($(date +%s) - start))
 uploads=$(($(node_total shards) - before))
-data=$(($(packs) * 6))
+data=$(($(status_field packs) * 6))
 echo "put of $files files: $took s, $uploads shard uploads, $data of them for the files' packs"
 [ "$data" -gt 0 ] || fail "nothing was uploaded"
 # The files' packs: under 3 shard uploads per 1,000 files. The catalog's checkpoint at the

@@ -9,10 +9,7 @@ set -eu
 bin=$1
 . "$(dirname "$0")/test_nodes.sh"
 start_nodes 3
-sfs() { "$bin" "$@" --home "$dir/h"; }
-field() { sfs status --json | sed -n "s/^  \"$1\": *\([0-9]*\).*/\1/p"; }
-"$bin" init --home "$dir/h" --node "$nodes" --k 2 --m 1 >/dev/null 2>"$dir/err" ||
-  fail "init: $(cat "$dir/err")"
+init_drive 2 1
 avail=$(df -Pk "$dir" | awk 'NR == 2 { print $4 }')
 [ "$avail" -gt 1048576 ] || fail "needs 1 GiB free in $dir, has $avail KiB"
 
@@ -43,7 +40,7 @@ rc=0
 wait "$put" || rc=$?
 took=$(awk -v a="$start" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }')
 [ "$rc" -eq 0 ] || fail "put of the sparse file: exit $rc: $(cat "$dir/err")"
-bytes=$(field pack_bytes)
+bytes=$(status_field pack_bytes)
 grew=$(($(node_total used) - used_before))
 echo "put of a 5 GiB sparse file: ${took} s; peak anonymous memory $((peak_anon / 1024)) MiB, peak RSS (with the mapped file) $((peak_rss / 1024)) MiB; $bytes pack bytes; nodes grew by $grew bytes"
 [ "$peak_anon" -lt 1048576 ] || fail "the put took $((peak_anon / 1024)) MiB of anonymous memory"

@@ -4,7 +4,9 @@
 # with any further `shardfs node` flags; data in $dir/nN, its address in $dir/readyN and pid
 # in $pidN; every node started is stopped by pid at exit), start_nodes COUNT (nodes
 # 1..COUNT, their addresses comma-separated in $nodes), node_total FIELD (the sum of a number
-# in every started node's /v1/status: shards, used).
+# in every started node's /v1/status: shards, used); for the test's drive in $dir/h:
+# init_drive K M (creates it over $nodes with RS(K,M)), sfs ARGS (shardfs on it) and
+# status_field NAME (a number from its `status --json`).
 dir=$(mktemp -d)
 pids=
 cleanup() {
@@ -58,3 +60,12 @@ node_total() {
   done
   echo "$total"
 }
+
+sfs() { "$bin" "$@" --home "$dir/h"; }
+
+init_drive() {
+  "$bin" init --home "$dir/h" --node "$nodes" --k "$1" --m "$2" >/dev/null 2>"$dir/err" ||
+    fail "init: $(cat "$dir/err")"
+}
+
+status_field() { sfs status --json | sed -n "s/^  \"$1\": *\([0-9]*\).*/\1/p"; }

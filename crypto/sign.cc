@@ -17,6 +17,10 @@ SigningKey SigningKey::FromSeed(const SecretKey& seed) {
   return k;
 }
 
+SigningKey SigningKey::ForOwner(const MasterKey& master) {
+  return FromSeed(DeriveSubKey(master, SubKey::kOwnerSigning));
+}
+
 SigningKey SigningKey::Generate() { return FromSeed(SecretKey::Random()); }
 
 Signature SigningKey::Sign(ByteSpan message) const {

@@ -11,6 +11,7 @@
 
 #include "base/bytes.h"
 #include "base/ids.h"
+#include "crypto/keys.h"
 #include "crypto/secret.h"
 
 namespace shardfs::crypto {
@@ -27,6 +28,9 @@ class SigningKey {
   static SigningKey FromSeed(const SecretKey& seed);
   // A new random key pair.
   static SigningKey Generate();
+  // The drive owner's key pair (FromSeed of the master key's kOwnerSigning sub-key): what
+  // nodes know the drive by, and what signs its requests and its head.
+  static SigningKey ForOwner(const MasterKey& master);
 
   const PublicKey& public_key() const { return public_key_; }
   // The seed the key pair was made from (keep secret).
