@@ -985,6 +985,18 @@ Status Catalog::DropDeadPack(const PackId& id) {
   return txn.Commit();
 }
 
+Status Catalog::QueueDeletions(const PackRecord& pack) {
+  MutexLock lock(&mu_);
+  SqliteTransaction txn(db_.get());
+  SFS_RETURN_IF_ERROR(txn.status());
+  for (size_t i = 0; i < pack.shards.size() && i < pack.nodes.size(); ++i) {
+    SFS_ASSIGN_OR_RETURN(
+        auto q, db_->Prepare("INSERT OR IGNORE INTO deletions (shard, node) VALUES (?, ?)"));
+    SFS_RETURN_IF_ERROR(q.Bind(1, pack.shards[i].span()).Bind(2, pack.nodes[i].span()).Run());
+  }
+  return txn.Commit();
+}
+
 Result<std::vector<std::pair<ShardId, NodeId>>> Catalog::PendingDeletions(size_t limit) {
   MutexLock lock(&mu_);
   SFS_ASSIGN_OR_RETURN(auto q, db_->Prepare("SELECT shard, node FROM deletions LIMIT ?"));

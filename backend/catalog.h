@@ -270,6 +270,8 @@ class Catalog {
   // their nodes (a local queue: PendingDeletions), in one transaction. InvalidArgument if some
   // chunk of it is used.
   Status DropDeadPack(const PackId& id);
+  // Queues the shards of a pack the catalog does not list (a checkpoint's) for deletion.
+  Status QueueDeletions(const PackRecord& pack);
   // Shards to delete from nodes, at most `limit`; DeletionDone when a node let go of one.
   Result<std::vector<std::pair<ShardId, NodeId>>> PendingDeletions(size_t limit);
   Status DeletionDone(const ShardId& shard, const NodeId& node);

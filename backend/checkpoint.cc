@@ -5,6 +5,7 @@
 #include <filesystem>
 #include <map>
 #include <set>
+#include <span>
 #include <unordered_map>
 #include <unordered_set>
 
@@ -27,7 +28,12 @@ constexpr std::string_view kHeadPurpose = "shardfs head v1";
 constexpr std::string_view kStateKey = "checkpoint.state";
 constexpr std::string_view kBaseIndexKey = "checkpoint.base_index";
 constexpr std::string_view kPendingKey = "checkpoint.pending";
-constexpr uint8_t kLocalStateVersion = 1;
+constexpr std::string_view kPacksKey = "checkpoint.packs";
+constexpr uint8_t kLocalStateVersion = 2;
+
+// Stored object forms.
+constexpr uint8_t kChunksForm = 0;
+constexpr uint8_t kInlineForm = 1;
 
 // Smallest encodings, to bound counts by the bytes left before allocating.
 constexpr size_t kChunkEntrySize = 32 + 4 + 8 + 4 + 4 + 1 + 1;
@@ -85,10 +91,70 @@ bool GetIds(ByteReader& r, std::vector<PackId>* out) {
   return true;
 }
 
+void PutPack(ByteWriter& w, const PackRecord& p) {
+  w.Raw(p.id.span());
+  w.U8(static_cast<uint8_t>(p.k));
+  w.U8(static_cast<uint8_t>(p.m));
+  w.U64(p.size);
+  for (size_t i = 0; i < p.shards.size(); ++i) {
+    w.Raw(p.shards[i].span());
+    w.Raw(p.nodes[i].span());
+  }
+}
+
+bool GetPack(ByteReader& r, PackRecord* p) {
+  uint8_t k = 0, m = 0;
+  if (!GetId(r, &p->id) || !r.U8(&k) || !r.U8(&m) || !r.U64(&p->size)) return false;
+  if (k < 1 || m < 1 || k + m > 32) return false;
+  p->k = k;
+  p->m = m;
+  p->shards.resize(static_cast<size_t>(k + m));
+  p->nodes.resize(static_cast<size_t>(k + m));
+  for (int i = 0; i < k + m; ++i) {
+    if (!GetId(r, &p->shards[i]) || !GetId(r, &p->nodes[i])) return false;
+  }
+  return true;
+}
+
+// The checkpoint packs stored from a catalog (local state).
+Bytes EncodePacks(const std::vector<PackRecord>& packs) {
+  Bytes out;
+  ByteWriter w(&out);
+  w.U8(kLocalStateVersion);
+  w.U32(static_cast<uint32_t>(packs.size()));
+  for (const PackRecord& p : packs) PutPack(w, p);
+  return out;
+}
+
+Result<std::vector<PackRecord>> DecodePacks(ByteSpan in) {
+  ByteReader r(in);
+  uint8_t version = 0;
+  uint32_t n = 0;
+  if (!r.U8(&version) || version != kLocalStateVersion || !r.U32(&n) ||
+      n > r.remaining() / kMinPackEntrySize) {
+    return Malformed("the list of checkpoint packs");
+  }
+  std::vector<PackRecord> out(n);
+  for (PackRecord& p : out) {
+    if (!GetPack(r, &p)) return Malformed("the list of checkpoint packs");
+  }
+  if (!r.AtEnd()) return Malformed("the list of checkpoint packs");
+  return out;
+}
+
 // The packs an object uses, added to *out without repeats.
 void AddPacks(const StoredObject& object, std::vector<PackId>* out) {
   for (const PackRecord& p : object.packs) {
     if (std::find(out->begin(), out->end(), p.id) == out->end()) out->push_back(p.id);
+  }
+}
+
+// The records of the packs an object uses, added to *out without repeats.
+void AddPackRecords(const StoredObject& object, std::vector<PackRecord>* out) {
+  for (const PackRecord& p : object.packs) {
+    bool listed = false;
+    for (const PackRecord& q : *out) listed = listed || q.id == p.id;
+    if (!listed) out->push_back(p);
   }
 }
 
@@ -187,95 +253,12 @@ Result<LocalPending> DecodeLocalPending(ByteSpan in) {
   return p;
 }
 
-// Stores objects through a write pipeline of their own and UploadPack, remembering where every
-// chunk went, so later objects of the same run (and chunks made known with AddKnown) dedup.
-class ObjectWriter {
- public:
-  static Result<std::unique_ptr<ObjectWriter>> Create(PeerSet& peers, const crypto::DriveKeys& keys,
-                                                      const DriveConfig& config,
-                                                      const CheckpointOptions& options) {
-    std::unique_ptr<ObjectWriter> w(new ObjectWriter(peers, options.seal.cipher));
-    WritePipelineOptions po;
-    po.chunker = options.chunker;
-    po.seal = options.seal;
-    po.k = config.k;
-    po.m = config.m;
-    po.pack_target_size = options.pack_target_size;
-    po.threads = 1;
-    ObjectWriter* self = w.get();
-    po.known = [self](const ChunkId& id) {
-      MutexLock lock(&self->mu_);
-      return self->where_.count(id) != 0;
-    };
-    SFS_ASSIGN_OR_RETURN(w->pipeline_, WritePipeline::Create(keys, po, [self](EncodedPack& pack) {
-                           return self->StorePack(pack);
-                         }));
-    return w;
-  }
-
-  // Chunks already stored that objects may use.
-  void AddKnown(const StoredObject& object) {
-    MutexLock lock(&mu_);
-    for (const ChunkRecord& c : object.chunks) {
-      for (const PackRecord& p : object.packs) {
-        if (p.id == c.pack) where_.emplace(c.id, std::make_pair(c, p));
-      }
-    }
-  }
-
-  Result<StoredObject> Store(ByteSpan data) {
-    if (data.size() > kMaxCheckpointObject) {
-      return Status::OutOfRange("a checkpoint object of " + std::to_string(data.size()) +
-                                " bytes is too large");
-    }
-    std::vector<ChunkRef> refs;
-    SFS_RETURN_IF_ERROR(pipeline_->Run(data, &refs));
-    StoredObject out;
-    out.size = data.size();
-    MutexLock lock(&mu_);
-    for (const ChunkRef& r : refs) {
-      auto it = where_.find(r.id);
-      if (it == where_.end() || it->second.first.plain_size != r.size) {
-        return Status::IOError("chunk " + r.id.ToHex() + " of a checkpoint was not stored");
-      }
-      out.chunks.push_back(it->second.first);
-      const PackRecord& pack = it->second.second;
-      bool listed = false;
-      for (const PackRecord& p : out.packs) listed = listed || p.id == pack.id;
-      if (!listed) out.packs.push_back(pack);
-    }
-    return out;
-  }
-
-  // Plaintext bytes of the chunks this writer packed.
-  uint64_t packed_bytes() {
-    MutexLock lock(&mu_);
-    return packed_bytes_;
-  }
-
- private:
-  ObjectWriter(PeerSet& peers, crypto::Cipher cipher) : peers_(peers), cipher_(cipher) {}
-
-  Status StorePack(EncodedPack& pack) {
-    SFS_ASSIGN_OR_RETURN(PackRecord record, UploadPack(peers_, pack));
-    MutexLock lock(&mu_);
-    for (const ChunkRecord& c : ChunkRecordsOf(pack, cipher_)) {
-      where_.emplace(c.id, std::make_pair(c, record));
-      packed_bytes_ += c.plain_size;
-    }
-    return Status::Ok();
-  }
-
-  PeerSet& peers_;
-  const crypto::Cipher cipher_;
-  std::unique_ptr<WritePipeline> pipeline_;
-  Mutex mu_;
-  std::unordered_map<ChunkId, std::pair<ChunkRecord, PackRecord>> where_ GUARDED_BY(mu_);
-  uint64_t packed_bytes_ GUARDED_BY(mu_) = 0;
-};
-
 // Reads an object back, every chunk verified by opening it.
 Result<Bytes> ReadObject(ChunkReader& reader, const StoredObject& object) {
+  if (object.bytes) {
+    if (object.bytes->size() != object.size) return Malformed("an inline checkpoint object");
+    return *object.bytes;
+  }
   if (object.size > kMaxCheckpointObject) return Malformed("a checkpoint object's size");
   std::unordered_map<PackId, const PackRecord*> packs;
   for (const PackRecord& p : object.packs) packs[p.id] = &p;
@@ -334,18 +317,15 @@ class UnreachablePeer final : public Peer {
 Bytes EncodeStoredObject(const StoredObject& object) {
   Bytes out;
   ByteWriter w(&out);
+  if (object.bytes) {
+    w.U8(kInlineForm);
+    PutBlob(w, *object.bytes);
+    return out;
+  }
+  w.U8(kChunksForm);
   w.U64(object.size);
   w.U32(static_cast<uint32_t>(object.packs.size()));
-  for (const PackRecord& p : object.packs) {
-    w.Raw(p.id.span());
-    w.U8(static_cast<uint8_t>(p.k));
-    w.U8(static_cast<uint8_t>(p.m));
-    w.U64(p.size);
-    for (size_t i = 0; i < p.shards.size(); ++i) {
-      w.Raw(p.shards[i].span());
-      w.Raw(p.nodes[i].span());
-    }
-  }
+  for (const PackRecord& p : object.packs) PutPack(w, p);
   w.U32(static_cast<uint32_t>(object.chunks.size()));
   for (const ChunkRecord& c : object.chunks) {
     w.Raw(c.id.span());
@@ -364,6 +344,15 @@ Bytes EncodeStoredObject(const StoredObject& object) {
 namespace {
 
 bool ReadStoredObject(ByteReader& r, StoredObject* out) {
+  uint8_t form = 0;
+  if (!r.U8(&form) || form > kInlineForm) return false;
+  if (form == kInlineForm) {
+    ByteSpan b;
+    if (!GetBlob(r, &b) || b.size() > kMaxInlineObject) return false;
+    out->size = b.size();
+    out->bytes.emplace(b.begin(), b.end());
+    return true;
+  }
   uint32_t packs = 0;
   if (!r.U64(&out->size) || out->size > kMaxCheckpointObject || !r.U32(&packs) ||
       packs > r.remaining() / kMinPackEntrySize) {
@@ -371,16 +360,7 @@ bool ReadStoredObject(ByteReader& r, StoredObject* out) {
   }
   out->packs.resize(packs);
   for (PackRecord& p : out->packs) {
-    uint8_t k = 0, m = 0;
-    if (!GetId(r, &p.id) || !r.U8(&k) || !r.U8(&m) || !r.U64(&p.size)) return false;
-    if (k < 1 || m < 1 || k + m > 32) return false;
-    p.k = k;
-    p.m = m;
-    p.shards.resize(static_cast<size_t>(k + m));
-    p.nodes.resize(static_cast<size_t>(k + m));
-    for (int i = 0; i < k + m; ++i) {
-      if (!GetId(r, &p.shards[i]) || !GetId(r, &p.nodes[i])) return false;
-    }
+    if (!GetPack(r, &p)) return false;
   }
   uint32_t chunks = 0;
   if (!r.U32(&chunks) || chunks > r.remaining() / kChunkEntrySize) return false;
@@ -556,6 +536,122 @@ Result<DriveHead> DecodeDriveHead(const crypto::SecretKey& catalog_key, uint64_t
 
 bool HeadStoredEnough(size_t stored, size_t nodes) { return nodes > 0 && stored * 2 > nodes; }
 
+// Stores objects through a write pipeline of their own and UploadPack, remembering where every
+// chunk went, so later objects of the same run (and chunks made known with AddKnown) dedup.
+class ObjectWriter {
+ public:
+  static Result<std::unique_ptr<ObjectWriter>> Create(PeerSet& peers, const crypto::DriveKeys& keys,
+                                                      const DriveConfig& config,
+                                                      const CheckpointOptions& options) {
+    std::unique_ptr<ObjectWriter> w(new ObjectWriter(peers, options.seal.cipher));
+    WritePipelineOptions po;
+    po.chunker = options.chunker;
+    po.seal = options.seal;
+    po.k = config.k;
+    po.m = config.m;
+    po.pack_target_size = options.pack_target_size;
+    po.threads = 1;
+    ObjectWriter* self = w.get();
+    po.known = [self](const ChunkId& id) {
+      MutexLock lock(&self->mu_);
+      return self->where_.count(id) != 0;
+    };
+    SFS_ASSIGN_OR_RETURN(w->pipeline_, WritePipeline::Create(keys, po, [self](EncodedPack& pack) {
+                           return self->StorePack(pack);
+                         }));
+    return w;
+  }
+
+  // Chunks already stored that objects may use.
+  void AddKnown(const StoredObject& object) {
+    MutexLock lock(&mu_);
+    for (const ChunkRecord& c : object.chunks) {
+      for (const PackRecord& p : object.packs) {
+        if (p.id == c.pack) where_.emplace(c.id, std::make_pair(c, p));
+      }
+    }
+  }
+
+  // Stores `objects`: those of at most `inline_max` bytes inline, the others through the
+  // pipeline, in shared packs.
+  Result<std::vector<StoredObject>> StoreMany(std::span<const ByteSpan> objects,
+                                              size_t inline_max) {
+    std::vector<StoredObject> out(objects.size());
+    std::vector<ByteSpan> packed;
+    std::vector<size_t> which;  // packed[i] is objects[which[i]]
+    for (size_t i = 0; i < objects.size(); ++i) {
+      if (objects[i].size() > kMaxCheckpointObject) {
+        return Status::OutOfRange("a checkpoint object of " + std::to_string(objects[i].size()) +
+                                  " bytes is too large");
+      }
+      out[i].size = objects[i].size();
+      if (objects[i].size() <= inline_max) {
+        out[i].bytes.emplace(objects[i].begin(), objects[i].end());
+      } else {
+        packed.push_back(objects[i]);
+        which.push_back(i);
+      }
+    }
+    if (packed.empty()) return out;
+    std::vector<ChunkRef> refs;
+    SFS_RETURN_IF_ERROR(pipeline_->RunMany(packed, &refs));
+    MutexLock lock(&mu_);
+    for (const ChunkRef& r : refs) {
+      auto it = where_.find(r.id);
+      if (it == where_.end() || it->second.first.plain_size != r.size) {
+        return Status::IOError("chunk " + r.id.ToHex() + " of a checkpoint was not stored");
+      }
+      StoredObject& object = out[which[r.input]];
+      object.chunks.push_back(it->second.first);
+      const PackRecord& pack = it->second.second;
+      bool listed = false;
+      for (const PackRecord& p : object.packs) listed = listed || p.id == pack.id;
+      if (!listed) object.packs.push_back(pack);
+    }
+    return out;
+  }
+
+  Result<StoredObject> Store(ByteSpan data, size_t inline_max) {
+    SFS_ASSIGN_OR_RETURN(std::vector<StoredObject> out,
+                         StoreMany(std::span<const ByteSpan>(&data, 1), inline_max));
+    return std::move(out[0]);
+  }
+
+  // The packs stored so far, handed over once.
+  std::vector<PackRecord> TakePacks() {
+    MutexLock lock(&mu_);
+    return std::move(packs_);
+  }
+
+  // Plaintext bytes of the chunks this writer packed.
+  uint64_t packed_bytes() {
+    MutexLock lock(&mu_);
+    return packed_bytes_;
+  }
+
+ private:
+  ObjectWriter(PeerSet& peers, crypto::Cipher cipher) : peers_(peers), cipher_(cipher) {}
+
+  Status StorePack(EncodedPack& pack) {
+    SFS_ASSIGN_OR_RETURN(PackRecord record, UploadPack(peers_, pack));
+    MutexLock lock(&mu_);
+    for (const ChunkRecord& c : ChunkRecordsOf(pack, cipher_)) {
+      where_.emplace(c.id, std::make_pair(c, record));
+      packed_bytes_ += c.plain_size;
+    }
+    packs_.push_back(std::move(record));
+    return Status::Ok();
+  }
+
+  PeerSet& peers_;
+  const crypto::Cipher cipher_;
+  std::unique_ptr<WritePipeline> pipeline_;
+  Mutex mu_;
+  std::unordered_map<ChunkId, std::pair<ChunkRecord, PackRecord>> where_ GUARDED_BY(mu_);
+  uint64_t packed_bytes_ GUARDED_BY(mu_) = 0;
+  std::vector<PackRecord> packs_ GUARDED_BY(mu_);
+};
+
 // The checkpointer. ------------------------------------------------------------------------
 
 struct Checkpointer::State : LocalState {};
@@ -579,6 +675,11 @@ Result<std::unique_ptr<Checkpointer>> Checkpointer::Start(Catalog& catalog, Peer
                                                           DriveConfig config,
                                                           CheckpointOptions options) {
   SFS_RETURN_IF_ERROR(options.chunker.Validate().WithContext("checkpoint chunker"));
+  if (options.inline_object_max > kMaxInlineObject ||
+      options.inline_manifest_max > kMaxInlineObject) {
+    return Status::InvalidArgument("checkpoint objects inline are at most " +
+                                   std::to_string(kMaxInlineObject) + " bytes");
+  }
   std::unique_ptr<Checkpointer> c(
       new Checkpointer(catalog, peers, master, std::move(config), std::move(options)));
   {
@@ -604,6 +705,16 @@ Status Checkpointer::Load() {
     }
   }
   need_base_ = state_ == nullptr;
+  SFS_ASSIGN_OR_RETURN(std::optional<Bytes> packs, catalog_.GetLocalState(kPacksKey));
+  if (packs) {
+    auto decoded = DecodePacks(*packs);
+    if (decoded.ok()) {
+      stored_packs_ = std::move(*decoded);
+    } else {
+      log::Warn("checkpoint packs: {}; gc cannot delete older checkpoints",
+                decoded.status().ToString());
+    }
+  }
   SFS_ASSIGN_OR_RETURN(std::optional<Bytes> pending, catalog_.GetLocalState(kPendingKey));
   if (pending) {
     auto decoded = DecodeLocalPending(*pending);
@@ -714,34 +825,52 @@ Result<CheckpointInfo> Checkpointer::SyncLocked(bool only_changes) {
   }
   if (!pending_base_ && pending_.empty()) return last();  // the changes cancelled out
 
-  // Store the objects: base and base index (deduplicated against the previous base), deltas,
-  // manifest.
   SFS_ASSIGN_OR_RETURN(auto writer, ObjectWriter::Create(peers_, keys_, config_, options_));
+  auto stored = StoreLocked(*writer);
+  // The packs of a try that failed are garbage; remembered, gc finds them.
+  Status remembered = RememberPacks(writer->TakePacks());
+  if (stored.ok() && !remembered.ok()) return remembered;
+  return stored;
+}
+
+Result<CheckpointInfo> Checkpointer::StoreLocked(ObjectWriter& writer) {
+  // Store the objects: base and deltas (the base deduplicated against the previous base) in
+  // shared packs, then the base index, then the manifest; small ones inline.
   CheckpointManifest m;
   std::vector<PackId> base_packs;
   std::optional<StoredObject> base_object;
+  std::vector<ByteSpan> objects;
   if (pending_base_) {
     SFS_ASSIGN_OR_RETURN(std::optional<Bytes> old_index, catalog_.GetLocalState(kBaseIndexKey));
     if (old_index) {
       auto old = DecodeStoredObject(*old_index);
-      if (old.ok()) writer->AddKnown(*old);
+      if (old.ok()) writer.AddKnown(*old);
     }
-    SFS_ASSIGN_OR_RETURN(base_object, writer->Store(pending_base_->changeset));
-    SFS_ASSIGN_OR_RETURN(m.base_index, writer->Store(EncodeStoredObject(*base_object)));
-    m.base_change = pending_base_->last_change;
-    m.base_size = pending_base_->changeset.size();
-    base_packs = PacksOf(*base_object);
+    objects.push_back(pending_base_->changeset);
   } else {
     m = state_->manifest;
     base_packs = state_->base_packs;
   }
+  for (const PendingDelta& d : pending_) objects.push_back(d.changeset);
+  SFS_ASSIGN_OR_RETURN(std::vector<StoredObject> objects_stored,
+                       writer.StoreMany(objects, options_.inline_object_max));
+  size_t at = 0;
+  if (pending_base_) {
+    base_object = std::move(objects_stored[at++]);
+    SFS_ASSIGN_OR_RETURN(
+        m.base_index, writer.Store(EncodeStoredObject(*base_object), options_.inline_object_max));
+    m.base_change = pending_base_->last_change;
+    m.base_size = pending_base_->changeset.size();
+    base_packs = PacksOf(*base_object);
+  }
   m.schema = Catalog::SchemaVersion();
   for (const PendingDelta& d : pending_) {
-    SFS_ASSIGN_OR_RETURN(StoredObject object, writer->Store(d.changeset));
-    m.deltas.push_back(CheckpointDelta{d.last_change, std::move(object)});
+    m.deltas.push_back(CheckpointDelta{d.last_change, std::move(objects_stored[at++])});
   }
   m.last_change = m.deltas.empty() ? m.base_change : m.deltas.back().last_change;
-  SFS_ASSIGN_OR_RETURN(StoredObject manifest_ref, writer->Store(EncodeCheckpointManifest(m)));
+  const Bytes manifest = EncodeCheckpointManifest(m);
+  SFS_ASSIGN_OR_RETURN(StoredObject manifest_ref,
+                       writer.Store(manifest, options_.inline_manifest_max));
 
   // The head, on every node.
   DriveHead head;
@@ -754,6 +883,12 @@ Result<CheckpointInfo> Checkpointer::SyncLocked(bool only_changes) {
   head.manifest = manifest_ref;
   if (state_) head.previous = state_->manifest_ref;
   auto value = EncodeDriveHead(keys_.catalog_encryption, options_.seal.cipher, head);
+  if (!value.ok() && value.status().code() == Code::kOutOfRange && manifest_ref.bytes) {
+    // No room for the manifest in the head: it goes to a pack.
+    SFS_ASSIGN_OR_RETURN(manifest_ref, writer.Store(manifest, 0));
+    head.manifest = manifest_ref;
+    value = EncodeDriveHead(keys_.catalog_encryption, options_.seal.cipher, head);
+  }
   if (!value.ok() && value.status().code() == Code::kOutOfRange && head.previous) {
     // No room for the fallback: the head alone still restores the drive.
     head.previous.reset();
@@ -801,7 +936,7 @@ Result<CheckpointInfo> Checkpointer::SyncLocked(bool only_changes) {
   info.base_bytes = next->manifest.base_size;
   info.deltas = next->manifest.deltas.size();
   for (const CheckpointDelta& d : next->manifest.deltas) info.delta_bytes += d.object.size;
-  info.stored_bytes = writer->packed_bytes();
+  info.stored_bytes = writer.packed_bytes();
   info.heads_stored = stored;
   std::vector<PackId> in_use = CheckpointPacks(*next);
   for (const PackId& id : next->previous_packs) {
@@ -821,6 +956,36 @@ Result<CheckpointInfo> Checkpointer::SyncLocked(bool only_changes) {
   SFS_RETURN_IF_ERROR(catalog_.SetLocalState(kStateKey, EncodeLocalState(*state_)));
   SFS_RETURN_IF_ERROR(SavePending(!closed_));
   return info;
+}
+
+Status Checkpointer::RememberPacks(std::vector<PackRecord> packs) {
+  if (packs.empty()) return Status::Ok();
+  for (PackRecord& p : packs) stored_packs_.push_back(std::move(p));
+  return catalog_.SetLocalState(kPacksKey, EncodePacks(stored_packs_));
+}
+
+Result<size_t> Checkpointer::DropUnusedPacks(const std::function<Status(const PackRecord&)>& drop) {
+  MutexLock run(&run_mu_);
+  const std::vector<PackId> in_use = PacksInUse();
+  std::vector<PackRecord> kept;
+  size_t dropped = 0;
+  Status status;
+  for (PackRecord& p : stored_packs_) {
+    if (status.ok() && std::find(in_use.begin(), in_use.end(), p.id) == in_use.end()) {
+      status = drop(p);
+      if (status.ok()) {
+        ++dropped;
+        continue;
+      }
+    }
+    kept.push_back(std::move(p));
+  }
+  stored_packs_ = std::move(kept);
+  if (dropped > 0) {
+    SFS_RETURN_IF_ERROR(catalog_.SetLocalState(kPacksKey, EncodePacks(stored_packs_)));
+  }
+  if (!status.ok()) return status;
+  return dropped;
 }
 
 Status Checkpointer::Close() {
@@ -1039,6 +1204,13 @@ Result<RestoreResult> RestoreCatalog(const RestoreOptions& options) {
       SFS_RETURN_IF_ERROR(
           catalog->SetLocalState(kBaseIndexKey, EncodeStoredObject(restored->base_object)));
       SFS_RETURN_IF_ERROR(catalog->SetLocalState(kPendingKey, EncodeLocalPending({})));
+      // Its packs become garbage once newer checkpoints replace it.
+      std::vector<PackRecord> packs;
+      AddPackRecords(*ref, &packs);
+      AddPackRecords(restored->manifest.base_index, &packs);
+      AddPackRecords(restored->base_object, &packs);
+      for (const CheckpointDelta& d : restored->manifest.deltas) AddPackRecords(d.object, &packs);
+      SFS_RETURN_IF_ERROR(catalog->SetLocalState(kPacksKey, EncodePacks(packs)));
       result.config = head.config;
       result.head_sequence = head.sequence;
       SFS_ASSIGN_OR_RETURN(result.last_change, catalog->LastChange());

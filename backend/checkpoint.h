@@ -49,16 +49,21 @@
 namespace shardfs::backend {
 
 // Format versions (docs/format.md): do not renumber.
-inline constexpr uint8_t kCheckpointManifestVersion = 1;
-inline constexpr uint8_t kDriveHeadVersion = 1;
+inline constexpr uint8_t kCheckpointManifestVersion = 2;
+inline constexpr uint8_t kDriveHeadVersion = 2;
 // The largest object a checkpoint stores (SQLite applies changesets of at most 2^31 - 1 bytes).
 inline constexpr uint64_t kMaxCheckpointObject = (uint64_t{1} << 31) - 1;
 
-// Bytes stored through the pack path: its chunks in order, and the packs that hold them.
+// The largest object carried inline, inside the record that names it (format limit).
+inline constexpr size_t kMaxInlineObject = 6144;
+
+// Bytes stored through the pack path: its chunks in order, and the packs that hold them; or,
+// for a small object, the bytes themselves.
 struct StoredObject {
   uint64_t size = 0;                // the plaintext's bytes: the chunks' sizes add up to it
   std::vector<ChunkRecord> chunks;  // in order; chunk.pack is one of `packs`
   std::vector<PackRecord> packs;
+  std::optional<Bytes> bytes;  // an inline object's bytes (size of them; no chunks, no packs)
 
   friend bool operator==(const StoredObject&, const StoredObject&) = default;
 };
@@ -137,8 +142,15 @@ struct CheckpointOptions {
   // Chunk sizes of checkpoint objects: smaller than files' so a new base dedups well against
   // the previous one. The seed is ignored (the drive's is used).
   ChunkerParams chunker{16 * 1024, 64 * 1024, 256 * 1024, 0};
+  // Objects of at most this many bytes are carried inside the manifest that names them (a
+  // base index, a small base or delta) rather than stored in packs ...
+  size_t inline_object_max = 4096;
+  // ... and a manifest of at most this many bytes inside the head, if the head still fits in a
+  // slot. So a checkpoint of a small catalog or change stores no pack but its data's. Both at
+  // most kMaxInlineObject; zero stores every object in packs.
+  size_t inline_manifest_max = kMaxInlineObject;
   // Pack size of checkpoint objects.
-  size_t pack_target_size = 4u << 20;
+  size_t pack_target_size = 16u << 20;
   // Cipher and compression of checkpoint chunks.
   ChunkSealOptions seal;
   // Microseconds since the epoch, for head sequences; the real clock if empty.
@@ -158,6 +170,8 @@ struct CheckpointInfo {
   uint64_t stored_bytes = 0;
   size_t heads_stored = 0;  // nodes that took the head
 };
+
+class ObjectWriter;  // checkpoint.cc
 
 class Checkpointer {
  public:
@@ -193,6 +207,12 @@ class Checkpointer {
   // fallback) use: gc must not delete their shards.
   std::vector<PackId> PacksInUse() const;
 
+  // Hands every pack this checkpointer (or an earlier one on this catalog) stored that no kept
+  // checkpoint uses any more (older checkpoints, tries whose head was not stored) to `drop`,
+  // which queues its shards for deletion, and forgets those `drop` took. No checkpoint is
+  // stored meanwhile. Returns how many were dropped; the first error of `drop` or the catalog.
+  Result<size_t> DropUnusedPacks(const std::function<Status(const PackRecord&)>& drop);
+
  private:
   struct State;
   struct PendingDelta {
@@ -204,6 +224,10 @@ class Checkpointer {
   Status Load() REQUIRES(run_mu_);
   Result<CheckpointInfo> SyncLocked(bool only_changes) REQUIRES(run_mu_);
   Status SavePending(bool open) REQUIRES(run_mu_);
+  // Stores the pending base or deltas through `writer`, then the head.
+  Result<CheckpointInfo> StoreLocked(ObjectWriter& writer) REQUIRES(run_mu_);
+  // Adds packs stored for a checkpoint (stored or not) to those kept in the local state.
+  Status RememberPacks(std::vector<PackRecord> packs) REQUIRES(run_mu_);
   void Loop();
   uint64_t NowUs() const;
 
@@ -222,6 +246,8 @@ class Checkpointer {
   std::vector<PendingDelta> pending_ GUARDED_BY(run_mu_);
   uint64_t last_tried_sequence_ GUARDED_BY(run_mu_) = 0;
   bool closed_ GUARDED_BY(run_mu_) = false;
+  // Every checkpoint pack stored from this catalog and not yet dropped.
+  std::vector<PackRecord> stored_packs_ GUARDED_BY(run_mu_);
 
   // For readers of last() and PacksInUse, and the thread's stop flag.
   mutable Mutex info_mu_;

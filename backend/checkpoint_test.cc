@@ -150,6 +150,14 @@ class CheckpointTest : public ::testing::Test {
     return o;
   }
 
+  // As Options, with every object in packs (none inline), for tests that lose packs.
+  CheckpointOptions Packed() {
+    CheckpointOptions o = Options();
+    o.inline_object_max = 0;
+    o.inline_manifest_max = 0;
+    return o;
+  }
+
   std::unique_ptr<Checkpointer> StartOn(Catalog& catalog, CheckpointOptions o) {
     auto c = Checkpointer::Start(catalog, *peer_set_, master_, config_, o);
     EXPECT_OK(c);
@@ -323,7 +331,7 @@ TEST_F(CheckpointTest, ASmallChangeToABigCatalogStoresLittle) {
 }
 
 TEST_F(CheckpointTest, ABadHeadOrALostCheckpointFallsBackToAnOlderOne) {
-  auto cp = StartOn(*catalog_, Options());
+  auto cp = StartOn(*catalog_, Packed());
   ASSERT_NE(cp, nullptr);
   AddFile(*catalog_, kRootIno, "old", 10, 1);
   ASSERT_OK(cp->Sync().status());
@@ -377,6 +385,74 @@ TEST_F(CheckpointTest, ABadHeadOrALostCheckpointFallsBackToAnOlderOne) {
   EXPECT_EQ(none.status().code(), Code::kCorruption) << none.status().ToString();
 }
 
+TEST_F(CheckpointTest, SmallCheckpointsAreInlineUntilTheHeadIsFull) {
+  auto cp = StartOn(*catalog_, Options());
+  ASSERT_NE(cp, nullptr);
+  ASSERT_OK(catalog_->Mkdir(kRootIno, "a", NewInode{}).status());
+  ASSERT_OK(cp->Sync().status());
+  // A small catalog: base, base index and manifest all in the head; no pack at all.
+  EXPECT_TRUE(cp->PacksInUse().empty());
+  DriveHead head = HeadOn(0);
+  ASSERT_TRUE(head.manifest.bytes.has_value());
+  EXPECT_EQ(RestoreAndDump("r1.db"), Dump(*catalog_));
+
+  // Deltas pile up in the manifest until it no longer fits in the head: then it goes to a pack,
+  // and the previous (inline) manifest stays the fallback.
+  for (int i = 0; i < 60 && head.manifest.bytes; ++i) {
+    ASSERT_OK(catalog_->Mkdir(kRootIno, "dir " + std::to_string(i), NewInode{}).status());
+    ASSERT_OK(cp->Sync().status());
+    head = HeadOn(0);
+  }
+  ASSERT_FALSE(head.manifest.bytes.has_value());
+  EXPECT_FALSE(head.manifest.packs.empty());
+  ASSERT_TRUE(head.previous.has_value());
+  EXPECT_TRUE(head.previous->bytes.has_value());
+  EXPECT_FALSE(cp->PacksInUse().empty());
+  EXPECT_EQ(RestoreAndDump("r2.db"), Dump(*catalog_));
+}
+
+TEST_F(CheckpointTest, PacksOfOlderCheckpointsAreDroppedAndTheKeptOnesRestore) {
+  auto cp = StartOn(*catalog_, Packed());
+  ASSERT_NE(cp, nullptr);
+  std::vector<std::vector<PackId>> in_use;
+  for (int i = 0; i < 4; ++i) {
+    ASSERT_OK(catalog_->Mkdir(kRootIno, "d" + std::to_string(i), NewInode{}).status());
+    ASSERT_OK(cp->Sync().status());
+    in_use.push_back(cp->PacksInUse());
+  }
+  // Nothing is garbage while it is in use; the first checkpoints' deltas and manifests are.
+  std::vector<PackRecord> dropped;
+  ASSERT_OK_AND_ASSIGN(size_t n, cp->DropUnusedPacks([&](const PackRecord& p) {
+    dropped.push_back(p);
+    return Status::Ok();
+  }));
+  EXPECT_EQ(n, dropped.size());
+  EXPECT_GE(n, 2u);
+  for (const PackRecord& p : dropped) {
+    EXPECT_EQ(std::find(in_use.back().begin(), in_use.back().end(), p.id), in_use.back().end());
+    for (const ShardId& s : p.shards) {
+      for (auto& m : mem_) (void)m->DeleteShard(s);
+    }
+  }
+  // What is left restores, and a second pass finds nothing more.
+  EXPECT_EQ(RestoreAndDump("r.db"), Dump(*catalog_));
+  ASSERT_OK_AND_ASSIGN(size_t again,
+                       cp->DropUnusedPacks([](const PackRecord&) { return Status::Ok(); }));
+  EXPECT_EQ(again, 0u);
+
+  // A drop that fails keeps the pack for the next pass; the list survives a restart.
+  ASSERT_OK(catalog_->Mkdir(kRootIno, "e", NewInode{}).status());
+  ASSERT_OK(cp->Sync().status());
+  ASSERT_OK(cp->Close());
+  cp = StartOn(*catalog_, Packed());
+  ASSERT_NE(cp, nullptr);
+  auto failed = cp->DropUnusedPacks([](const PackRecord&) { return Status::IOError("disk"); });
+  EXPECT_EQ(failed.status().code(), Code::kIOError);
+  ASSERT_OK_AND_ASSIGN(size_t later,
+                       cp->DropUnusedPacks([](const PackRecord&) { return Status::Ok(); }));
+  EXPECT_GE(later, 1u);
+}
+
 TEST_F(CheckpointTest, AnotherKeyFindsNoHead) {
   auto cp = StartOn(*catalog_, Options());
   ASSERT_NE(cp, nullptr);
@@ -391,7 +467,7 @@ TEST_F(CheckpointTest, AnotherKeyFindsNoHead) {
 }
 
 TEST_F(CheckpointTest, PendingChangesSurviveACleanCloseAndACrashForcesABase) {
-  auto cp = StartOn(*catalog_, Options());
+  auto cp = StartOn(*catalog_, Packed());
   ASSERT_NE(cp, nullptr);
   ASSERT_OK(catalog_->Mkdir(kRootIno, "a", NewInode{}).status());
   ASSERT_OK_AND_ASSIGN(CheckpointInfo first, cp->Sync());
@@ -403,7 +479,7 @@ TEST_F(CheckpointTest, PendingChangesSurviveACleanCloseAndACrashForcesABase) {
   ASSERT_OK(catalog_->Mkdir(kRootIno, "b", NewInode{}).status());
   ASSERT_OK(cp->Close());
   cp.reset();
-  cp = StartOn(*catalog_, Options());
+  cp = StartOn(*catalog_, Packed());
   ASSERT_NE(cp, nullptr);
   EXPECT_TRUE(cp->HasPending());
   ASSERT_OK_AND_ASSIGN(CheckpointInfo second, cp->Sync());
@@ -484,10 +560,13 @@ TEST(CheckpointFormatTest, StoredObjectRoundTripAndTruncation) {
     EXPECT_EQ(r.status().code(), Code::kCorruption) << "truncated to " << n;
   }
   Bytes wrong_size = enc;
-  wrong_size[0] ^= 1;  // the size no longer adds up
+  wrong_size[1] ^= 1;  // the size no longer adds up
   EXPECT_EQ(DecodeStoredObject(wrong_size).status().code(), Code::kCorruption);
+  Bytes wrong_form = enc;
+  wrong_form[0] = 2;
+  EXPECT_EQ(DecodeStoredObject(wrong_form).status().code(), Code::kCorruption);
   Bytes huge_count = enc;
-  StoreLE32(huge_count.data() + 8, 0xffffffffu);  // more packs than bytes
+  StoreLE32(huge_count.data() + 9, 0xffffffffu);  // more packs than bytes
   EXPECT_EQ(DecodeStoredObject(huge_count).status().code(), Code::kCorruption);
 
   CheckpointManifest m;
@@ -503,8 +582,23 @@ TEST(CheckpointFormatTest, StoredObjectRoundTripAndTruncation) {
   for (size_t n = 0; n < menc.size(); ++n) {
     EXPECT_FALSE(DecodeCheckpointManifest(ByteSpan(menc.data(), n)).ok()) << n;
   }
-  menc[4] = 2;
+  menc[4] = 3;
   EXPECT_EQ(DecodeCheckpointManifest(menc).status().code(), Code::kNotSupported);
+
+  // An inline object: its bytes in the record, at most kMaxInlineObject of them.
+  StoredObject small;
+  small.size = 3;
+  small.bytes = Bytes{1, 2, 3};
+  Bytes senc = EncodeStoredObject(small);
+  ASSERT_OK_AND_ASSIGN(StoredObject sback, DecodeStoredObject(senc));
+  EXPECT_EQ(sback, small);
+  for (size_t n = 0; n < senc.size(); ++n) {
+    EXPECT_EQ(DecodeStoredObject(ByteSpan(senc.data(), n)).status().code(), Code::kCorruption);
+  }
+  StoredObject big;
+  big.bytes = Bytes(kMaxInlineObject + 1, 7);
+  big.size = big.bytes->size();
+  EXPECT_EQ(DecodeStoredObject(EncodeStoredObject(big)).status().code(), Code::kCorruption);
 }
 
 TEST(CheckpointFormatTest, HeadAuthenticatesItsKeyAndSequence) {

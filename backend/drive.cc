@@ -632,6 +632,9 @@ Result<InodeAttr> Drive::WriteWholeFile(Ino ino, ByteSpan data) {
 
 Result<GcReport> Drive::CollectGarbage() {
   GcReport report;
+  // The newest checkpoint must not name what goes: a restore would find files without data.
+  SFS_RETURN_IF_ERROR(
+      checkpointer_->Sync().status().WithContext("gc stores a checkpoint of the catalog first"));
   {
     // No pipeline run may count on a chunk (dedup) while its pack goes.
     MutexLock run(&pipeline_mu_);
@@ -647,6 +650,11 @@ Result<GcReport> Drive::CollectGarbage() {
       }
     }
   }
+  // Checkpoints that no kept one needs.
+  SFS_ASSIGN_OR_RETURN(report.checkpoint_packs_dropped,
+                       checkpointer_->DropUnusedPacks([this](const PackRecord& pack) {
+                         return catalog_->QueueDeletions(pack);
+                       }));
   // Deleting shards from nodes needs no lock: the catalog no longer knows them.
   std::vector<std::pair<ShardId, NodeId>> failed;
   for (;;) {

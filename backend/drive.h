@@ -128,10 +128,11 @@ struct DriveSpace {
 
 // What a gc pass did.
 struct GcReport {
-  size_t packs_dropped = 0;      // packs no file used any more
-  uint64_t bytes_dropped = 0;    // their bytes before coding
-  size_t shards_deleted = 0;     // shards the nodes let go of (this pass and earlier ones)
-  size_t deletions_pending = 0;  // shards whose node did not answer: the next pass retries
+  size_t packs_dropped = 0;             // packs no file used any more
+  uint64_t bytes_dropped = 0;           // their bytes before coding
+  size_t checkpoint_packs_dropped = 0;  // packs of checkpoints older than the two kept
+  size_t shards_deleted = 0;            // shards the nodes let go of (this pass and earlier ones)
+  size_t deletions_pending = 0;         // shards whose node did not answer: the next pass retries
 };
 
 class Drive {

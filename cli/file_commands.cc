@@ -573,14 +573,16 @@ int RunGc(const GcFlags& f) {
   if (f.json) {
     nlohmann::json j = {{"packs_dropped", r->packs_dropped},
                         {"bytes_dropped", r->bytes_dropped},
+                        {"checkpoint_packs_dropped", r->checkpoint_packs_dropped},
                         {"shards_deleted", r->shards_deleted},
                         {"deletions_pending", r->deletions_pending}};
     std::printf("%s\n", j.dump().c_str());
   } else {
     std::printf(
-        "gc: %zu unused pack(s) dropped (%s before coding); %zu shard(s) deleted from "
-        "nodes",
-        r->packs_dropped, FormatByteSize(r->bytes_dropped).c_str(), r->shards_deleted);
+        "gc: %zu unused pack(s) dropped (%s before coding) and %zu of old catalog "
+        "checkpoints; %zu shard(s) deleted from nodes",
+        r->packs_dropped, FormatByteSize(r->bytes_dropped).c_str(), r->checkpoint_packs_dropped,
+        r->shards_deleted);
     if (r->deletions_pending > 0) {
       std::printf("; %zu wait for nodes that did not answer (the next gc retries)",
                   r->deletions_pending);
