@@ -517,6 +517,7 @@ Status Drive::StorePack(EncodedPack& pack) {
   auto owned = std::make_shared<EncodedPack>(std::move(pack));
   upload_pool_->Submit([this, owned] {
     Status s = StoreEncodedPack(*owned);
+    pipeline_->Recycle(std::move(*owned));
     MutexLock lock(&pack_mu_);
     if (!s.ok() && pack_error_.ok()) pack_error_ = s;
     --packs_in_flight_;
@@ -548,6 +549,7 @@ Result<std::vector<std::optional<InodeAttr>>> Drive::Store(
   std::vector<ChunkRef> refs;
   Status ran = pipeline_->RunMany(inputs, &refs);
   Status uploaded = FinishPackUploads();  // whatever happened, no upload outlives the run
+  pipeline_->DropSpares();                // an idle drive holds no pack buffers
   SFS_RETURN_IF_ERROR(ran);
   SFS_RETURN_IF_ERROR(uploaded);
   // Every piece becomes one RangeWrite of its file, its chunks the extents.

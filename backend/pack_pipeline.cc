@@ -110,7 +110,9 @@ struct WritePipeline::Impl {
   CondVar done_cv;
   int in_flight GUARDED_BY(mu) = 0;
   Status first_error GUARDED_BY(mu);
-  // Encoded packs whose buffers the sink left behind, for the next batches.
+  // Encoded packs whose buffers the sink left behind or gave back (Recycle), for the next
+  // batches; at most kMaxSpares (a guard: as many packs as are alive at once come back).
+  static constexpr size_t kMaxSpares = 8;
   std::vector<std::unique_ptr<EncodedPack>> spares GUARDED_BY(mu);
   Mutex sink_mu;  // one sink call at a time; never held with mu
   // Chunk ids packed by this run so far: a chunk that appears twice is packed once.
@@ -131,9 +133,34 @@ struct WritePipeline::Impl {
 std::unique_ptr<EncodedPack> WritePipeline::Impl::TakeSpare() {
   MutexLock lock(&mu);
   if (spares.empty()) return std::make_unique<EncodedPack>();
-  std::unique_ptr<EncodedPack> p = std::move(spares.back());
-  spares.pop_back();
+  // One with buffers first.
+  size_t pick = spares.size() - 1;
+  for (size_t i = 0; i < spares.size(); ++i) {
+    if (spares[i]->data.capacity() > 0) pick = i;
+  }
+  std::unique_ptr<EncodedPack> p = std::move(spares[pick]);
+  spares.erase(spares.begin() + static_cast<std::ptrdiff_t>(pick));
   return p;
+}
+
+void WritePipeline::DropSpares() {
+  MutexLock lock(&impl_->mu);
+  impl_->spares.clear();
+}
+
+void WritePipeline::Recycle(EncodedPack&& pack) {
+  MutexLock lock(&impl_->mu);
+  auto& spares = impl_->spares;
+  if (pack.data.capacity() == 0) return;
+  // Replace a spare without buffers, or add one while there are few.
+  for (auto& s : spares) {
+    if (s->data.capacity() == 0) {
+      *s = std::move(pack);
+      return;
+    }
+  }
+  if (spares.size() < Impl::kMaxSpares)
+    spares.push_back(std::make_unique<EncodedPack>(std::move(pack)));
 }
 
 Status WritePipeline::Impl::ProcessBatch(std::span<const ByteSpan> inputs, Batch* batch,
@@ -169,7 +196,10 @@ void WritePipeline::Impl::RunBatch(std::span<const ByteSpan> inputs, Batch* batc
   Status s = skip ? Status::Ok() : ProcessBatch(inputs, batch, encoded.get());
   MutexLock lock(&mu);
   if (!s.ok() && first_error.ok()) first_error = s;
-  spares.push_back(std::move(encoded));
+  // A pack whose buffers the sink took is kept only while there are few spares.
+  if (encoded->data.capacity() > 0 || spares.size() < kMaxSpares) {
+    spares.push_back(std::move(encoded));
+  }
   --in_flight;
   done_cv.NotifyAll();
 }

@@ -122,6 +122,12 @@ class WritePipeline {
   // REQUIRES: inputs.size() < 2^32.
   Status RunMany(std::span<const ByteSpan> inputs, std::vector<ChunkRef>* chunks);
 
+  // Gives back the buffers of a pack the sink moved out, once done with them, for later packs
+  // to reuse (no allocation, no page faults). Any thread, any time.
+  void Recycle(EncodedPack&& pack);
+  // Frees the spare buffers (between runs, so an idle pipeline holds no pack memory).
+  void DropSpares();
+
  private:
   struct Impl;
   explicit WritePipeline(std::unique_ptr<Impl> impl);

@@ -374,6 +374,48 @@ TEST_F(PipelineTest, SinkErrorStopsTheRun) {
   }
 }
 
+// A sink that moves the buffers out and gives them back later: later packs reuse them, the
+// packs are as without recycling, and DropSpares lets them go.
+TEST_F(PipelineTest, RecycledBuffersAreReusedAndChangeNothing) {
+  Bytes input = test::PseudoRandomBytes(6 << 20, 43);
+  Collected plain = RunPipeline(keys_, SmallOptions(1), input);
+  std::vector<EncodedPack> taken;
+  std::vector<const uint8_t*> buffers;
+  std::vector<Bytes> shards0;
+  std::unique_ptr<WritePipeline> pipeline;
+  auto p = WritePipeline::Create(keys_, SmallOptions(1), [&](EncodedPack& pack) {
+    buffers.push_back(pack.data.data());
+    shards0.emplace_back(pack.shard(0).begin(), pack.shard(0).end());
+    taken.push_back(std::move(pack));
+    // Two packs away at once, as uploads would be; the older one comes back.
+    if (taken.size() == 2) {
+      pipeline->Recycle(std::move(taken.front()));
+      taken.erase(taken.begin());
+    }
+    return Status::Ok();
+  });
+  ASSERT_OK(p);
+  pipeline = std::move(*p);
+  std::vector<ChunkRef> chunks;
+  ASSERT_OK(pipeline->Run(input, &chunks));
+  ASSERT_EQ(buffers.size(), plain.packs.size());
+  ASSERT_GE(buffers.size(), 4u);
+  // From the third pack on, a buffer given back is used again.
+  EXPECT_EQ(buffers[2], buffers[0]);
+  EXPECT_EQ(buffers[3], buffers[1]);
+  ASSERT_EQ(chunks.size(), plain.chunks.size());
+  for (size_t i = 0; i < chunks.size(); ++i) EXPECT_EQ(chunks[i].id, plain.chunks[i].id);
+  for (size_t i = 0; i < buffers.size(); ++i) {
+    EXPECT_EQ(shards0[i].size(), plain.packs[i].shard(0).size());
+  }
+  // Without spares the pipeline allocates again, and runs as before.
+  pipeline->DropSpares();
+  taken.clear();
+  std::vector<ChunkRef> again;
+  ASSERT_OK(pipeline->Run(input, &again));
+  EXPECT_EQ(again.size(), chunks.size());
+}
+
 // Shard padding is random: a node cannot see where a pack ends, and small packs look alike.
 TEST_F(PipelineTest, PaddingIsRandomAndSmallPacksLookAlike) {
   Bytes tiny = test::PseudoRandomBytes(300, 44);
