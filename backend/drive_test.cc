@@ -418,12 +418,15 @@ TEST_F(DriveTest, TooFewPeersFailTheWriteAndLeaveTheFileAsItWas) {
   peers_[2]->down = true;
   Ino f = NewFile("f");
   Bytes data = test::PseudoRandomBytes(200000, 12);
+  const uint64_t before = ShardsStored();
   // Six peers, one down: a pack needs six distinct ones, so the write fails and the file
   // stays as it was.
   auto r = drive_->WriteWholeFile(f, data);
   EXPECT_EQ(r.status().code(), Code::kUnavailable);
   ASSERT_OK_AND_ASSIGN(InodeAttr a, drive_->catalog().GetAttr(f));
   EXPECT_EQ(a.size, 0u);
+  // The shards the other five took are deleted again: nothing is left that nothing names.
+  EXPECT_EQ(ShardsStored(), before);
   peers_[2]->down = false;
   ASSERT_OK(drive_->WriteWholeFile(f, data).status());
   EXPECT_EQ(ReadAll(f, data.size()), data);

@@ -50,6 +50,20 @@ Result<PackRecord> UploadPack(PeerSet& peers, const EncodedPack& pack, const Can
     for (size_t i = 0; i < n; ++i) uploads.emplace_back(store, i);
     for (auto& t : uploads) t.join();
   }
+  // A pack not stored whole is of no use: its shards already stored go again (best effort; a
+  // node that does not answer now keeps its shard, unknown to the catalog).
+  bool whole = true;
+  for (const Status& r : result) whole = whole && r.ok();
+  if (!whole) {
+    for (size_t i = 0; i < n; ++i) {
+      if (!result[i].ok()) continue;
+      Status s = peers.peer(holder[i]).DeleteShard(pack.shard_ids[i]);
+      if (!s.ok() && s.code() != Code::kNotFound) {
+        log::Warn("shard {} of pack {} left on {}: {}", i, pack.id.ToHex(),
+                  peers.peer(holder[i]).name(), s.ToString());
+      }
+    }
+  }
   PackRecord record;
   record.id = pack.id;
   record.k = pack.layout.k;

@@ -18,7 +18,8 @@ namespace shardfs::backend {
 // Uploads every shard of `pack` to distinct nodes of `peers`. Returns the pack's record
 // (which node holds which shard). Unavailable if some shard could not be stored on a node
 // distinct from the others' (the message says which and the last error); Cancelled if `cancel`
-// fired. Shards stored before a failure stay on their nodes (gc removes them).
+// fired. Then the shards already stored are deleted again (best effort: a node that does not
+// answer keeps its copy, which nothing tracks).
 Result<PackRecord> UploadPack(PeerSet& peers, const EncodedPack& pack,
                               const CancelToken* cancel = nullptr);
 
