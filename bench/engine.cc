@@ -32,6 +32,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <memory>
 #include <sstream>
 #include <string>
@@ -43,6 +44,7 @@
 #include <nlohmann/json.hpp>
 #include <signal.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -97,6 +99,33 @@ double Since(Clock::time_point start) {
 
 // --- processes ---------------------------------------------------------------------------
 
+double TimevalSeconds(const timeval& t) {
+  return static_cast<double>(t.tv_sec) + static_cast<double>(t.tv_usec) / 1e6;
+}
+
+// User + system seconds of a running process (from /proc/PID/stat), 0 if it cannot be read.
+double ProcessCpuSeconds(pid_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
+  std::string stat((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  const size_t close = stat.rfind(')');  // the command name may hold spaces
+  if (close == std::string::npos) return 0;
+  std::istringstream fields(stat.substr(close + 2));
+  std::string field;
+  unsigned long long utime = 0, stime = 0;
+  for (int i = 3; i <= 15 && fields >> field; ++i) {
+    if (i == 14) utime = std::stoull(field);
+    if (i == 15) stime = std::stoull(field);
+  }
+  return static_cast<double>(utime + stime) / static_cast<double>(::sysconf(_SC_CLK_TCK));
+}
+
+// This process's user + system seconds so far.
+double SelfCpuSeconds() {
+  struct rusage usage {};
+  ::getrusage(RUSAGE_SELF, &usage);
+  return TimevalSeconds(usage.ru_utime) + TimevalSeconds(usage.ru_stime);
+}
+
 // The processes an interrupt must stop: the nodes, and the shardfs command running.
 std::vector<pid_t> g_node_pids;
 std::string g_leftover_dir;
@@ -104,6 +133,7 @@ std::string g_leftover_dir;
 struct Command {
   int status = 0;  // waitpid status
   double seconds = 0;
+  double cpu_seconds = 0;  // the command's user + system time
   std::string out, err;
 };
 
@@ -144,8 +174,12 @@ Command RunShardfs(const Options& opt, const std::string& scratch,
   Command c;
   const auto deadline = start + std::chrono::seconds(opt.command_timeout);
   while (true) {
-    pid_t r = ::waitpid(pid, &c.status, WNOHANG);
-    if (r == pid) break;
+    struct rusage usage {};
+    pid_t r = ::wait4(pid, &c.status, WNOHANG, &usage);
+    if (r == pid) {
+      c.cpu_seconds = TimevalSeconds(usage.ru_utime) + TimevalSeconds(usage.ru_stime);
+      break;
+    }
     if (r < 0 && errno != EINTR) Fail(std::string("waitpid: ") + std::strerror(errno));
     if (Clock::now() > deadline) {
       ::kill(pid, SIGKILL);
@@ -371,10 +405,15 @@ int Run(const Options& opt) {
   wopts.seal.cipher = crypto::PreferredCipher();
   wopts.k = opt.k;
   wopts.m = opt.m;
+  const double cpu_before_pipeline = SelfCpuSeconds();
   const double pipeline_mbps =
       static_cast<double>(pipeline_input.size()) / 1e6 /
       TimeWritePipeline(crypto::DriveKeys::Derive(crypto::MasterKey::Generate()), wopts,
                         pipeline_input, cli_threads, opt.runs);
+  // TimeWritePipeline runs once more than `runs` (a warm-up).
+  const double pipeline_cpu_per_gb =
+      (SelfCpuSeconds() - cpu_before_pipeline) /
+      (static_cast<double>(opt.runs + 1) * static_cast<double>(pipeline_input.size()) / 1e9);
   pipeline_input = Bytes();
 
   // A command's fixed cost: open the drive (the key file's KDF, the catalog), close it.
@@ -386,7 +425,12 @@ int Run(const Options& opt) {
   Bytes disk_block(kBlock);
   FillSplitMix64(disk_block, 0xd15c);
   const size_t disk_files = std::max<size_t>(1, (opt.disk_mib << 20) / kBlock);
-  std::vector<double> t_raw, t_big_put, t_big_get;
+  std::vector<double> t_raw, t_big_put, t_big_get, put_client_cpu, put_nodes_cpu;
+  auto nodes_cpu = [&] {
+    double total = 0;
+    for (const auto& n : nodes) total += ProcessCpuSeconds(n->pid());
+    return total;
+  };
   std::vector<double> big_shards;
   for (int r = 0; r < opt.runs; ++r) {
     t_raw.push_back(TimeRawWrite(raw, disk_block, disk_files, opt.nodes));
@@ -394,7 +438,11 @@ int Run(const Options& opt) {
     WriteRandomFile(file, big, 1000 + r);
     SyncFs(tmp.path());
     NodeTotals before = SumNodes(peers);
-    t_big_put.push_back(RunShardfs(opt, tmp.path(), with_drive({"put", file, "/"})).seconds);
+    const double nodes_before = nodes_cpu();
+    Command put = RunShardfs(opt, tmp.path(), with_drive({"put", file, "/"}));
+    put_nodes_cpu.push_back(nodes_cpu() - nodes_before);
+    put_client_cpu.push_back(put.cpu_seconds);
+    t_big_put.push_back(put.seconds);
     big_shards.push_back(static_cast<double>(SumNodes(peers).shards - before.shards));
     const std::string got = back + "/big-" + std::to_string(r);
     t_big_get.push_back(
@@ -440,6 +488,12 @@ int Run(const Options& opt) {
   const double get_mbps = big_mb / Median(t_big_get);
   const double limit_mbps = std::min(pipeline_mbps, raw_mbps / expansion);
   const double put_ratio = put_mbps / limit_mbps;
+  // What the big put costs in CPU, and the speed the machine's cores would allow at that cost.
+  const double big_gb = static_cast<double>(big) / 1e9;
+  const double client_cpu_per_gb = Median(put_client_cpu) / big_gb;
+  const double nodes_cpu_per_gb = Median(put_nodes_cpu) / big_gb;
+  const double cores = std::max(1u, std::thread::hardware_concurrency());
+  const double cpu_limit_mbps = cores * 1000 / (client_cpu_per_gb + nodes_cpu_per_gb);
   const double files = static_cast<double>(opt.small_files);
   const double small_put_fps = files / Median(t_small_put);
   const double small_get_fps = files / Median(t_small_get);
@@ -487,6 +541,10 @@ int Run(const Options& opt) {
                           {"small_put_data_packs", data_uploads},
                           {"unchanged_put", again_uploads}};
     j["big_put_ratio"] = put_ratio;
+    j["cpu_seconds_per_gb"] = {{"pipeline", pipeline_cpu_per_gb},
+                               {"big_put_client", client_cpu_per_gb},
+                               {"big_put_nodes", nodes_cpu_per_gb}};
+    j["mbps"]["cpu_limit"] = cpu_limit_mbps;
     j["uploads_per_1000_files"] = per_1000;
     j["data_pack_uploads_per_1000_files"] = data_per_1000;
     for (const auto& t : targets) {
@@ -511,6 +569,12 @@ int Run(const Options& opt) {
               Range(t_big_put, big_mb, "%.0f").c_str(), Median(big_shards));
   std::printf("  %-52s %8.0f MB/s  %s\n", "get (compared with the source)", get_mbps,
               Range(t_big_get, big_mb, "%.0f").c_str());
+  std::printf("  %-52s %8.2f s  (shardfs %.2f, nodes %.2f; the pipeline alone: %.2f)\n",
+              "put's CPU per GB (user + system)", client_cpu_per_gb + nodes_cpu_per_gb,
+              client_cpu_per_gb, nodes_cpu_per_gb, pipeline_cpu_per_gb);
+  std::printf("  %-52s %8.0f MB/s  (put / this: %.2f)\n",
+              ("what " + Fmt("%.0f", cores) + " cores allow at that cost").c_str(), cpu_limit_mbps,
+              put_mbps / cpu_limit_mbps);
   std::printf("\n%zu files of %zu KiB, %zu to a folder\n", opt.small_files, opt.small_kib,
               opt.files_per_folder);
   std::printf("  %-52s %8.0f files/s  %s, %.2f s\n", "put", small_put_fps,
