@@ -172,8 +172,11 @@ Result<bool> ShardWriter::Commit() {
     trailer.insert(trailer.end(), len, len + 8);
     Status s = WriteAll(fd_.get(), trailer, tmp_path_);
     if (!s.ok()) return fail(s);
-    if (store_->options_.sync && ::fsync(fd_.get()) != 0) {
-      return fail(PosixError("fsync " + tmp_path_, errno));
+    if (store_->options_.sync) {
+      if (::fsync(fd_.get()) != 0) return fail(PosixError("fsync " + tmp_path_, errno));
+      // A shard is written once and seldom read: its pages, clean now, leave the page cache
+      // to the machine's other work (and the memory is reused for the next shard at once).
+      (void)::posix_fadvise(fd_.get(), 0, 0, POSIX_FADV_DONTNEED);
     }
     if (fd_.Close() != 0) return fail(PosixError("close " + tmp_path_, errno));
   }

@@ -7,8 +7,12 @@
 #include <thread>
 #include <vector>
 
+#include <fcntl.h>
 #include <gtest/gtest.h>
+#include <linux/magic.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/vfs.h>
 #include <unistd.h>
 
 #include "backend/slot.h"
@@ -99,6 +103,31 @@ TEST_F(ShardStoreTest, PutReadRangeAndProve) {
   EXPECT_EQ(st.shards, 1u);
   EXPECT_EQ(st.used, ShardStore::FileSize(data.size()));
   EXPECT_EQ(store_->Usage(alice_).shards, 1u);
+}
+
+// A stored shard's pages leave the page cache once they are on disk: shards are written once
+// and seldom read, and a node should not crowd out its machine's cache.
+TEST_F(ShardStoreTest, StoredShardsLeaveThePageCache) {
+  struct statfs fs_info {};
+  ASSERT_EQ(::statfs(dir_.path().c_str(), &fs_info), 0);
+  if (fs_info.f_type == TMPFS_MAGIC) GTEST_SKIP() << "on tmpfs the page cache is the storage";
+  Bytes data = test::PseudoRandomBytes(16 * crypto::kMerkleLeafSize, 9);
+  const ShardId id = crypto::MerkleRoot(data);
+  ASSERT_OK(Put(alice_, data).status());
+  UniqueFd fd(::open(ShardFile(id).c_str(), O_RDONLY | O_CLOEXEC));
+  ASSERT_TRUE(fd.valid());
+  const size_t page = static_cast<size_t>(::sysconf(_SC_PAGESIZE));
+  void* map = ::mmap(nullptr, data.size(), PROT_READ, MAP_SHARED, fd.get(), 0);
+  ASSERT_NE(map, MAP_FAILED);
+  std::vector<unsigned char> resident((data.size() + page - 1) / page);
+  ASSERT_EQ(::mincore(map, data.size(), resident.data()), 0);
+  ::munmap(map, data.size());
+  size_t in_cache = 0;
+  for (unsigned char r : resident) in_cache += r & 1;
+  EXPECT_EQ(in_cache, 0u) << "of " << resident.size() << " pages";
+  // And it still reads back, from disk.
+  ASSERT_OK_AND_ASSIGN(Bytes back, ReadAll(alice_, id));
+  EXPECT_EQ(back, data);
 }
 
 TEST_F(ShardStoreTest, WrongRootShortBodyAndAbortLeaveNothing) {
