@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <ctime>
 #include <filesystem>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -16,6 +17,8 @@
 #include <unistd.h>
 
 #include "base/file.h"
+#include "base/thread_annotations.h"
+#include "base/thread_pool.h"
 #include "base/units.h"
 #include "cli/drive_open.h"
 #include "cli/exit.h"
@@ -264,9 +267,10 @@ struct GetFlags {
 };
 
 // Writes the drive's file `attr` to `local`: into a temporary file beside it, renamed over it
-// when whole, so a failed get leaves the target as it was.
+// when whole, so a failed get leaves the target as it was. Not synced: the caller syncs the
+// file system once at the end. `done(bytes, files)` reports progress.
 Status GetFile(backend::Drive& drive, const InodeAttr& attr, const std::string& local,
-               Progress* progress) {
+               const std::function<void(uint64_t, uint64_t)>& done) {
   uint8_t nonce[6];
   crypto::RandomBytes(nonce);
   std::string tmp = local + ".shardfs-" + HexEncode(nonce);
@@ -277,7 +281,7 @@ Status GetFile(backend::Drive& drive, const InodeAttr& attr, const std::string& 
     ::unlink(tmp.c_str());
     return s;
   };
-  Bytes buf(kReadPiece);
+  Bytes buf(std::min<uint64_t>(kReadPiece, std::max<uint64_t>(attr.size, 1)));
   for (uint64_t off = 0; off < attr.size;) {
     auto n = drive.Read(attr.ino, off, buf);
     if (!n.ok()) return fail(n.status());
@@ -292,56 +296,116 @@ Status GetFile(backend::Drive& drive, const InodeAttr& attr, const std::string& 
       return fail(s);
     }
     off += *n;
-    progress->Add(*n, 0);
+    done(*n, 0);
   }
-  progress->Add(0, 1);
   if (::ftruncate(out.get(), static_cast<off_t>(attr.size)) != 0) {
     return fail(PosixError("size " + tmp, errno));
   }
   struct timespec times[2] = {ToTimespec(attr.atime_ns), ToTimespec(attr.mtime_ns)};
   if (::fchmod(out.get(), attr.mode & 07777) != 0) return fail(PosixError("chmod " + tmp, errno));
-  if (::fsync(out.get()) != 0) return fail(PosixError("fsync " + tmp, errno));
   if (::futimens(out.get(), times) != 0) return fail(PosixError("set times " + tmp, errno));
   if (out.Close() != 0) return fail(PosixError("close " + tmp, errno));
   if (::rename(tmp.c_str(), local.c_str()) != 0) return fail(PosixError("rename " + local, errno));
+  done(0, 1);
   return Status::Ok();
 }
 
-// Writes the drive's tree at `attr` (a file, a link, or a folder and all below it) to `local`.
-Status GetTree(backend::Drive& drive, const InodeAttr& attr, const std::string& local,
-               Progress* progress) {
-  Catalog& cat = drive.catalog();
-  if (attr.kind == FileKind::kFile) return GetFile(drive, attr, local, progress);
-  struct timespec times[2] = {ToTimespec(attr.atime_ns), ToTimespec(attr.mtime_ns)};
-  if (attr.kind == FileKind::kSymlink) {
-    SFS_ASSIGN_OR_RETURN(std::string target, cat.ReadLink(attr.ino));
-    ::unlink(local.c_str());  // as cp -a: an existing non-folder entry is replaced
-    if (::symlink(target.c_str(), local.c_str()) != 0) {
-      return PosixError("create link " + local, errno);
+// Writes a tree of the drive (a file, a link, or a folder and all below it) to a local path.
+// Folders and links are made as the walk meets them; files are fetched kThreads at a time (a
+// small file costs a round trip to a node, so one at a time would leave the network idle);
+// folders get their modes and times last (filling a folder changes its mtime), deepest first;
+// the file system is synced once at the end.
+class TreeGetter {
+ public:
+  TreeGetter(backend::Drive& drive, Progress* progress) : drive_(drive), progress_(progress) {}
+
+  Status Get(const InodeAttr& attr, const std::string& local) {
+    Status walked = Walk(attr, local);
+    Status files = Wait();
+    SFS_RETURN_IF_ERROR(walked);
+    SFS_RETURN_IF_ERROR(files);
+    for (auto it = folders_.rbegin(); it != folders_.rend(); ++it) {
+      const auto& [path, a] = *it;
+      struct timespec times[2] = {ToTimespec(a.atime_ns), ToTimespec(a.mtime_ns)};
+      if (::chmod(path.c_str(), a.mode & 07777) != 0) return PosixError("chmod " + path, errno);
+      if (::utimensat(AT_FDCWD, path.c_str(), times, 0) != 0) {
+        return PosixError("set times " + path, errno);
+      }
     }
-    if (::utimensat(AT_FDCWD, local.c_str(), times, AT_SYMLINK_NOFOLLOW) != 0) {
-      return PosixError("set times " + local, errno);
+    // Everything got is on disk before the command says so.
+    const std::string parent = std::filesystem::path(local).parent_path().string();
+    UniqueFd dir(::open(parent.empty() ? "." : parent.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    if (!dir.valid() || ::syncfs(dir.get()) != 0) return PosixError("sync " + local, errno);
+    return Status::Ok();
+  }
+
+ private:
+  static constexpr int kThreads = 8;
+
+  Status Walk(const InodeAttr& attr, const std::string& local) {
+    if (attr.kind == FileKind::kFile) return Submit(attr, local);
+    if (attr.kind == FileKind::kSymlink) {
+      SFS_ASSIGN_OR_RETURN(std::string target, drive_.catalog().ReadLink(attr.ino));
+      ::unlink(local.c_str());  // as cp -a: an existing non-folder entry is replaced
+      if (::symlink(target.c_str(), local.c_str()) != 0) {
+        return PosixError("create link " + local, errno);
+      }
+      struct timespec times[2] = {ToTimespec(attr.atime_ns), ToTimespec(attr.mtime_ns)};
+      if (::utimensat(AT_FDCWD, local.c_str(), times, AT_SYMLINK_NOFOLLOW) != 0) {
+        return PosixError("set times " + local, errno);
+      }
+      return Status::Ok();
+    }
+    if (::mkdir(local.c_str(), 0700) != 0 && errno != EEXIST) {
+      return PosixError("create folder " + local, errno);
+    }
+    folders_.emplace_back(local, attr);
+    std::string after;
+    while (true) {
+      SFS_ASSIGN_OR_RETURN(auto page, drive_.catalog().ReadDir(attr.ino, after, kListPage));
+      for (const auto& e : page) SFS_RETURN_IF_ERROR(Walk(e.attr, local + "/" + e.name));
+      if (page.size() < kListPage) break;
+      after = page.back().name;
     }
     return Status::Ok();
   }
-  if (::mkdir(local.c_str(), 0700) != 0 && errno != EEXIST) {
-    return PosixError("create folder " + local, errno);
+
+  // Queues a file, waiting while twice kThreads are queued; stops at the first error.
+  Status Submit(const InodeAttr& attr, const std::string& local) {
+    {
+      MutexLock lock(&mu_);
+      cv_.Wait(&mu_, [this]() REQUIRES(mu_) { return pending_ < 2 * kThreads; });
+      if (!error_.ok()) return error_;
+      ++pending_;
+    }
+    pool_.Submit([this, attr, local] {
+      Status s = GetFile(drive_, attr, local, [this](uint64_t bytes, uint64_t files) {
+        MutexLock lock(&mu_);
+        progress_->Add(bytes, files);
+      });
+      MutexLock lock(&mu_);
+      if (!s.ok() && error_.ok()) error_ = s.WithContext(local);
+      --pending_;
+      cv_.NotifyAll();
+    });
+    return Status::Ok();
   }
-  std::string after;
-  while (true) {
-    SFS_ASSIGN_OR_RETURN(auto page, cat.ReadDir(attr.ino, after, kListPage));
-    for (const auto& e : page)
-      SFS_RETURN_IF_ERROR(GetTree(drive, e.attr, local + "/" + e.name, progress));
-    if (page.size() < kListPage) break;
-    after = page.back().name;
+
+  Status Wait() {
+    MutexLock lock(&mu_);
+    cv_.Wait(&mu_, [this]() REQUIRES(mu_) { return pending_ == 0; });
+    return error_;
   }
-  // Mode and times last: filling the folder changed its mtime.
-  if (::chmod(local.c_str(), attr.mode & 07777) != 0) return PosixError("chmod " + local, errno);
-  if (::utimensat(AT_FDCWD, local.c_str(), times, 0) != 0) {
-    return PosixError("set times " + local, errno);
-  }
-  return Status::Ok();
-}
+
+  backend::Drive& drive_;
+  std::vector<std::pair<std::string, InodeAttr>> folders_;  // in the order made
+  Mutex mu_;
+  CondVar cv_;
+  Progress* const progress_ GUARDED_BY(mu_);
+  int pending_ GUARDED_BY(mu_) = 0;
+  Status error_ GUARDED_BY(mu_);
+  ThreadPool pool_{kThreads};  // last: its destructor runs before the members above go
+};
 
 // Bytes of the files at and below `attr`.
 Result<uint64_t> TreeBytes(Catalog& cat, const InodeAttr& attr) {
@@ -375,7 +439,7 @@ int RunGet(const GetFlags& f) {
   uint64_t total = 0;
   if (::isatty(STDERR_FILENO) == 1) total = TreeBytes((*drive)->catalog(), *attr).value_or(0);
   Progress progress("got", total);
-  if (Status s = GetTree(**drive, *attr, local, &progress); !s.ok()) {
+  if (Status s = TreeGetter(**drive, &progress).Get(*attr, local); !s.ok()) {
     return Failure("get", f.remote, s);
   }
   return 0;
