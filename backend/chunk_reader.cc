@@ -3,10 +3,13 @@
 #include <algorithm>
 #include <chrono>
 #include <cstring>
+#include <string>
+#include <vector>
 
 #include "backend/erasure.h"
 #include "backend/stripe_reader.h"
 #include "base/logging.h"
+#include "base/thread_annotations.h"
 #include "crypto/merkle.h"
 
 namespace shardfs::backend {
@@ -24,17 +27,29 @@ std::chrono::microseconds Since(Clock::time_point start) {
 // may finish after the chunk's read returned.
 class PeerShards final : public ShardSource {
  public:
-  // A read cancelled after `too_slow` counts as a failure of its node: it let a hedge win
-  // (a node that stopped answering would otherwise never be avoided).
-  PeerShards(const PackRecord& pack, PeerSet& peers, std::chrono::microseconds too_slow)
-      : pack_(pack), peers_(peers), too_slow_(too_slow) {}
+  // `hedge_delay`: a read cancelled after running that long was overtaken by a hedge (it
+  // should have answered by then); after twice that long it counts as a failure of its node.
+  PeerShards(const PackRecord& pack, PeerSet& peers, std::chrono::microseconds hedge_delay)
+      : pack_(pack), peers_(peers), hedge_delay_(hedge_delay), errors_(pack.shards.size()) {}
 
   Status Read(int index, uint64_t offset, MutableByteSpan out, const CancelToken* cancel) override {
     if (index < 0 || static_cast<size_t>(index) >= pack_.shards.size()) {
       return Status::OutOfRange("no shard " + std::to_string(index));
     }
     auto node = peers_.IndexOf(pack_.nodes[static_cast<size_t>(index)]);
-    if (!node) return Status::Unavailable("the node of a shard is not known to the drive");
+    if (!node) {
+      Status s = Status::Unavailable("its node is not known to the drive");
+      Note(index, s);
+      return s;
+    }
+    if (peers_.Unresponsive(*node)) {
+      // It let a request time out lately: this one would most likely wait out the deadline
+      // too. Not asked, so a read that needs it fails now, saying why.
+      Status s = Status::Unavailable(peers_.peer(*node).name() +
+                                     ": not asked: it let a request time out lately");
+      Note(index, s);
+      return s;
+    }
     const auto start = Clock::now();
     Status s =
         peers_.peer(*node).ReadShard(pack_.shards[static_cast<size_t>(index)], offset, out, cancel);
@@ -42,8 +57,10 @@ class PeerShards final : public ShardSource {
       peers_.ReportSuccess(*node, Since(start));
     } else if (s.code() == Code::kCancelled) {
       const auto elapsed = Since(start);
-      if (elapsed > too_slow_) {
+      if (elapsed > 2 * hedge_delay_) {
         peers_.ReportFailure(*node);
+      } else if (elapsed >= hedge_delay_) {
+        peers_.ReportOvertaken(*node, elapsed);
       } else {
         peers_.ReportCancelled(*node, elapsed);
       }
@@ -52,23 +69,55 @@ class PeerShards final : public ShardSource {
       log::Warn("node {} served bad bytes of shard {}", peers_.peer(*node).name(),
                 pack_.shards[static_cast<size_t>(index)].ToHex());
       peers_.ReportBadBytes(*node);
+    } else if (s.code() == Code::kDeadlineExceeded) {
+      // Accepted the request and never answered (stopped, hung): later reads go elsewhere.
+      peers_.ReportTimeout(*node);
     } else {
       peers_.ReportFailure(*node);
     }
+    if (!s.ok() && s.code() != Code::kCancelled) Note(index, s);
     return s;
   }
 
+  // Why the reads that failed did, one line per shard with its node: for the error of a read
+  // that could not get k shards.
+  std::string Failures() const {
+    MutexLock lock(&mu_);
+    std::string out;
+    for (size_t i = 0; i < errors_.size(); ++i) {
+      if (errors_[i].ok()) continue;
+      auto node = peers_.IndexOf(pack_.nodes[i]);
+      std::string where = "shard " + std::to_string(i);
+      // The node's name, unless the peer's message starts with it already (HttpPeer's do).
+      if (node) {
+        const std::string name = peers_.peer(*node).name();
+        if (errors_[i].message().rfind(name, 0) != 0) where += " on node " + name;
+      }
+      out += (out.empty() ? "" : "; ") + where + ": " + errors_[i].ToString();
+    }
+    return out;
+  }
+
  private:
+  void Note(int index, const Status& s) {
+    MutexLock lock(&mu_);
+    errors_[static_cast<size_t>(index)] = s;
+  }
+
   const PackRecord pack_;
   PeerSet& peers_;
-  const std::chrono::microseconds too_slow_;
+  const std::chrono::microseconds hedge_delay_;
+  mutable Mutex mu_;
+  std::vector<Status> errors_ GUARDED_BY(mu_);  // each shard's last failure (OK: none)
 };
 
 }  // namespace
 
 ChunkReader::ChunkReader(PeerSet& peers, const ChunkSealer& sealer, ChunkReaderOptions options)
     : peers_(peers), sealer_(sealer), options_(options) {
-  if (options_.threads > 0) pool_ = std::make_unique<ThreadPool>(options_.threads);
+  if (options_.threads > 0) {
+    pool_ = std::make_unique<ThreadPool>(options_.threads, options_.max_threads);
+  }
 }
 
 ChunkReader::~ChunkReader() = default;
@@ -83,7 +132,8 @@ std::chrono::microseconds ChunkReader::HedgeDelay() const {
 Status ChunkReader::Read(const PackRecord& pack, const ChunkRecord& chunk, MutableByteSpan out) {
   SFS_ASSIGN_OR_RETURN(StripeLayout layout, StripeLayout::ForPack(pack.size, pack.k, pack.m));
   SFS_ASSIGN_OR_RETURN(ErasureCoder coder, ErasureCoder::Create(pack.k, pack.m));
-  auto source = std::make_shared<PeerShards>(pack, peers_, 2 * HedgeDelay());
+  const std::chrono::microseconds delay = HedgeDelay();
+  auto source = std::make_shared<PeerShards>(pack, peers_, delay);
   Bytes sealed(chunk.sealed_size);
   const auto cipher = static_cast<crypto::Cipher>(chunk.cipher);
   const auto codec = static_cast<ChunkCodec>(chunk.codec);
@@ -107,7 +157,7 @@ Status ChunkReader::Read(const PackRecord& pack, const ChunkRecord& chunk, Mutab
   Status s;
   if (pool_) {
     hedge.pool = pool_.get();
-    hedge.delay = HedgeDelay();
+    hedge.delay = delay;
     s = ReadPackRangeVerifiedHedged(layout, coder, source, chunk.pack_offset, sealed, open, &stats,
                                     hedge);
   } else {
@@ -130,6 +180,11 @@ Status ChunkReader::Read(const PackRecord& pack, const ChunkRecord& chunk, Mutab
     }
   }
   if (!s.ok()) std::memset(out.data(), 0, out.size());
+  if (s.code() == Code::kUnavailable) {
+    // Fewer than k shards answered: say which nodes failed and how.
+    const std::string failures = source->Failures();
+    if (!failures.empty()) s = Status::Unavailable(s.message() + " (" + failures + ")");
+  }
   return s.WithContext("chunk " + chunk.id.ToHex());
 }
 

@@ -4,8 +4,11 @@
 // out. Shard reads run on a small pool and are hedged: a data shard that has not answered
 // within the hedge delay (a few times the nodes' typical latency, within a floor and a cap) is
 // raced by a rebuild from k others, and the loser is cancelled. What each node did is reported
-// to the PeerSet; a node that answered with wrong bytes (its own proof check failed, or a
-// retry singled its shard out and leaf proofs confirm it) is reported as a liar.
+// to the PeerSet: a read overtaken by a hedge, a timeout (a node that took the request and
+// never answered) and a failure each count against the node, so later reads stop waiting for
+// a node that stopped (one that timed out lately is not asked at all); a node that answered
+// with wrong bytes (its own proof check failed, or a retry singled its shard out and leaf
+// proofs confirm it) is reported as a liar.
 //
 // Thread safety: thread-safe.
 
@@ -26,6 +29,10 @@ struct ChunkReaderOptions {
   // Threads that run shard reads, so that a slow read can be raced by others. 0: every read
   // runs on the calling thread, one after another, and nothing is hedged.
   int threads = 12;
+  // The pool grows up to this many threads when a read would wait for one: reads blocked on
+  // a stopped node (until they are cancelled or their deadline passes) must not hold back the
+  // reads that race them, or every read waits for the deadline. With threads > 0 only.
+  int max_threads = 64;
   // The hedge delay is hedge_factor times PeerSet::TypicalLatency, kept within
   // [hedge_floor, hedge_cap].
   double hedge_factor = 3.0;
@@ -43,8 +50,9 @@ class ChunkReader {
   ChunkReader& operator=(const ChunkReader&) = delete;
 
   // The plaintext of `chunk`, stored in `pack`, into `out` (chunk.plain_size bytes).
-  // Unavailable if fewer than k shards answer; Corruption if no k shards give bytes that open
-  // (out is then zeroed: never wrong bytes).
+  // Unavailable if fewer than k shards answer (the message says, for each shard whose read
+  // failed, its node and why); Corruption if no k shards give bytes that open (out is then
+  // zeroed: never wrong bytes).
   Status Read(const PackRecord& pack, const ChunkRecord& chunk, MutableByteSpan out);
 
   // The hedge delay now (see ChunkReaderOptions).

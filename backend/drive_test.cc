@@ -17,23 +17,30 @@
 namespace shardfs::backend {
 namespace {
 
-// A peer that can be switched off, made to flip a byte of everything it reads, to answer
-// Corruption (as HttpPeer does when a node's proof fails), or to be slow: the fault injection
-// wrapper (STYLE.md) around an in-memory node. Counts its range reads.
+// A peer that can be switched off, stopped, made to flip a byte of everything it reads, to
+// answer Corruption (as HttpPeer does when a node's proof fails), or to be slow: the fault
+// injection wrapper (STYLE.md) around an in-memory node. Counts its range reads and puts.
 class FaultyPeer final : public Peer {
  public:
   explicit FaultyPeer(std::shared_ptr<Peer> base) : base_(std::move(base)) {}
   std::atomic<bool> down{false};
+  // A stopped node (SIGSTOP) behind HttpPeer: a read or put waits until it is cancelled or
+  // until its answer deadline (deadline_ms) passes, then fails with DeadlineExceeded.
+  std::atomic<bool> stopped{false};
+  std::atomic<int> deadline_ms{1000};
   std::atomic<bool> lies{false};
   std::atomic<bool> corrupts{false};
   std::atomic<int> delay_ms{0};
   std::atomic<int> reads{0};
+  std::atomic<int> puts{0};
   std::atomic<int> cancelled{0};
   std::atomic<int> finished{0};
 
   std::string name() const override { return base_->name(); }
   Status PutShard(const ShardId& id, ByteSpan data, const CancelToken* c) override {
+    ++puts;
     if (down) return Status::Unavailable(name() + " is down");
+    if (stopped) return Unanswered(c);
     return base_->PutShard(id, data, c);
   }
   Result<Bytes> GetShard(const ShardId& id, const CancelToken* c) override {
@@ -60,7 +67,21 @@ class FaultyPeer final : public Peer {
   Result<PeerStatus> GetStatus() override { return base_->GetStatus(); }
 
  private:
+  Status Unanswered(const CancelToken* c) {
+    const auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(deadline_ms);
+    while (std::chrono::steady_clock::now() < until) {
+      if (IsCancelled(c)) {
+        ++cancelled;
+        return Status::Cancelled(name() + ": cancelled");
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+    return Status::DeadlineExceeded(name() + ": no answer within " + std::to_string(deadline_ms) +
+                                    " ms");
+  }
+
   Status SlowRead(const ShardId& id, uint64_t offset, MutableByteSpan out, const CancelToken* c) {
+    if (stopped) return Unanswered(c);
     const auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(delay_ms);
     while (std::chrono::steady_clock::now() < until) {
       if (IsCancelled(c)) {
@@ -282,6 +303,151 @@ TEST_F(DriveTest, ASlowNodeIsHedgedAndItsRequestCancelled) {
   PeerHealth h = drive_->peers().health(slow);
   EXPECT_EQ(h.failures, 0u);        // slow is not down
   EXPECT_GT(h.latency_us, 5000.0);  // raised by the cancelled requests
+}
+
+// Two stopped nodes (they accept requests and never answer) holding data shards of many small
+// files: every file reads back right, and the reads soon stop waiting a hedge delay for them.
+// Their reads are all overtaken by rebuilds, none runs into its deadline, and after four in a
+// row the node is backed off and its data shards are rebuilt from the others at once.
+TEST_F(DriveTest, TwoStoppedNodesAreReadAroundPromptly) {
+  std::vector<std::pair<Ino, Bytes>> files;
+  for (int i = 0; i < 200; ++i) {
+    Bytes data;
+    Ino f = WriteNew("f" + std::to_string(i), 3000, 100 + i, &data);
+    files.emplace_back(f, std::move(data));
+  }
+  auto read_all = [&] {
+    const auto start = std::chrono::steady_clock::now();
+    for (const auto& [f, data] : files) EXPECT_EQ(ReadAll(f, data.size()), data);
+    return std::chrono::steady_clock::now() - start;
+  };
+  const auto all_up = read_all();
+  const size_t a = PeerOfShard(files[0].first, 0);
+  const size_t b = PeerOfShard(files[0].first, 1);
+  const int reads_before = peers_[a]->reads + peers_[b]->reads;
+  for (size_t s : {a, b}) {
+    peers_[s]->stopped = true;
+    peers_[s]->deadline_ms = 30000;
+  }
+  const auto took = read_all();
+  // Waiting a hedge delay (at least 40 ms) for each file whose data shard is on them took
+  // 2.6 s here (0.03 s with all nodes up); reading around them takes 0.3 s.
+  EXPECT_LT(took, 3 * all_up + std::chrono::milliseconds(1000));
+  // Not backed off, they would be asked for every file whose data shard they hold (dozens);
+  // backed off after four reads in a row overtaken, a few times each.
+  EXPECT_LT(peers_[a]->reads + peers_[b]->reads - reads_before, 20);
+}
+
+// Many reads at once around two stopped nodes: reads blocked on them hold pool threads until
+// they are cancelled, so the pool grows for the reads that race them (ChunkReaderOptions::
+// max_threads); otherwise every read would wait for the stopped nodes' deadline.
+TEST_F(DriveTest, ConcurrentReadsAroundStoppedNodesDoNotWaitForThem) {
+  std::vector<std::pair<Ino, Bytes>> files;
+  for (int i = 0; i < 160; ++i) {
+    Bytes data;
+    Ino f = WriteNew("f" + std::to_string(i), 3000, 300 + i, &data);
+    files.emplace_back(f, std::move(data));
+  }
+  auto read_all = [&] {
+    const auto start = std::chrono::steady_clock::now();
+    std::vector<std::thread> readers;
+    for (size_t t = 0; t < 8; ++t) {
+      readers.emplace_back([&, t] {
+        for (size_t i = t; i < files.size(); i += 8) {
+          EXPECT_EQ(ReadAll(files[i].first, files[i].second.size()), files[i].second) << i;
+        }
+      });
+    }
+    for (auto& r : readers) r.join();
+    return std::chrono::steady_clock::now() - start;
+  };
+  const auto all_up = read_all();
+  for (size_t s : {PeerOfShard(files[0].first, 0), PeerOfShard(files[0].first, 1)}) {
+    peers_[s]->stopped = true;
+    peers_[s]->deadline_ms = 30000;
+  }
+  EXPECT_LT(read_all(), 3 * all_up + std::chrono::milliseconds(2000));
+}
+
+// Three stopped nodes of six: fewer than k shards can answer. The read fails once the stopped
+// nodes' deadline passes, not later, with a message that names them; no bytes come out. While
+// they are backed off after that timeout, a read that needs them does not ask them again and
+// fails at once.
+TEST_F(DriveTest, ThreeStoppedNodesFailTheReadAtTheirDeadlineAndAreNamed) {
+  Bytes data;
+  Ino f = WriteNew("f", 1 << 20, 19, &data);
+  const size_t stopped[] = {PeerOfShard(f, 0), PeerOfShard(f, 2), PeerOfShard(f, 5)};
+  for (size_t s : stopped) {
+    peers_[s]->stopped = true;
+    peers_[s]->deadline_ms = 1000;
+  }
+  Bytes out(data.size(), 0xee);
+  auto start = std::chrono::steady_clock::now();
+  auto r = drive_->Read(f, 0, out);
+  auto took = std::chrono::steady_clock::now() - start;
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().code(), Code::kUnavailable) << r.status().ToString();
+  EXPECT_GE(took, std::chrono::milliseconds(900));
+  EXPECT_LT(took, std::chrono::milliseconds(3000));
+  for (size_t s : stopped) {
+    EXPECT_NE(r.status().message().find(peers_[s]->name()), std::string::npos)
+        << r.status().ToString();
+    EXPECT_TRUE(drive_->peers().Unresponsive(s)) << s;  // timed out: backed off at once
+  }
+  EXPECT_NE(r.status().message().find("DeadlineExceeded"), std::string::npos);
+  EXPECT_EQ(out, Bytes(out.size(), 0));
+
+  const int reads = PeerReads();
+  start = std::chrono::steady_clock::now();
+  r = drive_->Read(f, 0, out);
+  took = std::chrono::steady_clock::now() - start;
+  ASSERT_FALSE(r.ok());
+  EXPECT_LT(took, std::chrono::milliseconds(500));
+  for (size_t s : stopped) {
+    EXPECT_NE(r.status().message().find(peers_[s]->name() + ": not asked"), std::string::npos)
+        << r.status().ToString();
+  }
+  EXPECT_EQ(PeerReads() - reads, 3);  // the three nodes that answer
+  EXPECT_EQ(out, Bytes(out.size(), 0));
+
+  // The nodes answer again: a new session asks them at once (the back-off is not kept).
+  for (size_t s : stopped) peers_[s]->stopped = false;
+  Reopen();
+  EXPECT_EQ(ReadAll(f, data.size()), data);
+}
+
+// A shard put to a stopped node goes to a node no shard of the pack went to: when the put
+// fails at the peer's deadline (1 s here), or, if that is far off (a large body that stalls
+// waits io_timeout, 30 s), once it has run UploadPackOptions::move_after (5 s) and four times
+// as long as the others took. The node is backed off at once, so the next pack does not wait
+// for it.
+TEST_F(DriveTest, AnUploadToAStoppedNodeMovesOnAndTheNextAvoidsIt) {
+  for (int deadline_ms : {1000, 60000}) {
+    SCOPED_TRACE(deadline_ms);
+    Build(7);  // the same catalog each time: the files' names differ
+    peers_[3]->stopped = true;
+    peers_[3]->deadline_ms = deadline_ms;
+    const auto bound = std::chrono::milliseconds(std::min(deadline_ms, 5000) + 3000);
+    Bytes data;
+    Ino f = 0;
+    // Placement draws six of the seven: write until it drew the stopped one.
+    for (int i = 0; i < 30 && peers_[3]->puts == 0; ++i) {
+      const auto start = std::chrono::steady_clock::now();
+      f = WriteNew(std::to_string(deadline_ms) + "f" + std::to_string(i), 300000, 20 + i, &data);
+      EXPECT_LT(std::chrono::steady_clock::now() - start, bound);
+    }
+    ASSERT_GT(peers_[3]->puts, 0);
+    EXPECT_EQ(mem_[3]->GetStatus().value().shards, 0u);
+    EXPECT_TRUE(drive_->peers().ShouldAvoid(3));
+    const int puts = peers_[3]->puts;
+    Bytes more;
+    const auto start = std::chrono::steady_clock::now();
+    Ino g = WriteNew(std::to_string(deadline_ms) + "g", 300000, 99, &more);
+    EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::milliseconds(1000));
+    EXPECT_EQ(peers_[3]->puts, puts);  // six others were there: it was not asked
+    EXPECT_EQ(ReadAll(f, data.size()), data);
+    EXPECT_EQ(ReadAll(g, more.size()), more);
+  }
 }
 
 // What the client saw of each node (bad bytes, failures, latency, last answer) is in the

@@ -33,6 +33,8 @@ void PeerSet::ReportSuccess(size_t i, std::chrono::microseconds latency) {
   ++changes_;
   ++h.successes;
   h.consecutive_failures = 0;
+  h.consecutive_overtaken = 0;
+  h.timed_out = false;
   h.retry_after = {};
   h.last_seen_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(
                        std::chrono::system_clock::now().time_since_epoch())
@@ -42,29 +44,57 @@ void PeerSet::ReportSuccess(size_t i, std::chrono::microseconds latency) {
       h.latency_us == 0 ? sample : h.latency_us + options_.latency_alpha * (sample - h.latency_us);
 }
 
-void PeerSet::ReportCancelled(size_t i, std::chrono::microseconds elapsed) {
-  MutexLock lock(&mu_);
-  PeerHealth& h = health_[i];
+void PeerSet::RaiseLatency(PeerHealth& h, std::chrono::microseconds elapsed) const {
   const double sample = static_cast<double>(elapsed.count());
   // A lower bound of the node's latency: it only ever raises the estimate.
   if (sample <= h.latency_us) return;
-  ++changes_;
   h.latency_us =
       h.latency_us == 0 ? sample : h.latency_us + options_.latency_alpha * (sample - h.latency_us);
 }
 
-void PeerSet::ReportFailure(size_t i) {
+void PeerSet::BackOff(PeerHealth& h, std::chrono::milliseconds first, uint32_t doublings) const {
+  // Doubling back-off: 1x, 2x, 4x ... of `first`, capped.
+  auto wait =
+      std::min(first * (int64_t{1} << std::min<uint32_t>(doublings, 16)), options_.max_backoff);
+  h.retry_after = std::max(h.retry_after, Clock::now() + wait);
+}
+
+void PeerSet::ReportCancelled(size_t i, std::chrono::microseconds elapsed) {
+  MutexLock lock(&mu_);
+  PeerHealth& h = health_[i];
+  if (static_cast<double>(elapsed.count()) <= h.latency_us) return;
+  ++changes_;
+  RaiseLatency(h, elapsed);
+}
+
+void PeerSet::ReportOvertaken(size_t i, std::chrono::microseconds elapsed) {
+  MutexLock lock(&mu_);
+  PeerHealth& h = health_[i];
+  ++changes_;
+  RaiseLatency(h, elapsed);
+  ++h.consecutive_overtaken;
+  if (h.consecutive_overtaken >= options_.overtaken_backoff_after) {
+    BackOff(h, options_.backoff, h.consecutive_overtaken - options_.overtaken_backoff_after);
+  }
+}
+
+void PeerSet::ReportFailure(size_t i) { Fail(i, false); }
+
+void PeerSet::ReportTimeout(size_t i) { Fail(i, true); }
+
+void PeerSet::Fail(size_t i, bool timeout) {
   MutexLock lock(&mu_);
   PeerHealth& h = health_[i];
   ++changes_;
   ++h.failures;
   ++h.consecutive_failures;
-  if (h.consecutive_failures >= options_.backoff_after) {
-    // Doubling back-off: 1x, 2x, 4x ... of options_.backoff, capped.
-    const uint32_t doublings =
-        std::min<uint32_t>(h.consecutive_failures - options_.backoff_after, 16);
-    auto wait = std::min(options_.backoff * (int64_t{1} << doublings), options_.max_backoff);
-    h.retry_after = Clock::now() + wait;
+  h.timed_out = timeout;
+  if (timeout || h.consecutive_failures >= options_.backoff_after) {
+    // Each failure in a row past backoff_after doubles the back-off.
+    BackOff(h, timeout ? options_.timeout_backoff : options_.backoff,
+            h.consecutive_failures > options_.backoff_after
+                ? h.consecutive_failures - options_.backoff_after
+                : 0);
   }
 }
 
@@ -106,6 +136,11 @@ bool PeerSet::ShouldAvoid(size_t i) const {
   return ClassOf(health_[i], Clock::now()) != 0;
 }
 
+bool PeerSet::Unresponsive(size_t i) const {
+  MutexLock lock(&mu_);
+  return health_[i].timed_out && Clock::now() < health_[i].retry_after;
+}
+
 std::chrono::microseconds PeerSet::TypicalLatency() const {
   MutexLock lock(&mu_);
   std::vector<double> measured;
@@ -120,7 +155,7 @@ std::chrono::microseconds PeerSet::TypicalLatency() const {
 
 int PeerSet::ClassOf(const PeerHealth& h, Clock::time_point now) const {
   if (h.bad_bytes > 0) return 2;
-  if (h.consecutive_failures >= options_.backoff_after && now < h.retry_after) return 1;
+  if (now < h.retry_after) return 1;
   return 0;
 }
 

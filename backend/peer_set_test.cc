@@ -1,6 +1,7 @@
 #include "backend/peer_set.h"
 
 #include <set>
+#include <thread>
 
 #include <gtest/gtest.h>
 
@@ -82,6 +83,63 @@ TEST(PeerSetTest, FreeSpaceWeighsPlacement) {
   int zero_first = 0;
   for (int round = 0; round < 400; ++round) zero_first += set.PlacementOrder()[0] == 0;
   EXPECT_GT(zero_first, 360);  // weight 1 against 0.02
+}
+
+// A timeout (a node that took the request and never answered) backs the node off at the first
+// one, for timeout_backoff, and makes it unresponsive meanwhile (reads do not ask it);
+// ordinary failures need backoff_after in a row.
+TEST(PeerSetTest, ATimeoutBacksANodeOffAtOnce) {
+  PeerSetOptions o;
+  o.backoff = std::chrono::milliseconds(60000);
+  o.timeout_backoff = std::chrono::milliseconds(60000);
+  PeerSet set = MakeSet(4, o);
+  set.ReportFailure(1);
+  EXPECT_FALSE(set.ShouldAvoid(1));
+  EXPECT_FALSE(set.Unresponsive(1));
+  set.ReportTimeout(2);
+  EXPECT_TRUE(set.ShouldAvoid(2));
+  EXPECT_TRUE(set.Unresponsive(2));
+  EXPECT_EQ(set.health(2).failures, 1u);
+  EXPECT_EQ(set.ReadOrder({2, 1, 0}), (std::vector<size_t>{1, 0, 2}));
+  for (int round = 0; round < 50; ++round) EXPECT_EQ(set.PlacementOrder().back(), 2u);
+  set.ReportSuccess(2, std::chrono::microseconds(100));
+  EXPECT_FALSE(set.ShouldAvoid(2));
+  EXPECT_FALSE(set.Unresponsive(2));
+
+  // The back-off ends after timeout_backoff.
+  o.timeout_backoff = std::chrono::milliseconds(50);
+  PeerSet quick = MakeSet(2, o);
+  quick.ReportTimeout(0);
+  EXPECT_TRUE(quick.ShouldAvoid(0));
+  EXPECT_TRUE(quick.Unresponsive(0));
+  std::this_thread::sleep_for(std::chrono::milliseconds(120));
+  EXPECT_FALSE(quick.ShouldAvoid(0));
+  EXPECT_FALSE(quick.Unresponsive(0));  // asked again
+}
+
+// Reads overtaken by a hedge are not failures (the node may be slow, not down), but
+// overtaken_backoff_after of them in a row back the node off: reads stop waiting for it.
+TEST(PeerSetTest, OvertakenReadsBackANodeOffWithoutFailures) {
+  PeerSetOptions o;
+  o.backoff = std::chrono::milliseconds(60000);
+  o.overtaken_backoff_after = 3;
+  PeerSet set = MakeSet(3, o);
+  set.ReportOvertaken(0, std::chrono::microseconds(50000));
+  EXPECT_DOUBLE_EQ(set.health(0).latency_us, 50000.0);  // raised, as a lower bound
+  set.ReportOvertaken(0, std::chrono::microseconds(50000));
+  EXPECT_FALSE(set.ShouldAvoid(0));
+  set.ReportSuccess(0, std::chrono::microseconds(1000));  // an answer ends the run
+  set.ReportOvertaken(0, std::chrono::microseconds(50000));
+  set.ReportOvertaken(0, std::chrono::microseconds(50000));
+  EXPECT_FALSE(set.ShouldAvoid(0));
+  set.ReportOvertaken(0, std::chrono::microseconds(50000));
+  EXPECT_TRUE(set.ShouldAvoid(0));
+  EXPECT_EQ(set.health(0).failures, 0u);
+  EXPECT_EQ(set.health(0).consecutive_failures, 0u);
+  // Cancelled early (others were simply first) is neither.
+  set.ReportCancelled(1, std::chrono::microseconds(500));
+  set.ReportCancelled(1, std::chrono::microseconds(500));
+  EXPECT_FALSE(set.ShouldAvoid(1));
 }
 
 }  // namespace

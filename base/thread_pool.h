@@ -1,6 +1,8 @@
-// A fixed pool of worker threads running queued tasks in FIFO order. The thread that submits
-// may also run queued tasks itself (RunOne), so a producer that gets ahead of the workers
-// helps instead of idling: with a pool of N-1 workers plus the caller, N cores stay busy.
+// A pool of worker threads running queued tasks in FIFO order. The thread that submits may
+// also run queued tasks itself (RunOne), so a producer that gets ahead of the workers helps
+// instead of idling: with a pool of N-1 workers plus the caller, N cores stay busy. A pool for
+// tasks that block (on the network) may grow, so that a task does not wait behind others
+// blocked on something slow.
 //
 // Thread safety: all methods may be called from any thread.
 
@@ -20,7 +22,9 @@ namespace shardfs {
 class ThreadPool {
  public:
   // Starts `workers` threads (0 is allowed: then only RunOne and the destructor run tasks).
-  explicit ThreadPool(int workers);
+  // If max_workers > workers, a task queued while no worker is idle starts one more, up to
+  // max_workers in all; they stay until the pool is destroyed.
+  explicit ThreadPool(int workers, int max_workers = 0);
   // Runs every task still queued, then joins the workers.
   ~ThreadPool();
   ThreadPool(const ThreadPool&) = delete;
@@ -35,16 +39,19 @@ class ThreadPool {
   // Tasks queued and not yet started.
   size_t queued() const EXCLUDES(mu_);
 
-  int workers() const { return static_cast<int>(threads_.size()); }
+  // Worker threads now.
+  int workers() const EXCLUDES(mu_);
 
  private:
   void WorkerLoop() EXCLUDES(mu_);
 
+  const size_t max_workers_;
   mutable Mutex mu_;
   CondVar cv_;
   std::deque<std::function<void()>> tasks_ GUARDED_BY(mu_);
   bool stopping_ GUARDED_BY(mu_) = false;
-  std::vector<std::thread> threads_;
+  size_t busy_ GUARDED_BY(mu_) = 0;  // workers running a task
+  std::vector<std::thread> threads_ GUARDED_BY(mu_);
 };
 
 }  // namespace shardfs

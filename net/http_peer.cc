@@ -1,14 +1,19 @@
 #include "net/http_peer.h"
 
+#include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <optional>
 #include <random>
 #include <thread>
 
+#include <fcntl.h>
 #include <httplib.h>
 #include <nlohmann/json.hpp>
 #include <pthread.h>
 #include <signal.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include "backend/slot.h"
 #include "base/logging.h"
@@ -19,6 +24,8 @@
 namespace shardfs::net {
 
 namespace {
+
+using Clock = std::chrono::steady_clock;
 
 constexpr size_t kMaxJsonBody = 64 * 1024;
 constexpr size_t kUploadPiece = 1 << 20;
@@ -80,6 +87,53 @@ struct HttpPeer::Reply {
   uint64_t content_length = 0;
 };
 
+// One connection of the pool: its client, and our own duplicate of the client's socket. A
+// request on it is ended from any thread by shutting that socket down (Shut), which never
+// blocks: httplib's stop() waits for a connect in progress (it holds the client's socket mutex
+// while connecting) and misses a request that has not taken its socket yet. The duplicate is
+// ours, so its number is not reused by another socket while it may still be shut down.
+struct HttpPeer::Connection {
+  ~Connection() {
+    client.reset();
+    MutexLock lock(&mu);
+    if (fd >= 0) ::close(fd);
+  }
+
+  // httplib calls it with each new socket of the client, before connecting it.
+  void Adopt(int sock) {
+    MutexLock lock(&mu);
+    if (fd >= 0) ::close(fd);
+    fd = ::fcntl(sock, F_DUPFD_CLOEXEC, 0);
+    // Shut before it connects: the connect goes through, the request's first write fails.
+    if (shut) ::shutdown(sock, SHUT_RDWR);
+  }
+  // Ends the request on this connection now, and the rest of the attempt's (its socket is shut
+  // down as soon as it has one). Quick; may be called from any thread, any number of times.
+  void Shut() {
+    MutexLock lock(&mu);
+    shut = true;
+    if (fd >= 0) ::shutdown(fd, SHUT_RDWR);
+  }
+  // True if Shut was called: the connection is not reused (so one from the pool never was).
+  bool WasShut() {
+    MutexLock lock(&mu);
+    return shut;
+  }
+
+  std::unique_ptr<httplib::Client> client;
+  Mutex mu;
+  int fd GUARDED_BY(mu) = -1;
+  bool shut GUARDED_BY(mu) = false;
+};
+
+// A request waiting for the head of its answer, on the watchdog's list.
+struct HttpPeer::Watch {
+  Connection* conn = nullptr;
+  Clock::time_point deadline;
+  std::atomic<bool> answered{false};  // the head came: the deadline no longer applies
+  std::atomic<bool> fired{false};     // the deadline passed first, and the request was ended
+};
+
 namespace {
 
 // The one place an HTTP answer that is not a success becomes a Status.
@@ -123,9 +177,64 @@ Status ReplyError(const std::string& node, const HttpPeer::Reply& r) {
 
 HttpPeer::HttpPeer(HostPort address, std::shared_ptr<const crypto::SigningKey> owner,
                    HttpPeerOptions options)
-    : address_(std::move(address)), owner_(std::move(owner)), options_(options) {}
+    : address_(std::move(address)), owner_(std::move(owner)), options_(options) {
+  watchdog_ = std::thread([this] { WatchLoop(); });
+}
 
-HttpPeer::~HttpPeer() = default;
+HttpPeer::~HttpPeer() {
+  {
+    MutexLock lock(&watch_mu_);
+    watch_stop_ = true;
+  }
+  watch_cv_.NotifyAll();
+  watchdog_.join();
+}
+
+void HttpPeer::WatchLoop() {
+  MutexLock lock(&watch_mu_);
+  while (!watch_stop_) {
+    const auto now = Clock::now();
+    auto next = Clock::time_point::max();
+    for (Watch* w : watched_) {
+      if (w->answered || w->fired) continue;
+      if (w->deadline <= now) {
+        w->fired = true;
+        w->conn->Shut();
+      } else {
+        next = std::min(next, w->deadline);
+      }
+    }
+    // A request that ended leaves its deadline behind: waking up for it once is cheaper than
+    // waking the watchdog for every request.
+    watch_wake_ = next;
+    auto woken = [&]() REQUIRES(watch_mu_) { return watch_stop_ || watch_wake_ < next; };
+    if (next == Clock::time_point::max()) {
+      watch_cv_.Wait(&watch_mu_, woken);
+    } else {
+      watch_cv_.WaitUntil(&watch_mu_, next, woken);
+    }
+  }
+}
+
+void HttpPeer::StartWatch(Watch* w) {
+  bool wake = false;
+  {
+    MutexLock lock(&watch_mu_);
+    watched_.push_back(w);
+    // Deadlines are mostly later than those already watched: the watchdog is woken only when
+    // it would otherwise sleep past this one.
+    if (w->deadline < watch_wake_) {
+      watch_wake_ = w->deadline;
+      wake = true;
+    }
+  }
+  if (wake) watch_cv_.NotifyAll();
+}
+
+void HttpPeer::EndWatch(Watch* w) {
+  MutexLock lock(&watch_mu_);
+  watched_.erase(std::find(watched_.begin(), watched_.end(), w));
+}
 
 Result<std::unique_ptr<HttpPeer>> HttpPeer::Connect(const HostPort& address,
                                                     std::shared_ptr<const crypto::SigningKey> owner,
@@ -142,10 +251,22 @@ Result<std::unique_ptr<HttpPeer>> HttpPeer::Connect(const HostPort& address,
   return peer;
 }
 
-std::unique_ptr<httplib::Client> HttpPeer::Acquire() {
+std::unique_ptr<HttpPeer::Connection> HttpPeer::Acquire(const CancelToken* cancel) {
+  // A cancel wakes the wait: a request queued behind requests to a node that stopped
+  // answering is not needed any more. Declared before the lock, so it ends after it.
+  std::optional<CancelToken::Registration> wake;
+  if (cancel != nullptr) {
+    wake.emplace(cancel->OnCancel([this] {
+      MutexLock lock(&mu_);
+      cv_.NotifyAll();
+    }));
+  }
   {
     MutexLock lock(&mu_);
-    cv_.Wait(&mu_, [&]() REQUIRES(mu_) { return in_flight_ < options_.max_in_flight; });
+    cv_.Wait(&mu_, [&]() REQUIRES(mu_) {
+      return in_flight_ < options_.max_in_flight || IsCancelled(cancel);
+    });
+    if (IsCancelled(cancel)) return nullptr;
     ++in_flight_;
     if (!idle_.empty()) {
       auto c = std::move(idle_.back());
@@ -153,27 +274,32 @@ std::unique_ptr<httplib::Client> HttpPeer::Acquire() {
       return c;
     }
   }
-  auto c = std::make_unique<httplib::Client>(address_.host, address_.port);
+  auto conn = std::make_unique<Connection>();
+  conn->client = std::make_unique<httplib::Client>(address_.host, address_.port);
+  httplib::Client& c = *conn->client;
   auto split = [](std::chrono::milliseconds ms) {
     return std::pair<time_t, time_t>(ms.count() / 1000, (ms.count() % 1000) * 1000);
   };
   auto [cs, cus] = split(options_.connect_timeout);
   auto [is, ius] = split(options_.io_timeout);
-  c->set_connection_timeout(cs, cus);
-  c->set_read_timeout(is, ius);
-  c->set_write_timeout(is, ius);
-  c->set_keep_alive(true);
+  c.set_connection_timeout(cs, cus);
+  c.set_read_timeout(is, ius);
+  c.set_write_timeout(is, ius);
+  c.set_keep_alive(true);
   // Without it each request waits out Nagle's algorithm against the peer's delayed ACK.
-  c->set_tcp_nodelay(true);
-  c->set_decompress(false);
-  return c;
+  c.set_tcp_nodelay(true);
+  c.set_decompress(false);
+  Connection* raw = conn.get();  // owns the client, so outlives this callback
+  c.set_socket_options([raw](int sock) { raw->Adopt(sock); });
+  return conn;
 }
 
-void HttpPeer::Release(std::unique_ptr<httplib::Client> client, bool reusable) {
+void HttpPeer::Release(std::unique_ptr<Connection> conn, bool reusable) {
   MutexLock lock(&mu_);
   --in_flight_;
-  if (reusable) idle_.push_back(std::move(client));
-  cv_.NotifyOne();
+  if (reusable) idle_.push_back(std::move(conn));
+  // All: a waiter that was cancelled leaves without taking the free place.
+  cv_.NotifyAll();
 }
 
 Result<HttpPeer::Reply> HttpPeer::Attempt(const Call& call, bool* refused) {
@@ -188,7 +314,13 @@ Result<HttpPeer::Reply> HttpPeer::Attempt(const Call& call, bool* refused) {
   }
   Reply reply;
   bool too_big = false;
+  Watch watch;
+  // When bytes last moved (or the attempt started): a transport error this long after it is
+  // one of httplib's io timeouts.
+  Clock::time_point progress;
   auto on_response = [&](const httplib::Response& r) {
+    watch.answered = true;
+    progress = Clock::now();
     reply.status = r.status;
     if (r.has_header("Content-Length")) {
       reply.content_length =
@@ -203,6 +335,7 @@ Result<HttpPeer::Reply> HttpPeer::Attempt(const Call& call, bool* refused) {
   };
   auto on_data = [&](const char* data, size_t n) {
     if (IsCancelled(call.cancel)) return false;
+    progress = Clock::now();
     if (reply.body.size() + n > call.max_body) {
       too_big = true;
       return false;
@@ -212,22 +345,36 @@ Result<HttpPeer::Reply> HttpPeer::Attempt(const Call& call, bool* refused) {
     return true;
   };
   ScopedSigpipeBlock no_sigpipe;
-  auto client = Acquire();
+  std::unique_ptr<Connection> conn = Acquire(call.cancel);
+  if (conn == nullptr) return Status::Cancelled("request cancelled");
+  progress = Clock::now();
   // A cancel shuts the socket down, so a request blocked on a node that stopped answering
-  // ends now instead of at its timeout.
+  // ends now instead of at a deadline.
   std::optional<CancelToken::Registration> stop_on_cancel;
   if (call.cancel != nullptr) {
-    httplib::Client* c = client.get();
-    stop_on_cancel.emplace(call.cancel->OnCancel([c] { c->stop(); }));
+    Connection* c = conn.get();
+    stop_on_cancel.emplace(call.cancel->OnCancel([c] { c->Shut(); }));
   }
+  // The head of the answer must come within answer_timeout: of the start for a request without
+  // a body, of the body's last byte going out for a PUT (a body being sent is bounded by
+  // io_timeout only, so a slow node still takes a large shard).
+  watch.conn = conn.get();
+  bool watching = false;
+  auto watch_from_now = [&] {
+    watch.deadline = Clock::now() + options_.answer_timeout;
+    StartWatch(&watch);
+    watching = true;
+  };
+  if (call.method != "PUT" || call.body.empty()) watch_from_now();
+  httplib::Client& client = *conn->client;
   httplib::Result res{nullptr, httplib::Error::Unknown};
   if (call.method == "GET") {
-    res = client->Get(call.target, headers, on_response, on_data);
+    res = client.Get(call.target, headers, on_response, on_data);
   } else if (call.method == "HEAD") {
-    res = client->Head(call.target, headers);
+    res = client.Head(call.target, headers);
     if (res) on_response(*res);
   } else if (call.method == "DELETE") {
-    res = client->Delete(call.target, headers);
+    res = client.Delete(call.target, headers);
     if (res) {
       on_response(*res);
       reply.body.assign(res->body.begin(), res->body.end());
@@ -236,31 +383,53 @@ Result<HttpPeer::Reply> HttpPeer::Attempt(const Call& call, bool* refused) {
     ByteSpan body = call.body;
     auto provider = [&](size_t offset, size_t length, httplib::DataSink& sink) {
       if (IsCancelled(call.cancel)) return false;
+      progress = Clock::now();
       size_t n = std::min(length, kUploadPiece);
-      return sink.write(reinterpret_cast<const char*>(body.data() + offset), n);
+      if (!sink.write(reinterpret_cast<const char*>(body.data() + offset), n)) return false;
+      progress = Clock::now();
+      if (offset + n == body.size() && !watching) watch_from_now();
+      return true;
     };
-    res = client->Put(call.target, headers, body.size(), provider, "application/octet-stream");
+    res = client.Put(call.target, headers, body.size(), provider, "application/octet-stream");
     if (res) {
       on_response(*res);
       if (res->body.size() <= call.max_body) reply.body.assign(res->body.begin(), res->body.end());
     }
   }
+  if (watching) EndWatch(&watch);
+  stop_on_cancel.reset();  // before the connection goes back to the pool or away
+  const Clock::time_point end = Clock::now();
   bool ok = static_cast<bool>(res);
-  // A connection is reused only after a complete exchange the server did not close.
+  // A connection is reused only after a complete exchange that nothing shut down and the
+  // server did not close.
   bool reusable =
-      ok && !too_big &&
+      ok && !too_big && !conn->WasShut() &&
       !(res->has_header("Connection") && res->get_header_value("Connection") == "close");
   httplib::Error err = res.error();
-  stop_on_cancel.reset();  // before the client goes back to the pool or away
-  Release(std::move(client), reusable);
+  Release(std::move(conn), reusable);
   if (IsCancelled(call.cancel)) return Status::Cancelled("request cancelled");
   if (too_big) {
     return Status::Corruption(name() + ": answer is larger than " + std::to_string(call.max_body) +
                               " bytes");
   }
   if (!ok) {
+    const std::string what = name() + ": " + call.method;
+    auto ms = [](std::chrono::milliseconds t) { return std::to_string(t.count()) + " ms"; };
+    if (watch.fired) {
+      return Status::DeadlineExceeded(what + " got no answer within " +
+                                      ms(options_.answer_timeout));
+    }
+    if (err == httplib::Error::ConnectionTimeout) {
+      return Status::DeadlineExceeded(what + " could not connect within " +
+                                      ms(options_.connect_timeout));
+    }
+    // A read or write that timed out in httplib (a failed write inside our body provider is
+    // reported as Canceled).
+    if (err != httplib::Error::Connection && end - progress >= options_.io_timeout) {
+      return Status::DeadlineExceeded(what + " made no progress for " + ms(options_.io_timeout));
+    }
     *refused = err == httplib::Error::Connection;
-    return Status::Unavailable(name() + ": " + call.method + " failed: " + httplib::to_string(err));
+    return Status::Unavailable(what + " failed: " + httplib::to_string(err));
   }
   return reply;
 }
@@ -270,8 +439,9 @@ Result<HttpPeer::Reply> HttpPeer::Run(const Call& call) {
   for (int attempt = 0;; ++attempt) {
     bool refused = false;
     auto r = Attempt(call, &refused);
-    // A node that refuses connections is down: the caller reads around it or tries another
-    // node now, rather than waiting for retries.
+    // Only failures that came quickly are tried again. A node that refuses connections is
+    // down, and one that let a deadline pass (DeadlineExceeded) is stopped or overloaded: the
+    // caller reads around it or tries another node now, rather than waiting for retries.
     bool transient = (!r.ok() && r.status().code() == Code::kUnavailable && !refused) ||
                      (r.ok() && r->status == 503);
     if (!transient || !call.idempotent || attempt >= options_.retries) return r;
