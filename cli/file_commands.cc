@@ -273,7 +273,10 @@ Status GetFile(backend::Drive& drive, const InodeAttr& attr, const std::string& 
                const std::function<void(uint64_t, uint64_t)>& done) {
   uint8_t nonce[6];
   crypto::RandomBytes(nonce);
-  std::string tmp = local + ".shardfs-" + HexEncode(nonce);
+  // Beside the target, under a name of its own (the target's name may be as long as a name
+  // can be).
+  const std::string parent = std::filesystem::path(local).parent_path().string();
+  std::string tmp = (parent.empty() ? "" : parent + "/") + ".shardfs-get-" + HexEncode(nonce);
   UniqueFd out(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600));
   if (!out.valid()) return PosixError("create " + tmp, errno);
   auto fail = [&](const Status& s) {
@@ -449,6 +452,7 @@ struct LsFlags {
   DriveFlags drive;
   std::string remote = "/";
   bool long_format = false;
+  bool recursive = false;
 };
 
 std::string ModeString(const InodeAttr& a) {
@@ -481,14 +485,33 @@ int RunLs(const LsFlags& f) {
     print(Base(f.remote), *at);
     return 0;
   }
-  std::string after;
-  while (true) {
-    auto page = cat.ReadDir(at->ino, after, kListPage);
-    if (!page.ok()) return Failure("ls", f.remote, page.status());
-    for (const auto& e : *page) print(e.name, e.attr);
-    if (page->size() < kListPage) break;
-    after = page->back().name;
-  }
+  // One folder's entries; with -R each folder is headed "PATH:" and its subfolders follow, in
+  // name order, each after a blank line (as ls -R).
+  std::function<Status(Ino, const std::string&, bool)> list = [&](Ino ino, const std::string& path,
+                                                                  bool first) -> Status {
+    if (f.recursive) std::printf("%s%s:\n", first ? "" : "\n", path.c_str());
+    std::vector<std::pair<std::string, Ino>> folders;
+    std::string after;
+    while (true) {
+      SFS_ASSIGN_OR_RETURN(auto page, cat.ReadDir(ino, after, kListPage));
+      for (const auto& e : page) {
+        print(e.name, e.attr);
+        if (f.recursive && e.attr.kind == FileKind::kDirectory) {
+          folders.emplace_back(e.name, e.attr.ino);
+        }
+      }
+      if (page.size() < kListPage) break;
+      after = page.back().name;
+    }
+    for (const auto& [name, sub] : folders) {
+      SFS_RETURN_IF_ERROR(list(sub, (path == "/" ? "" : path) + "/" + name, false));
+    }
+    return Status::Ok();
+  };
+  std::string path = f.remote.empty() || f.remote[0] != '/' ? "/" + f.remote : f.remote;
+  while (path.size() > 1 && path.back() == '/') path.pop_back();
+  if (Status s = list(at->ino, path, true); !s.ok()) return Failure("ls", f.remote, s);
+  std::fflush(stdout);
   return 0;
 }
 
@@ -781,6 +804,8 @@ std::map<std::string, std::function<int()>> AddFileCommands(CLI::App& app) {
   CLI::App* l = app.add_subcommand("ls", "List a folder of the drive.");
   l->add_option("remote", ls->remote, "The folder (default /)");
   l->add_flag("-l", ls->long_format, "Mode, links, size, modification time (UTC), name");
+  l->add_flag("-R,--recursive", ls->recursive,
+              "Every folder below too, each headed by its path (as ls -R)");
   AddDriveFlags(l, &ls->drive);
   run["ls"] = [ls] { return RunLs(*ls); };
 
