@@ -634,10 +634,10 @@ Result<InodeAttr> Drive::WriteWholeFile(Ino ino, ByteSpan data) {
 
 Result<GcReport> Drive::CollectGarbage() {
   GcReport report;
-  // The newest checkpoint must not name what goes: a restore would find files without data.
-  SFS_RETURN_IF_ERROR(
-      checkpointer_->Sync().status().WithContext("gc stores a checkpoint of the catalog first"));
-  {
+  // The newest checkpoint must not name what goes (a restore would find files without data):
+  // without one of the catalog as it is, nothing new is dropped; queued deletions still go.
+  report.checkpoint = checkpointer_->Sync().status();
+  if (report.checkpoint.ok()) {
     // No pipeline run may count on a chunk (dedup) while its pack goes.
     MutexLock run(&pipeline_mu_);
     MutexLock commit(&commit_mu_);
@@ -653,10 +653,12 @@ Result<GcReport> Drive::CollectGarbage() {
     }
   }
   // Checkpoints that no kept one needs.
-  SFS_ASSIGN_OR_RETURN(report.checkpoint_packs_dropped,
-                       checkpointer_->DropUnusedPacks([this](const PackRecord& pack) {
-                         return catalog_->QueueDeletions(pack);
-                       }));
+  if (report.checkpoint.ok()) {
+    SFS_ASSIGN_OR_RETURN(report.checkpoint_packs_dropped,
+                         checkpointer_->DropUnusedPacks([this](const PackRecord& pack) {
+                           return catalog_->QueueDeletions(pack);
+                         }));
+  }
   // Deleting shards from nodes needs no lock: the catalog no longer knows them.
   std::vector<std::pair<ShardId, NodeId>> failed;
   for (;;) {

@@ -133,6 +133,9 @@ struct GcReport {
   size_t checkpoint_packs_dropped = 0;  // packs of checkpoints older than the two kept
   size_t shards_deleted = 0;            // shards the nodes let go of (this pass and earlier ones)
   size_t deletions_pending = 0;         // shards whose node did not answer: the next pass retries
+  // Why no checkpoint of the catalog could be stored first, if none could: then nothing new
+  // was dropped (only deletions queued earlier were retried).
+  Status checkpoint;
 };
 
 class Drive {
@@ -209,7 +212,9 @@ class Drive {
   // Garbage collection: forgets the packs no file uses any more (in the catalog first, so
   // dedup never again counts on them) and deletes their shards from the nodes; a node that
   // does not answer keeps its shards queued for the next pass. Packs some file still uses in
-  // part stay whole (no repacking yet). Errors from the catalog; node errors only count.
+  // part stay whole (no repacking yet). First stores a checkpoint of the catalog; if none can
+  // be stored, drops nothing new (report.checkpoint says why). Errors from the catalog; node
+  // errors only count.
   Result<GcReport> CollectGarbage();
 
   UploadState Uploads() const;

@@ -657,12 +657,19 @@ int RunGc(const GcFlags& f) {
   if (!drive.ok()) return Failure("gc", "open drive", drive.status());
   auto r = (*drive)->CollectGarbage();
   if (!r.ok()) return Failure("gc", "collect", r.status());
+  if (!r->checkpoint.ok()) {
+    std::fprintf(stderr,
+                 "shardfs gc: nothing new dropped: no checkpoint of the catalog could be "
+                 "stored first (%s)\n",
+                 r->checkpoint.ToString().c_str());
+  }
   if (f.json) {
     nlohmann::json j = {{"packs_dropped", r->packs_dropped},
                         {"bytes_dropped", r->bytes_dropped},
                         {"checkpoint_packs_dropped", r->checkpoint_packs_dropped},
                         {"shards_deleted", r->shards_deleted},
-                        {"deletions_pending", r->deletions_pending}};
+                        {"deletions_pending", r->deletions_pending},
+                        {"checkpoint_error", r->checkpoint.ok() ? "" : r->checkpoint.ToString()}};
     std::printf("%s\n", j.dump().c_str());
   } else {
     std::printf(
@@ -676,7 +683,7 @@ int RunGc(const GcFlags& f) {
     }
     std::printf("\n");
   }
-  return r->deletions_pending == 0 ? 0 : kExitFailure;
+  return r->deletions_pending == 0 && r->checkpoint.ok() ? 0 : kExitFailure;
 }
 
 struct StatusFlags {
