@@ -33,17 +33,19 @@ TEST(ThreadPoolTest, CallerCanRunTasksWithoutWorkers) {
 // A pool that may grow starts a worker for a task that would otherwise wait behind blocked
 // ones, up to its maximum.
 TEST(ThreadPoolTest, AGrowingPoolDoesNotQueueBehindBlockedTasks) {
-  ThreadPool pool(2, 4);
-  EXPECT_EQ(pool.workers(), 2);
+  // Declared before the pool, so they outlive the tasks its destructor still runs.
   std::atomic<bool> release{false};
   std::atomic<int> blocked{0};
+  std::atomic<bool> ran{false};
+  std::atomic<bool> waited{false};
+  ThreadPool pool(2, 4);
+  EXPECT_EQ(pool.workers(), 2);
   for (int i = 0; i < 3; ++i) {
     pool.Submit([&] {
       ++blocked;
       while (!release) std::this_thread::sleep_for(std::chrono::milliseconds(1));
     });
   }
-  std::atomic<bool> ran{false};
   pool.Submit([&] { ran = true; });
   for (int i = 0; i < 2000 && !ran; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(1));
   EXPECT_TRUE(ran);  // on the fourth worker, while three are blocked
@@ -54,7 +56,6 @@ TEST(ThreadPoolTest, AGrowingPoolDoesNotQueueBehindBlockedTasks) {
     ++blocked;
     while (!release) std::this_thread::sleep_for(std::chrono::milliseconds(1));
   });
-  std::atomic<bool> waited{false};
   pool.Submit([&] { waited = true; });
   std::this_thread::sleep_for(std::chrono::milliseconds(100));
   EXPECT_FALSE(waited);

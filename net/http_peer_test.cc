@@ -336,7 +336,9 @@ TEST(HttpPeerTest, AStoppedNodeCostsARequestOneAnswerTimeout) {
       {"StatShard", [&] { return peer->StatShard(id).status(); }},
       {"GetStatus", [&] { return peer->GetStatus().status(); }},
   };
-  for (auto& [what, call] : calls) {
+  for (auto& entry : calls) {
+    const std::string& what = entry.first;
+    const std::function<Status()>& call = entry.second;
     Status s;
     auto took = Timed([&] { s = call(); });
     EXPECT_EQ(s.code(), Code::kDeadlineExceeded) << what << ": " << s.ToString();
