@@ -632,28 +632,30 @@ Result<InodeAttr> Drive::WriteWholeFile(Ino ino, ByteSpan data) {
   return done[0];
 }
 
+Status Drive::DropDeadPacks(GcReport* report) {
+  // No pipeline run may count on a chunk (dedup) while its pack goes.
+  MutexLock run(&pipeline_mu_);
+  MutexLock commit(&commit_mu_);
+  for (;;) {
+    SFS_ASSIGN_OR_RETURN(std::vector<PackId> dead, catalog_->DeadPacks(256));
+    if (dead.empty()) return Status::Ok();
+    for (const PackId& id : dead) {
+      SFS_ASSIGN_OR_RETURN(PackRecord pack, catalog_->GetPack(id));
+      SFS_RETURN_IF_ERROR(catalog_->DropDeadPack(id));
+      ++report->packs_dropped;
+      report->bytes_dropped += pack.size;
+    }
+  }
+}
+
 Result<GcReport> Drive::CollectGarbage() {
   GcReport report;
   // The newest checkpoint must not name what goes (a restore would find files without data):
   // without one of the catalog as it is, nothing new is dropped; queued deletions still go.
   report.checkpoint = checkpointer_->Sync().status();
   if (report.checkpoint.ok()) {
-    // No pipeline run may count on a chunk (dedup) while its pack goes.
-    MutexLock run(&pipeline_mu_);
-    MutexLock commit(&commit_mu_);
-    for (;;) {
-      SFS_ASSIGN_OR_RETURN(std::vector<PackId> dead, catalog_->DeadPacks(256));
-      if (dead.empty()) break;
-      for (const PackId& id : dead) {
-        SFS_ASSIGN_OR_RETURN(PackRecord pack, catalog_->GetPack(id));
-        SFS_RETURN_IF_ERROR(catalog_->DropDeadPack(id));
-        ++report.packs_dropped;
-        report.bytes_dropped += pack.size;
-      }
-    }
-  }
-  // Checkpoints that no kept one needs.
-  if (report.checkpoint.ok()) {
+    SFS_RETURN_IF_ERROR(DropDeadPacks(&report));
+    // And the checkpoints no kept one needs.
     SFS_ASSIGN_OR_RETURN(report.checkpoint_packs_dropped,
                          checkpointer_->DropUnusedPacks([this](const PackRecord& pack) {
                            return catalog_->QueueDeletions(pack);

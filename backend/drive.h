@@ -232,6 +232,8 @@ class Drive {
   Status FinishPackUploads();
   // Uploads a pack and records it (AddPack).
   Status StoreEncodedPack(const EncodedPack& pack);
+  // Forgets the packs no file uses (gc's first step), counting them in *report.
+  Status DropDeadPacks(GcReport* report) EXCLUDES(pipeline_mu_, commit_mu_);
   // Reads what the catalog stores of file `ino` (no staged bytes); zeros past its end.
   Status ReadStored(Ino ino, uint64_t offset, MutableByteSpan out);
   // The plaintext of `chunk` into `plain`: from the cache, or from the peers (then cached).

@@ -171,6 +171,16 @@ class DriveTest : public ::testing::Test {
     EXPECT_OK(drive_->WriteWholeFile(f, *data).status());
     return f;
   }
+  // `count` files "f0", "f1" ... of 3,000 random bytes (seeds from `seed` on), and their bytes.
+  std::vector<std::pair<Ino, Bytes>> WriteSmallFiles(int count, uint64_t seed) {
+    std::vector<std::pair<Ino, Bytes>> files;
+    for (int i = 0; i < count; ++i) {
+      Bytes data;
+      Ino f = WriteNew("f" + std::to_string(i), 3000, seed + static_cast<uint64_t>(i), &data);
+      files.emplace_back(f, std::move(data));
+    }
+    return files;
+  }
   // Checks that peer `liar`, and no other, is known to have served bad bytes.
   void ExpectOnlyLiar(size_t liar) {
     for (size_t i = 0; i < peers_.size(); ++i) {
@@ -315,12 +325,7 @@ TEST_F(DriveTest, ASlowNodeIsHedgedAndItsRequestCancelled) {
 // Their reads are all overtaken by rebuilds, none runs into its deadline, and after four in a
 // row the node is backed off and its data shards are rebuilt from the others at once.
 TEST_F(DriveTest, TwoStoppedNodesAreReadAroundPromptly) {
-  std::vector<std::pair<Ino, Bytes>> files;
-  for (int i = 0; i < 200; ++i) {
-    Bytes data;
-    Ino f = WriteNew("f" + std::to_string(i), 3000, 100 + i, &data);
-    files.emplace_back(f, std::move(data));
-  }
+  const std::vector<std::pair<Ino, Bytes>> files = WriteSmallFiles(200, 100);
   auto read_all = [&] {
     const auto start = std::chrono::steady_clock::now();
     for (const auto& [f, data] : files) EXPECT_EQ(ReadAll(f, data.size()), data);
@@ -347,12 +352,7 @@ TEST_F(DriveTest, TwoStoppedNodesAreReadAroundPromptly) {
 // they are cancelled, so the pool grows for the reads that race them (ChunkReaderOptions::
 // max_threads); otherwise every read would wait for the stopped nodes' deadline.
 TEST_F(DriveTest, ConcurrentReadsAroundStoppedNodesDoNotWaitForThem) {
-  std::vector<std::pair<Ino, Bytes>> files;
-  for (int i = 0; i < 160; ++i) {
-    Bytes data;
-    Ino f = WriteNew("f" + std::to_string(i), 3000, 300 + i, &data);
-    files.emplace_back(f, std::move(data));
-  }
+  const std::vector<std::pair<Ino, Bytes>> files = WriteSmallFiles(160, 300);
   auto read_all = [&] {
     const auto start = std::chrono::steady_clock::now();
     std::vector<std::thread> readers;

@@ -92,6 +92,7 @@ class PackUpload {
     for (;;) {
       CancelToken attempt;
       size_t node;
+      Clock::time_point start;
       {
         MutexLock lock(&mu_);
         if (running_[i].moved) --moves_pending_;
@@ -102,9 +103,9 @@ class PackUpload {
         }
         if (cursor_ >= order_.size()) break;
         node = order_[cursor_++];
-        running_[i] = Running{&attempt, node, Clock::now(), false};
+        start = Clock::now();
+        running_[i] = Running{&attempt, node, start, false};
       }
-      const auto start = Clock::now();
       {
         // The caller's cancel reaches this put through its own token, which Watch may also
         // cancel. Declared after `attempt`, so it ends first.

@@ -39,17 +39,20 @@ void PeerSet::ReportSuccess(size_t i, std::chrono::microseconds latency) {
   h.last_seen_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(
                        std::chrono::system_clock::now().time_since_epoch())
                        .count();
-  const double sample = static_cast<double>(latency.count());
-  h.latency_us =
-      h.latency_us == 0 ? sample : h.latency_us + options_.latency_alpha * (sample - h.latency_us);
+  SmoothLatency(h, latency);
 }
 
-void PeerSet::RaiseLatency(PeerHealth& h, std::chrono::microseconds elapsed) const {
-  const double sample = static_cast<double>(elapsed.count());
-  // A lower bound of the node's latency: it only ever raises the estimate.
-  if (sample <= h.latency_us) return;
+void PeerSet::SmoothLatency(PeerHealth& h, std::chrono::microseconds sample) const {
+  const double us = static_cast<double>(sample.count());
   h.latency_us =
-      h.latency_us == 0 ? sample : h.latency_us + options_.latency_alpha * (sample - h.latency_us);
+      h.latency_us == 0 ? us : h.latency_us + options_.latency_alpha * (us - h.latency_us);
+}
+
+bool PeerSet::RaiseLatency(PeerHealth& h, std::chrono::microseconds elapsed) const {
+  // A lower bound of the node's latency: it only ever raises the estimate.
+  if (static_cast<double>(elapsed.count()) <= h.latency_us) return false;
+  SmoothLatency(h, elapsed);
+  return true;
 }
 
 void PeerSet::BackOff(PeerHealth& h, std::chrono::milliseconds first, uint32_t doublings) const {
@@ -61,10 +64,7 @@ void PeerSet::BackOff(PeerHealth& h, std::chrono::milliseconds first, uint32_t d
 
 void PeerSet::ReportCancelled(size_t i, std::chrono::microseconds elapsed) {
   MutexLock lock(&mu_);
-  PeerHealth& h = health_[i];
-  if (static_cast<double>(elapsed.count()) <= h.latency_us) return;
-  ++changes_;
-  RaiseLatency(h, elapsed);
+  if (RaiseLatency(health_[i], elapsed)) ++changes_;
 }
 
 void PeerSet::ReportOvertaken(size_t i, std::chrono::microseconds elapsed) {

@@ -136,8 +136,11 @@ class PeerSet {
   // it already is for longer.
   void BackOff(PeerHealth& h, std::chrono::milliseconds first, uint32_t doublings) const
       REQUIRES(mu_);
-  // Raises h.latency_us towards `elapsed`, a lower bound of the node's latency.
-  void RaiseLatency(PeerHealth& h, std::chrono::microseconds elapsed) const REQUIRES(mu_);
+  // Moves h.latency_us towards `sample` (an exponential moving average).
+  void SmoothLatency(PeerHealth& h, std::chrono::microseconds sample) const REQUIRES(mu_);
+  // As SmoothLatency if `elapsed`, a lower bound of the node's latency, is above the estimate;
+  // true if it was.
+  bool RaiseLatency(PeerHealth& h, std::chrono::microseconds elapsed) const REQUIRES(mu_);
 
   const std::vector<DriveNode> nodes_;
   const std::vector<std::shared_ptr<Peer>> peers_;
