@@ -107,8 +107,16 @@ CREATE TABLE local_state (
   value BLOB NOT NULL
 ) WITHOUT ROWID;
 )sql"},
+    {2, R"sql(
+CREATE TABLE xattrs (
+  ino INTEGER NOT NULL,
+  name BLOB NOT NULL,
+  value BLOB NOT NULL,
+  PRIMARY KEY (ino, name)
+) WITHOUT ROWID;
+)sql"},
 };
-constexpr int kSchemaVersion = 1;
+constexpr int kSchemaVersion = 2;
 
 constexpr const char* kAttrColumns =
     "ino, kind, mode, uid, gid, size, nlink, atime_ns, mtime_ns, ctime_ns";
@@ -169,6 +177,18 @@ Status CheckName(std::string_view name) {
   if (name.size() > kMaxNameBytes) {
     return Status::NameTooLong("name of " + std::to_string(name.size()) + " bytes (at most " +
                                std::to_string(kMaxNameBytes) + ")");
+  }
+  return Status::Ok();
+}
+
+Status CheckXattrName(std::string_view name) {
+  // Linux answers ERANGE for an empty name or one over XATTR_NAME_MAX.
+  if (name.empty() || name.size() > kMaxXattrNameBytes) {
+    return Status::OutOfRange("attribute name of " + std::to_string(name.size()) + " bytes (1 to " +
+                              std::to_string(kMaxXattrNameBytes) + ")");
+  }
+  if (name.find('\0') != std::string_view::npos) {
+    return Status::InvalidArgument("an attribute name cannot hold NUL");
   }
   return Status::Ok();
 }
@@ -611,8 +631,106 @@ Status Catalog::DropOrphan(Ino ino) {
   SqliteTransaction txn(db_.get());
   SFS_RETURN_IF_ERROR(txn.status());
   SFS_RETURN_IF_ERROR(CutExtentsLocked(ino, 0, kEndOfFile));
-  SFS_ASSIGN_OR_RETURN(auto q, db_->Prepare("DELETE FROM inodes WHERE ino=?"));
-  SFS_RETURN_IF_ERROR(q.Bind(1, Int(ino)).Run());
+  for (const char* sql : {"DELETE FROM xattrs WHERE ino=?", "DELETE FROM inodes WHERE ino=?"}) {
+    SFS_ASSIGN_OR_RETURN(auto q, db_->Prepare(sql));
+    SFS_RETURN_IF_ERROR(q.Bind(1, Int(ino)).Run());
+  }
+  return txn.Commit();
+}
+
+// --- Extended attributes ----------------------------------------------------------------
+
+Result<std::optional<Bytes>> Catalog::FindXattrLocked(Ino ino, std::string_view name) {
+  SFS_RETURN_IF_ERROR(GetAttrLocked(ino).status());
+  SFS_ASSIGN_OR_RETURN(auto q, db_->Prepare("SELECT value FROM xattrs WHERE ino=? AND name=?"));
+  q.Bind(1, Int(ino)).Bind(2, NameBytes(name));
+  SFS_ASSIGN_OR_RETURN(bool row, q.Step());
+  if (!row) return std::optional<Bytes>();
+  return std::optional<Bytes>(q.ColumnBlob(0));
+}
+
+namespace {
+
+Status NoSuchXattr(Ino ino, std::string_view name) {
+  return Status::NoAttribute("inode " + std::to_string(ino) + " has no attribute '" +
+                             std::string(name) + "'");
+}
+
+}  // namespace
+
+Result<Bytes> Catalog::GetXattr(Ino ino, std::string_view name) {
+  SFS_RETURN_IF_ERROR(CheckXattrName(name));
+  MutexLock lock(&mu_);
+  SFS_ASSIGN_OR_RETURN(std::optional<Bytes> value, FindXattrLocked(ino, name));
+  if (!value) return NoSuchXattr(ino, name);
+  return std::move(*value);
+}
+
+Status Catalog::SetXattr(Ino ino, std::string_view name, ByteSpan value, XattrMode mode) {
+  SFS_RETURN_IF_ERROR(CheckXattrName(name));
+  if (value.size() > kMaxXattrValueBytes) {
+    return Status::OutOfRange("attribute value of " + std::to_string(value.size()) +
+                              " bytes (at most " + std::to_string(kMaxXattrValueBytes) + ")");
+  }
+  MutexLock lock(&mu_);
+  SFS_ASSIGN_OR_RETURN(std::optional<Bytes> old, FindXattrLocked(ino, name));
+  if (old && mode == XattrMode::kCreate) {
+    return Status::AlreadyExists("inode " + std::to_string(ino) + " has attribute '" +
+                                 std::string(name) + "'");
+  }
+  if (!old && mode == XattrMode::kReplace) return NoSuchXattr(ino, name);
+  if (!old) {
+    // listxattr(2) hands all names (each with a NUL) in one buffer of at most 64 KiB: a name
+    // that would not fit there is refused, as a file system out of room for attributes does.
+    SFS_ASSIGN_OR_RETURN(
+        auto q, db_->Prepare("SELECT COALESCE(SUM(LENGTH(name) + 1), 0) FROM xattrs WHERE ino=?"));
+    q.Bind(1, Int(ino));
+    SFS_ASSIGN_OR_RETURN(bool row, q.Step());
+    const uint64_t listed = row ? static_cast<uint64_t>(q.ColumnInt(0)) : 0;
+    if (listed + name.size() + 1 > kMaxXattrListBytes) {
+      return Status::NoSpace("inode " + std::to_string(ino) + "'s attribute names fill " +
+                             std::to_string(listed) + " of " + std::to_string(kMaxXattrListBytes) +
+                             " bytes");
+    }
+  }
+  const int64_t now = Now();
+  SqliteTransaction txn(db_.get());
+  SFS_RETURN_IF_ERROR(txn.status());
+  SFS_ASSIGN_OR_RETURN(
+      auto q, db_->Prepare("INSERT OR REPLACE INTO xattrs (ino, name, value) VALUES (?, ?, ?)"));
+  SFS_RETURN_IF_ERROR(q.Bind(1, Int(ino)).Bind(2, NameBytes(name)).Bind(3, value).Run());
+  SFS_RETURN_IF_ERROR(AddLinksLocked(ino, 0, now));  // ctime
+  SFS_RETURN_IF_ERROR(JournalLocked("setxattr", ino, 0, "", 0, "", now));
+  return txn.Commit();
+}
+
+Result<std::vector<std::string>> Catalog::ListXattr(Ino ino) {
+  MutexLock lock(&mu_);
+  SFS_RETURN_IF_ERROR(GetAttrLocked(ino).status());
+  SFS_ASSIGN_OR_RETURN(auto q, db_->Prepare("SELECT name FROM xattrs WHERE ino=? ORDER BY name"));
+  q.Bind(1, Int(ino));
+  std::vector<std::string> out;
+  for (;;) {
+    SFS_ASSIGN_OR_RETURN(bool row, q.Step());
+    if (!row) break;
+    Bytes name = q.ColumnBlob(0);
+    out.emplace_back(name.begin(), name.end());
+  }
+  return out;
+}
+
+Status Catalog::RemoveXattr(Ino ino, std::string_view name) {
+  SFS_RETURN_IF_ERROR(CheckXattrName(name));
+  MutexLock lock(&mu_);
+  SFS_ASSIGN_OR_RETURN(std::optional<Bytes> old, FindXattrLocked(ino, name));
+  if (!old) return NoSuchXattr(ino, name);
+  const int64_t now = Now();
+  SqliteTransaction txn(db_.get());
+  SFS_RETURN_IF_ERROR(txn.status());
+  SFS_ASSIGN_OR_RETURN(auto q, db_->Prepare("DELETE FROM xattrs WHERE ino=? AND name=?"));
+  SFS_RETURN_IF_ERROR(q.Bind(1, Int(ino)).Bind(2, NameBytes(name)).Run());
+  SFS_RETURN_IF_ERROR(AddLinksLocked(ino, 0, now));  // ctime
+  SFS_RETURN_IF_ERROR(JournalLocked("removexattr", ino, 0, "", 0, "", now));
   return txn.Commit();
 }
 
@@ -1056,8 +1174,8 @@ Result<uint64_t> Catalog::LastChangeLocked() {
 const std::vector<std::string>& Catalog::DriveTables() {
   // A new table that holds drive data (not this machine's state) belongs here, or restores
   // lose it.
-  static const std::vector<std::string> kTables = {"inodes", "dentries", "packs",  "shards",
-                                                   "chunks", "extents",  "changes"};
+  static const std::vector<std::string> kTables = {"inodes", "dentries", "packs",   "shards",
+                                                   "chunks", "extents",  "changes", "xattrs"};
   return kTables;
 }
 

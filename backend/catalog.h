@@ -10,10 +10,11 @@
 // Every change is one SQLite transaction, and appends to the changes journal, whose sequence
 // numbers only grow (the phone's changes feed and the checkpoints read it).
 //
-// The drive tables (the tree, contents, packs, journal) are what checkpoints store; local
-// tables hold this machine's own state and are never checkpointed. For checkpoints the
-// catalog records the changes to the drive tables as changesets (TakeTrackedChanges) and can
-// dump them whole (TakeSnapshot) or rebuild them (RestoreFromCheckpoint).
+// The drive tables (the tree, extended attributes, contents, packs, journal) are what
+// checkpoints store; local tables hold this machine's own state and are never checkpointed.
+// For checkpoints the catalog records the changes to the drive tables as changesets
+// (TakeTrackedChanges) and can dump them whole (TakeSnapshot) or rebuild them
+// (RestoreFromCheckpoint).
 //
 // Thread safety: all methods may be called from many threads (one mutex serializes them).
 
@@ -43,6 +44,12 @@ using Ino = uint64_t;
 inline constexpr Ino kRootIno = 1;
 inline constexpr size_t kMaxNameBytes = 255;
 inline constexpr size_t kMaxSymlinkBytes = 4095;
+// Extended attributes, with Linux's limits: a name of 1 to 255 bytes (XATTR_NAME_MAX), a value
+// of at most 64 KiB (XATTR_SIZE_MAX), and the names of one inode, each with a NUL, in at most
+// 64 KiB (XATTR_LIST_MAX: what one listxattr(2) can return).
+inline constexpr size_t kMaxXattrNameBytes = 255;
+inline constexpr size_t kMaxXattrValueBytes = 65536;
+inline constexpr size_t kMaxXattrListBytes = 65536;
 
 // Stored in the catalog: do not renumber.
 enum class FileKind : uint8_t { kFile = 1, kDirectory = 2, kSymlink = 3 };
@@ -132,6 +139,13 @@ struct NodeRecord {
   int64_t last_seen_ns = 0;      // when it last answered (ns since the Unix epoch; 0: never)
 
   friend bool operator==(const NodeRecord&, const NodeRecord&) = default;
+};
+
+// What SetXattr does about an attribute that exists, or does not (setxattr(2)'s flags).
+enum class XattrMode {
+  kAny,      // flags 0: create it or replace its value
+  kCreate,   // XATTR_CREATE: AlreadyExists if it exists
+  kReplace,  // XATTR_REPLACE: NoAttribute if it does not exist
 };
 
 enum class RenameMode {
@@ -224,9 +238,31 @@ class Catalog {
                                           std::string_view new_name, RenameMode mode);
   // Changes attributes and ctime. InvalidArgument for a size on a non-file.
   Result<InodeAttr> SetAttr(Ino ino, const AttrChange& change);
-  // Removes an inode with no links left, and its extents. InvalidArgument if it still has
-  // links.
+  // Removes an inode with no links left, its extents and its extended attributes.
+  // InvalidArgument if it still has links.
   Status DropOrphan(Ino ino);
+
+  // Extended attributes. ----------------------------------------------------------------------
+  // Named values of an inode of any kind (orphans too), part of the drive: checkpointed,
+  // restored, and dropped with the inode. A name is 1 to kMaxXattrNameBytes bytes without NUL
+  // (which namespaces, "user." and the like, a caller allows is the caller's business); a value
+  // is 0 to kMaxXattrValueBytes bytes. For every method: NotFound for an unknown inode;
+  // OutOfRange for an empty name or one over kMaxXattrNameBytes (Linux answers ERANGE);
+  // InvalidArgument for a name holding NUL.
+
+  // The value of attribute `name` of `ino`. NoAttribute if it has none of that name.
+  Result<Bytes> GetXattr(Ino ino, std::string_view name);
+  // Sets attribute `name` of `ino` to `value` (as `mode` allows) and the inode's ctime, and
+  // journals "setxattr", in one transaction. AlreadyExists (kCreate) if the attribute exists;
+  // NoAttribute (kReplace) if it does not; OutOfRange for a value over kMaxXattrValueBytes
+  // (Linux answers E2BIG, and refuses it before a file system sees it); NoSpace if a new name
+  // would take the inode's names past kMaxXattrListBytes. On an error nothing changes.
+  Status SetXattr(Ino ino, std::string_view name, ByteSpan value, XattrMode mode);
+  // The names of `ino`'s attributes, in bytewise order.
+  Result<std::vector<std::string>> ListXattr(Ino ino);
+  // Removes attribute `name` of `ino`, sets its ctime and journals "removexattr", in one
+  // transaction. NoAttribute if it has none of that name.
+  Status RemoveXattr(Ino ino, std::string_view name);
 
   // File contents. --------------------------------------------------------------------------
 
@@ -366,6 +402,9 @@ class Catalog {
       REQUIRES(mu_);
   Result<std::optional<InodeAttr>> CommitFileLocked(const FileCommit& c, int64_t now) REQUIRES(mu_);
   Status InsertExtentLocked(Ino ino, const Extent& e) REQUIRES(mu_);
+  // The value of attribute `name` (a checked name) of inode `ino`, or nullopt. NotFound for
+  // an unknown inode.
+  Result<std::optional<Bytes>> FindXattrLocked(Ino ino, std::string_view name) REQUIRES(mu_);
   Status JournalLocked(std::string_view op, Ino ino, Ino parent, std::string_view name,
                        Ino new_parent, std::string_view new_name, int64_t now) REQUIRES(mu_);
 
@@ -380,6 +419,9 @@ class Catalog {
 // Checks a directory entry name: InvalidArgument (empty, ".", "..", '/' or NUL in it) or
 // NameTooLong.
 Status CheckName(std::string_view name);
+// Checks an extended attribute's name: OutOfRange (empty, or over kMaxXattrNameBytes) or
+// InvalidArgument (NUL in it).
+Status CheckXattrName(std::string_view name);
 
 }  // namespace shardfs::backend
 

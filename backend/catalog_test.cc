@@ -1,5 +1,6 @@
 #include "backend/catalog.h"
 
+#include <cerrno>
 #include <set>
 
 #include <gtest/gtest.h>
@@ -286,6 +287,186 @@ TEST_F(CatalogTest, EveryChangeIsJournalled) {
   EXPECT_FALSE(cat_->Rmdir(kRootIno, "d").ok());
   ASSERT_OK_AND_ASSIGN(seq, cat_->LastChange());
   EXPECT_EQ(seq, 5u);
+}
+
+// --- Extended attributes -------------------------------------------------------------
+
+TEST_F(CatalogTest, XattrsFollowSetxattrRules) {
+  Ino f = File(kRootIno, "f");
+  ASSERT_OK_AND_ASSIGN(InodeAttr before, cat_->GetAttr(f));
+  ASSERT_OK_AND_ASSIGN(uint64_t seq, cat_->LastChange());
+  Bytes binary = {0, 1, 2, 0xff, 0, 'x'};
+  ASSERT_OK(cat_->SetXattr(f, "user.b", binary, XattrMode::kAny));
+  ASSERT_OK(cat_->SetXattr(f, "user.a", ToBytes("first"), XattrMode::kCreate));
+  ASSERT_OK(cat_->SetXattr(f, "user.empty", {}, XattrMode::kAny));
+  EXPECT_EQ(cat_->GetXattr(f, "user.b").value_or({}), binary);
+  EXPECT_EQ(cat_->GetXattr(f, "user.a").value_or({}), ToBytes("first"));
+  ASSERT_OK_AND_ASSIGN(Bytes empty, cat_->GetXattr(f, "user.empty"));
+  EXPECT_TRUE(empty.empty());
+  ASSERT_OK_AND_ASSIGN(auto names, cat_->ListXattr(f));
+  EXPECT_EQ(names, (std::vector<std::string>{"user.a", "user.b", "user.empty"}));
+  // Each change sets ctime and is one journal row.
+  ASSERT_OK_AND_ASSIGN(InodeAttr after, cat_->GetAttr(f));
+  EXPECT_GT(after.ctime_ns, before.ctime_ns);
+  EXPECT_EQ(after.mtime_ns, before.mtime_ns);
+  EXPECT_EQ(after.size, before.size);
+  ASSERT_OK_AND_ASSIGN(uint64_t seq_after, cat_->LastChange());
+  EXPECT_EQ(seq_after, seq + 3);
+
+  // XATTR_CREATE on an existing name, XATTR_REPLACE on a missing one; replacing works.
+  EXPECT_EQ(cat_->SetXattr(f, "user.a", ToBytes("x"), XattrMode::kCreate).code(),
+            Code::kAlreadyExists);
+  EXPECT_EQ(cat_->SetXattr(f, "user.c", ToBytes("x"), XattrMode::kReplace).code(),
+            Code::kNoAttribute);
+  ASSERT_OK(cat_->SetXattr(f, "user.a", ToBytes("second"), XattrMode::kReplace));
+  EXPECT_EQ(cat_->GetXattr(f, "user.a").value_or({}), ToBytes("second"));
+  ASSERT_OK(cat_->SetXattr(f, "user.a", ToBytes("third"), XattrMode::kAny));
+  EXPECT_EQ(cat_->GetXattr(f, "user.a").value_or({}), ToBytes("third"));
+
+  // Missing names and inodes.
+  EXPECT_EQ(cat_->GetXattr(f, "user.c").status().code(), Code::kNoAttribute);
+  EXPECT_EQ(cat_->GetXattr(f, "user.c").status().ToErrno(), ENODATA);
+  EXPECT_EQ(cat_->RemoveXattr(f, "user.c").code(), Code::kNoAttribute);
+  EXPECT_EQ(cat_->GetXattr(999, "user.a").status().code(), Code::kNotFound);
+  EXPECT_EQ(cat_->SetXattr(999, "user.a", {}, XattrMode::kAny).code(), Code::kNotFound);
+  EXPECT_EQ(cat_->ListXattr(999).status().code(), Code::kNotFound);
+  EXPECT_EQ(cat_->RemoveXattr(999, "user.a").code(), Code::kNotFound);
+
+  // Linux's limits: names of 1 to 255 bytes, values up to 64 KiB.
+  const std::string longest = "user." + std::string(kMaxXattrNameBytes - 5, 'n');
+  ASSERT_OK(cat_->SetXattr(f, longest, Bytes(kMaxXattrValueBytes, 7), XattrMode::kAny));
+  EXPECT_EQ(cat_->GetXattr(f, longest).value_or({}), Bytes(kMaxXattrValueBytes, 7));
+  EXPECT_EQ(cat_->SetXattr(f, longest + "n", {}, XattrMode::kAny).code(), Code::kOutOfRange);
+  EXPECT_EQ(cat_->GetXattr(f, longest + "n").status().code(), Code::kOutOfRange);
+  EXPECT_EQ(cat_->SetXattr(f, "", {}, XattrMode::kAny).code(), Code::kOutOfRange);
+  EXPECT_EQ(cat_->SetXattr(f, std::string("user.\0x", 7), {}, XattrMode::kAny).code(),
+            Code::kInvalidArgument);
+  EXPECT_EQ(
+      cat_->SetXattr(f, "user.big", Bytes(kMaxXattrValueBytes + 1, 1), XattrMode::kAny).code(),
+      Code::kOutOfRange);
+  EXPECT_EQ(cat_->GetXattr(f, "user.big").status().code(), Code::kNoAttribute);
+
+  // Refused changes add nothing to the journal.
+  ASSERT_OK_AND_ASSIGN(seq, cat_->LastChange());
+  EXPECT_EQ(cat_->SetXattr(f, "user.a", {}, XattrMode::kCreate).code(), Code::kAlreadyExists);
+  EXPECT_EQ(cat_->RemoveXattr(f, "user.nope").code(), Code::kNoAttribute);
+  ASSERT_OK_AND_ASSIGN(seq_after, cat_->LastChange());
+  EXPECT_EQ(seq_after, seq);
+
+  // Removal; what is left survives a reopen.
+  ASSERT_OK_AND_ASSIGN(InodeAttr before_remove, cat_->GetAttr(f));
+  ASSERT_OK(cat_->RemoveXattr(f, "user.b"));
+  ASSERT_OK_AND_ASSIGN(InodeAttr after_remove, cat_->GetAttr(f));
+  EXPECT_GT(after_remove.ctime_ns, before_remove.ctime_ns);
+  EXPECT_EQ(cat_->GetXattr(f, "user.b").status().code(), Code::kNoAttribute);
+  Reopen();
+  ASSERT_OK_AND_ASSIGN(names, cat_->ListXattr(f));
+  EXPECT_EQ(names, (std::vector<std::string>{"user.a", "user.empty", longest}));
+  EXPECT_EQ(cat_->GetXattr(f, "user.a").value_or({}), ToBytes("third"));
+}
+
+TEST_F(CatalogTest, XattrsOnEveryKindAndTheirNamesFitOneListing) {
+  Ino d = Dir(kRootIno, "d");
+  ASSERT_OK_AND_ASSIGN(InodeAttr link, cat_->Symlink(kRootIno, "l", "d"));
+  ASSERT_OK(cat_->SetXattr(d, "user.dir", ToBytes("1"), XattrMode::kAny));
+  ASSERT_OK(cat_->SetXattr(link.ino, "trusted.link", ToBytes("2"), XattrMode::kAny));
+  ASSERT_OK(cat_->SetXattr(kRootIno, "security.root", ToBytes("3"), XattrMode::kAny));
+  EXPECT_EQ(cat_->GetXattr(link.ino, "trusted.link").value_or({}), ToBytes("2"));
+  EXPECT_EQ(cat_->ListXattr(d).value_or({}), std::vector<std::string>{"user.dir"});
+  // 256 names of 255 bytes are 65536 bytes with their NULs: listxattr's most. One more name
+  // does not fit; a new value for a name that is there does.
+  Ino f = File(kRootIno, "many");
+  auto name = [](int i) {
+    std::string n = "user." + std::to_string(i) + ".";
+    return n + std::string(kMaxXattrNameBytes - n.size(), 'x');
+  };
+  for (int i = 0; i < 256; ++i) ASSERT_OK(cat_->SetXattr(f, name(i), {}, XattrMode::kCreate)) << i;
+  EXPECT_EQ(cat_->SetXattr(f, "user.z", {}, XattrMode::kAny).code(), Code::kNoSpace);
+  ASSERT_OK(cat_->SetXattr(f, name(3), ToBytes("v"), XattrMode::kReplace));
+  ASSERT_OK_AND_ASSIGN(auto names, cat_->ListXattr(f));
+  EXPECT_EQ(names.size(), 256u);
+  ASSERT_OK(cat_->RemoveXattr(f, name(0)));
+  ASSERT_OK(cat_->SetXattr(f, "user.z", {}, XattrMode::kAny));
+}
+
+TEST_F(CatalogTest, DroppingAnInodeDropsItsXattrs) {
+  Ino f = File(kRootIno, "f");
+  Ino kept = File(kRootIno, "kept");
+  ASSERT_OK(cat_->SetXattr(f, "user.a", ToBytes("1"), XattrMode::kAny));
+  ASSERT_OK(cat_->SetXattr(f, "user.b", ToBytes("2"), XattrMode::kAny));
+  ASSERT_OK(cat_->SetXattr(kept, "user.a", ToBytes("3"), XattrMode::kAny));
+  ASSERT_OK(cat_->Unlink(kRootIno, "f").status());
+  // An orphan (a file open after its last name went) keeps them until it is dropped.
+  EXPECT_EQ(cat_->GetXattr(f, "user.b").value_or({}), ToBytes("2"));
+  ASSERT_OK(cat_->SetXattr(f, "user.c", ToBytes("4"), XattrMode::kAny));
+  ASSERT_OK(cat_->DropOrphan(f));
+  EXPECT_EQ(cat_->GetXattr(f, "user.a").status().code(), Code::kNotFound);
+  cat_.reset();
+  ASSERT_OK_AND_ASSIGN(auto db, SqliteDb::Open(dir_.path() + "/catalog.db"));
+  ASSERT_OK_AND_ASSIGN(auto q, db->Prepare("SELECT ino, name FROM xattrs"));
+  ASSERT_OK_AND_ASSIGN(bool row, q.Step());
+  ASSERT_TRUE(row);
+  EXPECT_EQ(static_cast<Ino>(q.ColumnInt(0)), kept);
+  ASSERT_OK_AND_ASSIGN(row, q.Step());
+  EXPECT_FALSE(row);  // f's rows are gone
+}
+
+// tests/golden/catalog_v1.db is a catalog of schema 1, written once by the catalog of 7f73b2c
+// (the last build with schema 1; never regenerated): folder "docs" (ino 2) holding
+// "report.txt" (ino 3: 1500 bytes, extents of chunks 1 and 2 of pack 1, mode 0600, also
+// linked as "/hard"), symlink "/link" (ino 4) to "docs/report.txt", an orphan (ino 5), upload
+// row (7, 3), eight journal rows. Every later build opens it, migrates it and reads it all.
+TEST_F(CatalogTest, SchemaOneGoldenCatalogOpensAndMigrates) {
+  cat_.reset();
+  ASSERT_OK_AND_ASSIGN(
+      Bytes golden,
+      ReadFile(std::string(SHARDFS_SOURCE_DIR) + "/tests/golden/catalog_v1.db", size_t{1} << 20));
+  const std::string path = dir_.path() + "/golden.db";
+  ASSERT_OK(WriteFileAtomic(path, golden, 0600));
+  for (int round = 0; round < 2; ++round) {  // the migration, then a plain open
+    CatalogOptions o;
+    o.path = path;
+    o.sync = false;
+    ASSERT_OK_AND_ASSIGN(cat_, Catalog::Open(o));
+    ASSERT_OK_AND_ASSIGN(InodeAttr docs, cat_->Lookup(kRootIno, "docs"));
+    EXPECT_EQ(docs.ino, 2u);
+    EXPECT_EQ(docs.kind, FileKind::kDirectory);
+    ASSERT_OK_AND_ASSIGN(InodeAttr report, cat_->Lookup(docs.ino, "report.txt"));
+    EXPECT_EQ(report.ino, 3u);
+    EXPECT_EQ(report.size, 1500u);
+    EXPECT_EQ(report.nlink, 2u);
+    EXPECT_EQ(report.mode, 0600u);
+    EXPECT_EQ(cat_->Lookup(kRootIno, "hard").value_or(InodeAttr{}).ino, 3u);
+    ASSERT_OK_AND_ASSIGN(auto extents, cat_->ReadExtents(3, 0, 1500));
+    ASSERT_EQ(extents.size(), 2u);
+    EXPECT_EQ(extents[1].offset, 1000u);
+    EXPECT_EQ(extents[1].size, 500u);
+    ASSERT_OK_AND_ASSIGN(auto chunk, cat_->FindChunk(extents[0].chunk));
+    ASSERT_TRUE(chunk.has_value());
+    ASSERT_OK_AND_ASSIGN(PackRecord pack, cat_->GetPack(chunk->pack));
+    EXPECT_EQ(pack.shards.size(), 6u);
+    ASSERT_OK_AND_ASSIGN(InodeAttr link, cat_->Lookup(kRootIno, "link"));
+    EXPECT_EQ(cat_->ReadLink(link.ino).value_or(""), "docs/report.txt");
+    EXPECT_EQ(cat_->Orphans().value_or({}), std::vector<Ino>{5});
+    ASSERT_OK_AND_ASSIGN(auto uploads, cat_->Uploads());
+    EXPECT_EQ(uploads, (std::vector<std::pair<uint64_t, Ino>>{{7, 3}}));
+    ASSERT_OK_AND_ASSIGN(uint64_t seq, cat_->LastChange());
+    EXPECT_EQ(seq, 8u + static_cast<uint64_t>(round));
+    // The new table is there, empty at first.
+    if (round == 0) {
+      ASSERT_OK_AND_ASSIGN(auto none, cat_->ListXattr(3));
+      EXPECT_TRUE(none.empty());
+      ASSERT_OK(cat_->SetXattr(3, "user.new", ToBytes("v"), XattrMode::kAny));
+    }
+    EXPECT_EQ(cat_->GetXattr(3, "user.new").value_or({}), ToBytes("v"));
+    cat_.reset();
+  }
+  ASSERT_OK_AND_ASSIGN(auto db, SqliteDb::Open(path));
+  ASSERT_OK_AND_ASSIGN(auto q, db->Prepare("PRAGMA user_version"));
+  ASSERT_OK_AND_ASSIGN(bool row, q.Step());
+  ASSERT_TRUE(row);
+  EXPECT_EQ(q.ColumnInt(0), Catalog::SchemaVersion());
+  EXPECT_EQ(Catalog::SchemaVersion(), 2);
 }
 
 // --- File contents -------------------------------------------------------------------

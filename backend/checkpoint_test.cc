@@ -46,7 +46,8 @@ class SlotLiar final : public Peer {
   std::shared_ptr<Peer> base_;
 };
 
-// Everything a catalog says about its tree, contents, packs and journal, as text: two catalogs
+// Everything a catalog says about its tree, extended attributes, contents, packs and journal,
+// as text: two catalogs
 // with the same drive tables give the same text.
 void Walk(Catalog& c, Ino ino, const std::string& path, std::string* out) {
   auto a = c.GetAttr(ino);
@@ -57,6 +58,13 @@ void Walk(Catalog& c, Ino ino, const std::string& path, std::string* out) {
           " gid=" + std::to_string(a->gid) + " size=" + std::to_string(a->size) +
           " nlink=" + std::to_string(a->nlink) + " times=" + std::to_string(a->atime_ns) + "," +
           std::to_string(a->mtime_ns) + "," + std::to_string(a->ctime_ns) + "\n";
+  auto xattrs = c.ListXattr(ino);
+  ASSERT_OK(xattrs);
+  for (const std::string& name : *xattrs) {
+    auto value = c.GetXattr(ino, name);
+    ASSERT_OK(value);
+    *out += "  xattr " + name + "=" + HexEncode(*value) + "\n";
+  }
   if (a->kind == FileKind::kSymlink) {
     auto target = c.ReadLink(ino);
     ASSERT_OK(target);
@@ -249,6 +257,12 @@ TEST_F(CheckpointTest, BaseAndDeltasRestoreTheSameCatalog) {
   AddFile(c, docs.ino, "a.txt", 1000, 1);
   AddFile(c, kRootIno, "b.bin", 123456, 2);
   ASSERT_OK(c.Symlink(docs.ino, "link", "../b.bin").status());
+  ASSERT_OK_AND_ASSIGN(InodeAttr a_txt, c.Lookup(docs.ino, "a.txt"));
+  ASSERT_OK_AND_ASSIGN(InodeAttr b_bin, c.Lookup(kRootIno, "b.bin"));
+  ASSERT_OK(c.SetXattr(a_txt.ino, "user.tag", ToBytes("dropped with the file"), XattrMode::kAny));
+  ASSERT_OK(c.SetXattr(b_bin.ino, "user.mime", ToBytes("application/x-test"), XattrMode::kAny));
+  ASSERT_OK(c.SetXattr(b_bin.ino, "user.gone", ToBytes("removed in a delta"), XattrMode::kAny));
+  ASSERT_OK(c.SetXattr(docs.ino, "security.selinux", Bytes{'c', 't', 'x', 0}, XattrMode::kAny));
   ASSERT_OK_AND_ASSIGN(CheckpointInfo first, cp->Sync());
   EXPECT_TRUE(first.base);
   EXPECT_EQ(first.deltas, 0u);
@@ -260,6 +274,10 @@ TEST_F(CheckpointTest, BaseAndDeltasRestoreTheSameCatalog) {
   mode.mode = 0600;
   mode.mtime_ns = 1'600'000'000'123'456'789;
   ASSERT_OK(c.SetAttr(docs.ino, mode).status());
+  // Attributes set, replaced and removed in a delta.
+  ASSERT_OK(c.SetXattr(b_bin.ino, "user.mime", ToBytes("text/plain"), XattrMode::kReplace));
+  ASSERT_OK(c.RemoveXattr(b_bin.ino, "user.gone"));
+  ASSERT_OK(c.SetXattr(b_bin.ino, "user.empty", {}, XattrMode::kCreate));
   ASSERT_OK_AND_ASSIGN(CheckpointInfo second, cp->Sync());
   EXPECT_FALSE(second.base);
   EXPECT_EQ(second.deltas, 1u);
@@ -285,6 +303,11 @@ TEST_F(CheckpointTest, BaseAndDeltasRestoreTheSameCatalog) {
   auto restored = OpenCatalog(path);
   ASSERT_NE(restored, nullptr);
   EXPECT_EQ(Dump(*restored), Dump(c));
+  EXPECT_EQ(restored->GetXattr(b_bin.ino, "user.mime").value_or({}), ToBytes("text/plain"));
+  EXPECT_EQ(restored->GetXattr(b_bin.ino, "user.gone").status().code(), Code::kNoAttribute);
+  EXPECT_EQ(restored->ListXattr(b_bin.ino).value_or({}),
+            (std::vector<std::string>{"user.empty", "user.mime"}));
+  EXPECT_EQ(restored->GetXattr(a_txt.ino, "user.tag").status().code(), Code::kNotFound);
 
   // The restored catalog checkpoints on from there: a delta, not a base.
   cp.reset();

@@ -219,6 +219,20 @@ Result<InodeAttr> Drive::SetAttr(Ino ino, const AttrChange& change) {
   return WithStaged(a);
 }
 
+Result<Bytes> Drive::GetXattr(Ino ino, std::string_view name) {
+  return catalog_->GetXattr(ino, name);
+}
+
+Status Drive::SetXattr(Ino ino, std::string_view name, ByteSpan value, XattrMode mode) {
+  return catalog_->SetXattr(ino, name, value, mode);
+}
+
+Result<std::vector<std::string>> Drive::ListXattr(Ino ino) { return catalog_->ListXattr(ino); }
+
+Status Drive::RemoveXattr(Ino ino, std::string_view name) {
+  return catalog_->RemoveXattr(ino, name);
+}
+
 void Drive::Open(Ino ino) {
   MutexLock lock(&open_mu_);
   ++opens_[ino];

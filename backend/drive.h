@@ -180,6 +180,12 @@ class Drive {
   // A size change of a file, and an mtime change of a file with staged bytes, go through the
   // staging area (in order with its writes); the rest to the catalog.
   Result<InodeAttr> SetAttr(Ino ino, const AttrChange& change);
+  // Extended attributes: as the Catalog methods of the same names (kept in the catalog, so
+  // they are checkpointed and restored; effects, limits and Status values there).
+  Result<Bytes> GetXattr(Ino ino, std::string_view name);
+  Status SetXattr(Ino ino, std::string_view name, ByteSpan value, XattrMode mode);
+  Result<std::vector<std::string>> ListXattr(Ino ino);
+  Status RemoveXattr(Ino ino, std::string_view name);
 
   // Open files: an open file is kept while it has no name, until its last Release.
   void Open(Ino ino);

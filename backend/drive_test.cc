@@ -603,6 +603,33 @@ TEST_F(DriveTest, TooFewPeersFailTheWriteAndLeaveTheFileAsItWas) {
   EXPECT_EQ(ReadAll(f, data.size()), data);
 }
 
+TEST_F(DriveTest, XattrsAreKeptWithTheFileAndGoWithIt) {
+  Ino f = NewFile("f");
+  drive_->Open(f);
+  ASSERT_OK(drive_->Write(f, 0, test::PseudoRandomBytes(1000, 50)));
+  ASSERT_OK_AND_ASSIGN(InodeAttr before, drive_->GetAttr(f));
+  // The rules are the catalog's (catalog_test.cc); here, that the drive keeps them.
+  ASSERT_OK(drive_->SetXattr(f, "user.color", ToBytes("blue"), XattrMode::kCreate));
+  ASSERT_OK(drive_->SetXattr(f, "user.size", ToBytes("9"), XattrMode::kAny));
+  EXPECT_EQ(drive_->GetXattr(f, "user.color").value_or({}), ToBytes("blue"));
+  EXPECT_EQ(drive_->ListXattr(f).value_or({}),
+            (std::vector<std::string>{"user.color", "user.size"}));
+  ASSERT_OK_AND_ASSIGN(InodeAttr after, drive_->GetAttr(f));
+  EXPECT_GT(after.ctime_ns, before.ctime_ns);
+  EXPECT_EQ(after.size, 1000u);  // the staged size still shows
+  ASSERT_OK(drive_->RemoveXattr(f, "user.size"));
+  EXPECT_EQ(drive_->GetXattr(f, "user.size").status().code(), Code::kNoAttribute);
+  // The upload of the file's bytes leaves its attributes alone.
+  ASSERT_OK(drive_->Fsync(f, std::chrono::seconds(20)));
+  EXPECT_EQ(drive_->GetXattr(f, "user.color").value_or({}), ToBytes("blue"));
+  // Removed while open: kept until the last release, then gone with the file.
+  ASSERT_OK(drive_->Unlink(kRootIno, "f"));
+  EXPECT_EQ(drive_->GetXattr(f, "user.color").value_or({}), ToBytes("blue"));
+  ASSERT_OK(drive_->Release(f));
+  EXPECT_EQ(drive_->GetXattr(f, "user.color").status().code(), Code::kNotFound);
+  EXPECT_EQ(drive_->ListXattr(f).status().code(), Code::kNotFound);
+}
+
 // A model of a file: what the drive must read back after any mix of writes and truncates.
 void ModelWrite(Bytes* model, uint64_t offset, ByteSpan data) {
   if (model->size() < offset + data.size()) model->resize(offset + data.size(), 0);

@@ -43,6 +43,8 @@ std::string_view CodeName(Code code) {
       return "NameTooLong";
     case Code::kOutOfRange:
       return "OutOfRange";
+    case Code::kNoAttribute:
+      return "NoAttribute";
   }
   return "Unknown";
 }
@@ -92,6 +94,8 @@ int Status::ToErrno() const {
       return ENAMETOOLONG;
     case Code::kOutOfRange:
       return ERANGE;
+    case Code::kNoAttribute:
+      return ENODATA;
   }
   return EIO;
 }
@@ -138,6 +142,8 @@ Status PosixError(std::string_view context, int err) {
       return Status(Code::kNameTooLong, std::move(msg));
     case ERANGE:
       return Status(Code::kOutOfRange, std::move(msg));
+    case ENODATA:
+      return Status(Code::kNoAttribute, std::move(msg));
     case ETIMEDOUT:
       return Status(Code::kDeadlineExceeded, std::move(msg));
     case ECANCELED:

@@ -40,6 +40,7 @@ enum class Code : unsigned char {
   kIsDirectory,       // EISDIR
   kNameTooLong,       // ENAMETOOLONG
   kOutOfRange,        // ERANGE: a value or buffer is too small or too large.
+  kNoAttribute,       // ENODATA: the named extended attribute does not exist.
 };
 
 // Returns the stable name of `code`, e.g. "NotFound".
@@ -75,6 +76,7 @@ class [[nodiscard]] Status {
   static Status NotDirectory(std::string msg) { return {Code::kNotDirectory, std::move(msg)}; }
   static Status IsDirectory(std::string msg) { return {Code::kIsDirectory, std::move(msg)}; }
   static Status NameTooLong(std::string msg) { return {Code::kNameTooLong, std::move(msg)}; }
+  static Status NoAttribute(std::string msg) { return {Code::kNoAttribute, std::move(msg)}; }
 
   bool ok() const { return code_ == Code::kOk; }
   Code code() const { return code_; }

@@ -26,10 +26,13 @@ TEST(StatusTest, CodesMapToErrno) {
   EXPECT_EQ(Status::IOError("x").ToErrno(), EIO);
   EXPECT_EQ(Status(Code::kNotEmpty, "x").ToErrno(), ENOTEMPTY);
   EXPECT_EQ(Status(Code::kNameTooLong, "x").ToErrno(), ENAMETOOLONG);
+  EXPECT_EQ(Status::OutOfRange("x").ToErrno(), ERANGE);
+  EXPECT_EQ(Status::NoAttribute("x").ToErrno(), ENODATA);
+  EXPECT_EQ(Status::NoAttribute("x").ToString(), "NoAttribute: x");
 }
 
 TEST(StatusTest, NeverEpermForAnyCode) {
-  for (int c = 0; c <= static_cast<int>(Code::kOutOfRange); ++c) {
+  for (int c = 0; c <= static_cast<int>(Code::kNoAttribute); ++c) {
     Status s(static_cast<Code>(c), "m");
     EXPECT_NE(s.ToErrno(), EPERM) << CodeName(s.code());
     EXPECT_NE(CodeName(s.code()), "Unknown");
@@ -37,7 +40,8 @@ TEST(StatusTest, NeverEpermForAnyCode) {
 }
 
 TEST(StatusTest, PosixErrorRoundTripsCommonErrnos) {
-  for (int err : {ENOENT, EEXIST, EINVAL, EACCES, ENOSPC, ENOTEMPTY, ENOTDIR, EISDIR, EBUSY}) {
+  for (int err : {ENOENT, EEXIST, EINVAL, EACCES, ENOSPC, ENOTEMPTY, ENOTDIR, EISDIR, EBUSY, ERANGE,
+                  ENODATA}) {
     Status s = PosixError("op", err);
     EXPECT_FALSE(s.ok());
     EXPECT_EQ(s.ToErrno(), err) << s.ToString();
