@@ -6,6 +6,7 @@
 #include "backend/pack_upload.h"
 #include "base/file.h"
 #include "base/logging.h"
+#include "base/units.h"
 
 namespace shardfs::backend {
 
@@ -91,7 +92,9 @@ Result<std::unique_ptr<Drive>> Drive::Open(DriveOptions options) {
   if (d->options_.health_save_interval.count() > 0) {
     d->health_saver_ = std::thread([self = d.get()] { self->HealthSaverLoop(); });
   }
-  SFS_ASSIGN_OR_RETURN(d->staging_, Staging::Open(d->options_.staging_dir, d->catalog_.get()));
+  StagingOptions so;
+  so.limit = d->options_.staging_limit;
+  SFS_ASSIGN_OR_RETURN(d->staging_, Staging::Open(d->options_.staging_dir, d->catalog_.get(), so));
   // No file can be open in a process that just started: a file without a name is garbage.
   SFS_ASSIGN_OR_RETURN(std::vector<Ino> orphans, d->catalog_->Orphans());
   for (Ino ino : orphans) {
@@ -317,11 +320,62 @@ Status Drive::Write(Ino ino, uint64_t offset, ByteSpan data) {
   if (offset > (uint64_t{1} << 62) || data.size() > (uint64_t{1} << 62) - offset) {
     return Status::InvalidArgument("write past the largest file size");
   }
-  return staging_->Write(ino, StoredSize(ino), offset, data, NowNs());
+  const uint64_t limit = options_.staging_limit;
+  if (limit != 0 && data.size() > limit) {
+    return Status::NoSpace("a write of " + FormatByteSize(data.size()) +
+                           " is larger than the local write-back area (" + FormatByteSize(limit) +
+                           ")");
+  }
+  std::optional<std::chrono::steady_clock::time_point> deadline;
+  for (;;) {
+    SFS_ASSIGN_OR_RETURN(StagedWrite w,
+                         staging_->Write(ino, StoredSize(ino), offset, data, NowNs()));
+    if (w == StagedWrite::kDone) return Status::Ok();
+    if (!deadline) deadline = std::chrono::steady_clock::now() + options_.staging_wait;
+    SFS_RETURN_IF_ERROR(WaitForRoom(*deadline));
+  }
+}
+
+Status Drive::WaitForRoom(std::chrono::steady_clock::time_point deadline) {
+  // An open layer is never uploaded: without this, a file still being written could hold the
+  // area full.
+  staging_->FreezeAll();
+  Status failed;
+  {
+    MutexLock lock(&up_mu_);
+    const auto now = std::chrono::steady_clock::now();
+    if (last_error_.ok() && now < deadline) {
+      const uint64_t batches = batches_;
+      ++urgent_;  // no waiting for a quiet queue, and retries as for Fsync
+      wake_ = true;
+      up_cv_.NotifyAll();
+      // A slice, not the whole wait: room may also come from a truncate or an unlink.
+      done_cv_.WaitUntil(&up_mu_, std::min(deadline, now + std::chrono::milliseconds(100)),
+                         [&]() REQUIRES(up_mu_) { return batches_ != batches; });
+      --urgent_;
+    }
+    failed = last_error_;
+  }
+  if (failed.ok() && std::chrono::steady_clock::now() < deadline) return Status::Ok();
+  const std::string full =
+      "the local write-back area is full: " + FormatByteSize(staging_->Stats().bytes) +
+      " written and not yet stored (the limit is " + FormatByteSize(options_.staging_limit) + ")";
+  if (!failed.ok()) {
+    return Status::NoSpace(
+        full + ", and uploads are failing (are the nodes offline?): " + failed.ToString());
+  }
+  return Status::NoSpace(full + "; uploads did not make room within " +
+                         std::to_string(options_.staging_wait.count()) + " ms");
+}
+
+void Drive::WakeUploader() {
+  MutexLock lock(&up_mu_);
+  wake_ = true;
+  up_cv_.NotifyAll();
 }
 
 Status Drive::Flush(Ino ino) {
-  if (staging_->Freeze(ino) != 0) up_cv_.NotifyAll();
+  if (staging_->Freeze(ino) != 0) WakeUploader();
   return Status::Ok();
 }
 
@@ -329,6 +383,7 @@ Status Drive::WaitFor(const std::function<bool()>& done, std::chrono::millisecon
   const auto deadline = std::chrono::steady_clock::now() + timeout;
   MutexLock lock(&up_mu_);
   ++urgent_;
+  wake_ = true;
   up_cv_.NotifyAll();
   bool ok = false;
   // In slices: a file dropped meanwhile ends the wait without a batch ending.
@@ -360,6 +415,7 @@ Status Drive::Sync(std::chrono::milliseconds timeout) {
 UploadState Drive::Uploads() const {
   UploadState s;
   s.staged = staging_->Stats();
+  s.staging_limit = options_.staging_limit;
   MutexLock lock(&up_mu_);
   s.last_error = last_error_;
   return s;
@@ -737,18 +793,26 @@ void Drive::UploadLoop() {
   // After a failure: when to try again, and, with a caller waiting, sooner.
   auto next_try = std::chrono::steady_clock::now();
   auto next_urgent_try = next_try;
+  // When to look at the queue again unless woken: idle files and a quiet queue are polled.
+  auto look_at = next_try;
   for (;;) {
     bool urgent;
     {
       MutexLock lock(&up_mu_);
-      up_cv_.WaitUntil(&up_mu_, std::chrono::steady_clock::now() + std::chrono::milliseconds(100),
-                       [&]() REQUIRES(up_mu_) { return stop_ || urgent_ > 0; });
+      up_cv_.WaitUntil(&up_mu_, look_at, [&]() REQUIRES(up_mu_) { return stop_ || wake_; });
       if (stop_) return;
+      wake_ = false;
       urgent = urgent_ > 0;
     }
     staging_->FreezeIdle(o.idle_freeze);
     const auto now = std::chrono::steady_clock::now();
-    if (now < (urgent ? next_urgent_try : next_try)) continue;
+    look_at = now + std::chrono::milliseconds(100);
+    // Not before the retry time, even with a caller waiting (sleeping, not spinning, till then).
+    const auto retry_at = urgent ? next_urgent_try : next_try;
+    if (now < retry_at) {
+      look_at = std::min(look_at, retry_at);
+      continue;
+    }
     const StagingStats st = staging_->Stats();
     if (st.queued == 0) continue;
     const bool full = st.queued_bytes >= options_.pipeline.pack_target_size;
@@ -761,6 +825,7 @@ void Drive::UploadLoop() {
     if (s.ok()) {
       retry_wait = o.retry_wait;
       next_try = next_urgent_try = now;
+      look_at = now;  // more may be queued: look again at once
     } else {
       log::Warn("upload of {} file(s) failed; retrying in {} ms: {}", jobs.size(),
                 retry_wait.count(), s.ToString());
@@ -772,6 +837,7 @@ void Drive::UploadLoop() {
     {
       MutexLock lock(&up_mu_);
       last_error_ = s;
+      ++batches_;
     }
     done_cv_.NotifyAll();
   }

@@ -2,13 +2,15 @@
 // pipeline, the uploader and the read path (DESIGN.md sections 3 and 4). FUSE, the CLI and
 // the companion API are faces on it.
 //
-// Writes (Write, a truncate through SetAttr) land in the staging area and never wait for the
-// network. Flush (on close) freezes what a file got so far; the uploader thread takes frozen
-// layers of many files together, cuts, seals and packs them (small files share packs), stores
-// each pack's k + m shards on distinct nodes, and commits all their files in one catalog
-// transaction; only then are the layers dropped. Fsync and Sync wait for that. StoreFiles is
-// the bulk path of `shardfs put`: whole files from memory (mapped source files), packed
-// together and committed in one transaction per batch, with new files named only in that
+// Writes (Write, a truncate through SetAttr) land in the staging area and do not wait for the
+// network, as long as the area holds less than its limit of bytes not yet stored
+// (DriveOptions::staging_limit); a write that would pass it waits for uploads to make room,
+// and fails with NoSpace if they cannot. Flush (on close) freezes what a file got so far; the
+// uploader thread takes frozen layers of many files together, cuts, seals and packs them (small
+// files share packs), stores each pack's k + m shards on distinct nodes, and commits all their
+// files in one catalog transaction; only then are the layers dropped. Fsync and Sync wait for that.
+// StoreFiles is the bulk path of `shardfs put`: whole files from memory (mapped source files),
+// packed together and committed in one transaction per batch, with new files named only in that
 // transaction, so a crash leaves each file whole or absent.
 //
 // Read takes each chunk it needs from the chunk cache, or from the data shards holding it
@@ -71,6 +73,13 @@ struct DriveOptions {
   std::string catalog_path;
   // The local write-back folder (created, mode 0700). Required.
   std::string staging_dir;
+  // The most bytes written and not yet stored (StagingStats::bytes) that the write-back folder
+  // holds; a Write that would pass it waits for uploads to make room (see Write). It bounds
+  // the local disk the area takes (its layer logs and metadata aside). 0: no limit.
+  uint64_t staging_limit = uint64_t{4} << 30;
+  // How long a Write waits for room under staging_limit before it fails with NoSpace. It does
+  // not wait while the uploader's last batch failed (the nodes cannot be reached).
+  std::chrono::milliseconds staging_wait{30000};
   // peers[i] is config.nodes[i]; at least k + m of them.
   std::vector<std::shared_ptr<Peer>> peers;
   // Chunk sizes, pack size, cipher, threads; k, m and `known` are set by the drive.
@@ -115,7 +124,8 @@ struct FileSource {
 
 struct UploadState {
   StagingStats staged;
-  Status last_error;  // of the last batch (OK if it went through)
+  uint64_t staging_limit = 0;  // DriveOptions::staging_limit (0: none): staged.bytes stays below
+  Status last_error;           // of the last batch (OK if it went through)
 };
 
 // Space on the drive's nodes, in the drive's terms (what files can still take: raw space
@@ -197,8 +207,16 @@ class Drive {
   // read from enough nodes; Corruption if no k shards give a chunk that opens. On an error
   // `out` holds zeros, never unchecked bytes.
   Result<size_t> Read(Ino ino, uint64_t offset, MutableByteSpan out);
-  // Writes `data` at `offset` of file `ino` into the staging area. NotFound, InvalidArgument
-  // for a non-file; IOError/NoSpace from the local disk (the write is then not accepted).
+  // Writes `data` at `offset` of file `ino` into the staging area. If the bytes staged and not
+  // yet stored plus data.size() would pass staging_limit, first freezes every open layer,
+  // wakes the uploader, and waits for its uploads to make room, up to staging_wait, holding no
+  // lock the uploader needs; NoSpace, saying that the write-back area is full and why, if
+  // there is still no room then, at once if the uploader's last batch failed (the nodes are
+  // out of reach: the message has its error), and at once for a write larger than the limit.
+  // Writers in many threads never take the area past the limit (Staging::Write); a waiting
+  // writer is not served before later ones. NotFound, InvalidArgument for a non-file;
+  // IOError/NoSpace from the local disk. On any error the write is not accepted and nothing
+  // changed.
   Status Write(Ino ino, uint64_t offset, ByteSpan data);
   // Queues what the file got so far for upload (close, flush).
   Status Flush(Ino ino);
@@ -275,7 +293,13 @@ class Drive {
   Status DropIfUnused(const InodeAttr& a) EXCLUDES(open_mu_);
   Status UploadBatch(std::vector<UploadJob>& jobs);
   void UploadLoop();
+  // Has the uploader look at the queue now.
+  void WakeUploader() EXCLUDES(up_mu_);
   Status WaitFor(const std::function<bool()>& done, std::chrono::milliseconds timeout);
+  // For a Write that found no room: freezes the open layers, hurries the uploader, and waits
+  // until a batch ends or a short slice passes. OK to try the write again; NoSpace (why the
+  // area is full) once `deadline` has passed or the uploader's last batch failed.
+  Status WaitForRoom(std::chrono::steady_clock::time_point deadline) EXCLUDES(up_mu_);
 
   DriveOptions options_;
   crypto::DriveKeys keys_;
@@ -318,7 +342,9 @@ class Drive {
   CondVar up_cv_;    // wakes the uploader
   CondVar done_cv_;  // a batch ended
   bool stop_ GUARDED_BY(up_mu_) = false;
-  int urgent_ GUARDED_BY(up_mu_) = 0;  // Fsync/Sync callers waiting
+  bool wake_ GUARDED_BY(up_mu_) = false;     // look at the queue now
+  int urgent_ GUARDED_BY(up_mu_) = 0;        // Fsync/Sync callers, and writes, waiting
+  uint64_t batches_ GUARDED_BY(up_mu_) = 0;  // batches ended
   Status last_error_ GUARDED_BY(up_mu_);
   std::thread uploader_;
   // Last, so it is destroyed first: closing it may store a checkpoint over catalog_ and peers_.

@@ -1,5 +1,6 @@
 #include "backend/drive.h"
 
+#include <atomic>
 #include <chrono>
 #include <cstring>
 #include <thread>
@@ -180,6 +181,17 @@ class DriveTest : public ::testing::Test {
       files.emplace_back(f, std::move(data));
     }
     return files;
+  }
+  // Reopens the drive with a write-back area of `limit` bytes and writes for room `wait`, and
+  // fills it: file "f" gets `limit` random bytes (also put in *data), staged, not uploaded.
+  Ino FillStagingArea(uint64_t limit, std::chrono::milliseconds wait, Bytes* data) {
+    options_.staging_limit = limit;
+    options_.staging_wait = wait;
+    Reopen();
+    Ino f = NewFile("f");
+    *data = test::PseudoRandomBytes(limit, 3);
+    EXPECT_OK(drive_->Write(f, 0, *data));
+    return f;
   }
   // Checks that peer `liar`, and no other, is known to have served bad bytes.
   void ExpectOnlyLiar(size_t liar) {
@@ -776,6 +788,105 @@ TEST_F(DriveTest, SyncWaitsForNodesAndFailsClearlyWhenTheyStayDown) {
   peers_[1]->down = false;
   ASSERT_OK(drive_->Sync(std::chrono::seconds(20)));
   EXPECT_EQ(drive_->Uploads().staged.layers, 0u);
+}
+
+TEST_F(DriveTest, AWriteLargerThanTheStagingLimitFailsAtOnce) {
+  options_.staging_limit = 100000;
+  Reopen();
+  Ino f = NewFile("f");
+  Status s = drive_->Write(f, 0, test::PseudoRandomBytes(100001, 1));
+  EXPECT_EQ(s.code(), Code::kNoSpace) << s.ToString();
+  EXPECT_NE(s.message().find("larger than the local write-back area"), std::string::npos)
+      << s.ToString();
+  EXPECT_EQ(drive_->Uploads().staged.layers, 0u);
+  EXPECT_EQ(drive_->GetAttr(f).value().size, 0u);
+  EXPECT_EQ(drive_->Uploads().staging_limit, 100000u);
+  ASSERT_OK(drive_->Write(f, 0, test::PseudoRandomBytes(100000, 1)));
+}
+
+// Writers in several threads, each far more than the limit: each write waits for uploads to
+// make room, none fails, and the area never holds more than the limit.
+TEST_F(DriveTest, WritesWaitForUploadsToMakeRoom) {
+  constexpr uint64_t kLimit = 256 * 1024;
+  options_.staging_limit = kLimit;
+  options_.staging_wait = std::chrono::seconds(30);
+  Reopen();
+  std::vector<Ino> files = {NewFile("a"), NewFile("b"), NewFile("c")};
+  std::vector<Bytes> data;
+  for (size_t i = 0; i < files.size(); ++i) data.push_back(test::PseudoRandomBytes(1 << 20, i));
+  std::atomic<bool> writing{true};
+  std::atomic<uint64_t> most_staged{0};
+  std::thread watcher([&] {
+    while (writing) {
+      most_staged = std::max(most_staged.load(), drive_->Uploads().staged.bytes);
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+  });
+  std::vector<std::thread> writers;
+  for (size_t i = 0; i < files.size(); ++i) {
+    writers.emplace_back([&, i] {
+      for (size_t at = 0; at < data[i].size(); at += 32 * 1024) {
+        EXPECT_OK(drive_->Write(files[i], at, ByteSpan(data[i]).subspan(at, 32 * 1024)));
+      }
+    });
+  }
+  for (auto& w : writers) w.join();
+  writing = false;
+  watcher.join();
+  EXPECT_LE(most_staged.load(), kLimit);
+  EXPECT_GT(ShardsStored(), 0u);  // uploads made the room
+  ASSERT_OK(drive_->Sync(std::chrono::seconds(30)));
+  for (size_t i = 0; i < files.size(); ++i) EXPECT_EQ(ReadAll(files[i], data[i].size()), data[i]);
+}
+
+// With a node down every upload fails: a write that does not fit fails at once with NoSpace
+// that has the uploads' error, and changes nothing; once the node is back, room comes.
+TEST_F(DriveTest, AFullStagingAreaFailsAtOnceWhenUploadsFail) {
+  constexpr uint64_t kLimit = 256 * 1024;
+  Bytes data;
+  const Ino f = FillStagingArea(kLimit, std::chrono::seconds(60), &data);
+  peers_[1]->down = true;
+  const auto start = std::chrono::steady_clock::now();
+  Status s = drive_->Write(f, kLimit, test::PseudoRandomBytes(1000, 4));
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(10));
+  EXPECT_EQ(s.code(), Code::kNoSpace) << s.ToString();
+  EXPECT_NE(s.message().find("write-back area is full"), std::string::npos) << s.ToString();
+  EXPECT_NE(s.message().find("uploads are failing"), std::string::npos) << s.ToString();
+  EXPECT_NE(s.message().find("Unavailable: pack"), std::string::npos) << s.ToString();
+  // Refused whole: the file is as it was.
+  EXPECT_EQ(drive_->GetAttr(f).value().size, kLimit);
+  EXPECT_EQ(ReadAll(f, kLimit), data);
+  EXPECT_EQ(drive_->Uploads().staged.bytes, kLimit);
+  // Later writes fail at once too, without a wait.
+  const auto again = std::chrono::steady_clock::now();
+  EXPECT_EQ(drive_->Write(f, 0, Bytes(10, 1)).code(), Code::kNoSpace);
+  EXPECT_LT(std::chrono::steady_clock::now() - again, std::chrono::seconds(1));
+  peers_[1]->down = false;
+  ASSERT_OK(drive_->Sync(std::chrono::seconds(30)));
+  Bytes more = test::PseudoRandomBytes(1000, 4);
+  ASSERT_OK(drive_->Write(f, kLimit, more));
+  data.insert(data.end(), more.begin(), more.end());
+  EXPECT_EQ(ReadAll(f, data.size()), data);
+}
+
+// Uploads that hang (nodes that take a shard and never answer): a write waits staging_wait for
+// room, then fails with NoSpace saying so.
+TEST_F(DriveTest, AWriteWaitsForRoomAtMostStagingWait) {
+  constexpr uint64_t kLimit = 256 * 1024;
+  Bytes data;
+  const Ino f = FillStagingArea(kLimit, std::chrono::milliseconds(300), &data);
+  peers_[2]->deadline_ms = 1500;
+  peers_[2]->stopped = true;
+  const auto start = std::chrono::steady_clock::now();
+  Status s = drive_->Write(f, kLimit, test::PseudoRandomBytes(1000, 6));
+  const auto took = std::chrono::steady_clock::now() - start;
+  EXPECT_EQ(s.code(), Code::kNoSpace) << s.ToString();
+  EXPECT_NE(s.message().find("did not make room within 300 ms"), std::string::npos) << s.ToString();
+  EXPECT_GE(took, std::chrono::milliseconds(300));
+  EXPECT_LT(took, std::chrono::milliseconds(1400));
+  EXPECT_EQ(drive_->GetAttr(f).value().size, kLimit);
+  peers_[2]->stopped = false;
+  ASSERT_OK(drive_->Sync(std::chrono::seconds(30)));
 }
 
 TEST_F(DriveTest, AKilledProcessLosesNoAcceptedWrite) {

@@ -28,24 +28,24 @@ void RangeSet::Add(uint64_t offset, uint64_t length) {
   while (it != ranges_.end() && it->first <= end) {
     start = std::min(start, it->first);
     end = std::max(end, it->second);
+    bytes_ -= it->second - it->first;
     it = ranges_.erase(it);
   }
   ranges_[start] = end;
+  bytes_ += end - start;
 }
 
 void RangeSet::CutFrom(uint64_t size) {
   auto it = ranges_.lower_bound(size);
+  for (auto gone = it; gone != ranges_.end(); ++gone) bytes_ -= gone->second - gone->first;
   ranges_.erase(it, ranges_.end());
   if (!ranges_.empty()) {
     auto last = std::prev(ranges_.end());
-    if (last->second > size) last->second = size;
+    if (last->second > size) {
+      bytes_ -= last->second - size;
+      last->second = size;
+    }
   }
-}
-
-uint64_t RangeSet::bytes() const {
-  uint64_t total = 0;
-  for (const auto& [start, end] : ranges_) total += end - start;
-  return total;
 }
 
 std::vector<ByteRange> RangeSet::ranges() const {
@@ -127,14 +127,16 @@ std::string Staging::LogPath(uint64_t seq) const {
   return dir_ + "/" + std::to_string(seq) + ".log";
 }
 
-Staging::Staging(std::string dir, Catalog* catalog) : dir_(std::move(dir)), catalog_(catalog) {}
+Staging::Staging(std::string dir, Catalog* catalog, StagingOptions options)
+    : dir_(std::move(dir)), catalog_(catalog), options_(options) {}
 Staging::~Staging() = default;
 
-Result<std::unique_ptr<Staging>> Staging::Open(const std::string& dir, Catalog* catalog) {
+Result<std::unique_ptr<Staging>> Staging::Open(const std::string& dir, Catalog* catalog,
+                                               StagingOptions options) {
   if (::mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST) {
     return PosixError("create staging folder " + dir, errno);
   }
-  std::unique_ptr<Staging> s(new Staging(dir, catalog));
+  std::unique_ptr<Staging> s(new Staging(dir, catalog, options));
   SFS_RETURN_IF_ERROR(s->Recover());
   return s;
 }
@@ -202,6 +204,7 @@ Status Staging::Recover() {
       }
     }
     live.insert(seq);
+    bytes_ += layer->written.bytes();
     auto& file = files_[ino];
     if (!file) file = std::make_unique<File>();
     file->layers.push_back(std::move(layer));
@@ -289,10 +292,15 @@ Status Staging::AppendLocked(Layer& layer, ByteSpan record) {
   return WriteAll(layer.log.get(), record, LogPath(layer.seq));
 }
 
-Status Staging::Write(Ino ino, const StoredSize& stored_size, uint64_t offset, ByteSpan data,
-                      int64_t now_ns) {
-  if (data.empty()) return Status::Ok();
+Result<StagedWrite> Staging::Write(Ino ino, const StoredSize& stored_size, uint64_t offset,
+                                   ByteSpan data, int64_t now_ns) {
+  if (data.empty()) return StagedWrite::kDone;
   MutexLock lock(&mu_);
+  // Before a layer is made: a refused write leaves no trace.
+  if (options_.limit != 0 &&
+      (data.size() > options_.limit || bytes_ > options_.limit - data.size())) {
+    return StagedWrite::kNoRoom;
+  }
   SFS_ASSIGN_OR_RETURN(Layer * layer, OpenLayerLocked(ino, stored_size));
   size_t done = 0;
   while (done < data.size()) {
@@ -310,11 +318,13 @@ Status Staging::Write(Ino ino, const StoredSize& stored_size, uint64_t offset, B
   Put64(r + 9, data.size());
   Put64(r + 17, static_cast<uint64_t>(now_ns));
   SFS_RETURN_IF_ERROR(AppendLocked(*layer, ByteSpan(r, sizeof r)));
+  const uint64_t before = layer->written.bytes();
   layer->written.Add(offset, data.size());
+  bytes_ += layer->written.bytes() - before;
   layer->size = std::max(layer->size, offset + data.size());
   layer->mtime_ns = now_ns;
   layer->last_write = Clock::now();
-  return Status::Ok();
+  return StagedWrite::kDone;
 }
 
 Status Staging::Truncate(Ino ino, const StoredSize& stored_size, uint64_t size, int64_t now_ns) {
@@ -325,7 +335,9 @@ Status Staging::Truncate(Ino ino, const StoredSize& stored_size, uint64_t size, 
   Put64(r + 1, size);
   Put64(r + 9, static_cast<uint64_t>(now_ns));
   SFS_RETURN_IF_ERROR(AppendLocked(*layer, ByteSpan(r, sizeof r)));
+  const uint64_t before = layer->written.bytes();
   layer->written.CutFrom(size);
+  bytes_ -= before - layer->written.bytes();
   layer->min_size = std::min(layer->min_size, size);
   layer->size = size;
   layer->mtime_ns = now_ns;
@@ -465,6 +477,7 @@ Status Staging::Drop(Ino ino) {
     Status s = catalog_->RemoveUpload((*l)->seq);
     if (!s.ok() && result.ok()) result = s;
     RemoveFilesLocked((*l)->seq);
+    bytes_ -= (*l)->written.bytes();
     l = layers.erase(l);
   }
   if (layers.empty()) files_.erase(it);
@@ -517,6 +530,7 @@ void Staging::Release(const std::vector<UploadJob>& jobs, bool committed) {
         if (!s.ok()) log::Warn("staging: {}", s.ToString());
       }
       RemoveFilesLocked(j.seq);
+      bytes_ -= (*l)->written.bytes();
       layers.erase(l);
     }
     if (layers.empty()) files_.erase(it);
@@ -550,12 +564,12 @@ bool Staging::PendingFor(Ino ino, uint64_t seq) const {
 StagingStats Staging::Stats() const {
   MutexLock lock(&mu_);
   StagingStats s;
+  s.bytes = bytes_;
   for (const auto& [ino, file] : files_) {
     ++s.files;
     for (const auto& l : file->layers) {
       ++s.layers;
       const uint64_t b = l->written.bytes();
-      s.bytes += b;
       if (l->uploading) ++s.uploading;
       if (l->frozen && !l->uploading) {
         ++s.queued;

@@ -16,9 +16,13 @@
 // layers under it, bytes above it that it did not write are a hole. So a truncate while an
 // older layer uploads is exact.
 //
+// The area may have a limit on the bytes written to layers not yet committed: a write that
+// would take them past it is not accepted, and changes nothing (the drive then waits for the
+// uploader to make room, or fails).
+//
 // Thread safety: all methods may be called from many threads. One mutex guards the layer
-// tables; file I/O on a layer's data file happens outside it for reads and uploads of frozen
-// layers (which no longer change).
+// tables (and a write, with its check against the limit); file I/O on a layer's data file
+// happens outside it for reads and uploads of frozen layers (which no longer change).
 
 #ifndef SHARDFS_BACKEND_STAGING_H_
 #define SHARDFS_BACKEND_STAGING_H_
@@ -53,13 +57,15 @@ class RangeSet {
   // Drops everything at or past `size`.
   void CutFrom(uint64_t size);
   bool empty() const { return ranges_.empty(); }
-  uint64_t bytes() const;
+  // The bytes the ranges cover (kept as they change: no walk).
+  uint64_t bytes() const { return bytes_; }
   std::vector<ByteRange> ranges() const;
   // The ranges that overlap [offset, offset + length), clipped to it, in order.
   std::vector<ByteRange> Overlap(uint64_t offset, uint64_t length) const;
 
  private:
   std::map<uint64_t, uint64_t> ranges_;  // offset -> end
+  uint64_t bytes_ = 0;
 };
 
 // A frozen layer handed to the uploader.
@@ -83,13 +89,27 @@ struct StagingStats {
   uint64_t queued_bytes = 0;  // of which in frozen layers waiting for the uploader
 };
 
+struct StagingOptions {
+  // The most bytes written to layers not yet committed (StagingStats::bytes) that writes may
+  // bring the area to: Write does not accept a write that would pass it. 0: no limit.
+  uint64_t limit = 0;
+};
+
+// What Write did.
+enum class StagedWrite {
+  kDone,    // the bytes are staged
+  kNoRoom,  // not accepted, nothing changed: the staged bytes plus these would pass the limit
+};
+
 class Staging {
  public:
   // Opens (creating) folder `dir` (mode 0700) and rebuilds the layers the catalog's upload
   // queue names, all frozen; removes files of layers that have no row (committed) and rows
-  // whose files are gone (with an error in the log: those bytes are lost). IOError from the
-  // disk; Corruption for a layer log that is not one.
-  static Result<std::unique_ptr<Staging>> Open(const std::string& dir, Catalog* catalog);
+  // whose files are gone (with an error in the log: those bytes are lost). Layers rebuilt count
+  // against the limit even if they pass it. IOError from the disk; Corruption for a layer log
+  // that is not one.
+  static Result<std::unique_ptr<Staging>> Open(const std::string& dir, Catalog* catalog,
+                                               StagingOptions options = {});
   ~Staging();
 
   // What the staged layers say of a file's attributes, if it has any.
@@ -104,11 +124,16 @@ class Staging {
   // into the staging area.
   using StoredSize = std::function<Result<uint64_t>()>;
 
-  // Writes `data` at `offset` of file `ino`. IOError/NoSpace from the local disk (the write is
-  // then not accepted), or stored_size's error.
-  Status Write(Ino ino, const StoredSize& stored_size, uint64_t offset, ByteSpan data,
-               int64_t now_ns);
-  // Sets the file's size (a truncate or an extension with a hole).
+  // Writes `data` at `offset` of file `ino`; kNoRoom (nothing written) if the bytes written
+  // to layers not yet committed plus data.size() would pass the limit. The check and the write
+  // are one step under the lock, so writers in many threads never take the area past the
+  // limit together; a write counts whole even where it overwrites bytes staged already (so one
+  // may be refused within data.size() of the limit). IOError/NoSpace from the local disk (the
+  // write is then not accepted), or stored_size's error.
+  Result<StagedWrite> Write(Ino ino, const StoredSize& stored_size, uint64_t offset, ByteSpan data,
+                            int64_t now_ns);
+  // Sets the file's size (a truncate or an extension with a hole; neither counts against the
+  // limit, and a truncate gives back the staged bytes it cuts).
   Status Truncate(Ino ino, const StoredSize& stored_size, uint64_t size, int64_t now_ns);
   // Sets the file's mtime as of now in the layer order (a later write sets it again).
   Status SetMtime(Ino ino, const StoredSize& stored_size, int64_t mtime_ns);
@@ -149,7 +174,7 @@ class Staging {
  private:
   struct Layer;
   struct File;
-  Staging(std::string dir, Catalog* catalog);
+  Staging(std::string dir, Catalog* catalog, StagingOptions options);
   std::string DataPath(uint64_t seq) const;
   std::string LogPath(uint64_t seq) const;
   // The open layer of `ino`, made if needed (the file's first layer starts at stored_size()).
@@ -160,8 +185,10 @@ class Staging {
 
   const std::string dir_;
   Catalog* const catalog_;
+  const StagingOptions options_;
   mutable Mutex mu_;
   std::map<Ino, std::unique_ptr<File>> files_ GUARDED_BY(mu_);
+  uint64_t bytes_ GUARDED_BY(mu_) = 0;  // written to layers not yet committed
   uint64_t next_seq_ GUARDED_BY(mu_) = 1;
   std::chrono::steady_clock::time_point last_freeze_ GUARDED_BY(mu_){};
 };
