@@ -94,6 +94,7 @@ Result<std::unique_ptr<Drive>> Drive::Open(DriveOptions options) {
   }
   StagingOptions so;
   so.limit = d->options_.staging_limit;
+  so.freeze_bytes = d->options_.uploader.freeze_bytes;
   SFS_ASSIGN_OR_RETURN(d->staging_, Staging::Open(d->options_.staging_dir, d->catalog_.get(), so));
   // No file can be open in a process that just started: a file without a name is garbage.
   SFS_ASSIGN_OR_RETURN(std::vector<Ino> orphans, d->catalog_->Orphans());
@@ -331,6 +332,10 @@ Status Drive::Write(Ino ino, uint64_t offset, ByteSpan data) {
     SFS_ASSIGN_OR_RETURN(StagedWrite w,
                          staging_->Write(ino, StoredSize(ino), offset, data, NowNs()));
     if (w == StagedWrite::kDone) return Status::Ok();
+    if (w == StagedWrite::kFroze) {
+      WakeUploader();  // its bytes upload while the file is written on
+      return Status::Ok();
+    }
     if (!deadline) deadline = std::chrono::steady_clock::now() + options_.staging_wait;
     SFS_RETURN_IF_ERROR(WaitForRoom(*deadline));
   }

@@ -5,13 +5,14 @@
 // Writes (Write, a truncate through SetAttr) land in the staging area and do not wait for the
 // network, as long as the area holds less than its limit of bytes not yet stored
 // (DriveOptions::staging_limit); a write that would pass it waits for uploads to make room,
-// and fails with NoSpace if they cannot. Flush (on close) freezes what a file got so far; the
-// uploader thread takes frozen layers of many files together, cuts, seals and packs them (small
-// files share packs), stores each pack's k + m shards on distinct nodes, and commits all their
-// files in one catalog transaction; only then are the layers dropped. Fsync and Sync wait for that.
+// and fails with NoSpace if they cannot. Flush (on close) freezes what a file got so far, and
+// so does a write that takes what a file got past UploaderOptions::freeze_bytes; the uploader
+// thread takes frozen layers of many files together, cuts, seals and packs them (small files
+// share packs), stores each pack's k + m shards on distinct nodes, and commits all their files
+// in one catalog transaction; only then are the layers dropped. Fsync and Sync wait for that.
 // StoreFiles is the bulk path of `shardfs put`: whole files from memory (mapped source files),
-// packed together and committed in one transaction per batch, with new files named only in that
-// transaction, so a crash leaves each file whole or absent.
+// packed together and committed in one transaction per batch, with new files named only in
+// that transaction, so a crash leaves each file whole or absent.
 //
 // Read takes each chunk it needs from the chunk cache, or from the data shards holding it
 // (range requests, hedged on a pool: ChunkReader), rebuilds a range from any k shards when
@@ -55,6 +56,11 @@ namespace shardfs::backend {
 struct UploaderOptions {
   // A file open for writing whose writes stop for this long is frozen and queued, as if closed.
   std::chrono::milliseconds idle_freeze{3000};
+  // A file's open layer with more than this many bytes written is frozen by the write that
+  // takes it past that, and the uploader woken; the file's next write starts a new layer. So a
+  // file kept open while it is written (dd conv=fsync, a download) uploads as it grows, not
+  // all after its close. 0: never.
+  uint64_t freeze_bytes = uint64_t{64} << 20;
   // Queued layers wait for more to fill a pack until the queue has been quiet this long...
   std::chrono::milliseconds quiet{500};
   // ...or until the pipeline's pack target is queued.

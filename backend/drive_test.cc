@@ -729,6 +729,57 @@ TEST_F(DriveTest, RandomWritesTruncatesAndUploadsMatchAModel) {
   }
 }
 
+// A file kept open and written on (dd conv=fsync of a big file): each time its open layer
+// passes freeze_bytes it is frozen and uploaded while the writes go on, in layers that reads,
+// a truncate and an fsync see in the right order.
+TEST_F(DriveTest, AFileWrittenPastFreezeBytesUploadsWhileStillOpen) {
+  constexpr uint64_t kFreeze = 256 * 1024;
+  constexpr size_t kWrite = 64 * 1024;
+  options_.uploader.freeze_bytes = kFreeze;
+  options_.uploader.idle_freeze = std::chrono::seconds(600);  // only the size freezes
+  Reopen();
+  Ino f = NewFile("big");
+  drive_->Open(f);
+  ASSERT_OK_AND_ASSIGN(const uint64_t changes_before, drive_->catalog().LastChange());
+  Bytes data = test::PseudoRandomBytes(3 * kFreeze + 10000, 60);
+  Bytes model;
+  for (size_t at = 0; at < data.size(); at += kWrite) {
+    ByteSpan piece = ByteSpan(data).subspan(at, std::min(kWrite, data.size() - at));
+    ASSERT_OK(drive_->Write(f, at, piece));
+    ModelWrite(&model, at, piece);
+    if (at % (3 * kWrite) == 0) {
+      ASSERT_EQ(ReadAll(f, model.size()), model) << at;
+    }
+  }
+  // No flush, fsync or idle freeze: the layers that passed kFreeze are committed anyway.
+  uint64_t stored = 0;
+  for (int i = 0; i < 2000 && stored < 5 * kWrite; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    stored = drive_->catalog().GetAttr(f).value().size;
+  }
+  EXPECT_GE(stored, 5 * kWrite);  // the first layer: five writes, the one that passed kFreeze
+  EXPECT_EQ(ReadAll(f, model.size()), model);
+  // A truncate into committed bytes, then a write past a hole.
+  AttrChange cut;
+  cut.size = kFreeze + 1234;
+  ASSERT_OK(drive_->SetAttr(f, cut).status());
+  model.resize(*cut.size);
+  Bytes tail = test::PseudoRandomBytes(kFreeze, 61);
+  ModelWrite(&model, model.size() + 5000, tail);
+  ASSERT_OK(drive_->Write(f, model.size() - tail.size(), tail));
+  EXPECT_EQ(ReadAll(f, model.size()), model);
+  ASSERT_OK(drive_->Fsync(f, std::chrono::seconds(30)));
+  EXPECT_EQ(drive_->Uploads().staged.layers, 0u);
+  EXPECT_EQ(drive_->catalog().GetAttr(f).value().size, model.size());
+  EXPECT_EQ(ReadAll(f, model.size()), model);  // from the nodes now
+  // One commit per layer, each its own journal row: at least the two full layers and the last.
+  ASSERT_OK_AND_ASSIGN(const uint64_t changes_after, drive_->catalog().LastChange());
+  EXPECT_GE(changes_after - changes_before, 3u);
+  ASSERT_OK(drive_->Release(f));
+  Reopen();
+  EXPECT_EQ(ReadAll(f, model.size()), model);
+}
+
 TEST_F(DriveTest, SmallFilesShareTheirPacks) {
   for (int i = 0; i < 200; ++i) {
     Ino f = NewFile("small" + std::to_string(i));

@@ -111,6 +111,7 @@ struct Staging::Layer {
   uint64_t size = 0;
   std::optional<int64_t> mtime_ns;
   bool frozen = false;
+  bool full = false;  // frozen for passing freeze_bytes: takes no more writes
   bool uploading = false;
   bool dropped = false;  // the file went while the uploader held the layer
   Clock::time_point last_write{};
@@ -248,8 +249,9 @@ Result<Staging::Layer*> Staging::OpenLayerLocked(Ino ino, const StoredSize& stor
   uint64_t base;
   if (it != files_.end()) {
     Layer* last = it->second->layers.back().get();
-    // A frozen layer the uploader has not taken yet takes the writes again: fewer layers.
-    if (!last->uploading) {
+    // A frozen layer the uploader has not taken yet takes the writes again (fewer layers),
+    // unless it was frozen for its size.
+    if (!last->uploading && !last->full) {
       last->frozen = false;
       return last;
     }
@@ -324,6 +326,11 @@ Result<StagedWrite> Staging::Write(Ino ino, const StoredSize& stored_size, uint6
   layer->size = std::max(layer->size, offset + data.size());
   layer->mtime_ns = now_ns;
   layer->last_write = Clock::now();
+  if (options_.freeze_bytes != 0 && layer->written.bytes() > options_.freeze_bytes) {
+    layer->frozen = layer->full = true;
+    last_freeze_ = layer->last_write;
+    return StagedWrite::kFroze;
+  }
   return StagedWrite::kDone;
 }
 

@@ -10,7 +10,9 @@
 // it; a layer without a row was committed, and its files are removed at Open.
 //
 // The newest layer of a file is open (it takes writes) until it is frozen (on flush, fsync,
-// sync, or when the file goes quiet); frozen layers wait in the queue; the uploader takes the
+// sync, or when the file goes quiet, and by the write that takes it past freeze_bytes: then
+// the file's next write starts a new layer on top, so a big file kept open while it is written
+// is uploaded in parts as it grows); frozen layers wait in the queue; the uploader takes the
 // oldest layer of a file, and only one at a time per file, so layers commit in order. A layer
 // records the smallest size the file had while it was open: bytes below it come from the
 // layers under it, bytes above it that it did not write are a hole. So a truncate while an
@@ -93,11 +95,16 @@ struct StagingOptions {
   // The most bytes written to layers not yet committed (StagingStats::bytes) that writes may
   // bring the area to: Write does not accept a write that would pass it. 0: no limit.
   uint64_t limit = 0;
+  // An open layer with more than this many bytes written is frozen by the write that takes it
+  // past that, and takes no more writes: the file's next write starts a new layer on top.
+  // 0: never (layers freeze only when asked to).
+  uint64_t freeze_bytes = 0;
 };
 
 // What Write did.
 enum class StagedWrite {
   kDone,    // the bytes are staged
+  kFroze,   // the bytes are staged, and the layer passed freeze_bytes: it is frozen now
   kNoRoom,  // not accepted, nothing changed: the staged bytes plus these would pass the limit
 };
 
@@ -124,7 +131,8 @@ class Staging {
   // into the staging area.
   using StoredSize = std::function<Result<uint64_t>()>;
 
-  // Writes `data` at `offset` of file `ino`; kNoRoom (nothing written) if the bytes written
+  // Writes `data` at `offset` of file `ino` (kDone, or kFroze if that froze the file's open
+  // layer for passing freeze_bytes); kNoRoom (nothing written) if the bytes written
   // to layers not yet committed plus data.size() would pass the limit. The check and the write
   // are one step under the lock, so writers in many threads never take the area past the
   // limit together; a write counts whole even where it overwrites bytes staged already (so one

@@ -167,6 +167,48 @@ TEST_F(StagingTest, WritersInManyThreadsNeverPassTheLimitTogether) {
   EXPECT_LE(most_seen.load(), kLimit);
 }
 
+TEST_F(StagingTest, ALayerPastFreezeBytesIsFrozenAndTheNextWriteStartsANewOne) {
+  StagingOptions o;
+  o.freeze_bytes = 1000;
+  auto s = Open(o);
+  ASSERT_NE(s, nullptr);
+  Ino f = NewFile("f");
+  Bytes model;
+  EXPECT_EQ(Write(*s, f, 0, 600, 1, &model), StagedWrite::kDone);
+  EXPECT_EQ(Write(*s, f, 200, 600, 2, &model), StagedWrite::kDone);   // 800 bytes written
+  EXPECT_EQ(Write(*s, f, 800, 300, 3, &model), StagedWrite::kFroze);  // 1100
+  StagingStats st = s->Stats();
+  EXPECT_EQ(st.layers, 1u);
+  EXPECT_EQ(st.queued, 1u);
+  EXPECT_EQ(Write(*s, f, 500, 100, 4, &model), StagedWrite::kDone);
+  st = s->Stats();
+  EXPECT_EQ(st.layers, 2u);  // a new layer on top: the full one stays as it was
+  EXPECT_EQ(st.queued, 1u);
+  EXPECT_EQ(st.bytes, 1200u);
+  // A truncate and writes past a hole land on top; reads see the whole stack.
+  ASSERT_OK(s->Truncate(f, Empty(), 700, 5));
+  model.resize(700);
+  EXPECT_EQ(Write(*s, f, 900, 100, 6, &model), StagedWrite::kDone);
+  EXPECT_EQ(s->Find(f)->size, 1000u);
+  EXPECT_EQ(Read(*s, f, model.size()), model);
+  // The uploader gets the full layer alone (one layer of a file at a time), as it was frozen.
+  std::vector<UploadJob> jobs = s->Take(uint64_t{1} << 30);
+  ASSERT_EQ(jobs.size(), 1u);
+  EXPECT_EQ(jobs[0].bytes, 1100u);
+  EXPECT_EQ(jobs[0].size, 1100u);
+  EXPECT_EQ(jobs[0].min_size, 0u);
+  EXPECT_EQ(jobs[0].ranges, (std::vector<ByteRange>{{0, 1100}}));
+  s->Release(jobs, /*committed=*/false);
+  // A layer frozen by a flush takes writes again as long as the uploader has not taken it.
+  Ino g = NewFile("g");
+  Bytes model_g;
+  EXPECT_EQ(Write(*s, g, 0, 100, 7, &model_g), StagedWrite::kDone);
+  s->Freeze(g);
+  EXPECT_EQ(Write(*s, g, 100, 100, 8, &model_g), StagedWrite::kDone);
+  EXPECT_EQ(s->Stats().layers, 3u);
+  EXPECT_EQ(Read(*s, g, model_g.size()), model_g);
+}
+
 TEST_F(StagingTest, LayersRebuiltAtOpenCountAgainstTheLimit) {
   auto s = Open(WithLimit(5000));
   ASSERT_NE(s, nullptr);
