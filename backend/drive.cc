@@ -426,6 +426,8 @@ UploadState Drive::Uploads() const {
   return s;
 }
 
+Status Drive::SyncStaging() { return staging_->SyncToDisk(); }
+
 Result<DriveSpace> Drive::Space() {
   DriveSpace space;
   uint64_t capacity = 0, free = 0;

@@ -248,6 +248,11 @@ class Drive {
   Result<GcReport> CollectGarbage();
 
   UploadState Uploads() const;
+  // Makes the bytes written and not yet stored durable on the local disk
+  // (Staging::SyncToDisk), so they survive a power loss and are uploaded after the next Open:
+  // for an unmount whose uploads could not finish, before it tells the user the data is
+  // queued on local disk. Uploads() says how much. IOError from the disk.
+  Status SyncStaging();
   // Asks every node for its space. Unavailable if none answers.
   Result<DriveSpace> Space();
 

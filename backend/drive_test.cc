@@ -912,6 +912,12 @@ TEST_F(DriveTest, AFullStagingAreaFailsAtOnceWhenUploadsFail) {
   const auto again = std::chrono::steady_clock::now();
   EXPECT_EQ(drive_->Write(f, 0, Bytes(10, 1)).code(), Code::kNoSpace);
   EXPECT_LT(std::chrono::steady_clock::now() - again, std::chrono::seconds(1));
+  // What an unmount does when uploads cannot finish: it makes the queued bytes durable on the
+  // local disk, and the next Open finds them.
+  ASSERT_OK(drive_->SyncStaging());
+  Reopen();
+  EXPECT_EQ(drive_->Uploads().staged.bytes, kLimit);
+  EXPECT_EQ(ReadAll(f, kLimit), data);
   peers_[1]->down = false;
   ASSERT_OK(drive_->Sync(std::chrono::seconds(30)));
   Bytes more = test::PseudoRandomBytes(1000, 4);

@@ -587,6 +587,42 @@ StagingStats Staging::Stats() const {
   return s;
 }
 
+const Staging::Layer* Staging::FindLayerLocked(Ino ino, uint64_t seq) const {
+  auto it = files_.find(ino);
+  if (it == files_.end()) return nullptr;
+  for (const auto& l : it->second->layers) {
+    if (l->seq == seq) return l.get();
+  }
+  return nullptr;
+}
+
+Status Staging::SyncToDisk() const {
+  std::vector<std::pair<Ino, uint64_t>> layers;
+  {
+    MutexLock lock(&mu_);
+    for (const auto& [ino, file] : files_) {
+      for (const auto& l : file->layers) layers.emplace_back(ino, l->seq);
+    }
+  }
+  for (const auto& [ino, seq] : layers) {
+    // Duplicates of the layer's descriptors: an fsync can take long, and writes go on; the
+    // layer may also be committed and its files removed meanwhile, which does no harm.
+    UniqueFd data, log;
+    {
+      MutexLock lock(&mu_);
+      const Layer* l = FindLayerLocked(ino, seq);
+      if (l == nullptr) continue;  // committed or dropped since: nothing to keep
+      data = UniqueFd(::fcntl(l->data.get(), F_DUPFD_CLOEXEC, 0));
+      if (!data.valid()) return PosixError("duplicate the descriptor of " + DataPath(seq), errno);
+      log = UniqueFd(::fcntl(l->log.get(), F_DUPFD_CLOEXEC, 0));
+      if (!log.valid()) return PosixError("duplicate the descriptor of " + LogPath(seq), errno);
+    }
+    if (::fsync(data.get()) != 0) return PosixError("fsync " + DataPath(seq), errno);
+    if (::fsync(log.get()) != 0) return PosixError("fsync " + LogPath(seq), errno);
+  }
+  return SyncDir(dir_);
+}
+
 Clock::time_point Staging::last_freeze() const {
   MutexLock lock(&mu_);
   return last_freeze_;

@@ -176,6 +176,12 @@ class Staging {
   bool Pending(uint64_t seq) const;
   bool PendingFor(Ino ino, uint64_t seq) const;
   StagingStats Stats() const;
+  // Makes what the area holds survive a power loss: fsyncs the data and log files of every
+  // layer not yet committed (one at a time, without holding the lock: writes go on, and what
+  // they add after the call began may be left out), then the folder, for their names. The
+  // upload queue's rows are the catalog's, durable with its commits (CatalogOptions::sync).
+  // IOError (or the code of another errno) from the disk.
+  Status SyncToDisk() const;
   // When the newest freeze happened (for the uploader's "writes went quiet").
   std::chrono::steady_clock::time_point last_freeze() const;
 
@@ -188,6 +194,8 @@ class Staging {
   // The open layer of `ino`, made if needed (the file's first layer starts at stored_size()).
   Result<Layer*> OpenLayerLocked(Ino ino, const StoredSize& stored_size) REQUIRES(mu_);
   Status AppendLocked(Layer& layer, ByteSpan record) REQUIRES(mu_);
+  // Layer `seq` of file `ino`, or null if it is gone (committed or dropped).
+  const Layer* FindLayerLocked(Ino ino, uint64_t seq) const REQUIRES(mu_);
   void RemoveFilesLocked(uint64_t seq) REQUIRES(mu_);
   Status Recover();
 

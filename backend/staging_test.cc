@@ -209,6 +209,42 @@ TEST_F(StagingTest, ALayerPastFreezeBytesIsFrozenAndTheNextWriteStartsANewOne) {
   EXPECT_EQ(Read(*s, g, model_g.size()), model_g);
 }
 
+TEST_F(StagingTest, SyncToDiskKeepsEveryLayerAndTheyReopen) {
+  auto s = Open();
+  ASSERT_NE(s, nullptr);
+  ASSERT_OK(s->SyncToDisk());  // nothing staged yet
+  Ino f = NewFile("f");
+  Ino g = NewFile("g");
+  Ino h = NewFile("h");
+  Bytes model_f, model_g, model_h;
+  // f: a frozen layer the uploader holds, and an open one on top; g: one frozen layer with a
+  // truncate; h: one open layer.
+  Write(*s, f, 0, 5000, 1, &model_f);
+  s->Freeze(f);
+  std::vector<UploadJob> jobs = s->Take(uint64_t{1} << 30);
+  ASSERT_EQ(jobs.size(), 1u);
+  Write(*s, f, 4000, 3000, 2, &model_f);
+  Write(*s, g, 100, 3000, 3, &model_g);
+  ASSERT_OK(s->Truncate(g, Empty(), 2000, 4));
+  model_g.resize(2000);
+  s->Freeze(g);
+  Write(*s, h, 0, 70000, 5, &model_h);
+  ASSERT_OK(s->SyncToDisk());
+  const StagingStats before = s->Stats();
+  EXPECT_EQ(before.layers, 4u);
+  s.reset();  // as a process that stops here (the uploader's job never came back)
+  s = Open();
+  ASSERT_NE(s, nullptr);
+  const StagingStats after = s->Stats();
+  EXPECT_EQ(after.layers, before.layers);
+  EXPECT_EQ(after.queued, after.layers);  // all frozen, for the uploader
+  EXPECT_EQ(after.bytes, before.bytes);
+  EXPECT_EQ(Read(*s, f, model_f.size()), model_f);
+  EXPECT_EQ(Read(*s, g, model_g.size()), model_g);
+  EXPECT_EQ(Read(*s, h, model_h.size()), model_h);
+  ASSERT_OK(s->SyncToDisk());
+}
+
 TEST_F(StagingTest, LayersRebuiltAtOpenCountAgainstTheLimit) {
   auto s = Open(WithLimit(5000));
   ASSERT_NE(s, nullptr);
