@@ -360,6 +360,13 @@ Status Drive::WaitForRoom(std::chrono::steady_clock::time_point deadline) {
       --urgent_;
     }
     failed = last_error_;
+    if (!failed.ok()) {
+      // Not waiting, but the uploader retries as if a caller waited, so writes are taken
+      // again soon after the nodes are back, not after its longest back-off.
+      hurry_ = true;
+      wake_ = true;
+      up_cv_.NotifyAll();
+    }
   }
   if (failed.ok() && std::chrono::steady_clock::now() < deadline) return Status::Ok();
   const std::string full =
@@ -809,7 +816,7 @@ void Drive::UploadLoop() {
       up_cv_.WaitUntil(&up_mu_, look_at, [&]() REQUIRES(up_mu_) { return stop_ || wake_; });
       if (stop_) return;
       wake_ = false;
-      urgent = urgent_ > 0;
+      urgent = urgent_ > 0 || hurry_;
     }
     staging_->FreezeIdle(o.idle_freeze);
     const auto now = std::chrono::steady_clock::now();
@@ -845,6 +852,7 @@ void Drive::UploadLoop() {
       MutexLock lock(&up_mu_);
       last_error_ = s;
       ++batches_;
+      hurry_ = false;
     }
     done_cv_.NotifyAll();
   }

@@ -130,7 +130,7 @@ struct FileSource {
 
 struct UploadState {
   StagingStats staged;
-  uint64_t staging_limit = 0;  // DriveOptions::staging_limit (0: none): staged.bytes stays below
+  uint64_t staging_limit = 0;  // DriveOptions::staging_limit (0: none); staged.bytes is within
   Status last_error;           // of the last batch (OK if it went through)
 };
 
@@ -309,7 +309,8 @@ class Drive {
   Status WaitFor(const std::function<bool()>& done, std::chrono::milliseconds timeout);
   // For a Write that found no room: freezes the open layers, hurries the uploader, and waits
   // until a batch ends or a short slice passes. OK to try the write again; NoSpace (why the
-  // area is full) once `deadline` has passed or the uploader's last batch failed.
+  // area is full) once `deadline` has passed or the uploader's last batch failed (then the
+  // uploader's next try comes as soon as for a waiting Fsync).
   Status WaitForRoom(std::chrono::steady_clock::time_point deadline) EXCLUDES(up_mu_);
 
   DriveOptions options_;
@@ -355,6 +356,7 @@ class Drive {
   bool stop_ GUARDED_BY(up_mu_) = false;
   bool wake_ GUARDED_BY(up_mu_) = false;     // look at the queue now
   int urgent_ GUARDED_BY(up_mu_) = 0;        // Fsync/Sync callers, and writes, waiting
+  bool hurry_ GUARDED_BY(up_mu_) = false;    // a write was refused: retry as soon as for them
   uint64_t batches_ GUARDED_BY(up_mu_) = 0;  // batches ended
   Status last_error_ GUARDED_BY(up_mu_);
   std::thread uploader_;

@@ -926,6 +926,30 @@ TEST_F(DriveTest, AFullStagingAreaFailsAtOnceWhenUploadsFail) {
   EXPECT_EQ(ReadAll(f, data.size()), data);
 }
 
+// Once the nodes are back, a refused write has the uploader try again soon (as for a waiting
+// Fsync), not after its back-off, which has grown to seconds by then.
+TEST_F(DriveTest, ARefusedWriteHurriesTheUploader) {
+  options_.uploader.retry_wait = std::chrono::milliseconds(1000);
+  options_.uploader.max_retry_wait = std::chrono::seconds(60);
+  Bytes data;
+  const Ino f = FillStagingArea(256 * 1024, std::chrono::seconds(60), &data);
+  peers_[1]->down = true;
+  EXPECT_EQ(drive_->Write(f, 0, Bytes(10, 1)).code(), Code::kNoSpace);
+  // Failed tries at about 0, 1 and 3 s: the uploader's own next one would be at about 7 s.
+  std::this_thread::sleep_for(std::chrono::milliseconds(3500));
+  peers_[1]->down = false;
+  const auto start = std::chrono::steady_clock::now();
+  Status s;
+  while (!(s = drive_->Write(f, 0, Bytes(10, 1))).ok() &&
+         std::chrono::steady_clock::now() - start < std::chrono::seconds(10)) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  ASSERT_OK(s);
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::milliseconds(2500));
+  std::memset(data.data(), 1, 10);
+  EXPECT_EQ(ReadAll(f, data.size()), data);
+}
+
 // Uploads that hang (nodes that take a shard and never answer): a write waits staging_wait for
 // room, then fails with NoSpace saying so.
 TEST_F(DriveTest, AWriteWaitsForRoomAtMostStagingWait) {

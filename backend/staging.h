@@ -132,11 +132,11 @@ class Staging {
   using StoredSize = std::function<Result<uint64_t>()>;
 
   // Writes `data` at `offset` of file `ino` (kDone, or kFroze if that froze the file's open
-  // layer for passing freeze_bytes); kNoRoom (nothing written) if the bytes written
-  // to layers not yet committed plus data.size() would pass the limit. The check and the write
-  // are one step under the lock, so writers in many threads never take the area past the
-  // limit together; a write counts whole even where it overwrites bytes staged already (so one
-  // may be refused within data.size() of the limit). IOError/NoSpace from the local disk (the
+  // layer for passing freeze_bytes); kNoRoom (nothing written) if the bytes written to layers
+  // not yet committed plus data.size() would pass the limit. The check and the write are one
+  // step under the lock, so writers in many threads never take the area past the limit
+  // together; a write counts whole even where it overwrites bytes staged already (so one may
+  // be refused within data.size() of the limit). IOError/NoSpace from the local disk (the
   // write is then not accepted), or stored_size's error.
   Result<StagedWrite> Write(Ino ino, const StoredSize& stored_size, uint64_t offset, ByteSpan data,
                             int64_t now_ns);
