@@ -1,5 +1,5 @@
 // shardfs: the one binary. Subcommands arrive with the issues that build them (node, init,
-// put, get, ls, mkdir, sync, restore now; mount, ... later). Conventions: usage errors exit 2,
+// put, get, ls, mkdir, sync, restore, mount, umount now; ... later). Conventions: usage errors exit 2,
 // runtime errors exit 1 with a message on stderr, --help and --version exit 0.
 
 #include <cstdio>
@@ -10,6 +10,7 @@
 #include "base/version.h"
 #include "cli/file_commands.h"
 #include "cli/init_command.h"
+#include "cli/mount_command.h"
 #include "cli/node_command.h"
 #include "cli/restore_command.h"
 #include "cli/sync_command.h"
@@ -26,6 +27,7 @@ int Main(int argc, char** argv) {
   auto run_node = shardfs::cli::AddNodeCommand(app);
   auto run_restore = shardfs::cli::AddRestoreCommand(app);
   auto run_sync = shardfs::cli::AddSyncCommand(app);
+  auto run_mount = shardfs::cli::AddMountCommands(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
@@ -43,6 +45,9 @@ int Main(int argc, char** argv) {
   if (app.got_subcommand("node")) return run_node();
   if (app.got_subcommand("restore")) return run_restore();
   if (app.got_subcommand("sync")) return run_sync();
+  for (auto& [name, run] : run_mount) {
+    if (app.got_subcommand(name)) return run();
+  }
   std::fputs(app.help().c_str(), stdout);
   return 0;
 }

@@ -6,10 +6,23 @@
 # 1..COUNT, their addresses comma-separated in $nodes), node_total FIELD (the sum of a number
 # in every started node's /v1/status: shards, used); for the test's drive in $dir/h:
 # init_drive K M (creates it over $nodes with RS(K,M)), sfs ARGS (shardfs on it) and
-# status_field NAME (a number from its `status --json`).
+# status_field NAME (a number from its `status --json`); mount_drive and unmount_drive;
+# random_files; await_exit.
 dir=$(mktemp -d)
 pids=
+mounts=
+daemons=
 cleanup() {
+  # Mounts first (detached, so nothing waits on them), then their daemons, then the nodes.
+  for m in $mounts; do umount -l "$m" 2>/dev/null || fusermount3 -uz "$m" 2>/dev/null || true; done
+  for p in $daemons; do kill -9 "$p" 2>/dev/null || true; done
+  for p in $daemons; do
+    t=0
+    while kill -0 "$p" 2>/dev/null && [ "$t" -lt 100 ]; do
+      t=$((t + 1))
+      sleep 0.1
+    done
+  done
   for p in $pids; do kill "$p" 2>/dev/null || true; done
   for p in $pids; do wait "$p" 2>/dev/null || true; done
   rm -rf "$dir"
@@ -62,6 +75,46 @@ node_total() {
 }
 
 sfs() { "$bin" "$@" --home "$dir/h"; }
+
+# await_exit PID SECONDS WHAT: waits for process PID to end; fails with "WHAT did not end in
+# SECONDS s" if it is still there then.
+await_exit() {
+  ae_t=0
+  while kill -0 "$1" 2>/dev/null; do
+    ae_t=$((ae_t + 1))
+    [ "$ae_t" -lt $(($2 * 10)) ] || fail "$3 did not end in $2 s"
+    sleep 0.1
+  done
+}
+
+# random_files DIR COUNT STEP MAX: files DIR/f0 .. f(COUNT-1) of random bytes, file i holding
+# (i * STEP) % MAX + 1 of them.
+random_files() {
+  mkdir -p "$1"
+  rf_i=0
+  while [ "$rf_i" -lt "$2" ]; do
+    head -c $(((rf_i * $3) % $4 + 1)) /dev/urandom >"$1/f$rf_i"
+    rf_i=$((rf_i + 1))
+  done
+}
+
+# mount_drive MOUNTPOINT [FLAG...]: mounts the test's drive there (creating the folder); the
+# daemon's pid in $mount_pid. Unmounted and killed at exit.
+mount_drive() {
+  mkdir -p "$1" 2>/dev/null || true  # a dead mount there cannot be looked at: mount clears it
+  sfs mount "$@" >"$dir/mount.out" 2>&1 ||
+    fail "mount $1: $(cat "$dir/mount.out"); log: $(tail -5 "$dir/h/mount.log" 2>/dev/null)"
+  mount_pid=$(sed -n 's/.*"pid": *\([0-9]*\).*/\1/p' "$dir/h/mount.json")
+  [ -n "$mount_pid" ] || fail "no daemon pid in $dir/h/mount.json"
+  case " $mounts " in *" $1 "*) ;; *) mounts="$mounts $1" ;; esac
+  daemons="$daemons $mount_pid"
+}
+
+# unmount_drive MOUNTPOINT: `shardfs umount`, its message in $dir/umount.out.
+unmount_drive() {
+  "$bin" umount "$1" --home "$dir/h" >"$dir/umount.out" 2>&1 ||
+    fail "umount $1: $(cat "$dir/umount.out")"
+}
 
 init_drive() {
   "$bin" init --home "$dir/h" --node "$nodes" --k "$1" --m "$2" >/dev/null 2>"$dir/err" ||
