@@ -213,8 +213,16 @@ Result<std::unique_ptr<Catalog>> Catalog::Open(const CatalogOptions& options) {
   }
   c->lock_ = std::move(*drive_lock);
   MutexLock lock(&c->mu_);
+  // Changes to the tree commit without an fsync (they survive a killed process, and a power
+  // loss once a later durable commit syncs the WAL, as on a local file system without fsync);
+  // the commits the write path and gc build on (packs stored, files' contents, deletions) are
+  // durable.
   SqliteOptions so;
-  so.full_sync = options.sync;
+  so.full_sync = false;
+  so.durable_commits = options.sync;
+  // Only this process opens the catalog (the lock file says so): no file locks per
+  // transaction.
+  so.exclusive = true;
   SFS_ASSIGN_OR_RETURN(c->db_, SqliteDb::Open(options.path, so));
   SqliteDb& db = *c->db_;
   SFS_RETURN_IF_ERROR(db.Exec("PRAGMA foreign_keys=OFF"));
@@ -227,7 +235,7 @@ Result<std::unique_ptr<Catalog>> Catalog::Open(const CatalogOptions& options) {
                                 std::to_string(kSchemaVersion));
   }
   if (version < kSchemaVersion) {
-    SqliteTransaction txn(&db);
+    SqliteTransaction txn(&db, /*durable=*/true);
     SFS_RETURN_IF_ERROR(txn.status());
     for (const Migration& m : kMigrations) {
       if (m.version <= version) continue;
@@ -752,7 +760,7 @@ Status Catalog::AddPack(const PackRecord& pack, const std::vector<ChunkRecord>& 
   SFS_ASSIGN_OR_RETURN(bool exists, known.Step());
   if (exists) return Status::AlreadyExists("pack " + pack.id.ToHex() + " is recorded");
   int64_t now = Now();
-  SqliteTransaction txn(db_.get());
+  SqliteTransaction txn(db_.get(), /*durable=*/true);
   SFS_RETURN_IF_ERROR(txn.status());
   SFS_ASSIGN_OR_RETURN(auto p, db_->Prepare("INSERT INTO packs (id, k, m, size, created_ns) "
                                             "VALUES (?, ?, ?, ?, ?)"));
@@ -1002,7 +1010,7 @@ Result<std::vector<std::optional<InodeAttr>>> Catalog::CommitFiles(
     const std::vector<FileCommit>& commits) {
   MutexLock lock(&mu_);
   int64_t now = Now();
-  SqliteTransaction txn(db_.get());
+  SqliteTransaction txn(db_.get(), /*durable=*/true);
   SFS_RETURN_IF_ERROR(txn.status());
   std::vector<std::optional<InodeAttr>> done;
   done.reserve(commits.size());
@@ -1085,7 +1093,7 @@ Result<std::vector<PackId>> Catalog::DeadPacks(size_t limit) {
 
 Status Catalog::DropDeadPack(const PackId& id) {
   MutexLock lock(&mu_);
-  SqliteTransaction txn(db_.get());
+  SqliteTransaction txn(db_.get(), /*durable=*/true);
   SFS_RETURN_IF_ERROR(txn.status());
   SFS_ASSIGN_OR_RETURN(auto live,
                        db_->Prepare("SELECT 1 FROM chunks WHERE pack=? AND refs > 0 LIMIT 1"));
@@ -1105,7 +1113,7 @@ Status Catalog::DropDeadPack(const PackId& id) {
 
 Status Catalog::QueueDeletions(const PackRecord& pack) {
   MutexLock lock(&mu_);
-  SqliteTransaction txn(db_.get());
+  SqliteTransaction txn(db_.get(), /*durable=*/true);
   SFS_RETURN_IF_ERROR(txn.status());
   for (size_t i = 0; i < pack.shards.size() && i < pack.nodes.size(); ++i) {
     SFS_ASSIGN_OR_RETURN(
@@ -1219,7 +1227,7 @@ Result<Catalog::TableChanges> Catalog::TakeSnapshot() {
 Status Catalog::RestoreFromCheckpoint(ByteSpan base, const std::vector<ByteSpan>& deltas) {
   MutexLock lock(&mu_);
   {
-    SqliteTransaction txn(db_.get());
+    SqliteTransaction txn(db_.get(), /*durable=*/true);
     SFS_RETURN_IF_ERROR(txn.status());
     for (const std::string& table : DriveTables()) {
       SFS_RETURN_IF_ERROR(db_->Exec("DELETE FROM " + table));

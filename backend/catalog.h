@@ -8,7 +8,11 @@
 // (an "orphan": a file may still be open) until DropOrphan removes it.
 //
 // Every change is one SQLite transaction, and appends to the changes journal, whose sequence
-// numbers only grow (the phone's changes feed and the checkpoints read it).
+// numbers only grow (the phone's changes feed and the checkpoints read it). With
+// CatalogOptions::sync, the commits the write path and gc build on (AddPack, CommitFiles,
+// DropDeadPack, QueueDeletions, a restore, a schema migration) are durable against a power
+// loss; changes to the tree and attributes survive a killed process at once and a power loss
+// with the next durable commit (an fsync of a file makes one), as on a local file system.
 //
 // The drive tables (the tree, extended attributes, contents, packs, journal) are what
 // checkpoints store; local tables hold this machine's own state and are never checkpointed.
@@ -185,7 +189,8 @@ struct FileCommit {
 struct CatalogOptions {
   // The database file (created if missing).
   std::string path;
-  // fsync every commit (SQLite synchronous=FULL). Only tests of logic turn it off.
+  // Durable commits where the write path and gc need them (see the top of this file). Only
+  // tests of logic turn it off.
   bool sync = true;
   // The clock for timestamps, in nanoseconds since the epoch; the real clock if empty.
   std::function<int64_t()> clock;

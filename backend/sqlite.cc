@@ -48,7 +48,7 @@ Result<std::unique_ptr<SqliteDb>> SqliteDb::Open(const std::string& path,
       sqlite3_open_v2(path.c_str(), &raw,
                       SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, nullptr);
   ::umask(old_mask);
-  std::unique_ptr<SqliteDb> db(new SqliteDb(raw));
+  std::unique_ptr<SqliteDb> db(new SqliteDb(raw, options));
   if (rc != SQLITE_OK) return db->Error("open " + path, rc);
   sqlite3_extended_result_codes(raw, 1);
   sqlite3_busy_timeout(raw, options.busy_timeout_ms);
@@ -62,7 +62,25 @@ Result<std::unique_ptr<SqliteDb>> SqliteDb::Open(const std::string& path,
   return db;
 }
 
-SqliteDb::~SqliteDb() { sqlite3_close_v2(db_); }
+SqliteDb::~SqliteDb() {
+  for (auto& [sql, stmts] : idle_) {
+    for (sqlite3_stmt* stmt : stmts) sqlite3_finalize(stmt);
+  }
+  sqlite3_close_v2(db_);
+}
+
+void SqliteDb::Recycle(sqlite3_stmt* stmt) const {
+  // A few per SQL: the same statement is rarely in use more than once at a time.
+  constexpr size_t kIdlePerStatement = 4;
+  sqlite3_reset(stmt);
+  sqlite3_clear_bindings(stmt);
+  auto& idle = idle_[sqlite3_sql(stmt)];
+  if (idle.size() >= kIdlePerStatement) {
+    sqlite3_finalize(stmt);
+    return;
+  }
+  idle.push_back(stmt);
+}
 
 Status SqliteDb::Exec(std::string_view sql) {
   std::string s(sql);
@@ -72,6 +90,11 @@ Status SqliteDb::Exec(std::string_view sql) {
 }
 
 Result<SqliteStatement> SqliteDb::Prepare(std::string_view sql) {
+  if (auto it = idle_.find(std::string(sql)); it != idle_.end() && !it->second.empty()) {
+    sqlite3_stmt* stmt = it->second.back();
+    it->second.pop_back();
+    return SqliteStatement(this, stmt);
+  }
   sqlite3_stmt* stmt = nullptr;
   int rc = sqlite3_prepare_v2(db_, sql.data(), static_cast<int>(sql.size()), &stmt, nullptr);
   if (rc != SQLITE_OK) return Error("prepare", rc);
@@ -247,7 +270,9 @@ SqliteStatement::SqliteStatement(SqliteStatement&& other) noexcept
   other.stmt_ = nullptr;
 }
 
-SqliteStatement::~SqliteStatement() { sqlite3_finalize(stmt_); }
+SqliteStatement::~SqliteStatement() {
+  if (stmt_ != nullptr) db_->Recycle(stmt_);
+}
 
 SqliteStatement& SqliteStatement::Bind(int index, int64_t value) {
   int rc = sqlite3_bind_int64(stmt_, index, value);
@@ -307,10 +332,21 @@ bool SqliteStatement::ColumnIsNull(int index) const {
   return sqlite3_column_type(stmt_, index) == SQLITE_NULL;
 }
 
-SqliteTransaction::SqliteTransaction(SqliteDb* db) : db_(db), begin_(db->Exec("BEGIN IMMEDIATE")) {}
+namespace {
+// The safety level cannot change inside a transaction: it is raised before BEGIN.
+bool RaiseSync(SqliteDb* db, bool wanted) {
+  return wanted && db->Exec("PRAGMA synchronous=FULL").ok();
+}
+}  // namespace
+
+SqliteTransaction::SqliteTransaction(SqliteDb* db, bool durable)
+    : db_(db),
+      raised_(RaiseSync(db, durable && !db->options_.full_sync && db->options_.durable_commits)),
+      begin_(db->Exec("BEGIN IMMEDIATE")) {}
 
 SqliteTransaction::~SqliteTransaction() {
   if (begin_.ok() && !done_) (void)db_->Exec("ROLLBACK");
+  if (raised_) (void)db_->Exec("PRAGMA synchronous=NORMAL");
 }
 
 Status SqliteTransaction::Commit() {

@@ -12,6 +12,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <vector>
 
 #include "base/bytes.h"
@@ -27,8 +28,12 @@ class SqliteStatement;
 
 struct SqliteOptions {
   // WAL journal, and an fsync of the WAL at every commit (synchronous=FULL), so a committed
-  // transaction survives a power loss, not only a killed process.
+  // transaction survives a power loss, not only a killed process. Off (synchronous=NORMAL), a
+  // commit survives a killed process, and a power loss only once a later durable commit
+  // (SqliteTransaction::CommitDurable) or a WAL checkpoint has synced the WAL.
   bool full_sync = true;
+  // With full_sync off: whether CommitDurable syncs. Only tests of logic turn it off.
+  bool durable_commits = true;
   // How long a statement waits for a lock held by another connection.
   int busy_timeout_ms = 5000;
   // For a database only this connection ever opens: keep its file lock from the first
@@ -50,7 +55,8 @@ class SqliteDb {
 
   // Runs one or more statements that return no rows.
   Status Exec(std::string_view sql);
-  // Compiles one statement. InvalidArgument if the SQL is wrong (a bug in the caller).
+  // Compiles one statement, or reuses one compiled earlier from the same SQL that is no longer
+  // in use. InvalidArgument if the SQL is wrong (a bug in the caller).
   Result<SqliteStatement> Prepare(std::string_view sql);
 
   // Rows changed by the last INSERT/UPDATE/DELETE.
@@ -70,11 +76,19 @@ class SqliteDb {
   Status ApplyChangeset(ByteSpan changeset);
 
  private:
-  explicit SqliteDb(sqlite3* db) : db_(db) {}
+  SqliteDb(sqlite3* db, const SqliteOptions& options) : db_(db), options_(options) {}
   friend class SqliteStatement;
   friend class SqliteSession;
+  friend class SqliteTransaction;
   Status Error(std::string_view what, int rc) const;
+  // A statement handed back by a SqliteStatement that is done with it, reset, for the next
+  // Prepare of the same SQL.
+  void Recycle(sqlite3_stmt* stmt) const;
   sqlite3* db_;
+  SqliteOptions options_;
+  // Compiled statements not in use, by their SQL: compiling costs more than most statements
+  // the catalog runs.
+  mutable std::unordered_map<std::string, std::vector<sqlite3_stmt*>> idle_;
 };
 
 // A compiled statement. Bind parameters by 1-based index, Step through rows, read columns by
@@ -135,7 +149,10 @@ class SqliteSession {
 // BEGIN IMMEDIATE on construction; ROLLBACK on destruction unless Commit() succeeded.
 class SqliteTransaction {
  public:
-  explicit SqliteTransaction(SqliteDb* db);
+  // A `durable` transaction syncs the WAL at its commit, so it (and every commit before it)
+  // survives a power loss, also when the database does not sync every commit
+  // (SqliteOptions::full_sync off).
+  explicit SqliteTransaction(SqliteDb* db, bool durable = false);
   ~SqliteTransaction();
   SqliteTransaction(const SqliteTransaction&) = delete;
   SqliteTransaction& operator=(const SqliteTransaction&) = delete;
@@ -146,6 +163,7 @@ class SqliteTransaction {
 
  private:
   SqliteDb* db_;
+  bool raised_ = false;  // synchronous was raised to FULL for this transaction
   Status begin_;
   bool done_ = false;
 };
