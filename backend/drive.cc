@@ -457,18 +457,23 @@ Result<DriveSpace> Drive::Space() {
 }
 
 Status Drive::FetchChunk(const ChunkRecord& chunk, MutableByteSpan plain) {
-  if (cache_) {
-    {
-      // A fetch ahead of this chunk that has started is waited for, not repeated.
-      MutexLock lock(&ahead_mu_);
-      ahead_cv_.Wait(&ahead_mu_, [&]() REQUIRES(ahead_mu_) {
-        auto it = ahead_.find(chunk.id);
-        return it == ahead_.end() || !it->second;
-      });
-    }
-    if (cache_->Get(chunk.id, plain).ok()) return Status::Ok();
+  if (!cache_) return FetchFromPeers(chunk, plain);
+  {
+    // A fetch of this chunk that has started (ahead, or for another read: the kernel reads a
+    // file in parallel requests that share the chunks at their edges) is waited for, not
+    // repeated; then the chunk is in the cache.
+    MutexLock lock(&ahead_mu_);
+    ahead_cv_.Wait(&ahead_mu_, [&]() REQUIRES(ahead_mu_) {
+      auto it = ahead_.find(chunk.id);
+      return (it == ahead_.end() || !it->second) && fetching_.count(chunk.id) == 0;
+    });
+    fetching_.insert(chunk.id);
   }
-  return FetchFromPeers(chunk, plain);
+  Status s = cache_->Get(chunk.id, plain).ok() ? Status::Ok() : FetchFromPeers(chunk, plain);
+  MutexLock lock(&ahead_mu_);
+  fetching_.erase(chunk.id);
+  ahead_cv_.NotifyAll();
+  return s;
 }
 
 Status Drive::FetchFromPeers(const ChunkRecord& chunk, MutableByteSpan plain) {
@@ -492,10 +497,15 @@ void Drive::ReadAhead(Ino ino, uint64_t offset, uint64_t n, uint64_t size) {
   {
     MutexLock lock(&ahead_mu_);
     auto it = next_offset_.find(ino);
-    // A read from the start of a file, or from where the last one ended, is sequential.
-    const bool sequential = offset == 0 || (it != next_offset_.end() && it->second == offset);
+    // A read from the start of a file, or near where the reads so far got to, is sequential
+    // (near: the kernel's read-ahead sends a file's reads in parallel, so they come in any
+    // order within its window).
+    const uint64_t reached = it != next_offset_.end() ? it->second : 0;
+    const bool sequential =
+        offset == 0 || (it != next_offset_.end() && offset + kReadAheadSlack >= reached &&
+                        offset <= reached + kReadAheadSlack);
     if (next_offset_.size() >= 1024) next_offset_.clear();  // bounded: forget old files
-    next_offset_[ino] = end;
+    next_offset_[ino] = std::max(reached, end);
     if (!sequential || end >= size) return;
   }
   const int chunks = options_.readahead_chunks;
@@ -518,7 +528,8 @@ void Drive::ReadAheadChunk(const ChunkId& id) {
   bool fetch = false;
   {
     MutexLock lock(&ahead_mu_);
-    fetch = !ahead_stopping_;
+    // Not when a read is fetching it already.
+    fetch = !ahead_stopping_ && fetching_.count(id) == 0;
     ahead_[id] = true;
   }
   if (fetch && !cache_->Contains(id)) {

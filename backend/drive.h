@@ -35,6 +35,7 @@
 #include <string>
 #include <thread>
 #include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 #include "backend/catalog.h"
@@ -330,6 +331,10 @@ class Drive {
   std::unordered_map<Ino, uint64_t> next_offset_ GUARDED_BY(ahead_mu_);
   // Chunks queued for read-ahead; true once the fetch has started.
   std::unordered_map<ChunkId, bool> ahead_ GUARDED_BY(ahead_mu_);
+  // Chunks a read is getting (from the cache or the peers): others wait for it.
+  std::unordered_set<ChunkId> fetching_ GUARDED_BY(ahead_mu_);
+  // How far from the furthest read of a file a read may start and still count as sequential.
+  static constexpr uint64_t kReadAheadSlack = uint64_t{16} << 20;
   bool ahead_stopping_ GUARDED_BY(ahead_mu_) = false;
   std::unique_ptr<ThreadPool> ahead_pool_;
 

@@ -3,6 +3,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstring>
+#include <filesystem>
 #include <thread>
 
 #include <gtest/gtest.h>
@@ -432,6 +433,41 @@ TEST_F(DriveTest, CachedChunksAreReadWithoutTheNetwork) {
   // Even with every node down.
   for (auto& p : peers_) p->down = true;
   EXPECT_EQ(ReadAll(f, data.size()), data);
+}
+
+TEST_F(DriveTest, ConcurrentReadsOfOneChunkFetchItOnce) {
+  Build(6, true);
+  Bytes data;
+  Ino f = WriteNew("f", 200000, 21, &data);  // a few chunks
+  // Slow nodes, and no hedging within their delay: reads that overlap in time.
+  options_.read.hedge_floor = options_.read.hedge_cap = std::chrono::milliseconds(5000);
+  Reopen();
+  for (auto& p : peers_) p->delay_ms = 200;
+  const int before = PeerReads();
+  std::vector<std::thread> readers;
+  std::atomic<int> good{0};
+  for (int i = 0; i < 4; ++i) {
+    readers.emplace_back([&, i] {
+      Bytes out(50000);
+      auto n = drive_->Read(f, static_cast<uint64_t>(i) * 50000, out);
+      if (n.ok() && *n == out.size() &&
+          std::equal(out.begin(), out.end(), data.begin() + static_cast<long>(i) * 50000)) {
+        ++good;
+      }
+    });
+  }
+  for (auto& t : readers) t.join();
+  EXPECT_EQ(good.load(), 4);
+  const int one_fetch = PeerReads() - before;
+  EXPECT_GT(one_fetch, 0);
+  // The four reads (they share chunks at their edges) cost what one read of the whole file
+  // costs: no chunk was fetched twice.
+  drive_.reset();
+  std::filesystem::remove_all(options_.cache_dir);
+  Reopen();
+  const int again = PeerReads();
+  EXPECT_EQ(ReadAll(f, data.size()), data);
+  EXPECT_EQ(PeerReads() - again, one_fetch);
 }
 
 TEST_F(DriveTest, ADamagedCacheFileIsDroppedAndFetchedAgain) {
