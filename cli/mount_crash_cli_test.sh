@@ -1,5 +1,6 @@
 #!/bin/sh
-# kill -9 of the mount's daemon during a copy, on 6 real storage nodes with RS(4,2): a writer
+# kill -9 of the mount's daemon during a copy, on 6 real storage nodes with RS(4,2) (after
+# bad input to mount and umount, and a second mount of the same drive, all refused): a writer
 # copies files into the mount one by one and notes each once its close returned; the daemon is
 # killed after 100 of them. `shardfs mount` then clears the dead mount and mounts again; every
 # file that was closed before the kill is whole, and the uploads left pending finish (umount
@@ -17,7 +18,32 @@ head -c 12582912 /dev/urandom >"$src/f77"
 head -c 9000000 /dev/urandom >"$src/f150"
 
 mnt="$dir/mnt"
+# Bad input first: clear errors, nothing mounted.
+code=0
+sfs mount "$dir/no-such-folder" 2>"$dir/err" || code=$?
+[ "$code" -eq 1 ] && grep -q "not an existing folder" "$dir/err" ||
+  fail "mount on a missing folder exited $code: $(cat "$dir/err")"
+code=0
+sfs mount "$mnt" -o bogus 2>"$dir/err" || code=$?
+[ "$code" -eq 2 ] && grep -q "unknown mount option 'bogus'" "$dir/err" ||
+  fail "an unknown -o option exited $code: $(cat "$dir/err")"
+code=0
+"$bin" umount "$mnt" 2>"$dir/err" || code=$?
+[ "$code" -eq 1 ] && grep -q "is not a shardfs mount" "$dir/err" ||
+  fail "umount of a folder that is not mounted exited $code: $(cat "$dir/err")"
+grep -q " $mnt " /proc/mounts && fail "something got mounted"
+
 mount_drive "$mnt"
+# The drive is the daemon's: a second mount and other commands say who holds it.
+code=0
+mkdir -p "$dir/mnt2"
+sfs mount "$dir/mnt2" 2>"$dir/err" || code=$?
+[ "$code" -eq 1 ] && grep -q "shardfs mount at $mnt" "$dir/err" ||
+  fail "a second mount of the drive exited $code: $(cat "$dir/err")"
+code=0
+sfs ls / 2>"$dir/err" || code=$?
+[ "$code" -eq 1 ] && grep -q "shardfs mount at $mnt" "$dir/err" ||
+  fail "ls while mounted exited $code: $(cat "$dir/err")"
 : >"$dir/closed"
 (
   i=0
