@@ -47,10 +47,14 @@ Status Init(const Options& options) {
   }
   logger->set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%L%$ %v");
   logger->set_level(ToSpdlog(options.level));
-  logger->flush_on(spdlog::level::warn);
+  // A log file is read while the process runs (a daemon's): each line of info and above is
+  // written out at once.
+  logger->flush_on(options.file.empty() ? spdlog::level::warn : spdlog::level::info);
   spdlog::set_default_logger(std::move(logger));
   return Status::Ok();
 }
+
+void Flush() { spdlog::default_logger()->flush(); }
 
 Result<Level> ParseLevel(std::string_view name) {
   if (name == "debug") return Level::kDebug;

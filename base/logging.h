@@ -30,6 +30,9 @@ struct Options {
 // previous logger stays in place then.
 Status Init(const Options& options);
 
+// Writes out the lines still buffered (before _exit, which skips destructors).
+void Flush();
+
 // Parses "debug", "info", "warn", "error" or "off".
 Result<Level> ParseLevel(std::string_view name);
 

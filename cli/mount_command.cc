@@ -22,13 +22,12 @@
 #include "cli/drive_home.h"
 #include "cli/drive_open.h"
 #include "cli/exit.h"
+#include "cli/mount_control.h"
 #include "fuse/mount.h"
 
 namespace shardfs::cli {
 
 namespace {
-
-constexpr size_t kMaxRecord = 1 << 16;
 
 struct MountFlags {
   DriveFlags drive;
@@ -55,23 +54,6 @@ struct Outcome {
   std::string staging_dir;    // where they wait
   std::string error;          // why they could not be stored now
 };
-
-std::string RecordPath(const DriveHome& home) { return home.data_dir + "/mount.json"; }
-std::string ResultPath(const DriveHome& home) { return home.data_dir + "/mount-result.json"; }
-std::string LogPath(const DriveHome& home) { return home.data_dir + "/mount.log"; }
-
-Status WriteJson(const std::string& path, const nlohmann::json& j) {
-  const std::string text = j.dump(2) + "\n";
-  return WriteFileAtomic(path, ByteSpan(reinterpret_cast<const uint8_t*>(text.data()), text.size()),
-                         0600);
-}
-
-Result<nlohmann::json> ReadJson(const std::string& path) {
-  SFS_ASSIGN_OR_RETURN(Bytes raw, ReadFile(path, kMaxRecord));
-  auto j = nlohmann::json::parse(raw.begin(), raw.end(), nullptr, /*allow_exceptions=*/false);
-  if (j.is_discarded() || !j.is_object()) return Status::Corruption(path + " is not a JSON object");
-  return j;
-}
 
 std::string OutcomeText(const Outcome& o, const std::string& mountpoint) {
   if (o.stored) return "Unmounted " + mountpoint + ": every write is stored on the nodes.";
@@ -101,6 +83,40 @@ Outcome Finish(backend::Drive& drive, std::chrono::milliseconds timeout,
     o.error += "; and making the queue durable on local disk failed: " + d.ToString();
   }
   return o;
+}
+
+// `shardfs sync` on the mounted drive (SIGUSR2): the kernel's cached writes, every queued
+// upload and a checkpoint, answered in sync-result.json (cli/mount_control.h).
+void SyncOnRequest(const std::string& mountpoint, backend::Drive& drive,
+                   std::chrono::milliseconds timeout, const DriveHome& home) {
+  const int64_t started = std::chrono::duration_cast<std::chrono::nanoseconds>(
+                              std::chrono::system_clock::now().time_since_epoch())
+                              .count();
+  log::Info("sync requested");
+  if (int fd = ::open(mountpoint.c_str(), O_RDONLY | O_DIRECTORY); fd >= 0) {
+    ::syncfs(fd);
+    ::close(fd);
+  }
+  const backend::UploadState pending = drive.Uploads();
+  Status s = drive.Sync(timeout);
+  uint64_t head = 0;
+  if (s.ok()) {
+    auto info = drive.checkpointer().Sync();
+    if (info.ok()) head = info->head_sequence;
+    s = info.status();
+  }
+  nlohmann::json j;
+  j["pid"] = ::getpid();
+  j["started_ns"] = started;
+  j["ok"] = s.ok();
+  j["error"] = s.ok() ? "" : s.ToString();
+  j["files"] = pending.staged.files;
+  j["bytes"] = pending.staged.bytes;
+  j["head_sequence"] = head;
+  if (Status w = WriteJsonFile(SyncResultPath(home), j); !w.ok()) {
+    log::Error("write {}: {}", SyncResultPath(home), w.ToString());
+  }
+  log::Info("sync done: {}", s.ok() ? "OK" : s.ToString());
 }
 
 Result<fuse::MountOptions> ParseMountOptions(const MountFlags& f) {
@@ -144,7 +160,7 @@ int Serve(const MountFlags& f, const DriveHome& home, int notify_fd) {
   // Signals are taken by one thread (below), never by the threads serving requests.
   sigset_t signals;
   sigemptyset(&signals);
-  for (int sig : {SIGTERM, SIGINT, SIGHUP, SIGUSR1}) sigaddset(&signals, sig);
+  for (int sig : {SIGTERM, SIGINT, SIGHUP, SIGUSR1, SIGUSR2}) sigaddset(&signals, sig);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 
   auto mo = ParseMountOptions(f);
@@ -158,12 +174,12 @@ int Serve(const MountFlags& f, const DriveHome& home, int notify_fd) {
   nlohmann::json record;
   record["pid"] = ::getpid();
   record["mountpoint"] = mountpoint;
-  record["log"] = LogPath(home);
-  if (Status s = WriteJson(RecordPath(home), record); !s.ok()) {
+  record["log"] = MountLogPath(home);
+  if (Status s = WriteJsonFile(MountRecordPath(home), record); !s.ok()) {
     (void)(*mount)->Unmount(true);
     return fail("write the mount record", s);
   }
-  std::remove(ResultPath(home).c_str());
+  std::remove(MountResultPath(home).c_str());
   log::Info("mounted drive {} at {} (pid {})", f.drive.drive, mountpoint, ::getpid());
   Notify(notify_fd, "OK");
 
@@ -175,6 +191,10 @@ int Serve(const MountFlags& f, const DriveHome& home, int notify_fd) {
     int sig = 0;
     while (sigwait(&signals, &sig) == 0) {
       if (sig == SIGUSR1) return;  // the session ended
+      if (sig == SIGUSR2) {
+        SyncOnRequest(mountpoint, *d, flush_timeout, home);
+        continue;
+      }
       log::Info("signal {}: flushing and unmounting {}", sig, mountpoint);
       // The kernel hands over the writes it cached, then they are stored or made durable.
       if (int fd = ::open(mountpoint.c_str(), O_RDONLY | O_DIRECTORY); fd >= 0) {
@@ -213,10 +233,10 @@ int Serve(const MountFlags& f, const DriveHome& home, int notify_fd) {
     log::Warn("{}", text);
   }
   drive->reset();
-  if (Status s = WriteJson(ResultPath(home), result); !s.ok()) {
-    log::Error("write {}: {}", ResultPath(home), s.ToString());
+  if (Status s = WriteJsonFile(MountResultPath(home), result); !s.ok()) {
+    log::Error("write {}: {}", MountResultPath(home), s.ToString());
   }
-  std::remove(RecordPath(home).c_str());
+  std::remove(MountRecordPath(home).c_str());
   if (notify_fd < 0) std::printf("%s\n", text.c_str());
   return 0;
 }
@@ -261,20 +281,22 @@ int RunMount(const MountFlags& f) {
     ::setsid();
     const int null = ::open("/dev/null", O_RDWR);
     const int logfd =
-        ::open(LogPath(*home).c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+        ::open(MountLogPath(*home).c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
     if (null >= 0) ::dup2(null, STDIN_FILENO);
     if (logfd >= 0) {
       ::dup2(logfd, STDOUT_FILENO);
       ::dup2(logfd, STDERR_FILENO);
     }
-    if (Status s = log::Init(log::Options{*level, LogPath(*home)}); !s.ok()) {
+    if (Status s = log::Init(log::Options{*level, MountLogPath(*home)}); !s.ok()) {
       Notify(pipe_fds[1], "start logging: " + s.ToString());
       ::_exit(1);
     }
     if (::chdir("/") != 0) {
       // Nothing depends on the working folder; staying elsewhere only keeps it busy.
     }
-    ::_exit(Serve(f, *home, pipe_fds[1]));
+    const int code = Serve(f, *home, pipe_fds[1]);
+    log::Flush();
+    ::_exit(code);
   }
   ::close(pipe_fds[1]);
   std::string message;
@@ -290,10 +312,11 @@ int RunMount(const MountFlags& f) {
   ::close(pipe_fds[0]);
   if (message == "OK") {
     std::printf("Mounted drive %s at %s (daemon pid %d; log: %s).\n", f.drive.drive.c_str(),
-                fuse::MountpointPath(f.mountpoint).c_str(), pid, LogPath(*home).c_str());
+                fuse::MountpointPath(f.mountpoint).c_str(), pid, MountLogPath(*home).c_str());
     return 0;
   }
-  if (message.empty()) message = "the daemon ended before mounting (see " + LogPath(*home) + ")";
+  if (message.empty())
+    message = "the daemon ended before mounting (see " + MountLogPath(*home) + ")";
   std::fprintf(stderr, "shardfs mount: %s\n", message.c_str());
   return kExitFailure;
 }
@@ -319,8 +342,6 @@ std::vector<DriveHome> CandidateHomes(const UmountFlags& f) {
   return homes;
 }
 
-bool Alive(pid_t pid) { return pid > 0 && (::kill(pid, 0) == 0 || errno == EPERM); }
-
 int RunUmount(const UmountFlags& f) {
   if (!(f.timeout > 0 && f.timeout <= 7 * 86400)) {
     return UsageError("umount", "--timeout must be more than 0 and at most 604800 seconds");
@@ -329,7 +350,7 @@ int RunUmount(const UmountFlags& f) {
   std::optional<DriveHome> home;
   pid_t pid = 0;
   for (const DriveHome& h : CandidateHomes(f)) {
-    auto record = ReadJson(RecordPath(h));
+    auto record = ReadJsonFile(MountRecordPath(h));
     if (!record.ok()) continue;
     if (record->value("mountpoint", "") != mountpoint) continue;
     home = h;
@@ -343,7 +364,7 @@ int RunUmount(const UmountFlags& f) {
   if (Status s = fuse::UnmountPath(mountpoint, false); !s.ok()) {
     return Failure("umount", "unmount", s);
   }
-  if (!home || !Alive(pid)) {
+  if (!home || !ProcessAlive(pid)) {
     std::printf("Unmounted %s (no running daemon recorded for it: nothing to wait for).\n",
                 mountpoint.c_str());
     return 0;
@@ -351,22 +372,22 @@ int RunUmount(const UmountFlags& f) {
   // The daemon now stores what is queued; wait for it to end and read what it says.
   const auto deadline = std::chrono::steady_clock::now() +
                         std::chrono::milliseconds(static_cast<int64_t>(f.timeout * 1000));
-  while (Alive(pid)) {
+  while (ProcessAlive(pid)) {
     if (std::chrono::steady_clock::now() > deadline) {
       std::fprintf(stderr,
                    "shardfs umount: unmounted %s, but its daemon (pid %d) is still storing "
                    "queued writes after --timeout; it goes on in the background (log: %s)\n",
-                   mountpoint.c_str(), pid, LogPath(*home).c_str());
+                   mountpoint.c_str(), pid, MountLogPath(*home).c_str());
       return kExitFailure;
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
   }
-  auto result = ReadJson(ResultPath(*home));
+  auto result = ReadJsonFile(MountResultPath(*home));
   if (!result.ok() || result->value("pid", 0) != pid) {
     std::fprintf(stderr,
                  "shardfs umount: unmounted %s, but its daemon ended without a report; what "
                  "it had not stored waits on local disk for the next start (log: %s)\n",
-                 mountpoint.c_str(), LogPath(*home).c_str());
+                 mountpoint.c_str(), MountLogPath(*home).c_str());
     return kExitFailure;
   }
   Outcome o;

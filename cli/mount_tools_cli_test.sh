@@ -3,7 +3,7 @@
 # `rsync -a` of a generated tree (10,000 small files, a few large ones, symlinks, a hard link,
 # empty folders, odd names, old times and odd modes) into the mount; every entry's type, mode,
 # size, mtime (to the nanosecond) and link target compared with the source and `diff -r` on the
-# bytes; a second `rsync -a --itemize-changes` reports no change; `rsync -a --delete` after
+# bytes; `shardfs sync` while mounted; a second `rsync -a --itemize-changes` reports no change; `rsync -a --delete` after
 # changes; `tar` create and extract inside the mount. Then `shardfs umount` says every write is
 # stored, the drive's catalog holds exactly the files the mount showed (no temporary file of
 # rsync's left behind), and a remount and a restore on a second home show the same tree.
@@ -72,6 +72,9 @@ mount_drive "$mnt"
 cp -a "$src" "$mnt/cp"
 same_tree "$src" "$mnt/cp" "cp -a"
 [ "$(stat -c %h "$mnt/cp/big/one")" -eq 2 ] || fail "cp -a lost the hard link"
+# A backup script's next step: shardfs sync, which the mount's daemon does.
+sfs sync >"$dir/sync.out" 2>&1 || fail "sync while mounted: $(cat "$dir/sync.out")"
+grep -q "Synced the drive mounted at $mnt" "$dir/sync.out" || fail "sync said: $(cat "$dir/sync.out")"
 
 # rsync -a, then again: nothing to do.
 rsync -a "$src/" "$mnt/rs/"

@@ -7,8 +7,10 @@
 #include <nlohmann/json.hpp>
 
 #include "base/units.h"
+#include "cli/drive_home.h"
 #include "cli/drive_open.h"
 #include "cli/exit.h"
+#include "cli/mount_control.h"
 
 namespace shardfs::cli {
 
@@ -20,11 +22,45 @@ struct SyncFlags {
   double timeout_seconds = 600;
 };
 
+// The drive is held: if by its mount's daemon, the daemon syncs it.
+int SyncThroughMount(const SyncFlags& f, const Status& busy) {
+  auto home = ResolveDriveHome(f.drive.home, f.drive.drive);
+  if (!home.ok()) return Failure("sync", "open the drive", busy);
+  auto mount = FindLiveMount(*home);
+  if (!mount) return Failure("sync", "open the drive", busy);
+  auto done = AskDaemonToSync(
+      *home, *mount, std::chrono::milliseconds(static_cast<int64_t>(f.timeout_seconds * 1000)));
+  if (!done.ok())
+    return Failure("sync", "sync through the mount at " + mount->mountpoint, done.status());
+  if (!done->ok) {
+    return Failure("sync", "sync through the mount at " + mount->mountpoint,
+                   Status::Unavailable(done->error));
+  }
+  if (f.json) {
+    nlohmann::json j;
+    j["mountpoint"] = mount->mountpoint;
+    j["head_sequence"] = done->head_sequence;
+    j["uploaded_files"] = done->files;
+    j["uploaded_bytes"] = done->bytes;
+    std::printf("%s\n", j.dump().c_str());
+    return 0;
+  }
+  std::printf(
+      "Synced the drive mounted at %s: %s of %llu file(s) that were waiting stored, "
+      "catalog checkpoint %llu on the nodes.\n",
+      mount->mountpoint.c_str(), FormatByteSize(done->bytes).c_str(),
+      static_cast<unsigned long long>(done->files),
+      static_cast<unsigned long long>(done->head_sequence));
+  return 0;
+}
+
 int Run(const SyncFlags& f) {
   if (!(f.timeout_seconds > 0 && f.timeout_seconds <= 7 * 86400)) {
     return UsageError("sync", "--timeout must be more than 0 and at most 604800 seconds");
   }
   auto drive = OpenDrive(f.drive, "shardfs sync");
+  if (!drive.ok() && drive.status().code() == Code::kBusy)
+    return SyncThroughMount(f, drive.status());
   if (!drive.ok()) return Failure("sync", "open the drive", drive.status());
   // First the files' bytes, then the catalog that points at them.
   const backend::UploadState pending = (*drive)->Uploads();
