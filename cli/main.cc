@@ -1,6 +1,6 @@
 // shardfs: the one binary. Subcommands arrive with the issues that build them (node, init,
-// put, get, ls, mkdir, sync, restore, mount, umount now; ... later). Conventions: usage errors exit 2,
-// runtime errors exit 1 with a message on stderr, --help and --version exit 0.
+// put, get, ls, mkdir, sync, restore, mount, umount now; ... later). Conventions: usage errors exit
+// 2, runtime errors exit 1 with a message on stderr, --help and --version exit 0.
 
 #include <cstdio>
 #include <functional>
