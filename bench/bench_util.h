@@ -1,24 +1,32 @@
 // Helpers the benchmarks share: timing, a temporary folder removed on every exit path, the
-// cleanup of an interrupted run, the raw fsync'd write baseline (bench/node, bench/engine) and
-// the write pipeline's figure (bench/pipeline, bench/engine).
+// cleanup of an interrupted run, child processes run by pid with bounded waits (bench/engine,
+// bench/fuse), the random files and small-file trees they write and compare, the raw fsync'd
+// write baseline (bench/node, bench/engine), the write pipeline's figure (bench/pipeline,
+// bench/engine) and the targets' report.
 //
 // Thread safety: ParallelFor runs its function on many threads; the leftovers registry
-// (SetLeftovers, WatchForInterrupt) is guarded by a mutex; the rest is for one thread.
+// (the *Leftover* functions, WatchForInterrupt) is guarded by a mutex; the rest is for one
+// thread.
 
 #ifndef SHARDFS_BENCH_BENCH_UTIL_H_
 #define SHARDFS_BENCH_BENCH_UTIL_H_
 
+#include <chrono>
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <string>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+#include <sys/time.h>
 #include <sys/types.h>
 
 #include "backend/pack_pipeline.h"
 #include "base/bytes.h"
 #include "base/status.h"
 #include "crypto/keys.h"
+#include "tests/node_process.h"
 
 namespace shardfs::bench {
 
@@ -30,6 +38,8 @@ std::string CpuModel();
 [[noreturn]] void Fail(const std::string& what);
 void Check(const Status& s, const std::string& what);
 
+// Seconds since `start` on the steady clock.
+double SecondsSince(std::chrono::steady_clock::time_point start);
 // Median wall time in seconds of `runs` runs of fn, after one warm-up run.
 double MedianSeconds(int runs, const std::function<void()>& fn);
 // The median of `v` (the upper one of an even count). REQUIRES: !v.empty().
@@ -46,7 +56,8 @@ std::string FsType(const std::string& path);
 // returns the first failure (the other workers stop taking items).
 Status ParallelFor(int threads, size_t count, const std::function<Status(int, size_t)>& fn);
 
-// A folder `parent`/`prefix`.XXXXXX, removed with all in it when destroyed unless `keep`.
+// A folder `parent`/`prefix`.XXXXXX, removed with all in it when destroyed unless `keep` (a
+// mount left below it is detached first, not walked into).
 class TempDir {
  public:
   TempDir(const std::string& parent, const std::string& prefix, bool keep);
@@ -62,13 +73,121 @@ class TempDir {
 
 // --- interruption ------------------------------------------------------------------------
 
-// What an interrupted run leaves behind: processes to stop (by pid) and a folder to remove.
-// Blocks SIGINT, SIGTERM and SIGHUP in every thread (call it before starting any) and waits
-// for one on a thread of its own: then sends SIGTERM to every pid registered (SIGKILL after
-// 5 s), removes the folder and exits with 130. `name` prefixes its message.
+// What an interrupted run leaves behind: mounts to detach, processes to stop (by pid; children
+// or not) and a folder to remove. Blocks SIGINT, SIGTERM and SIGHUP in every thread (call it
+// before starting any) and waits for one on a thread of its own: then detaches every mount
+// registered (umount2 MNT_DETACH), sends SIGTERM to every pid (SIGKILL to those still alive
+// after 5 s), removes the folder (detaching any mount still below it) and exits with 130.
+// From then on the main thread blocks at its next call that registers or starts a process.
+// `name` prefixes its message.
 void WatchForInterrupt(const std::string& name);
-// Replaces what the watcher cleans up. An empty `dir` removes nothing.
-void SetLeftovers(std::vector<pid_t> pids, const std::string& dir);
+// Returns at once, unless an interrupt is being handled: then blocks until the watcher ends
+// the process. Call it before main returns or reports a failure, so that neither cuts the
+// cleanup short (a command interrupted with the run fails it too).
+void WaitIfInterrupted();
+// What the watcher cleans up. Adding a pid or mount twice registers it once; removing one not
+// registered does nothing. An empty folder removes nothing.
+void AddLeftoverPid(pid_t pid);
+void RemoveLeftoverPid(pid_t pid);
+void AddLeftoverMount(const std::string& mountpoint);
+void RemoveLeftoverMount(const std::string& mountpoint);
+void SetLeftoverDir(const std::string& dir);
+
+// --- processes ---------------------------------------------------------------------------
+
+// Seconds in a timeval (rusage times).
+double TimevalSeconds(const timeval& t);
+
+// True while `pid` runs: a child that has not exited (one that has is reaped by the check, its
+// status lost), or another process that exists. False for pid <= 0.
+bool Alive(pid_t pid);
+
+// Starts argv (looked up in $PATH unless it holds a '/') with stdin from /dev/null and stdout
+// and stderr on the given descriptors, every signal unblocked (WatchForInterrupt blocks them
+// in this process), and `death_signal` sent to it if this thread's process dies; registers it
+// as a leftover (RemoveLeftoverPid once it is reaped). Returns the pid; fails the run if fork
+// fails. An exec that fails exits with 127.
+pid_t Spawn(const std::vector<std::string>& argv, int out_fd, int err_fd, int death_signal);
+
+struct CommandResult {
+  int status = 0;          // the waitpid status
+  double seconds = 0;      // wall time from fork to exit
+  double cpu_seconds = 0;  // the command's user + system time (wait4)
+  std::string out, err;    // what it printed ("" for a discarded stdout)
+};
+
+struct CommandOptions {
+  // Seconds the command may take; then it is killed (SIGKILL) and the run fails.
+  int timeout = 600;
+  // Fail the run unless the command exits with 0.
+  bool check = true;
+  // Send stdout to /dev/null instead of keeping it.
+  bool discard_out = false;
+};
+
+// Runs argv to its end (registered as a leftover while it runs), its output in files of
+// `scratch` (cmd.out, cmd.err, read back into the result).
+CommandResult RunCommand(const std::vector<std::string>& argv, const std::string& scratch,
+                         const CommandOptions& options = CommandOptions());
+// "dd if=x of=y": argv for messages.
+std::string CommandLine(const std::vector<std::string>& argv);
+
+// A long-running child (a FUSE daemon in the foreground, say) with its stdout and stderr in
+// `log`, registered as a leftover while it runs. The destructor stops it (SIGTERM, 10 s, then
+// SIGKILL).
+class ChildProcess {
+ public:
+  ChildProcess() = default;
+  ~ChildProcess();
+  ChildProcess(const ChildProcess&) = delete;
+  ChildProcess& operator=(const ChildProcess&) = delete;
+
+  // REQUIRES: not running.
+  void Start(const std::vector<std::string>& argv, const std::string& log, int death_signal);
+  // Waits up to `limit` for the child to exit on its own; true if it did (it is reaped).
+  bool Wait(std::chrono::milliseconds limit);
+  // Sends `sig`, waits up to `grace`, then SIGKILL and reaps. Returns the wait status, or -1
+  // if it was not running.
+  int Stop(int sig, std::chrono::milliseconds grace);
+  bool running() const { return pid_ > 0; }
+  pid_t pid() const { return pid_; }
+  // The last `n` bytes of its log.
+  std::string LogTail(size_t n) const;
+
+ private:
+  pid_t pid_ = -1;
+  std::string log_;
+};
+
+// True if `path` (absolute, normalised) is a mount point in /proc/self/mountinfo.
+bool IsMountPoint(const std::string& path);
+
+// The whole of the text file `path` ("" if it cannot be read).
+std::string ReadText(const std::string& path);
+
+// --- storage nodes -----------------------------------------------------------------------
+
+// `count` `shardfs node` processes of the binary `shardfs` on 127.0.0.1:0, node I's data and
+// log in `parent`/nodeI, each taking up to `capacity` bytes (no reserve, no scrubbing), each
+// registered as a leftover while it runs. The destructor stops those still running.
+class LocalNodes {
+ public:
+  // Fails the run if one does not start.
+  LocalNodes(const std::string& shardfs, const std::string& parent, int count, uint64_t capacity);
+  ~LocalNodes() { Stop(); }
+  LocalNodes(const LocalNodes&) = delete;
+  LocalNodes& operator=(const LocalNodes&) = delete;
+
+  // SIGTERM to every node, SIGKILL to one still running after 30 s.
+  void Stop();
+  const std::vector<std::unique_ptr<test::NodeProcess>>& processes() const { return nodes_; }
+  // "HOST:PORT,HOST:PORT,...", as `shardfs init --node` takes them.
+  const std::string& list() const { return list_; }
+
+ private:
+  std::vector<std::unique_ptr<test::NodeProcess>> nodes_;
+  std::string list_;
+};
 
 // --- the raw disk write baseline ---------------------------------------------------------
 
@@ -93,6 +212,53 @@ double TimeRawWrite(const std::string& dir, ByteSpan data, size_t count, int thr
 // `threads` threads with `options` (a drive's defaults unless changed), its packs dropped.
 double TimeWritePipeline(const crypto::DriveKeys& keys, backend::WritePipelineOptions options,
                          ByteSpan input, int threads, int runs);
+
+// --- files -------------------------------------------------------------------------------
+
+constexpr size_t kBlock = size_t{4} << 20;
+
+// Fills `out` with SplitMix64 output for 4 MiB block number `block` of a file seeded `seed`.
+void FillBlock(MutableByteSpan out, uint64_t seed, uint64_t block);
+// Writes `size` random bytes (FillBlock) as `path` and fsyncs it.
+void WriteRandomFile(const std::string& path, uint64_t size, uint64_t seed);
+// Fails the run unless the files `a` and `b` hold the same bytes.
+void CompareFiles(const std::string& a, const std::string& b);
+
+// A tree of `files` files of `kib` KiB of random bytes, `per_folder` to a folder
+// (root/dNNNN/fNNNNN); its folders are made as needed. SyncFs's the file system at the end.
+struct SmallTree {
+  size_t files = 10000;
+  size_t kib = 4;
+  size_t per_folder = 100;
+
+  std::string Path(const std::string& root, size_t i) const;
+  void Write(const std::string& root, uint64_t seed) const;
+  // Fails the run unless `copy` holds exactly the files of `root`, with the same bytes.
+  void Compare(const std::string& root, const std::string& copy) const;
+  uint64_t bytes() const { return static_cast<uint64_t>(files) * (kib << 10); }
+};
+
+// --- the report --------------------------------------------------------------------------
+
+// printf of one double.
+std::string Fmt(const char* f, double v);
+// "(slowest-fastest)" of `units` over each of `secs`, "" for fewer than 2.
+std::string Range(const std::vector<double>& secs, double units, const char* f);
+
+// A target: what is judged, the value measured, the target, and whether it was met.
+struct Target {
+  std::string what;
+  std::string value;
+  std::string target;
+  bool pass;
+};
+
+// Prints "targets", a line per target ending in `met_word` or MISS, and how many were met,
+// followed by `note` in brackets.
+void PrintTargets(const std::vector<Target>& targets, const char* met_word,
+                  const std::string& note);
+// The targets as a JSON array of {what, value, target, pass}.
+nlohmann::json TargetsJson(const std::vector<Target>& targets);
 
 }  // namespace shardfs::bench
 

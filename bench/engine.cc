@@ -25,11 +25,9 @@
 // started is stopped by pid and the temporary folder removed.
 
 #include <algorithm>
-#include <cerrno>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
-#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <iterator>
@@ -40,22 +38,17 @@
 #include <vector>
 
 #include <CLI/CLI.hpp>
-#include <fcntl.h>
 #include <nlohmann/json.hpp>
 #include <signal.h>
-#include <sys/prctl.h>
 #include <sys/resource.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include "backend/pack_pipeline.h"
-#include "base/file.h"
 #include "base/splitmix64.h"
 #include "bench/bench_util.h"
 #include "crypto/aead.h"
 #include "crypto/sign.h"
 #include "net/http_peer.h"
-#include "tests/node_process.h"
 
 #ifndef SHARDFS_BINARY
 #define SHARDFS_BINARY "shardfs"
@@ -91,17 +84,8 @@ struct Options {
 constexpr double kBigPutTarget = 0.5;        // of min(pipeline, raw write / expansion)
 constexpr double kUploadsPer1000Target = 3;  // shard uploads per 1,000 small files, below
 constexpr double kUnchangedSecondsTarget = 2;
-constexpr size_t kBlock = size_t{4} << 20;
-
-double Since(Clock::time_point start) {
-  return std::chrono::duration<double>(Clock::now() - start).count();
-}
 
 // --- processes ---------------------------------------------------------------------------
-
-double TimevalSeconds(const timeval& t) {
-  return static_cast<double>(t.tv_sec) + static_cast<double>(t.tv_usec) / 1e6;
-}
 
 // User + system seconds of a running process (from /proc/PID/stat), 0 if it cannot be read.
 double ProcessCpuSeconds(pid_t pid) {
@@ -126,159 +110,25 @@ double SelfCpuSeconds() {
   return TimevalSeconds(usage.ru_utime) + TimevalSeconds(usage.ru_stime);
 }
 
-// The processes an interrupt must stop: the nodes, and the shardfs command running.
-std::vector<pid_t> g_node_pids;
-std::string g_leftover_dir;
-
-struct Command {
-  int status = 0;  // waitpid status
-  double seconds = 0;
-  double cpu_seconds = 0;  // the command's user + system time
-  std::string out, err;
-};
-
-// Runs `shardfs ARGS...` to its end (bounded by `timeout`, then SIGKILL and a failure) with
-// stdout and stderr in files of `scratch`; fails the run unless it exits with 0.
-Command RunShardfs(const Options& opt, const std::string& scratch,
-                   const std::vector<std::string>& args) {
-  const std::string out_path = scratch + "/cmd.out", err_path = scratch + "/cmd.err";
-  std::vector<std::string> argv_s = {opt.shardfs};
-  argv_s.insert(argv_s.end(), args.begin(), args.end());
-  std::vector<char*> argv;
-  for (auto& a : argv_s) argv.push_back(a.data());
-  argv.push_back(nullptr);
-  UniqueFd out(::open(out_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
-  UniqueFd err(::open(err_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
-  if (!out.valid() || !err.valid()) Fail("create " + out_path + ": " + std::strerror(errno));
-  const pid_t parent = ::getpid();
-  auto start = Clock::now();
-  pid_t pid = ::fork();
-  if (pid < 0) Fail(std::string("fork: ") + std::strerror(errno));
-  if (pid == 0) {
-    // Only async-signal-safe calls until exec (as tests/node_process.cc).
-    ::prctl(PR_SET_PDEATHSIG, SIGKILL);
-    if (::getppid() != parent) ::_exit(127);
-    ::dup2(out.get(), STDOUT_FILENO);
-    ::dup2(err.get(), STDERR_FILENO);
-    sigset_t none;
-    sigemptyset(&none);
-    ::sigprocmask(SIG_SETMASK, &none, nullptr);
-    ::execv(argv[0], argv.data());
-    ::_exit(127);
-  }
-  {
-    std::vector<pid_t> pids = g_node_pids;
-    pids.push_back(pid);
-    SetLeftovers(pids, g_leftover_dir);
-  }
-  Command c;
-  const auto deadline = start + std::chrono::seconds(opt.command_timeout);
-  while (true) {
-    struct rusage usage {};
-    pid_t r = ::wait4(pid, &c.status, WNOHANG, &usage);
-    if (r == pid) {
-      c.cpu_seconds = TimevalSeconds(usage.ru_utime) + TimevalSeconds(usage.ru_stime);
-      break;
-    }
-    if (r < 0 && errno != EINTR) Fail(std::string("waitpid: ") + std::strerror(errno));
-    if (Clock::now() > deadline) {
-      ::kill(pid, SIGKILL);
-      ::waitpid(pid, &c.status, 0);
-      SetLeftovers(g_node_pids, g_leftover_dir);
-      Fail("shardfs " + args[0] + " did not end within " + std::to_string(opt.command_timeout) +
-           " s (killed)");
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(2));
-  }
-  c.seconds = Since(start);
-  SetLeftovers(g_node_pids, g_leftover_dir);
-  auto slurp = [](const std::string& p) {
-    std::ifstream in(p);
-    std::stringstream ss;
-    ss << in.rdbuf();
-    return ss.str();
-  };
-  c.out = slurp(out_path);
-  c.err = slurp(err_path);
-  if (!WIFEXITED(c.status) || WEXITSTATUS(c.status) != 0) {
-    std::string cmdline;
-    for (const auto& a : args) cmdline += " " + a;
-    Fail("shardfs" + cmdline + ": " + test::DescribeWait(c.status) + "; stderr: " + c.err);
-  }
-  return c;
+// Runs `shardfs ARGS...` to its end (bounded by --command-timeout, then SIGKILL and a failure)
+// with stdout and stderr in files of `scratch`; fails the run unless it exits with 0.
+CommandResult RunShardfs(const Options& opt, const std::string& scratch,
+                         const std::vector<std::string>& args) {
+  std::vector<std::string> argv = {opt.shardfs};
+  argv.insert(argv.end(), args.begin(), args.end());
+  CommandOptions co;
+  co.timeout = opt.command_timeout;
+  return RunCommand(argv, scratch, co);
 }
 
 // --- the bytes ---------------------------------------------------------------------------
 
-// `size` bytes of SplitMix64 output seeded by `seed`, in 4 MiB blocks each seeded afresh.
-void FillBlock(MutableByteSpan out, uint64_t seed, uint64_t block) {
-  FillSplitMix64(out, SplitMix64Mix(seed) ^ SplitMix64Mix(block + 1));
-}
-
-void WriteRandomFile(const std::string& path, uint64_t size, uint64_t seed) {
-  UniqueFd fd(::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
-  if (!fd.valid()) Fail("create " + path + ": " + std::strerror(errno));
-  Bytes buf(std::min<uint64_t>(size, kBlock));
-  for (uint64_t off = 0, b = 0; off < size; off += buf.size(), ++b) {
-    MutableByteSpan piece = MutableByteSpan(buf).first(std::min<uint64_t>(buf.size(), size - off));
-    FillBlock(piece, seed, b);
-    Check(WriteAll(fd.get(), piece, path), "write " + path);
-  }
-  // On the disk before the clock starts: a put is not charged for this file's writeback.
-  if (::fsync(fd.get()) != 0) Fail("fsync " + path + ": " + std::strerror(errno));
-}
-
-// Fails unless the files `a` and `b` hold the same bytes.
-void CompareFiles(const std::string& a, const std::string& b) {
-  UniqueFd fa(::open(a.c_str(), O_RDONLY | O_CLOEXEC)), fb(::open(b.c_str(), O_RDONLY | O_CLOEXEC));
-  if (!fa.valid() || !fb.valid()) Fail("open " + a + " or " + b + ": " + std::strerror(errno));
-  Bytes ba(kBlock), bb(kBlock);
-  for (uint64_t off = 0;;) {
-    ssize_t na = ::pread(fa.get(), ba.data(), ba.size(), static_cast<off_t>(off));
-    ssize_t nb = ::pread(fb.get(), bb.data(), bb.size(), static_cast<off_t>(off));
-    if (na < 0 || nb < 0) Fail("read " + a + " or " + b + ": " + std::strerror(errno));
-    if (na != nb || std::memcmp(ba.data(), bb.data(), static_cast<size_t>(na)) != 0) {
-      Fail(b + " differs from " + a + " near byte " + std::to_string(off));
-    }
-    if (na == 0) return;
-    off += static_cast<uint64_t>(na);
-  }
-}
-
-std::string SmallPath(const std::string& root, size_t i, size_t per_folder) {
-  char name[64];
-  std::snprintf(name, sizeof(name), "/d%04zu/f%05zu", i / per_folder, i);
-  return root + name;
-}
-
-void WriteSmallTree(const std::string& root, const Options& opt, uint64_t seed) {
-  Bytes buf(opt.small_kib << 10);
-  for (size_t i = 0; i < opt.small_files; ++i) {
-    if (i % opt.files_per_folder == 0) {
-      fs::create_directories(fs::path(SmallPath(root, i, opt.files_per_folder)).parent_path());
-    }
-    const std::string path = SmallPath(root, i, opt.files_per_folder);
-    FillSplitMix64(buf, SplitMix64Mix(seed) ^ SplitMix64Mix(i + 1));
-    UniqueFd fd(::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
-    if (!fd.valid()) Fail("create " + path + ": " + std::strerror(errno));
-    Check(WriteAll(fd.get(), buf, path), "write " + path);
-  }
-  SyncFs(root);
-}
-
-void CompareSmallTrees(const std::string& a, const std::string& b, const Options& opt) {
-  size_t entries = 0;
-  for (auto it = fs::recursive_directory_iterator(b); it != fs::recursive_directory_iterator();
-       ++it) {
-    if (it->is_regular_file()) ++entries;
-  }
-  if (entries != opt.small_files) {
-    Fail(b + " holds " + std::to_string(entries) + " files, not " +
-         std::to_string(opt.small_files));
-  }
-  for (size_t i = 0; i < opt.small_files; ++i) {
-    CompareFiles(SmallPath(a, i, opt.files_per_folder), SmallPath(b, i, opt.files_per_folder));
-  }
+SmallTree Tree(const Options& opt) {
+  SmallTree t;
+  t.files = opt.small_files;
+  t.kib = opt.small_kib;
+  t.per_folder = opt.files_per_folder;
+  return t;
 }
 
 // --- the nodes ---------------------------------------------------------------------------
@@ -305,30 +155,11 @@ uint64_t DrivePacks(const Options& opt, const std::string& scratch,
                     const std::vector<std::string>& drive) {
   std::vector<std::string> args = {"status", "--json"};
   args.insert(args.end(), drive.begin(), drive.end());
-  Command c = RunShardfs(opt, scratch, args);
+  CommandResult c = RunShardfs(opt, scratch, args);
   return nlohmann::json::parse(c.out).at("packs").get<uint64_t>();
 }
 
 // --- the report --------------------------------------------------------------------------
-
-struct Target {
-  std::string what;
-  std::string value;
-  std::string target;
-  bool pass;
-};
-
-std::string Fmt(const char* f, double v) {
-  char buf[64];
-  std::snprintf(buf, sizeof(buf), f, v);
-  return buf;
-}
-
-std::string Range(const std::vector<double>& secs, double units, const char* f) {
-  auto [lo, hi] = std::minmax_element(secs.begin(), secs.end());
-  if (secs.size() < 2) return "";
-  return "(" + Fmt(f, units / *hi) + "-" + Fmt(f, units / *lo) + ")";
-}
 
 int Run(const Options& opt) {
   if (!fs::exists(opt.shardfs)) Fail("no shardfs binary at " + opt.shardfs + " (see --shardfs)");
@@ -339,8 +170,7 @@ int Run(const Options& opt) {
 
   TempDir tmp(opt.dir.empty() ? DefaultDir(SHARDFS_BENCH_DIR) : opt.dir, "shardfs-bench-engine",
               opt.keep);
-  g_leftover_dir = opt.keep ? "" : tmp.path();
-  SetLeftovers({}, g_leftover_dir);
+  SetLeftoverDir(opt.keep ? "" : tmp.path());
   const std::string fs_type = FsType(tmp.path());
   const std::string home = tmp.path() + "/home", src = tmp.path() + "/src",
                     back = tmp.path() + "/back", raw = tmp.path() + "/raw";
@@ -349,28 +179,10 @@ int Run(const Options& opt) {
   // Every node may get all shards of every pack (placement is the drive's) plus headroom.
   const uint64_t stored = static_cast<uint64_t>(
       static_cast<double>(opt.runs * (big + small_bytes) + (uint64_t{256} << 20)) * expansion);
-  std::vector<std::unique_ptr<test::NodeProcess>> nodes;
-  std::string node_list;
-  for (int i = 0; i < opt.nodes; ++i) {
-    const std::string dir = tmp.path() + "/node" + std::to_string(i);
-    fs::create_directory(dir);
-    nodes.push_back(std::make_unique<test::NodeProcess>(
-        test::NodeProcessOptions{opt.shardfs,
-                                 dir + "/data",
-                                 {"--capacity", std::to_string(stored), "--reserve", "0",
-                                  "--scrub-rate", "0", "--log-level", "warn"},
-                                 dir,
-                                 /*log_to_file=*/true,
-                                 SIGTERM,
-                                 std::chrono::seconds(30)}));
-    Check(nodes.back()->Start(), "start node " + std::to_string(i));
-    g_node_pids.push_back(nodes.back()->pid());
-    SetLeftovers(g_node_pids, g_leftover_dir);
-    node_list += (i == 0 ? "" : ",") + nodes.back()->address().ToString();
-  }
+  LocalNodes nodes(opt.shardfs, tmp.path(), opt.nodes, stored);
   auto owner = std::make_shared<crypto::SigningKey>(crypto::SigningKey::Generate());
   std::vector<std::unique_ptr<net::HttpPeer>> peers;
-  for (const auto& n : nodes) {
+  for (const auto& n : nodes.processes()) {
     auto p = net::HttpPeer::Connect(n->address(), owner, net::HttpPeerOptions{});
     Check(p.status(), "connect to node " + n->address().ToString());
     peers.push_back(std::move(*p));
@@ -384,7 +196,7 @@ int Run(const Options& opt) {
     return args;
   };
   RunShardfs(opt, tmp.path(),
-             with_drive({"init", "--node", node_list, "--k", std::to_string(opt.k), "--m",
+             with_drive({"init", "--node", nodes.list(), "--k", std::to_string(opt.k), "--m",
                          std::to_string(opt.m), "--json"}));
 
   if (!opt.json) {
@@ -428,7 +240,7 @@ int Run(const Options& opt) {
   std::vector<double> t_raw, t_big_put, t_big_get, put_client_cpu, put_nodes_cpu;
   auto nodes_cpu = [&] {
     double total = 0;
-    for (const auto& n : nodes) total += ProcessCpuSeconds(n->pid());
+    for (const auto& n : nodes.processes()) total += ProcessCpuSeconds(n->pid());
     return total;
   };
   std::vector<double> big_shards;
@@ -439,7 +251,7 @@ int Run(const Options& opt) {
     SyncFs(tmp.path());
     NodeTotals before = SumNodes(peers);
     const double nodes_before = nodes_cpu();
-    Command put = RunShardfs(opt, tmp.path(), with_drive({"put", file, "/"}));
+    CommandResult put = RunShardfs(opt, tmp.path(), with_drive({"put", file, "/"}));
     put_nodes_cpu.push_back(nodes_cpu() - nodes_before);
     put_client_cpu.push_back(put.cpu_seconds);
     t_big_put.push_back(put.seconds);
@@ -457,7 +269,7 @@ int Run(const Options& opt) {
   for (int r = 0; r < opt.runs; ++r) {
     const std::string name = "small-" + std::to_string(r);
     const std::string tree = src + "/" + name;
-    WriteSmallTree(tree, opt, 2000 + r);
+    Tree(opt).Write(tree, 2000 + r);
     const uint64_t packs_before = DrivePacks(opt, tmp.path(), drive);
     NodeTotals before = SumNodes(peers);
     t_small_put.push_back(RunShardfs(opt, tmp.path(), with_drive({"put", tree, "/"})).seconds);
@@ -470,15 +282,13 @@ int Run(const Options& opt) {
     const std::string got = back + "/" + name;
     t_small_get.push_back(
         RunShardfs(opt, tmp.path(), with_drive({"get", "/" + name, got})).seconds);
-    CompareSmallTrees(tree, got, opt);
+    Tree(opt).Compare(tree, got);
     fs::remove_all(tree);
     fs::remove_all(got);
   }
 
   // Nodes stop before the folder goes (TempDir is destroyed last).
-  g_node_pids.clear();
-  SetLeftovers({}, g_leftover_dir);
-  for (auto& n : nodes) (void)n->Stop(SIGTERM, std::chrono::seconds(30));
+  nodes.Stop();
 
   // --- figures ---
   const double big_mb = static_cast<double>(big) / 1e6;
@@ -547,10 +357,7 @@ int Run(const Options& opt) {
     j["mbps"]["cpu_limit"] = cpu_limit_mbps;
     j["uploads_per_1000_files"] = per_1000;
     j["data_pack_uploads_per_1000_files"] = data_per_1000;
-    for (const auto& t : targets) {
-      j["targets"].push_back(
-          {{"what", t.what}, {"value", t.value}, {"target", t.target}, {"pass", t.pass}});
-    }
+    j["targets"] = TargetsJson(targets);
     std::printf("%s\n", j.dump(2).c_str());
     return 0;
   }
@@ -586,17 +393,8 @@ int Run(const Options& opt) {
   std::printf("  %-52s %8.2f s\n", "put again, unchanged", again_secs);
   std::printf("  %-52s %8.0f files/s  %s, %.2f s\n", "get (compared with the source)",
               small_get_fps, Range(t_small_get, files, "%.0f").c_str(), Median(t_small_get));
-  std::printf("\ntargets\n");
-  int passed = 0;
-  for (const auto& t : targets) {
-    std::printf("  %-56s %8s   target %-6s %s\n", t.what.c_str(), t.value.c_str(), t.target.c_str(),
-                t.pass ? "PASS" : "MISS");
-    passed += t.pass;
-  }
-  std::printf(
-      "\n%d of %zu targets met (the exit status is 0 either way; targets are judged on "
-      "the reference machine)\n",
-      passed, targets.size());
+  PrintTargets(targets, "PASS",
+               "the exit status is 0 either way; targets are judged on the reference machine");
   return 0;
 }
 
@@ -649,8 +447,11 @@ int main(int argc, char** argv) try {
   }
   std::setvbuf(stdout, nullptr, _IOLBF, 0);
   shardfs::bench::WatchForInterrupt("bench/engine");
-  return shardfs::bench::Run(opt);
+  const int status = shardfs::bench::Run(opt);
+  shardfs::bench::WaitIfInterrupted();
+  return status;
 } catch (const std::exception& e) {
+  shardfs::bench::WaitIfInterrupted();
   std::fprintf(stderr, "bench/engine: %s\n", e.what());
   return 1;
 }

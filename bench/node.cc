@@ -294,7 +294,7 @@ int Run(const Options& opt) {
   if (!fs::exists(opt.shardfs)) Fail("no shardfs binary at " + opt.shardfs + " (see --shardfs)");
   TempDir tmp(opt.dir.empty() ? DefaultDir(SHARDFS_BENCH_DIR) : opt.dir, "shardfs-bench-node",
               opt.keep);
-  SetLeftovers({}, opt.keep ? "" : tmp.path());
+  SetLeftoverDir(opt.keep ? "" : tmp.path());
   const std::string node_dir = tmp.path() + "/node";
   const std::string raw_dir = tmp.path() + "/raw";
   fs::create_directory(raw_dir);
@@ -311,7 +311,7 @@ int Run(const Options& opt) {
                           std::chrono::seconds(30)});
   Check(node.Start(), "start shardfs node (" + opt.shardfs + ")");
   const pid_t node_pid = node.pid();
-  SetLeftovers({node_pid}, opt.keep ? "" : tmp.path());
+  AddLeftoverPid(node_pid);
 
   auto owner = std::make_shared<crypto::SigningKey>(crypto::SigningKey::Generate());
   auto connect = [&](int in_flight) {
@@ -487,7 +487,7 @@ int Run(const Options& opt) {
   for (const auto& l : lean) lean_connects += l->connects();
   const long hwm = test::ProcStatusKiB(node_pid, "VmHWM:");
   const uint64_t hwm_kib = hwm < 0 ? 0 : static_cast<uint64_t>(hwm);
-  SetLeftovers({}, opt.keep ? "" : tmp.path());
+  RemoveLeftoverPid(node_pid);
   auto end = node.Stop(SIGTERM, std::chrono::seconds(30));
   const std::string stopped = end.ok() ? test::DescribeWait(*end) : end.status().ToString();
 
@@ -791,8 +791,11 @@ int main(int argc, char** argv) try {
   CLI11_PARSE(app, argc, argv);
   std::setvbuf(stdout, nullptr, _IOLBF, 0);
   shardfs::bench::WatchForInterrupt("bench/node");
-  return shardfs::bench::Run(opt);
+  const int status = shardfs::bench::Run(opt);
+  shardfs::bench::WaitIfInterrupted();
+  return status;
 } catch (const std::exception& e) {
+  shardfs::bench::WaitIfInterrupted();
   std::fprintf(stderr, "bench/node: %s\n", e.what());
   return 1;
 }
