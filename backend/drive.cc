@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <cstring>
+#include <deque>
+#include <map>
 
 #include "backend/pack_upload.h"
 #include "base/file.h"
@@ -787,7 +789,28 @@ Result<GcReport> Drive::CollectGarbage() {
 // --- The uploader ------------------------------------------------------------------------
 
 Status Drive::UploadBatch(std::vector<UploadJob>& jobs) {
-  std::vector<std::unique_ptr<MappedFile>> maps;
+  // Each segment the batch reads is mapped once. A piece the uploader holds does not change,
+  // and its segment is not cut or removed before Release.
+  std::map<uint64_t, std::unique_ptr<MappedFile>> maps;
+  auto bytes_of = [&](const StagedPiece& p) -> Result<ByteSpan> {
+    std::unique_ptr<MappedFile>& map = maps[p.segment];
+    if (!map) {
+      SFS_ASSIGN_OR_RETURN(map, MappedFile::Open(staging_->SegmentPath(p.segment)));
+    }
+    const ByteSpan all = map->bytes();
+    // One shorter than its records say would fault.
+    if (p.segment_offset > all.size() || p.length > all.size() - p.segment_offset) {
+      return Status::Corruption("staging " + staging_->SegmentPath(p.segment) +
+                                " is shorter than its records");
+    }
+    return all.subspan(p.segment_offset, p.length);
+  };
+  // A run of bytes that goes on in the file from piece to piece but not in the segment
+  // (records' heads lie between writes) is copied into one buffer: the pipeline cuts each
+  // input into chunks on its own, and a file written in many writes must be cut as a whole, as
+  // `put` cuts it (same chunks, same dedup), not at every write. Up to kMaxJoined a run.
+  constexpr uint64_t kMaxJoined = uint64_t{64} << 20;
+  std::deque<Bytes> joined;
   std::vector<FileCommit> commits;
   std::vector<Piece> pieces;
   for (size_t i = 0; i < jobs.size(); ++i) {
@@ -799,16 +822,35 @@ Status Drive::UploadBatch(std::vector<UploadJob>& jobs) {
     c.mtime_ns = j.mtime_ns;
     c.upload = j.seq;
     commits.push_back(std::move(c));
-    if (j.ranges.empty()) continue;
-    SFS_ASSIGN_OR_RETURN(auto map, MappedFile::Open(j.data_path));
-    // A frozen layer's file does not change; one shorter than its log says would fault.
-    if (map->bytes().size() < j.ranges.back().end()) {
-      return Status::Corruption("staging " + j.data_path + " is shorter than its log");
+    for (size_t k = 0; k < j.pieces.size();) {
+      const StagedPiece& first = j.pieces[k];
+      size_t e = k + 1;
+      uint64_t length = first.length;
+      bool in_place = true;  // the whole run lies in one place of one segment
+      for (; e < j.pieces.size(); ++e) {
+        const StagedPiece& prev = j.pieces[e - 1];
+        const StagedPiece& next = j.pieces[e];
+        if (next.offset != prev.end() || length + next.length > kMaxJoined) break;
+        in_place = in_place && next.segment == prev.segment &&
+                   next.segment_offset == prev.segment_offset + prev.length;
+        length += next.length;
+      }
+      ByteSpan run;
+      if (in_place) {
+        SFS_ASSIGN_OR_RETURN(
+            run, bytes_of(StagedPiece{first.offset, length, first.segment, first.segment_offset}));
+      } else {
+        Bytes& buf = joined.emplace_back();
+        buf.reserve(length);
+        for (size_t p = k; p < e; ++p) {
+          SFS_ASSIGN_OR_RETURN(ByteSpan part, bytes_of(j.pieces[p]));
+          buf.insert(buf.end(), part.begin(), part.end());
+        }
+        run = buf;
+      }
+      pieces.push_back(Piece{i, first.offset, run});
+      k = e;
     }
-    for (const ByteRange& r : j.ranges) {
-      pieces.push_back(Piece{i, r.offset, map->bytes().subspan(r.offset, r.length)});
-    }
-    maps.push_back(std::move(map));
   }
   return Store(std::move(commits), pieces, [&](size_t i) { return staging_->Wanted(jobs[i]); })
       .status();

@@ -80,9 +80,11 @@ struct DriveOptions {
   std::string catalog_path;
   // The local write-back folder (created, mode 0700). Required.
   std::string staging_dir;
-  // The most bytes written and not yet stored (StagingStats::bytes) that the write-back folder
-  // holds; a Write that would pass it waits for uploads to make room (see Write). It bounds
-  // the local disk the area takes (its layer logs and metadata aside). 0: no limit.
+  // The most bytes written and not yet stored (StagingStats::bytes: every byte appended,
+  // overwrites included) that the write-back folder holds; a Write that would pass it waits
+  // for uploads to make room (see Write). It bounds the local disk the area takes (record
+  // heads, and what committed layers leave in segments still in use, aside: docs/format.md,
+  // "Staging segment"). 0: no limit.
   uint64_t staging_limit = uint64_t{4} << 30;
   // How long a Write waits for room under staging_limit before it fails with NoSpace. It does
   // not wait while the uploader's last batch failed (the nodes cannot be reached).

@@ -539,6 +539,32 @@ TEST_F(DriveTest, SameBytesAreStoredOnceAndASmallChangeStoresLittle) {
   EXPECT_EQ(ReadAll(c, changed.size()), changed);
 }
 
+// A file written in many small writes (two files at once, so their records interleave in the
+// staging segment) is cut into chunks as a whole, as `put` cuts it: storing the same bytes
+// whole afterwards adds nothing.
+TEST_F(DriveTest, AFileWrittenInSmallWritesIsChunkedAsIfWrittenWhole) {
+  const Bytes a = test::PseudoRandomBytes(1 << 20, 31);
+  const Bytes b = test::PseudoRandomBytes(700000, 32);
+  Ino f = NewFile("f");
+  Ino g = NewFile("g");
+  constexpr size_t kWrite = 4096;
+  for (size_t at = 0; at < a.size(); at += kWrite) {
+    ASSERT_OK(drive_->Write(f, at, ByteSpan(a).subspan(at, std::min(kWrite, a.size() - at))));
+    if (at < b.size()) {
+      ASSERT_OK(drive_->Write(g, at, ByteSpan(b).subspan(at, std::min(kWrite, b.size() - at))));
+    }
+  }
+  ASSERT_OK(drive_->Sync(std::chrono::seconds(20)));
+  EXPECT_EQ(ReadAll(f, a.size()), a);
+  EXPECT_EQ(ReadAll(g, b.size()), b);
+  ASSERT_OK_AND_ASSIGN(auto extents, drive_->catalog().ReadExtents(f, 0, a.size()));
+  EXPECT_LT(extents.size(), a.size() / kWrite / 4);  // chunks of ~64 KiB, not 4 KiB
+  const uint64_t stored = ShardsStored();
+  ASSERT_OK(drive_->WriteWholeFile(NewFile("f2"), a).status());
+  ASSERT_OK(drive_->WriteWholeFile(NewFile("g2"), b).status());
+  EXPECT_EQ(ShardsStored(), stored);  // every chunk was known
+}
+
 TEST_F(DriveTest, ARefusingPeerIsReplacedByAnother) {
   Build(7);
   peers_[3]->down = true;
