@@ -3,6 +3,7 @@
 #include <chrono>
 
 #include "backend/sqlite.h"
+#include "base/wall_clock.h"
 
 namespace shardfs::backend {
 
@@ -198,9 +199,7 @@ Catalog::~Catalog() = default;
 
 int64_t Catalog::Now() const {
   if (options_.clock) return options_.clock();
-  return std::chrono::duration_cast<std::chrono::nanoseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
+  return WallClockNs();
 }
 
 Result<std::unique_ptr<Catalog>> Catalog::Open(const CatalogOptions& options) {

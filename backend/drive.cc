@@ -9,18 +9,9 @@
 #include "base/file.h"
 #include "base/logging.h"
 #include "base/units.h"
+#include "base/wall_clock.h"
 
 namespace shardfs::backend {
-
-namespace {
-
-int64_t NowNs() {
-  return std::chrono::duration_cast<std::chrono::nanoseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
-
-}  // namespace
 
 Drive::Drive(DriveOptions options)
     : options_(std::move(options)),
@@ -207,7 +198,7 @@ Result<InodeAttr> Drive::SetAttr(Ino ino, const AttrChange& change) {
     if (staging_->Find(ino)) {
       const auto stored = StoredSize(ino);
       if (change.size) {
-        SFS_RETURN_IF_ERROR(staging_->Truncate(ino, stored, *change.size, NowNs()));
+        SFS_RETURN_IF_ERROR(staging_->Truncate(ino, stored, *change.size, WallClockNs()));
         rest.size.reset();
       }
       if (change.mtime_ns) {
@@ -332,7 +323,7 @@ Status Drive::Write(Ino ino, uint64_t offset, ByteSpan data) {
   std::optional<std::chrono::steady_clock::time_point> deadline;
   for (;;) {
     SFS_ASSIGN_OR_RETURN(StagedWrite w,
-                         staging_->Write(ino, StoredSize(ino), offset, data, NowNs()));
+                         staging_->Write(ino, StoredSize(ino), offset, data, WallClockNs()));
     if (w == StagedWrite::kDone) return Status::Ok();
     if (w == StagedWrite::kFroze) {
       WakeUploader();  // its bytes upload while the file is written on

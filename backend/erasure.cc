@@ -5,6 +5,7 @@
 #include <cstring>
 #include <string>
 
+#include <isa-l/crc.h>
 #include <isa-l/erasure_code.h>
 
 namespace shardfs::backend {
@@ -182,6 +183,17 @@ Result<std::vector<StripeLayout::Piece>> StripeLayout::Locate(uint64_t offset,
     length -= p.length;
   }
   return pieces;
+}
+
+uint32_t Crc32cExtend(uint32_t crc, ByteSpan data) {
+  // ISA-L's CRC neither inverts its start value nor its result; the standard CRC-32C does both.
+  uint32_t state = ~crc;
+  while (!data.empty()) {
+    const size_t n = std::min<size_t>(data.size(), INT_MAX);
+    state = crc32_iscsi(const_cast<unsigned char*>(data.data()), static_cast<int>(n), state);
+    data = data.subspan(n);
+  }
+  return ~state;
 }
 
 }  // namespace shardfs::backend

@@ -1,5 +1,5 @@
 // Reed-Solomon erasure coding over GF(2^8) with ISA-L (its one home), and the layout of a pack
-// over its shards.
+// over its shards; and ISA-L's CRC-32C, the checksum of the staging area's records.
 //
 // Code (docs/format.md, "Shards", coding scheme 1): systematic; the generator is ISA-L's
 // gf_gen_cauchy1_matrix over GF(2^8) with polynomial 0x11d: rows 0..k-1 are the identity (the
@@ -105,6 +105,15 @@ struct StripeLayout {
   // or ends past pack_size; Corruption if the layout is not valid.
   Result<std::vector<Piece>> Locate(uint64_t offset, uint64_t length) const;
 };
+
+// CRC-32C (Castagnoli, the iSCSI polynomial 0x1EDC6F41, reflected; RFC 3720 appendix B.4),
+// ISA-L's: the checksum of the staging area's records (docs/format.md, "Staging segment"). It
+// catches a record cut short or overwritten by a crash, not tampering.
+// The CRC-32C of the bytes whose CRC-32C is `crc` followed by `data` (Crc32c(a || b) ==
+// Crc32cExtend(Crc32c(a), b)).
+uint32_t Crc32cExtend(uint32_t crc, ByteSpan data);
+// The CRC-32C of `data` (of "123456789": 0xE3069283).
+inline uint32_t Crc32c(ByteSpan data) { return Crc32cExtend(0, data); }
 
 }  // namespace shardfs::backend
 

@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include "base/splitmix64.h"
+#include "base/wall_clock.h"
 
 namespace shardfs::backend {
 
@@ -36,9 +37,7 @@ void PeerSet::ReportSuccess(size_t i, std::chrono::microseconds latency) {
   h.consecutive_overtaken = 0;
   h.timed_out = false;
   h.retry_after = {};
-  h.last_seen_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(
-                       std::chrono::system_clock::now().time_since_epoch())
-                       .count();
+  h.last_seen_ns = WallClockNs();
   SmoothLatency(h, latency);
 }
 

@@ -10,7 +10,7 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
-#include "base/crc32c.h"
+#include "backend/erasure.h"
 #include "base/logging.h"
 
 namespace shardfs::backend {
@@ -327,7 +327,6 @@ Result<std::unique_ptr<Staging>> Staging::Open(const std::string& dir, Catalog* 
 // --- Counters ----------------------------------------------------------------------------
 
 void Staging::UncountLocked(const Layer& l) {
-  --layer_count_;
   bytes_ -= l.appended;
   if (l.uploading) {
     --uploading_;
@@ -340,7 +339,6 @@ void Staging::UncountLocked(const Layer& l) {
 }
 
 void Staging::CountLocked(const Layer& l) {
-  ++layer_count_;
   bytes_ += l.appended;
   if (l.uploading) {
     ++uploading_;
@@ -1021,7 +1019,7 @@ StagingStats Staging::Stats() const {
   MutexLock lock(&mu_);
   StagingStats s;
   s.files = files_.size();
-  s.layers = layer_count_;
+  s.layers = layers_.size();
   s.queued = queued_;
   s.uploading = uploading_;
   s.bytes = bytes_;

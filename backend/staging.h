@@ -282,7 +282,6 @@ class Staging {
   uint64_t next_seq_ GUARDED_BY(mu_) = 1;
   // Stats, kept as layers change.
   uint64_t bytes_ GUARDED_BY(mu_) = 0;  // appended for layers not yet committed
-  size_t layer_count_ GUARDED_BY(mu_) = 0;
   size_t queued_ GUARDED_BY(mu_) = 0;
   uint64_t queued_bytes_ GUARDED_BY(mu_) = 0;
   size_t uploading_ GUARDED_BY(mu_) = 0;

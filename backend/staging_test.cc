@@ -10,7 +10,7 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
-#include "base/crc32c.h"
+#include "backend/erasure.h"
 #include "base/file.h"
 #include "tests/testutil.h"
 

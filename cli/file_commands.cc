@@ -20,6 +20,7 @@
 #include "base/thread_annotations.h"
 #include "base/thread_pool.h"
 #include "base/units.h"
+#include "base/wall_clock.h"
 #include "cli/drive_open.h"
 #include "cli/exit.h"
 #include "cli/progress.h"
@@ -44,20 +45,12 @@ std::string Base(const std::string& path) {
   return slash == std::string::npos ? p : p.substr(slash + 1);
 }
 
-int64_t Nanos(const struct timespec& t) {
-  return static_cast<int64_t>(t.tv_sec) * 1'000'000'000 + t.tv_nsec;
-}
-
 struct PutFlags {
   DriveFlags drive;
   std::string local;
   std::string remote;
   bool verbose = false;
 };
-
-struct timespec ToTimespec(int64_t ns) {
-  return {static_cast<time_t>(ns / 1'000'000'000), static_cast<long>(ns % 1'000'000'000)};
-}
 
 // Removes the entry `name` in `parent` (a folder only with `recursive`, and its contents
 // first). The chunks it used stay on the nodes until gc.
@@ -118,8 +111,8 @@ Status TreePutter::Put(const std::string& local, Ino parent, const std::string& 
   auto existing = drive_.Lookup(parent, name);
   if (!existing.ok() && existing.status().code() != Code::kNotFound) return existing.status();
   backend::AttrChange keep;
-  keep.atime_ns = Nanos(st.st_atim);
-  keep.mtime_ns = Nanos(st.st_mtim);
+  keep.atime_ns = TimespecToNs(st.st_atim);
+  keep.mtime_ns = TimespecToNs(st.st_mtim);
   if (S_ISDIR(st.st_mode)) {
     if (existing.ok() && existing->kind != FileKind::kDirectory) {
       return Status::NotDirectory(local + ": the drive has a file where this folder goes");
@@ -172,9 +165,9 @@ Status TreePutter::AddFile(const std::string& local, const struct stat& st, Ino 
     }
     backend::AttrChange keep;
     keep.mode = static_cast<uint32_t>(st.st_mode & 07777);
-    keep.atime_ns = Nanos(st.st_atim);
+    keep.atime_ns = TimespecToNs(st.st_atim);
     if (existing->size == static_cast<uint64_t>(st.st_size) &&
-        existing->mtime_ns == Nanos(st.st_mtim)) {
+        existing->mtime_ns == TimespecToNs(st.st_mtim)) {
       // The quick check: same size and mtime, so the same contents.
       if (existing->mode != *keep.mode) attrs_.emplace_back(existing->ino, keep);
       return Status::Ok();
@@ -193,7 +186,7 @@ Status TreePutter::AddFile(const std::string& local, const struct stat& st, Ino 
   if (static_cast<uint64_t>(map->stat().st_blocks) * 512 < f.data.size()) {
     SFS_ASSIGN_OR_RETURN(f.runs, map->DataRuns());
   }
-  f.mtime_ns = Nanos(map->stat().st_mtim);
+  f.mtime_ns = TimespecToNs(map->stat().st_mtim);
   batch_bytes_ += f.data.size();
   maps_.push_back(std::move(map));
   batch_.push_back(std::move(f));
@@ -304,7 +297,7 @@ Status GetFile(backend::Drive& drive, const InodeAttr& attr, const std::string& 
   if (::ftruncate(out.get(), static_cast<off_t>(attr.size)) != 0) {
     return fail(PosixError("size " + tmp, errno));
   }
-  struct timespec times[2] = {ToTimespec(attr.atime_ns), ToTimespec(attr.mtime_ns)};
+  struct timespec times[2] = {NsToTimespec(attr.atime_ns), NsToTimespec(attr.mtime_ns)};
   if (::fchmod(out.get(), attr.mode & 07777) != 0) return fail(PosixError("chmod " + tmp, errno));
   if (::futimens(out.get(), times) != 0) return fail(PosixError("set times " + tmp, errno));
   if (out.Close() != 0) return fail(PosixError("close " + tmp, errno));
@@ -329,7 +322,7 @@ class TreeGetter {
     SFS_RETURN_IF_ERROR(files);
     for (auto it = folders_.rbegin(); it != folders_.rend(); ++it) {
       const auto& [path, a] = *it;
-      struct timespec times[2] = {ToTimespec(a.atime_ns), ToTimespec(a.mtime_ns)};
+      struct timespec times[2] = {NsToTimespec(a.atime_ns), NsToTimespec(a.mtime_ns)};
       if (::chmod(path.c_str(), a.mode & 07777) != 0) return PosixError("chmod " + path, errno);
       if (::utimensat(AT_FDCWD, path.c_str(), times, 0) != 0) {
         return PosixError("set times " + path, errno);
@@ -353,7 +346,7 @@ class TreeGetter {
       if (::symlink(target.c_str(), local.c_str()) != 0) {
         return PosixError("create link " + local, errno);
       }
-      struct timespec times[2] = {ToTimespec(attr.atime_ns), ToTimespec(attr.mtime_ns)};
+      struct timespec times[2] = {NsToTimespec(attr.atime_ns), NsToTimespec(attr.mtime_ns)};
       if (::utimensat(AT_FDCWD, local.c_str(), times, AT_SYMLINK_NOFOLLOW) != 0) {
         return PosixError("set times " + local, errno);
       }

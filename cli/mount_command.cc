@@ -10,7 +10,6 @@
 #include <thread>
 
 #include <fcntl.h>
-#include <nlohmann/json.hpp>
 #include <pthread.h>
 #include <signal.h>
 #include <sys/stat.h>
@@ -19,6 +18,7 @@
 #include "base/file.h"
 #include "base/logging.h"
 #include "base/units.h"
+#include "base/wall_clock.h"
 #include "cli/drive_home.h"
 #include "cli/drive_open.h"
 #include "cli/exit.h"
@@ -46,16 +46,7 @@ struct UmountFlags {
   double timeout = 3600;
 };
 
-// What a finished daemon reports in mount-result.json.
-struct Outcome {
-  bool stored = false;        // every accepted write and the catalog are on the nodes
-  size_t queued_files = 0;    // else: files whose bytes wait on local disk
-  uint64_t queued_bytes = 0;  // and their bytes
-  std::string staging_dir;    // where they wait
-  std::string error;          // why they could not be stored now
-};
-
-std::string OutcomeText(const Outcome& o, const std::string& mountpoint) {
+std::string OutcomeText(const MountOutcome& o, const std::string& mountpoint) {
   if (o.stored) return "Unmounted " + mountpoint + ": every write is stored on the nodes.";
   return "Unmounted " + mountpoint + ": " + std::to_string(o.queued_files) + " file(s) (" +
          FormatByteSize(o.queued_bytes) +
@@ -63,22 +54,37 @@ std::string OutcomeText(const Outcome& o, const std::string& mountpoint) {
          "; they are uploaded at the next mount or `shardfs sync`. Reason: " + o.error;
 }
 
-// After the session: stores what is queued (bounded by `timeout`) and then the catalog; what
-// cannot be stored now is made durable on local disk.
-Outcome Finish(backend::Drive& drive, std::chrono::milliseconds timeout,
-               const std::string& staging_dir) {
-  Outcome o;
+// Has the kernel hand over the writes it cached for the mount (they come in as requests).
+void HandOverCachedWrites(const std::string& mountpoint) {
+  if (int fd = ::open(mountpoint.c_str(), O_RDONLY | O_DIRECTORY); fd >= 0) {
+    ::syncfs(fd);
+    ::close(fd);
+  }
+}
+
+// Stores every queued upload (waiting up to `timeout`), then a checkpoint of the catalog that
+// names them; returns the checkpoint's head sequence.
+Result<uint64_t> StoreEverything(backend::Drive& drive, std::chrono::milliseconds timeout) {
+  SFS_RETURN_IF_ERROR(drive.Sync(timeout));
+  SFS_ASSIGN_OR_RETURN(auto info, drive.checkpointer().Sync());
+  return info.head_sequence;
+}
+
+// After the session: stores everything; what cannot be stored now is made durable on local
+// disk.
+MountOutcome Finish(backend::Drive& drive, std::chrono::milliseconds timeout,
+                    const std::string& staging_dir) {
+  MountOutcome o;
   o.staging_dir = staging_dir;
-  Status s = drive.Sync(timeout);
-  if (s.ok()) s = drive.checkpointer().Sync().status();
-  if (s.ok()) {
+  auto stored = StoreEverything(drive, timeout);
+  if (stored.ok()) {
     o.stored = true;
     return o;
   }
   const backend::UploadState left = drive.Uploads();
   o.queued_files = left.staged.files;
   o.queued_bytes = left.staged.bytes;
-  o.error = s.ToString();
+  o.error = stored.status().ToString();
   if (Status d = drive.SyncStaging(); !d.ok()) {
     o.error += "; and making the queue durable on local disk failed: " + d.ToString();
   }
@@ -89,34 +95,21 @@ Outcome Finish(backend::Drive& drive, std::chrono::milliseconds timeout,
 // upload and a checkpoint, answered in sync-result.json (cli/mount_control.h).
 void SyncOnRequest(const std::string& mountpoint, backend::Drive& drive,
                    std::chrono::milliseconds timeout, const DriveHome& home) {
-  const int64_t started = std::chrono::duration_cast<std::chrono::nanoseconds>(
-                              std::chrono::system_clock::now().time_since_epoch())
-                              .count();
+  const int64_t started = WallClockNs();
   log::Info("sync requested");
-  if (int fd = ::open(mountpoint.c_str(), O_RDONLY | O_DIRECTORY); fd >= 0) {
-    ::syncfs(fd);
-    ::close(fd);
-  }
+  HandOverCachedWrites(mountpoint);
   const backend::UploadState pending = drive.Uploads();
-  Status s = drive.Sync(timeout);
-  uint64_t head = 0;
-  if (s.ok()) {
-    auto info = drive.checkpointer().Sync();
-    if (info.ok()) head = info->head_sequence;
-    s = info.status();
-  }
-  nlohmann::json j;
-  j["pid"] = ::getpid();
-  j["started_ns"] = started;
-  j["ok"] = s.ok();
-  j["error"] = s.ok() ? "" : s.ToString();
-  j["files"] = pending.staged.files;
-  j["bytes"] = pending.staged.bytes;
-  j["head_sequence"] = head;
-  if (Status w = WriteJsonFile(SyncResultPath(home), j); !w.ok()) {
+  auto stored = StoreEverything(drive, timeout);
+  DaemonSync d;
+  d.ok = stored.ok();
+  d.error = stored.ok() ? "" : stored.status().ToString();
+  d.files = pending.staged.files;
+  d.bytes = pending.staged.bytes;
+  d.head_sequence = stored.ok() ? *stored : 0;
+  if (Status w = WriteDaemonSync(home, started, d); !w.ok()) {
     log::Error("write {}: {}", SyncResultPath(home), w.ToString());
   }
-  log::Info("sync done: {}", s.ok() ? "OK" : s.ToString());
+  log::Info("sync done: {}", stored.ok() ? "OK" : stored.status().ToString());
 }
 
 Result<fuse::MountOptions> ParseMountOptions(const MountFlags& f) {
@@ -171,11 +164,8 @@ int Serve(const MountFlags& f, const DriveHome& home, int notify_fd) {
   if (!drive.ok()) return fail("open the drive", drive.status());
   auto mount = fuse::Mount::Create(drive->get(), *mo);
   if (!mount.ok()) return fail("mount", mount.status());
-  nlohmann::json record;
-  record["pid"] = ::getpid();
-  record["mountpoint"] = mountpoint;
-  record["log"] = MountLogPath(home);
-  if (Status s = WriteJsonFile(MountRecordPath(home), record); !s.ok()) {
+  const MountRecord record{::getpid(), mountpoint};
+  if (Status s = WriteMountRecord(home, record); !s.ok()) {
     (void)(*mount)->Unmount(true);
     return fail("write the mount record", s);
   }
@@ -197,10 +187,7 @@ int Serve(const MountFlags& f, const DriveHome& home, int notify_fd) {
       }
       log::Info("signal {}: flushing and unmounting {}", sig, mountpoint);
       // The kernel hands over the writes it cached, then they are stored or made durable.
-      if (int fd = ::open(mountpoint.c_str(), O_RDONLY | O_DIRECTORY); fd >= 0) {
-        ::syncfs(fd);
-        ::close(fd);
-      }
+      HandOverCachedWrites(mountpoint);
       Status s = m->Unmount(false);
       if (s.code() == Code::kBusy) {
         log::Warn("{}: files are open; storing what was written, then detaching", mountpoint);
@@ -217,15 +204,7 @@ int Serve(const MountFlags& f, const DriveHome& home, int notify_fd) {
   if (!served.ok()) log::Error("{}", served.ToString());
   log::Info("session at {} ended; storing what is queued", mountpoint);
   mount->reset();
-  const Outcome o = Finish(*d, flush_timeout, home.staging_dir());
-  nlohmann::json result;
-  result["pid"] = ::getpid();
-  result["mountpoint"] = mountpoint;
-  result["stored"] = o.stored;
-  result["queued_files"] = o.queued_files;
-  result["queued_bytes"] = o.queued_bytes;
-  result["staging_dir"] = o.staging_dir;
-  result["error"] = o.error;
+  const MountOutcome o = Finish(*d, flush_timeout, home.staging_dir());
   const std::string text = OutcomeText(o, mountpoint);
   if (o.stored) {
     log::Info("{}", text);
@@ -233,7 +212,7 @@ int Serve(const MountFlags& f, const DriveHome& home, int notify_fd) {
     log::Warn("{}", text);
   }
   drive->reset();
-  if (Status s = WriteJsonFile(MountResultPath(home), result); !s.ok()) {
+  if (Status s = WriteMountOutcome(home, record, o); !s.ok()) {
     log::Error("write {}: {}", MountResultPath(home), s.ToString());
   }
   std::remove(MountRecordPath(home).c_str());
@@ -350,11 +329,10 @@ int RunUmount(const UmountFlags& f) {
   std::optional<DriveHome> home;
   pid_t pid = 0;
   for (const DriveHome& h : CandidateHomes(f)) {
-    auto record = ReadJsonFile(MountRecordPath(h));
-    if (!record.ok()) continue;
-    if (record->value("mountpoint", "") != mountpoint) continue;
+    auto record = ReadMountRecord(h);
+    if (!record || record->mountpoint != mountpoint) continue;
     home = h;
-    pid = record->value("pid", 0);
+    pid = record->pid;
     break;
   }
   if (!fuse::IsShardfsMount(mountpoint)) {
@@ -382,21 +360,15 @@ int RunUmount(const UmountFlags& f) {
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
   }
-  auto result = ReadJsonFile(MountResultPath(*home));
-  if (!result.ok() || result->value("pid", 0) != pid) {
+  const std::optional<MountOutcome> outcome = ReadMountOutcome(*home, pid);
+  if (!outcome) {
     std::fprintf(stderr,
                  "shardfs umount: unmounted %s, but its daemon ended without a report; what "
                  "it had not stored waits on local disk for the next start (log: %s)\n",
                  mountpoint.c_str(), MountLogPath(*home).c_str());
     return kExitFailure;
   }
-  Outcome o;
-  o.stored = result->value("stored", false);
-  o.queued_files = result->value("queued_files", size_t{0});
-  o.queued_bytes = result->value("queued_bytes", uint64_t{0});
-  o.staging_dir = result->value("staging_dir", "");
-  o.error = result->value("error", "");
-  std::printf("%s\n", OutcomeText(o, mountpoint).c_str());
+  std::printf("%s\n", OutcomeText(*outcome, mountpoint).c_str());
   return 0;
 }
 

@@ -1,22 +1,21 @@
 #include "cli/mount_control.h"
 
+#include <cerrno>
+#include <cstring>
 #include <thread>
 
+#include <nlohmann/json.hpp>
 #include <signal.h>
+#include <unistd.h>
 
 #include "base/file.h"
+#include "base/wall_clock.h"
 
 namespace shardfs::cli {
 
 namespace {
-constexpr size_t kMaxControlFile = 1 << 16;
 
-int64_t WallNs() {
-  return std::chrono::duration_cast<std::chrono::nanoseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
-}  // namespace
+constexpr size_t kMaxControlFile = 1 << 16;
 
 Status WriteJsonFile(const std::string& path, const nlohmann::json& j) {
   const std::string text = j.dump(2) + "\n";
@@ -24,38 +23,99 @@ Status WriteJsonFile(const std::string& path, const nlohmann::json& j) {
                          0600);
 }
 
-Result<nlohmann::json> ReadJsonFile(const std::string& path) {
-  SFS_ASSIGN_OR_RETURN(Bytes raw, ReadFile(path, kMaxControlFile));
-  auto j = nlohmann::json::parse(raw.begin(), raw.end(), nullptr, /*allow_exceptions=*/false);
-  if (j.is_discarded() || !j.is_object()) return Status::Corruption(path + " is not a JSON object");
+// The JSON object in `path`; nullopt if the file is missing or holds something else.
+std::optional<nlohmann::json> ReadJsonFile(const std::string& path) {
+  auto raw = ReadFile(path, kMaxControlFile);
+  if (!raw.ok()) return std::nullopt;
+  auto j = nlohmann::json::parse(raw->begin(), raw->end(), nullptr, /*allow_exceptions=*/false);
+  if (j.is_discarded() || !j.is_object()) return std::nullopt;
   return j;
 }
 
+// The file at `path` if it was written by the daemon of `pid`.
+std::optional<nlohmann::json> ReadDaemonFile(const std::string& path, pid_t pid) {
+  auto j = ReadJsonFile(path);
+  if (!j || j->value("pid", 0) != pid) return std::nullopt;
+  return j;
+}
+
+}  // namespace
+
 bool ProcessAlive(pid_t pid) { return pid > 0 && (::kill(pid, 0) == 0 || errno == EPERM); }
 
-std::optional<MountRecord> FindLiveMount(const DriveHome& home) {
+Status WriteMountRecord(const DriveHome& home, const MountRecord& record) {
+  nlohmann::json j;
+  j["pid"] = record.pid;
+  j["mountpoint"] = record.mountpoint;
+  j["log"] = MountLogPath(home);
+  return WriteJsonFile(MountRecordPath(home), j);
+}
+
+std::optional<MountRecord> ReadMountRecord(const DriveHome& home) {
   auto j = ReadJsonFile(MountRecordPath(home));
-  if (!j.ok()) return std::nullopt;
+  if (!j) return std::nullopt;
   MountRecord r;
   r.pid = j->value("pid", 0);
   r.mountpoint = j->value("mountpoint", "");
-  if (!ProcessAlive(r.pid)) return std::nullopt;
   return r;
+}
+
+std::optional<MountRecord> FindLiveMount(const DriveHome& home) {
+  auto r = ReadMountRecord(home);
+  if (!r || !ProcessAlive(r->pid)) return std::nullopt;
+  return r;
+}
+
+Status WriteMountOutcome(const DriveHome& home, const MountRecord& mount,
+                         const MountOutcome& outcome) {
+  nlohmann::json j;
+  j["pid"] = mount.pid;
+  j["mountpoint"] = mount.mountpoint;
+  j["stored"] = outcome.stored;
+  j["queued_files"] = outcome.queued_files;
+  j["queued_bytes"] = outcome.queued_bytes;
+  j["staging_dir"] = outcome.staging_dir;
+  j["error"] = outcome.error;
+  return WriteJsonFile(MountResultPath(home), j);
+}
+
+std::optional<MountOutcome> ReadMountOutcome(const DriveHome& home, pid_t pid) {
+  auto j = ReadDaemonFile(MountResultPath(home), pid);
+  if (!j) return std::nullopt;
+  MountOutcome o;
+  o.stored = j->value("stored", false);
+  o.queued_files = j->value("queued_files", size_t{0});
+  o.queued_bytes = j->value("queued_bytes", uint64_t{0});
+  o.staging_dir = j->value("staging_dir", "");
+  o.error = j->value("error", "");
+  return o;
+}
+
+Status WriteDaemonSync(const DriveHome& home, int64_t started_ns, const DaemonSync& sync) {
+  nlohmann::json j;
+  j["pid"] = ::getpid();
+  j["started_ns"] = started_ns;
+  j["ok"] = sync.ok;
+  j["error"] = sync.error;
+  j["files"] = sync.files;
+  j["bytes"] = sync.bytes;
+  j["head_sequence"] = sync.head_sequence;
+  return WriteJsonFile(SyncResultPath(home), j);
 }
 
 Result<DaemonSync> AskDaemonToSync(const DriveHome& home, const MountRecord& mount,
                                    std::chrono::milliseconds timeout) {
   // The daemon answers with the time its sync began: an answer counts if that is after this
   // request (a sync already running when the signal came may miss writes made before it).
-  const int64_t asked = WallNs();
+  const int64_t asked = WallClockNs();
   if (::kill(mount.pid, SIGUSR2) != 0) {
     return Status::Unavailable("the mount's daemon (pid " + std::to_string(mount.pid) +
                                ") cannot be signalled: " + std::strerror(errno));
   }
   const auto deadline = std::chrono::steady_clock::now() + timeout;
   for (;;) {
-    auto j = ReadJsonFile(SyncResultPath(home));
-    if (j.ok() && j->value("pid", 0) == mount.pid && j->value("started_ns", int64_t{0}) >= asked) {
+    auto j = ReadDaemonFile(SyncResultPath(home), mount.pid);
+    if (j && j->value("started_ns", int64_t{0}) >= asked) {
       DaemonSync d;
       d.ok = j->value("ok", false);
       d.error = j->value("error", "");

@@ -14,7 +14,6 @@
 #include <optional>
 #include <string>
 
-#include <nlohmann/json.hpp>
 #include <sys/types.h>
 
 #include "base/status.h"
@@ -27,23 +26,34 @@ inline std::string MountResultPath(const DriveHome& h) { return h.data_dir + "/m
 inline std::string MountLogPath(const DriveHome& h) { return h.data_dir + "/mount.log"; }
 inline std::string SyncResultPath(const DriveHome& h) { return h.data_dir + "/sync-result.json"; }
 
-// Writes `j` to `path` atomically (mode 0600); reads one back (Corruption if not a JSON
-// object).
-Status WriteJsonFile(const std::string& path, const nlohmann::json& j);
-Result<nlohmann::json> ReadJsonFile(const std::string& path);
-
 // True if process `pid` is running.
 bool ProcessAlive(pid_t pid);
 
+// mount.json: the daemon that has the drive mounted.
 struct MountRecord {
   pid_t pid = 0;
   std::string mountpoint;
 };
-
+Status WriteMountRecord(const DriveHome& home, const MountRecord& record);
+// The record, whether or not its daemon still runs (nullopt if there is none).
+std::optional<MountRecord> ReadMountRecord(const DriveHome& home);
 // The daemon that has the drive of `home` mounted, if one is running.
 std::optional<MountRecord> FindLiveMount(const DriveHome& home);
 
-// What the daemon's sync did.
+// mount-result.json: what a daemon that ended did with the writes it had accepted.
+struct MountOutcome {
+  bool stored = false;        // every accepted write and the catalog are on the nodes
+  size_t queued_files = 0;    // else: files whose bytes wait on local disk
+  uint64_t queued_bytes = 0;  // and their bytes
+  std::string staging_dir;    // where they wait
+  std::string error;          // why they could not be stored now
+};
+Status WriteMountOutcome(const DriveHome& home, const MountRecord& mount,
+                         const MountOutcome& outcome);
+// The outcome the daemon of `pid` wrote (nullopt if none, or another daemon's).
+std::optional<MountOutcome> ReadMountOutcome(const DriveHome& home, pid_t pid);
+
+// sync-result.json: what the daemon's sync on request did.
 struct DaemonSync {
   bool ok = false;
   std::string error;           // why not, if not
@@ -51,6 +61,8 @@ struct DaemonSync {
   uint64_t bytes = 0;          // and their bytes
   uint64_t head_sequence = 0;  // the checkpoint holding the catalog
 };
+// Written by the daemon of this process; `started_ns`: when the sync began (WallClockNs).
+Status WriteDaemonSync(const DriveHome& home, int64_t started_ns, const DaemonSync& sync);
 
 // Asks the daemon of `mount` to hand over the kernel's cached writes, store every queued
 // upload and checkpoint the catalog, and waits up to `timeout` for its answer.

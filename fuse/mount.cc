@@ -25,6 +25,7 @@
 
 #include "base/logging.h"
 #include "base/thread_annotations.h"
+#include "base/wall_clock.h"
 
 namespace shardfs::fuse {
 
@@ -39,24 +40,6 @@ namespace {
 constexpr size_t kDirPage = 1024;
 // What stat shows as the preferred I/O size: cp and friends size their buffers from it.
 constexpr blksize_t kIoBlock = 128 * 1024;
-
-int64_t NowNs() {
-  return std::chrono::duration_cast<std::chrono::nanoseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
-
-timespec ToTimespec(int64_t ns) {
-  int64_t sec = ns / 1000000000;
-  int64_t rem = ns % 1000000000;
-  if (rem < 0) {
-    rem += 1000000000;
-    --sec;
-  }
-  return timespec{static_cast<time_t>(sec), static_cast<long>(rem)};
-}
-
-int64_t ToNs(const timespec& t) { return static_cast<int64_t>(t.tv_sec) * 1000000000 + t.tv_nsec; }
 
 mode_t TypeBits(FileKind kind) {
   switch (kind) {
@@ -80,9 +63,9 @@ struct stat ToStat(const InodeAttr& a) {
   st.st_size = static_cast<off_t>(a.size);
   st.st_blksize = kIoBlock;
   st.st_blocks = static_cast<blkcnt_t>((a.size + 511) / 512);
-  st.st_atim = ToTimespec(a.atime_ns);
-  st.st_mtim = ToTimespec(a.mtime_ns);
-  st.st_ctim = ToTimespec(a.ctime_ns);
+  st.st_atim = NsToTimespec(a.atime_ns);
+  st.st_mtim = NsToTimespec(a.mtime_ns);
+  st.st_ctim = NsToTimespec(a.ctime_ns);
   return st;
 }
 
@@ -555,16 +538,16 @@ Result<AttrReply> Mount::Impl::SetAttr(fuse_req_t, fuse_ino_t ino, struct stat* 
     if (attr->st_size < 0) return Status::InvalidArgument("negative size");
     change.size = static_cast<uint64_t>(attr->st_size);
   }
-  const int64_t now = NowNs();
+  const int64_t now = WallClockNs();
   if (to_set & FUSE_SET_ATTR_ATIME_NOW) {
     change.atime_ns = now;
   } else if (to_set & FUSE_SET_ATTR_ATIME) {
-    change.atime_ns = ToNs(attr->st_atim);
+    change.atime_ns = TimespecToNs(attr->st_atim);
   }
   if (to_set & FUSE_SET_ATTR_MTIME_NOW) {
     change.mtime_ns = now;
   } else if (to_set & FUSE_SET_ATTR_MTIME) {
-    change.mtime_ns = ToNs(attr->st_mtim);
+    change.mtime_ns = TimespecToNs(attr->st_mtim);
   }
   // FUSE_SET_ATTR_CTIME alone (the kernel's write-back of times) needs nothing: every change
   // sets ctime.
