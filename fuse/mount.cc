@@ -957,8 +957,10 @@ MountStats Mount::Stats() const {
 const std::string& Mount::mountpoint() const { return impl_->mountpoint_; }
 
 Result<bool> ClearStaleMount(const std::string& path) {
-  struct stat st {};
-  if (::stat(path.c_str(), &st) == 0 || errno != ENOTCONN) return false;
+  // statfs, not stat: the kernel may answer a stat of a dead mount from attributes it cached
+  // (for an hour here), but it sends every statfs to the daemon.
+  struct statvfs st {};
+  if (::statvfs(path.c_str(), &st) == 0 || errno != ENOTCONN) return false;
   const std::string abs = MountpointPath(path);
   auto m = FindMount(abs);
   if (!m || m->fstype != "fuse.shardfs") {
