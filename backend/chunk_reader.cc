@@ -8,6 +8,7 @@
 
 #include "backend/erasure.h"
 #include "backend/stripe_reader.h"
+#include "base/buffer_pool.h"
 #include "base/logging.h"
 #include "base/thread_annotations.h"
 #include "crypto/merkle.h"
@@ -65,7 +66,7 @@ class PeerShards final : public ShardSource {
         peers_.ReportCancelled(*node, elapsed);
       }
     } else if (s.code() == Code::kCorruption) {
-      // The peer's check of the node's answer failed (HttpPeer: a leaf proof): it lied.
+      // The node answered other bytes than asked (another range, a cut-off body).
       log::Warn("node {} served bad bytes of shard {}", peers_.peer(*node).name(),
                 pack_.shards[static_cast<size_t>(index)].ToHex());
       peers_.ReportBadBytes(*node);
@@ -134,7 +135,8 @@ Status ChunkReader::Read(const PackRecord& pack, const ChunkRecord& chunk, Mutab
   SFS_ASSIGN_OR_RETURN(ErasureCoder coder, ErasureCoder::Create(pack.k, pack.m));
   const std::chrono::microseconds delay = HedgeDelay();
   auto source = std::make_shared<PeerShards>(pack, peers_, delay);
-  Bytes sealed(chunk.sealed_size);
+  BufferPool::Buffer sealed_buffer = BufferPool::Shared().Get(chunk.sealed_size);
+  const MutableByteSpan sealed = sealed_buffer.span();
   const auto cipher = static_cast<crypto::Cipher>(chunk.cipher);
   const auto codec = static_cast<ChunkCodec>(chunk.codec);
   // The check of a read is opening the chunk; the plaintext it yields is the answer.

@@ -7,8 +7,9 @@
 // to the PeerSet: a read overtaken by a hedge, a timeout (a node that took the request and
 // never answered) and a failure each count against the node, so later reads stop waiting for
 // a node that stopped (one that timed out lately is not asked at all); a node that answered
-// with wrong bytes (its own proof check failed, or a retry singled its shard out and leaf
-// proofs confirm it) is reported as a liar.
+// with wrong bytes (other bytes than asked, or a retry singled its shard out and leaf proofs
+// confirm it) is reported as a liar. Shard ranges are read unchecked (Peer::ReadShard):
+// opening the chunk checks them, so no proof is asked for unless a chunk fails to open.
 //
 // Thread safety: thread-safe.
 

@@ -6,6 +6,7 @@
 #include <map>
 
 #include "backend/pack_upload.h"
+#include "base/buffer_pool.h"
 #include "base/file.h"
 #include "base/logging.h"
 #include "base/units.h"
@@ -255,11 +256,16 @@ Status Drive::Release(Ino ino) {
 // --- Contents ----------------------------------------------------------------------------
 
 Status Drive::ReadStored(Ino ino, uint64_t offset, MutableByteSpan out) {
-  std::memset(out.data(), 0, out.size());  // holes, and past the stored end
   if (out.empty()) return Status::Ok();
-  SFS_ASSIGN_OR_RETURN(std::vector<Extent> extents, catalog_->ReadExtents(ino, offset, out.size()));
-  Bytes plain;
-  for (const Extent& e : extents) {
+  auto extents = catalog_->ReadExtents(ino, offset, out.size());
+  if (!extents.ok()) {
+    std::memset(out.data(), 0, out.size());
+    return extents.status();
+  }
+  // Bytes of `out` before `filled` are written: holes between extents, and past the stored
+  // end, are zeroed as they are passed.
+  uint64_t filled = offset;
+  for (const Extent& e : *extents) {
     SFS_ASSIGN_OR_RETURN(auto chunk, catalog_->FindChunk(e.chunk));
     if (!chunk) {
       return Status::Corruption("the catalog names chunk " + e.chunk.ToHex() +
@@ -269,12 +275,17 @@ Status Drive::ReadStored(Ino ino, uint64_t offset, MutableByteSpan out) {
       return Status::Corruption("an extent of inode " + std::to_string(ino) +
                                 " runs past its chunk");
     }
-    plain.resize(chunk->plain_size);
-    SFS_RETURN_IF_ERROR(FetchChunk(*chunk, plain));
+    BufferPool::Buffer plain = BufferPool::Shared().Get(chunk->plain_size);
+    SFS_RETURN_IF_ERROR(FetchChunk(*chunk, plain.span()));
     const uint64_t from = std::max(e.offset, offset);
     const uint64_t to = std::min(e.offset + e.size, offset + out.size());
+    if (from > filled) std::memset(out.data() + (filled - offset), 0, from - filled);
     std::memcpy(out.data() + (from - offset), plain.data() + e.chunk_offset + (from - e.offset),
                 to - from);
+    filled = std::max(filled, to);
+  }
+  if (filled < offset + out.size()) {
+    std::memset(out.data() + (filled - offset), 0, offset + out.size() - filled);
   }
   return Status::Ok();
 }
@@ -480,8 +491,8 @@ Status Drive::FetchFromPeers(const ChunkRecord& chunk, MutableByteSpan plain) {
 }
 
 Status Drive::FetchFromPeers(const ChunkRecord& chunk) {
-  Bytes plain(chunk.plain_size);
-  return FetchFromPeers(chunk, plain);
+  BufferPool::Buffer plain = BufferPool::Shared().Get(chunk.plain_size);
+  return FetchFromPeers(chunk, plain.span());
 }
 
 void Drive::ReadAhead(Ino ino, uint64_t offset, uint64_t n, uint64_t size) {
@@ -836,6 +847,8 @@ Status Drive::UploadBatch(std::vector<UploadJob>& jobs) {
         for (size_t p = k; p < e; ++p) {
           SFS_ASSIGN_OR_RETURN(ByteSpan part, bytes_of(j.pieces[p]));
           buf.insert(buf.end(), part.begin(), part.end());
+          // Copied: the mapping's pages need not stay in this process's memory as well.
+          maps[j.pieces[p].segment]->Forget(j.pieces[p].segment_offset, j.pieces[p].length);
         }
         run = buf;
       }

@@ -262,7 +262,7 @@ class Drive {
  private:
   explicit Drive(DriveOptions options);
   // Packs of a pipeline run being uploaded at once.
-  static constexpr int kPacksInFlight = 4;
+  static constexpr int kPacksInFlight = 2;
   // The pipeline's sink: hands the pack to an upload thread (waiting while kPacksInFlight
   // are on their way); the first failure is returned by FinishPackUploads.
   Status StorePack(EncodedPack& pack);

@@ -58,8 +58,11 @@ class Peer {
   // Corruption if it returned other bytes; errors as PutShard.
   virtual Result<Bytes> GetShard(const ShardId& id, const CancelToken* cancel) = 0;
 
-  // Reads [offset, offset + out.size()) of shard `id`, checked against `id` with a proof.
-  // OutOfRange if the range is not within the shard; other errors as GetShard.
+  // Reads [offset, offset + out.size()) of shard `id`. The bytes are NOT checked against `id`
+  // (a range cannot be checked by itself): the caller checks them (ChunkReader opens the
+  // chunk they hold) and asks ProveShard to find out whether the node lied. OutOfRange if the
+  // range is not within the shard; Corruption if the node answered other bytes than asked
+  // (another range, a cut-off body); other errors as GetShard.
   virtual Status ReadShard(const ShardId& id, uint64_t offset, MutableByteSpan out,
                            const CancelToken* cancel) = 0;
 

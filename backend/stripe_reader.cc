@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstring>
 
+#include "base/buffer_pool.h"
 #include "base/thread_annotations.h"
 
 namespace shardfs::backend {
@@ -18,7 +19,7 @@ struct PieceRace {
   enum class State { kIdle, kRunning, kOk, kFailed };
   struct Slot {
     State state = State::kIdle;
-    Bytes bytes;
+    BufferPool::Buffer bytes;
   };
 
   PieceRace(ShardSource* s, std::shared_ptr<ShardSource> k, int n, uint64_t c, size_t l)
@@ -26,9 +27,9 @@ struct PieceRace {
 
   // Reads shard i's columns into its slot.
   void Run(int i) {
-    Bytes buf(len);
+    BufferPool::Buffer buf = BufferPool::Shared().Get(len);
     Status s = cancel.cancelled() ? Status::Cancelled("piece decided")
-                                  : source->Read(i, col, buf, &cancel);
+                                  : source->Read(i, col, buf.span(), &cancel);
     MutexLock lock(&mu);
     Slot& slot = slots[static_cast<size_t>(i)];
     slot.state = s.ok() ? State::kOk : State::kFailed;
@@ -234,7 +235,7 @@ class RangeRead {
     std::vector<ShardPiece> present;
     for (int i = 0; i < coder_.n() && static_cast<int>(present.size()) < coder_.k(); ++i) {
       const Slot& s = r.slots[static_cast<size_t>(i)];
-      if (i != lost && s.state == PieceRace::State::kOk) present.push_back({i, s.bytes});
+      if (i != lost && s.state == PieceRace::State::kOk) present.push_back({i, s.bytes.span()});
     }
     ShardOutput target{lost, dst};
     return coder_.Reconstruct(present, std::span<const ShardOutput>(&target, 1));

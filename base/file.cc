@@ -206,6 +206,17 @@ Result<std::vector<std::pair<uint64_t, uint64_t>>> MappedFile::DataRuns() const 
   return runs;
 }
 
+void MappedFile::Forget(uint64_t offset, uint64_t length) const {
+  if (offset >= size_) return;
+  length = std::min<uint64_t>(length, size_ - offset);
+  const auto page = static_cast<uint64_t>(::sysconf(_SC_PAGESIZE));
+  const uint64_t begin = (offset + page - 1) / page * page;
+  const uint64_t end = (offset + length) / page * page;
+  if (begin >= end) return;
+  // Advice only: a failure leaves the pages mapped, which is harmless.
+  ::madvise(const_cast<uint8_t*>(data_) + begin, end - begin, MADV_DONTNEED);
+}
+
 MappedFile::~MappedFile() {
   if (data_ != nullptr) ::munmap(const_cast<uint8_t*>(data_), size_);
 }

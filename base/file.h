@@ -88,6 +88,10 @@ class MappedFile {
   MappedFile(const MappedFile&) = delete;
   MappedFile& operator=(const MappedFile&) = delete;
   ByteSpan bytes() const { return ByteSpan(data_, size_); }
+  // Unmaps the whole pages within bytes [offset, offset + length) from the process's memory
+  // (madvise MADV_DONTNEED): the file keeps them, and reading them again maps them again. For
+  // bytes read once, so that they do not count in the process's resident memory.
+  void Forget(uint64_t offset, uint64_t length) const;
   // The runs of the file that hold data, as (offset, length), in order: the rest are holes
   // (SEEK_DATA/SEEK_HOLE; a file system without them reports one run, the whole file).
   Result<std::vector<std::pair<uint64_t, uint64_t>>> DataRuns() const;

@@ -91,6 +91,43 @@ TEST(FileTest, ReadRefusesLargeFilesAndFolders) {
   EXPECT_EQ(ReadFile("/proc/self/status", 10).status().code(), Code::kOutOfRange);
 }
 
+// The process's resident file-backed memory (RssFile), KiB.
+long RssFileKiB() {
+  FILE* f = std::fopen("/proc/self/status", "r");
+  if (f == nullptr) return -1;
+  char line[256];
+  long kib = -1;
+  while (std::fgets(line, sizeof line, f) != nullptr) {
+    if (std::sscanf(line, "RssFile: %ld kB", &kib) == 1) break;
+  }
+  std::fclose(f);
+  return kib;
+}
+
+// Forget drops the pages from the process's memory, not from the file: they read the same.
+TEST(MappedFileTest, ForgottenPagesReadTheSame) {
+  TempDir dir;
+  const std::string path = dir.path() + "/f";
+  Bytes data = test::PseudoRandomBytes(8 << 20, 3);
+  ASSERT_OK(WriteFileAtomic(path, data, 0600));
+  ASSERT_OK_AND_ASSIGN(auto map, MappedFile::Open(path));
+  uint64_t sum = 0;
+  for (uint8_t b : map->bytes()) sum += b;  // every page mapped in
+  const long before = RssFileKiB();
+  map->Forget(100, (8 << 20) - 200);  // all but the first and last page
+  const long after = RssFileKiB();
+  ASSERT_GE(before, 0);
+  ASSERT_GE(after, 0);
+  EXPECT_GE(before - after, 7 * 1024) << before << " " << after;
+  uint64_t again = 0;
+  for (uint8_t b : map->bytes()) again += b;
+  EXPECT_EQ(again, sum);
+  EXPECT_TRUE(std::equal(data.begin(), data.end(), map->bytes().begin()));
+  map->Forget(9 << 20, 100);  // past the end: nothing
+  map->Forget(0, 1);          // less than a page: nothing
+  EXPECT_EQ(map->bytes()[0], data[0]);
+}
+
 TEST(ByteSourceTest, FdAndSpanSourcesReadToTheEnd) {
   TempDir dir;
   std::string p = dir.path() + "/data";

@@ -79,12 +79,19 @@ struct HttpPeer::Call {
   bool idempotent = true;
   const CancelToken* cancel = nullptr;
   uint64_t max_body = kMaxJsonBody;
+  // For a GET: the body of a 2xx answer goes straight here (no copy; a longer body is too
+  // big), and Reply::received says how much came. Other answers' bodies go to Reply::body.
+  MutableByteSpan into;
+  std::string range;  // a Range header, if not empty
 };
 
 struct HttpPeer::Reply {
   int status = 0;
   Bytes body;
   uint64_t content_length = 0;
+  std::string content_range;  // the Content-Range header, if any
+  bool into = false;          // the body went to Call::into...
+  uint64_t received = 0;      // ...this many bytes of it
 };
 
 // One connection of the pool: its client, and our own duplicate of the client's socket. A
@@ -312,6 +319,7 @@ Result<HttpPeer::Reply> HttpPeer::Attempt(const Call& call, bool* refused) {
       headers.emplace(k, v);
     }
   }
+  if (!call.range.empty()) headers.emplace("Range", call.range);
   Reply reply;
   bool too_big = false;
   Watch watch;
@@ -322,20 +330,32 @@ Result<HttpPeer::Reply> HttpPeer::Attempt(const Call& call, bool* refused) {
     watch.answered = true;
     progress = Clock::now();
     reply.status = r.status;
+    reply.into = !call.into.empty() && r.status / 100 == 2;
+    if (r.has_header("Content-Range")) reply.content_range = r.get_header_value("Content-Range");
     if (r.has_header("Content-Length")) {
       reply.content_length =
           std::strtoull(r.get_header_value("Content-Length").c_str(), nullptr, 10);
-      if (call.method != "HEAD" && reply.content_length > call.max_body) {
+      const uint64_t room = reply.into ? call.into.size() : call.max_body;
+      if (call.method != "HEAD" && reply.content_length > room) {
         too_big = true;
         return false;
       }
-      if (call.method != "HEAD") reply.body.reserve(reply.content_length);
+      if (call.method != "HEAD" && !reply.into) reply.body.reserve(reply.content_length);
     }
     return true;
   };
   auto on_data = [&](const char* data, size_t n) {
     if (IsCancelled(call.cancel)) return false;
     progress = Clock::now();
+    if (reply.into) {
+      if (n > call.into.size() - reply.received) {
+        too_big = true;
+        return false;
+      }
+      std::memcpy(call.into.data() + reply.received, data, n);
+      reply.received += n;
+      return true;
+    }
     if (reply.body.size() + n > call.max_body) {
       too_big = true;
       return false;
@@ -409,7 +429,8 @@ Result<HttpPeer::Reply> HttpPeer::Attempt(const Call& call, bool* refused) {
   Release(std::move(conn), reusable);
   if (IsCancelled(call.cancel)) return Status::Cancelled("request cancelled");
   if (too_big) {
-    return Status::Corruption(name() + ": answer is larger than " + std::to_string(call.max_body) +
+    const uint64_t room = reply.into ? call.into.size() : call.max_body;
+    return Status::Corruption(name() + ": answer is larger than " + std::to_string(room) +
                               " bytes");
   }
   if (!ok) {
@@ -516,22 +537,41 @@ Status HttpPeer::ReadShard(const ShardId& id, uint64_t offset, MutableByteSpan o
     if (offset > length) return Status::OutOfRange("offset is past the end of the shard");
     return Status::Ok();
   }
-  const uint64_t end = offset + out.size();
-  uint64_t leaf = offset / crypto::kMerkleLeafSize;
-  const uint64_t last = (end - 1) / crypto::kMerkleLeafSize;
-  while (leaf <= last) {
-    uint64_t count = std::min<uint64_t>(kMaxProofLeaves, last - leaf + 1);
-    SFS_ASSIGN_OR_RETURN(backend::ShardProof p, FetchProof(id, leaf, count, cancel));
-    if (end > p.length) {
+  // A plain Range request, sent by the node straight from its file: the bytes are the
+  // caller's to check (docs/protocol.md, "What a client must verify").
+  Call c;
+  c.method = "GET";
+  c.target = ShardTarget(id);
+  c.range = "bytes=" + std::to_string(offset) + "-" + std::to_string(offset + out.size() - 1);
+  c.cancel = cancel;
+  c.into = out;
+  SFS_ASSIGN_OR_RETURN(Reply r, Run(c));
+  if (r.status != 206) {
+    if (r.status / 100 == 2) {
+      return Status::Corruption(name() + " answered a range request with HTTP " +
+                                std::to_string(r.status));
+    }
+    return ReplyError(name(), r);
+  }
+  // "bytes FIRST-LAST/LENGTH": a range that runs past the shard's end is cut short by the
+  // node (RFC 9110), and is outside the shard for the caller.
+  const size_t slash = r.content_range.rfind('/');
+  if (slash != std::string::npos) {
+    const std::string total = r.content_range.substr(slash + 1);
+    char* end = nullptr;
+    const uint64_t length = std::strtoull(total.c_str(), &end, 10);
+    if (!total.empty() && *end == '\0' && offset + out.size() > length) {
       return Status::OutOfRange("range " + std::to_string(offset) + "+" +
                                 std::to_string(out.size()) + " is outside shard of " +
-                                std::to_string(p.length) + " bytes");
+                                std::to_string(length) + " bytes");
     }
-    uint64_t run_begin = leaf * crypto::kMerkleLeafSize;
-    uint64_t from = std::max(offset, run_begin);
-    uint64_t to = std::min(end, run_begin + p.leaves.size());
-    std::memcpy(out.data() + (from - offset), p.leaves.data() + (from - run_begin), to - from);
-    leaf += count;
+  }
+  const std::string want =
+      "bytes " + std::to_string(offset) + "-" + std::to_string(offset + out.size() - 1) + "/";
+  if (r.content_range.rfind(want, 0) != 0 || r.received != out.size()) {
+    return Status::Corruption(name() + " answered other bytes than asked: Content-Range '" +
+                              r.content_range.substr(0, 100) + "', " + std::to_string(r.received) +
+                              " of " + std::to_string(out.size()) + " bytes");
   }
   return Status::Ok();
 }

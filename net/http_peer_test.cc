@@ -273,8 +273,9 @@ TEST(HttpServerTest, MalformedRequestsGet400AndTheNodeGoesOn) {
 }
 
 // A node sends GET bytes as stored, unchecked; the client checks them: a whole shard against
-// its id, a range through the proof of its leaves. The node checks the leaves of a proof, so
-// the read of the damaged range also makes it drop the shard.
+// its id. A range read is the caller's to check (the chunk's AEAD), and the proof of its
+// leaves shows the damage. The node checks the leaves of a proof, so the proof request also
+// makes it drop the shard.
 TEST(HttpPeerTest, DamagedShardIsCaughtByTheClient) {
   LocalNode node;
   auto key = std::make_shared<crypto::SigningKey>(crypto::SigningKey::Generate());
@@ -294,7 +295,11 @@ TEST(HttpPeerTest, DamagedShardIsCaughtByTheClient) {
   Bytes part(1000);
   ASSERT_OK(peer->ReadShard(id, 2 * crypto::kMerkleLeafSize, part, nullptr));
   EXPECT_TRUE(std::equal(part.begin(), part.end(), data.begin() + 2 * crypto::kMerkleLeafSize));
-  EXPECT_EQ(peer->ReadShard(id, crypto::kMerkleLeafSize, part, nullptr).code(), Code::kCorruption);
+  // The damaged range comes as stored: unchecked.
+  ASSERT_OK(peer->ReadShard(id, crypto::kMerkleLeafSize, part, nullptr));
+  EXPECT_EQ(part[5], data[crypto::kMerkleLeafSize + 5] ^ 0x01);
+  EXPECT_EQ(node.store().Stats().shards, 1u);
+  EXPECT_EQ(peer->ProveShard(id, 1, 1).status().code(), Code::kCorruption);
   EXPECT_EQ(peer->GetShard(id, nullptr).status().code(), Code::kNotFound);
   EXPECT_EQ(node.store().Stats().shards, 0u);
 }
