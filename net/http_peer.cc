@@ -19,6 +19,7 @@
 #include "base/logging.h"
 #include "crypto/merkle.h"
 #include "net/auth.h"
+#include "net/http_wire.h"
 #include "net/node_service.h"
 
 namespace shardfs::net {
@@ -99,14 +100,18 @@ struct HttpPeer::Reply {
 // blocks: httplib's stop() waits for a connect in progress (it holds the client's socket mutex
 // while connecting) and misses a request that has not taken its socket yet. The duplicate is
 // ours, so its number is not reused by another socket while it may still be shut down.
+//
+// A connection is either httplib's (`client`) or a bare one for range reads (net/http_wire:
+// `raw`, its socket `raw_sock` once connected).
 struct HttpPeer::Connection {
   ~Connection() {
     client.reset();
+    if (raw_sock >= 0) ::close(raw_sock);
     MutexLock lock(&mu);
     if (fd >= 0) ::close(fd);
   }
 
-  // httplib calls it with each new socket of the client, before connecting it.
+  // Called with each new socket of the connection, before connecting it.
   void Adopt(int sock) {
     MutexLock lock(&mu);
     if (fd >= 0) ::close(fd);
@@ -128,6 +133,8 @@ struct HttpPeer::Connection {
   }
 
   std::unique_ptr<httplib::Client> client;
+  bool raw = false;
+  int raw_sock = -1;  // a raw connection's socket, once connected
   Mutex mu;
   int fd GUARDED_BY(mu) = -1;
   bool shut GUARDED_BY(mu) = false;
@@ -258,7 +265,7 @@ Result<std::unique_ptr<HttpPeer>> HttpPeer::Connect(const HostPort& address,
   return peer;
 }
 
-std::unique_ptr<HttpPeer::Connection> HttpPeer::Acquire(const CancelToken* cancel) {
+std::unique_ptr<HttpPeer::Connection> HttpPeer::Acquire(const CancelToken* cancel, bool raw) {
   // A cancel wakes the wait: a request queued behind requests to a node that stopped
   // answering is not needed any more. Declared before the lock, so it ends after it.
   std::optional<CancelToken::Registration> wake;
@@ -275,13 +282,18 @@ std::unique_ptr<HttpPeer::Connection> HttpPeer::Acquire(const CancelToken* cance
     });
     if (IsCancelled(cancel)) return nullptr;
     ++in_flight_;
-    if (!idle_.empty()) {
-      auto c = std::move(idle_.back());
-      idle_.pop_back();
+    for (size_t i = idle_.size(); i-- > 0;) {
+      if (idle_[i]->raw != raw) continue;
+      auto c = std::move(idle_[i]);
+      idle_.erase(idle_.begin() + static_cast<std::ptrdiff_t>(i));
       return c;
     }
   }
   auto conn = std::make_unique<Connection>();
+  if (raw) {
+    conn->raw = true;  // connected by the first exchange on it
+    return conn;
+  }
   conn->client = std::make_unique<httplib::Client>(address_.host, address_.port);
   httplib::Client& c = *conn->client;
   auto split = [](std::chrono::milliseconds ms) {
@@ -296,15 +308,19 @@ std::unique_ptr<HttpPeer::Connection> HttpPeer::Acquire(const CancelToken* cance
   // Without it each request waits out Nagle's algorithm against the peer's delayed ACK.
   c.set_tcp_nodelay(true);
   c.set_decompress(false);
-  Connection* raw = conn.get();  // owns the client, so outlives this callback
-  c.set_socket_options([raw](int sock) { raw->Adopt(sock); });
+  Connection* owner = conn.get();  // owns the client, so outlives this callback
+  c.set_socket_options([owner](int sock) { owner->Adopt(sock); });
   return conn;
 }
 
 void HttpPeer::Release(std::unique_ptr<Connection> conn, bool reusable) {
   MutexLock lock(&mu_);
   --in_flight_;
-  if (reusable) idle_.push_back(std::move(conn));
+  if (reusable) {
+    // At most max_in_flight kept, of both kinds: the oldest goes first.
+    if (static_cast<int>(idle_.size()) >= options_.max_in_flight) idle_.erase(idle_.begin());
+    idle_.push_back(std::move(conn));
+  }
   // All: a waiter that was cancelled leaves without taking the free place.
   cv_.NotifyAll();
 }
@@ -330,32 +346,20 @@ Result<HttpPeer::Reply> HttpPeer::Attempt(const Call& call, bool* refused) {
     watch.answered = true;
     progress = Clock::now();
     reply.status = r.status;
-    reply.into = !call.into.empty() && r.status / 100 == 2;
-    if (r.has_header("Content-Range")) reply.content_range = r.get_header_value("Content-Range");
     if (r.has_header("Content-Length")) {
       reply.content_length =
           std::strtoull(r.get_header_value("Content-Length").c_str(), nullptr, 10);
-      const uint64_t room = reply.into ? call.into.size() : call.max_body;
-      if (call.method != "HEAD" && reply.content_length > room) {
+      if (call.method != "HEAD" && reply.content_length > call.max_body) {
         too_big = true;
         return false;
       }
-      if (call.method != "HEAD" && !reply.into) reply.body.reserve(reply.content_length);
+      if (call.method != "HEAD") reply.body.reserve(reply.content_length);
     }
     return true;
   };
   auto on_data = [&](const char* data, size_t n) {
     if (IsCancelled(call.cancel)) return false;
     progress = Clock::now();
-    if (reply.into) {
-      if (n > call.into.size() - reply.received) {
-        too_big = true;
-        return false;
-      }
-      std::memcpy(call.into.data() + reply.received, data, n);
-      reply.received += n;
-      return true;
-    }
     if (reply.body.size() + n > call.max_body) {
       too_big = true;
       return false;
@@ -365,7 +369,8 @@ Result<HttpPeer::Reply> HttpPeer::Attempt(const Call& call, bool* refused) {
     return true;
   };
   ScopedSigpipeBlock no_sigpipe;
-  std::unique_ptr<Connection> conn = Acquire(call.cancel);
+  const bool raw = !call.into.empty();
+  std::unique_ptr<Connection> conn = Acquire(call.cancel, raw);
   if (conn == nullptr) return Status::Cancelled("request cancelled");
   progress = Clock::now();
   // A cancel shuts the socket down, so a request blocked on a node that stopped answering
@@ -386,50 +391,94 @@ Result<HttpPeer::Reply> HttpPeer::Attempt(const Call& call, bool* refused) {
     watching = true;
   };
   if (call.method != "PUT" || call.body.empty()) watch_from_now();
-  httplib::Client& client = *conn->client;
-  httplib::Result res{nullptr, httplib::Error::Unknown};
-  if (call.method == "GET") {
-    res = client.Get(call.target, headers, on_response, on_data);
-  } else if (call.method == "HEAD") {
-    res = client.Head(call.target, headers);
-    if (res) on_response(*res);
-  } else if (call.method == "DELETE") {
-    res = client.Delete(call.target, headers);
-    if (res) {
-      on_response(*res);
-      reply.body.assign(res->body.begin(), res->body.end());
+  // How the exchange ended, for both kinds of connection.
+  bool ok = false;
+  bool server_closes = false;    // the node said it closes the connection
+  bool refused_now = false;      // the connection was refused
+  bool connect_timeout = false;  // the connection was not made in time
+  std::string failure;           // what went wrong, for the message
+  if (raw) {
+    wire::Outcome o = wire::Outcome::kOk;
+    if (conn->raw_sock < 0) {
+      Connection* c = conn.get();
+      o = wire::Connect(
+          address_.host, address_.port, options_.connect_timeout, [c](int sock) { c->Adopt(sock); },
+          &conn->raw_sock);
     }
+    wire::Answer answer;
+    if (o == wire::Outcome::kOk) {
+      std::string request =
+          call.method + " " + call.target + " HTTP/1.1\r\nHost: " + address_.ToString() + "\r\n";
+      for (const auto& [k, v] : headers) request += k + ": " + v + "\r\n";
+      request += "\r\n";
+      o = wire::Exchange(
+          conn->raw_sock, request, call.into, call.max_body, options_.io_timeout,
+          [&] { watch.answered = true; }, [&] { progress = Clock::now(); }, &answer);
+    }
+    ok = o == wire::Outcome::kOk;
+    too_big = o == wire::Outcome::kTooBig;
+    refused_now = o == wire::Outcome::kRefused;
+    connect_timeout = o == wire::Outcome::kConnectTimeout;
+    server_closes = !answer.keep_alive;
+    failure = o == wire::Outcome::kMalformed ? "the answer is not HTTP/1.1 with a Content-Length"
+              : refused_now                  ? "connection refused"
+                                             : "connection failed or closed";
+    reply.status = answer.status;
+    reply.content_length = answer.content_length;
+    reply.content_range = std::move(answer.content_range);
+    reply.into = answer.into;
+    reply.received = answer.received;
+    reply.body = std::move(answer.body);
   } else {
-    ByteSpan body = call.body;
-    auto provider = [&](size_t offset, size_t length, httplib::DataSink& sink) {
-      if (IsCancelled(call.cancel)) return false;
-      progress = Clock::now();
-      size_t n = std::min(length, kUploadPiece);
-      if (!sink.write(reinterpret_cast<const char*>(body.data() + offset), n)) return false;
-      progress = Clock::now();
-      if (offset + n == body.size() && !watching) watch_from_now();
-      return true;
-    };
-    res = client.Put(call.target, headers, body.size(), provider, "application/octet-stream");
-    if (res) {
-      on_response(*res);
-      if (res->body.size() <= call.max_body) reply.body.assign(res->body.begin(), res->body.end());
+    httplib::Client& client = *conn->client;
+    httplib::Result res{nullptr, httplib::Error::Unknown};
+    if (call.method == "GET") {
+      res = client.Get(call.target, headers, on_response, on_data);
+    } else if (call.method == "HEAD") {
+      res = client.Head(call.target, headers);
+      if (res) on_response(*res);
+    } else if (call.method == "DELETE") {
+      res = client.Delete(call.target, headers);
+      if (res) {
+        on_response(*res);
+        reply.body.assign(res->body.begin(), res->body.end());
+      }
+    } else {
+      ByteSpan body = call.body;
+      auto provider = [&](size_t offset, size_t length, httplib::DataSink& sink) {
+        if (IsCancelled(call.cancel)) return false;
+        progress = Clock::now();
+        size_t n = std::min(length, kUploadPiece);
+        if (!sink.write(reinterpret_cast<const char*>(body.data() + offset), n)) return false;
+        progress = Clock::now();
+        if (offset + n == body.size() && !watching) watch_from_now();
+        return true;
+      };
+      res = client.Put(call.target, headers, body.size(), provider, "application/octet-stream");
+      if (res) {
+        on_response(*res);
+        if (res->body.size() <= call.max_body) {
+          reply.body.assign(res->body.begin(), res->body.end());
+        }
+      }
     }
+    ok = static_cast<bool>(res);
+    server_closes =
+        ok && res->has_header("Connection") && res->get_header_value("Connection") == "close";
+    refused_now = res.error() == httplib::Error::Connection;
+    connect_timeout = res.error() == httplib::Error::ConnectionTimeout;
+    failure = httplib::to_string(res.error());
   }
   if (watching) EndWatch(&watch);
   stop_on_cancel.reset();  // before the connection goes back to the pool or away
   const Clock::time_point end = Clock::now();
-  bool ok = static_cast<bool>(res);
   // A connection is reused only after a complete exchange that nothing shut down and the
   // server did not close.
-  bool reusable =
-      ok && !too_big && !conn->WasShut() &&
-      !(res->has_header("Connection") && res->get_header_value("Connection") == "close");
-  httplib::Error err = res.error();
+  const bool reusable = ok && !too_big && !conn->WasShut() && !server_closes;
   Release(std::move(conn), reusable);
   if (IsCancelled(call.cancel)) return Status::Cancelled("request cancelled");
   if (too_big) {
-    const uint64_t room = reply.into ? call.into.size() : call.max_body;
+    const uint64_t room = raw ? call.into.size() : call.max_body;
     return Status::Corruption(name() + ": answer is larger than " + std::to_string(room) +
                               " bytes");
   }
@@ -440,17 +489,17 @@ Result<HttpPeer::Reply> HttpPeer::Attempt(const Call& call, bool* refused) {
       return Status::DeadlineExceeded(what + " got no answer within " +
                                       ms(options_.answer_timeout));
     }
-    if (err == httplib::Error::ConnectionTimeout) {
+    if (connect_timeout) {
       return Status::DeadlineExceeded(what + " could not connect within " +
                                       ms(options_.connect_timeout));
     }
-    // A read or write that timed out in httplib (a failed write inside our body provider is
+    // A read or write that timed out (in httplib, a failed write inside our body provider is
     // reported as Canceled).
-    if (err != httplib::Error::Connection && end - progress >= options_.io_timeout) {
+    if (!refused_now && end - progress >= options_.io_timeout) {
       return Status::DeadlineExceeded(what + " made no progress for " + ms(options_.io_timeout));
     }
-    *refused = err == httplib::Error::Connection;
-    return Status::Unavailable(what + " failed: " + httplib::to_string(err));
+    *refused = refused_now;
+    return Status::Unavailable(what + " failed: " + failure);
   }
   return reply;
 }

@@ -101,8 +101,8 @@ class HttpPeer : public backend::Peer {
                                          const CancelToken* cancel);
 
   // A connection of the pool, once fewer than max_in_flight are in use; null if `cancel`
-  // fired first.
-  std::unique_ptr<Connection> Acquire(const CancelToken* cancel);
+  // fired first. `raw`: a bare connection for range reads (net/http_wire), else httplib's.
+  std::unique_ptr<Connection> Acquire(const CancelToken* cancel, bool raw);
   void Release(std::unique_ptr<Connection> conn, bool reusable);
 
   // The watchdog: ends (Connection::Shut) the requests on watch whose deadline passed before
