@@ -37,6 +37,8 @@ Drive::~Drive() {
     health_cv_.NotifyAll();
   }
   if (health_saver_.joinable()) health_saver_.join();
+  if (prober_.joinable()) prober_.join();
+  probe_pool_.reset();  // a probe on its way ends within the node's answer deadline
   bool changed = false;
   if (catalog_ && peers_) {
     MutexLock lock(&health_mu_);
@@ -85,6 +87,14 @@ Result<std::unique_ptr<Drive>> Drive::Open(DriveOptions options) {
   }
   if (d->options_.health_save_interval.count() > 0) {
     d->health_saver_ = std::thread([self = d.get()] { self->HealthSaverLoop(); });
+  }
+  if (d->options_.probe_interval.count() > 0) {
+    {
+      MutexLock lock(&d->health_mu_);
+      d->probing_.assign(d->peers_->size(), false);
+    }
+    d->probe_pool_ = std::make_unique<ThreadPool>(static_cast<int>(d->peers_->size()));
+    d->prober_ = std::thread([self = d.get()] { self->ProbeLoop(); });
   }
   StagingOptions so;
   so.limit = d->options_.staging_limit;
@@ -603,6 +613,51 @@ void Drive::HealthSaverLoop() {
   }
 }
 
+void Drive::ProbeLoop() {
+  for (;;) {
+    std::vector<size_t> due;
+    {
+      MutexLock lock(&health_mu_);
+      health_cv_.WaitUntil(&health_mu_, std::chrono::steady_clock::now() + options_.probe_interval,
+                           [this]() REQUIRES(health_mu_) { return stopping_; });
+      if (stopping_) return;
+      for (size_t i = 0; i < peers_->size(); ++i) {
+        if (probing_[i] || !peers_->BackedOff(i)) continue;
+        probing_[i] = true;
+        due.push_back(i);
+      }
+    }
+    for (size_t i : due) probe_pool_->Submit([this, i] { Probe(i); });
+  }
+}
+
+void Drive::Probe(size_t i) {
+  bool stop;
+  {
+    MutexLock lock(&health_mu_);
+    stop = stopping_;
+  }
+  if (!stop) {
+    const auto start = std::chrono::steady_clock::now();
+    auto status = peers_->peer(i).GetStatus();
+    if (status.ok()) {
+      // A failure is not reported: the node's back-off goes on as its reads left it.
+      peers_->ReportSuccess(i, std::chrono::duration_cast<std::chrono::microseconds>(
+                                   std::chrono::steady_clock::now() - start));
+      peers_->ReportFree(i, status->free);
+      log::Info("node {} answers again", peers_->peer(i).name());
+      {
+        MutexLock lock(&up_mu_);
+        node_back_ = true;
+        wake_ = true;
+      }
+      up_cv_.NotifyAll();
+    }
+  }
+  MutexLock lock(&health_mu_);
+  probing_[i] = false;
+}
+
 // --- The write path ----------------------------------------------------------------------
 
 Status Drive::StorePack(EncodedPack& pack) {
@@ -870,15 +925,23 @@ void Drive::UploadLoop() {
   auto look_at = next_try;
   for (;;) {
     bool urgent;
+    bool node_back;
     {
       MutexLock lock(&up_mu_);
       up_cv_.WaitUntil(&up_mu_, look_at, [&]() REQUIRES(up_mu_) { return stop_ || wake_; });
       if (stop_) return;
       wake_ = false;
       urgent = urgent_ > 0 || hurry_;
+      node_back = node_back_;
+      node_back_ = false;
     }
     staging_->FreezeIdle(o.idle_freeze);
     const auto now = std::chrono::steady_clock::now();
+    if (node_back) {
+      // A node that had failed answers again: what failed may go through now.
+      retry_wait = o.retry_wait;
+      next_try = next_urgent_try = now;
+    }
     look_at = now + std::chrono::milliseconds(100);
     // Not before the retry time, even with a caller waiting (sleeping, not spinning, till then).
     const auto retry_at = urgent ? next_urgent_try : next_try;

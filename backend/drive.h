@@ -19,7 +19,8 @@
 // some are missing, slow or wrong, and checks every chunk by opening it: a node that answers
 // with wrong bytes is read around and remembered. Sequential reads of a file fetch the next
 // chunks into the cache in the background. The nodes' health is loaded from the catalog at
-// Open and saved periodically and at close.
+// Open and saved periodically and at close; nodes backed off after failures are probed in the
+// background, so they are used again as soon as they answer.
 //
 // The invariant: the catalog never points at data that is not stored, and nothing a write
 // accepted is dropped locally before it is stored (docs/architecture.md, "The drive").
@@ -115,6 +116,10 @@ struct DriveOptions {
   // How often the client's view of the nodes (PeerSet) is saved to the catalog when it has
   // changed; it is also saved when the drive closes. 0: only then.
   std::chrono::seconds health_save_interval{60};
+  // How often each node backed off after failures (PeerSet::BackedOff) is asked for its
+  // status in the background: one that answers is used again at once (and a failed upload is
+  // tried again at once), not only when its back-off (up to 30 s) ends. 0: never.
+  std::chrono::milliseconds probe_interval{1000};
 };
 
 // One whole file for StoreFiles.
@@ -287,6 +292,11 @@ class Drive {
   Status LoadNodeHealth();
   // Saves the nodes' health every health_save_interval while it changes, until stopped.
   void HealthSaverLoop();
+  // Every probe_interval, probes the backed-off nodes not being probed already (on
+  // probe_pool_), until stopped.
+  void ProbeLoop();
+  // Asks node i for its status; if it answers, it is used again and the uploader is woken.
+  void Probe(size_t i);
   // One piece of input for Store: bytes of the file of commits[commit], at file_offset.
   struct Piece {
     size_t commit = 0;
@@ -345,6 +355,9 @@ class Drive {
   bool stopping_ GUARDED_BY(health_mu_) = false;
   uint64_t saved_changes_ GUARDED_BY(health_mu_) = 0;  // PeerSet::changes() when last saved
   std::thread health_saver_;
+  std::vector<bool> probing_ GUARDED_BY(health_mu_);  // a probe of node i is on its way
+  std::unique_ptr<ThreadPool> probe_pool_;
+  std::thread prober_;
 
   Mutex pipeline_mu_;  // one pipeline run at a time; taken before commit_mu_
   Mutex pack_mu_;      // the run's pack uploads
@@ -361,10 +374,11 @@ class Drive {
   CondVar up_cv_;    // wakes the uploader
   CondVar done_cv_;  // a batch ended
   bool stop_ GUARDED_BY(up_mu_) = false;
-  bool wake_ GUARDED_BY(up_mu_) = false;     // look at the queue now
-  int urgent_ GUARDED_BY(up_mu_) = 0;        // Fsync/Sync callers, and writes, waiting
-  bool hurry_ GUARDED_BY(up_mu_) = false;    // a write was refused: retry as soon as for them
-  uint64_t batches_ GUARDED_BY(up_mu_) = 0;  // batches ended
+  bool wake_ GUARDED_BY(up_mu_) = false;       // look at the queue now
+  int urgent_ GUARDED_BY(up_mu_) = 0;          // Fsync/Sync callers, and writes, waiting
+  bool hurry_ GUARDED_BY(up_mu_) = false;      // a write was refused: retry as soon as for them
+  bool node_back_ GUARDED_BY(up_mu_) = false;  // a backed-off node answered: retry now
+  uint64_t batches_ GUARDED_BY(up_mu_) = 0;    // batches ended
   Status last_error_ GUARDED_BY(up_mu_);
   std::thread uploader_;
   // Last, so it is destroyed first: closing it may store a checkpoint over catalog_ and peers_.

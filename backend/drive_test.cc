@@ -348,8 +348,21 @@ TEST_F(DriveTest, ThreeStoppedNodesFailTheReadAtTheirDeadlineAndAreNamed) {
   EXPECT_EQ(PeerReads() - reads, 3);  // the three nodes that answer
   EXPECT_EQ(out, Bytes(out.size(), 0));
 
-  // The nodes answer again: a new session asks them at once (the back-off is not kept).
+  // The nodes answer again: the drive's probes find them within a few probe intervals (1 s;
+  // a probe on its way to a stopped node takes its 1 s deadline), well before their 5 s
+  // back-off ends, and reads use them again.
   for (size_t s : stopped) peers_[s]->stopped = false;
+  start = std::chrono::steady_clock::now();
+  bool back = false;
+  while (!back && std::chrono::steady_clock::now() - start < std::chrono::seconds(10)) {
+    back = drive_->Read(f, 0, out).ok();
+    if (!back) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  ASSERT_TRUE(back);
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::milliseconds(3500));
+  EXPECT_EQ(out, data);
+  for (size_t s : stopped) EXPECT_FALSE(drive_->peers().BackedOff(s)) << s;
+  // A new session asks them at once too (the back-off is not kept).
   Reopen();
   EXPECT_EQ(ReadAll(f, data.size()), data);
 }

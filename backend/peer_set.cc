@@ -135,6 +135,11 @@ bool PeerSet::ShouldAvoid(size_t i) const {
   return ClassOf(health_[i], Clock::now()) != 0;
 }
 
+bool PeerSet::BackedOff(size_t i) const {
+  MutexLock lock(&mu_);
+  return Clock::now() < health_[i].retry_after;
+}
+
 bool PeerSet::Unresponsive(size_t i) const {
   MutexLock lock(&mu_);
   return health_[i].timed_out && Clock::now() < health_[i].retry_after;

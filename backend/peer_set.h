@@ -108,6 +108,8 @@ class PeerSet {
   // True if reads should go around node i when others can serve: it is backed off after
   // failures, or has returned bad bytes.
   bool ShouldAvoid(size_t i) const;
+  // True while node i is backed off after failures (its retry time has not come).
+  bool BackedOff(size_t i) const;
   // True while node i is backed off after a timeout: it took a request lately and did not
   // answer it in time, so another would most likely wait out its deadline too. Reads do not
   // ask it at all then, not even when no other node is left (they fail at once instead);

@@ -67,7 +67,11 @@ class FaultyPeer final : public backend::Peer {
   }
   Result<std::optional<Bytes>> GetSlot() override { return base_->GetSlot(); }
   Status PutSlot(ByteSpan record) override { return base_->PutSlot(record); }
-  Result<backend::PeerStatus> GetStatus() override { return base_->GetStatus(); }
+  Result<backend::PeerStatus> GetStatus() override {
+    if (down) return Status::Unavailable(name() + " is down");
+    if (stopped) return Unanswered(nullptr);
+    return base_->GetStatus();
+  }
 
  private:
   Status Unanswered(const CancelToken* c) {
