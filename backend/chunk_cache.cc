@@ -9,6 +9,7 @@
 
 #include <fcntl.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include "base/file.h"
@@ -83,44 +84,51 @@ Status ChunkCache::Scan() {
   return Status::Ok();
 }
 
-Status ChunkCache::ReadFile(const ChunkId& id, MutableByteSpan out) const {
+Result<ChunkCache::Plain> ChunkCache::ReadFile(const ChunkId& id, size_t size) const {
   const std::string path = PathOf(id);
   UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
   if (!fd.valid()) return PosixError("open " + path, errno);
-  Bytes file(kHeaderSize + out.size() + 1);  // one byte more, to see a longer file
+  uint8_t header[kHeaderSize];
+  auto plain = std::make_shared<Bytes>(size + 1);  // one byte more, to see a longer file
+  struct iovec parts[2] = {{header, kHeaderSize}, {plain->data(), plain->size()}};
   size_t got = 0;
-  while (got < file.size()) {
-    ssize_t n = ::read(fd.get(), file.data() + got, file.size() - got);
+  const size_t want = kHeaderSize + plain->size();
+  while (got < want) {
+    // Whole reads: the header, then the chunk's bytes straight into their buffer.
+    ssize_t n = got < kHeaderSize
+                    ? ::readv(fd.get(), parts, 2)
+                    : ::read(fd.get(), plain->data() + (got - kHeaderSize), want - got);
     if (n < 0 && errno == EINTR) continue;
     if (n < 0) return PosixError("read " + path, errno);
     if (n == 0) break;
     got += static_cast<size_t>(n);
+    if (got < kHeaderSize) {  // a short first read: the rest of the header next
+      parts[0] = {header + got, kHeaderSize - got};
+    }
   }
-  if (got != kHeaderSize + out.size() || std::memcmp(file.data(), kMagic, 4) != 0 ||
-      file[4] != kVersion || file[5] != 0 || file[6] != 0 || file[7] != 0 ||
-      LoadLE64(file.data() + 8) != out.size()) {
-    return Status::Corruption(path + " is not a cached chunk of " + std::to_string(out.size()) +
+  if (got != kHeaderSize + size || std::memcmp(header, kMagic, 4) != 0 || header[4] != kVersion ||
+      header[5] != 0 || header[6] != 0 || header[7] != 0 || LoadLE64(header + 8) != size) {
+    return Status::Corruption(path + " is not a cached chunk of " + std::to_string(size) +
                               " bytes");
   }
-  ByteSpan plain(file.data() + kHeaderSize, out.size());
-  if (hasher_.Compute(plain) != id) return Status::Corruption(path + " is not chunk " + id.ToHex());
-  std::memcpy(out.data(), plain.data(), plain.size());
+  plain->resize(size);
+  if (hasher_.Compute(*plain) != id)
+    return Status::Corruption(path + " is not chunk " + id.ToHex());
   // The file's modification time is its last use, for the order of eviction after a restart.
   ::futimens(fd.get(), nullptr);
-  return Status::Ok();
+  return Plain(std::move(plain));
 }
 
-Status ChunkCache::Get(const ChunkId& id, MutableByteSpan out) {
+Result<ChunkCache::Plain> ChunkCache::Get(const ChunkId& id, size_t size) {
   {
     MutexLock lock(&mu_);
     auto m = memory_.find(id);
-    if (m != memory_.end() && m->second.plain.size() == out.size()) {
-      std::memcpy(out.data(), m->second.plain.data(), out.size());
+    if (m != memory_.end() && m->second.plain->size() == size) {
       memory_lru_.splice(memory_lru_.begin(), memory_lru_, m->second.lru);
       TouchLocked(id);
       ++stats_.hits;
       ++stats_.memory_hits;
-      return Status::Ok();
+      return m->second.plain;
     }
     if (disk_.count(id) == 0) {
       ++stats_.misses;
@@ -128,27 +136,26 @@ Status ChunkCache::Get(const ChunkId& id, MutableByteSpan out) {
     }
     TouchLocked(id);
   }
-  Status s = ReadFile(id, out);
+  auto read = ReadFile(id, size);
   MutexLock lock(&mu_);
-  if (s.ok()) {
+  if (read.ok()) {
     ++stats_.hits;
-    RememberLocked(id, out);
-    return s;
+    RememberLocked(id, *read);
+    return read;
   }
   ++stats_.misses;
-  if (s.code() != Code::kNotFound) {
+  if (read.status().code() != Code::kNotFound) {
     // Damaged (or unreadable): never served, and gone so that the chunk is fetched again.
-    log::Warn("chunk cache: dropping {}: {}", PathOf(id), s.ToString());
+    log::Warn("chunk cache: dropping {}: {}", PathOf(id), read.status().ToString());
     ++stats_.damaged;
     ::unlink(PathOf(id).c_str());
   }
   DropLocked(id);
-  std::memset(out.data(), 0, out.size());
   return Status::NotFound("chunk " + id.ToHex() + " is not cached");
 }
 
-Status ChunkCache::Put(const ChunkId& id, ByteSpan plain) {
-  const uint64_t size = kHeaderSize + plain.size();
+Status ChunkCache::Put(const ChunkId& id, Plain plain) {
+  const uint64_t size = kHeaderSize + plain->size();
   if (size > options_.disk_bytes) return Status::Ok();
   const std::string path = PathOf(id);
   const std::string folder = path.substr(0, path.rfind('/'));
@@ -164,9 +171,9 @@ Status ChunkCache::Put(const ChunkId& id, ByteSpan plain) {
     uint8_t header[kHeaderSize] = {};
     std::memcpy(header, kMagic, 4);
     header[4] = kVersion;
-    StoreLE64(header + 8, plain.size());
+    StoreLE64(header + 8, plain->size());
     s = WriteAll(fd.get(), ByteSpan(header, kHeaderSize), tmp);
-    if (s.ok()) s = WriteAll(fd.get(), plain, tmp);
+    if (s.ok()) s = WriteAll(fd.get(), *plain, tmp);
     if (s.ok() && fd.Close() != 0) s = PosixError("close " + tmp, errno);
   }
   // No fsync: a file torn by a crash fails its check on read and is dropped.
@@ -179,7 +186,7 @@ Status ChunkCache::Put(const ChunkId& id, ByteSpan plain) {
   {
     MutexLock lock(&mu_);
     IndexLocked(id, size, &evicted);
-    RememberLocked(id, plain);
+    RememberLocked(id, std::move(plain));
   }
   for (const std::string& p : evicted) ::unlink(p.c_str());
   return Status::Ok();
@@ -230,20 +237,20 @@ void ChunkCache::DropLocked(const ChunkId& id) {
   }
   auto m = memory_.find(id);
   if (m != memory_.end()) {
-    memory_used_ -= m->second.plain.size();
+    memory_used_ -= m->second.plain->size();
     memory_lru_.erase(m->second.lru);
     memory_.erase(m);
   }
 }
 
-void ChunkCache::RememberLocked(const ChunkId& id, ByteSpan plain) {
-  if (plain.size() > options_.memory_bytes || memory_.count(id) != 0) return;
+void ChunkCache::RememberLocked(const ChunkId& id, Plain plain) {
+  if (plain->size() > options_.memory_bytes || memory_.count(id) != 0) return;
   memory_lru_.push_front(id);
-  memory_[id] = MemoryEntry{Bytes(plain.begin(), plain.end()), memory_lru_.begin()};
-  memory_used_ += plain.size();
+  memory_used_ += plain->size();
+  memory_[id] = MemoryEntry{std::move(plain), memory_lru_.begin()};
   while (memory_used_ > options_.memory_bytes) {
     auto m = memory_.find(memory_lru_.back());
-    memory_used_ -= m->second.plain.size();
+    memory_used_ -= m->second.plain->size();
     memory_.erase(m);
     memory_lru_.pop_back();
   }

@@ -55,14 +55,18 @@ class ChunkCache {
   ChunkCache(const ChunkCache&) = delete;
   ChunkCache& operator=(const ChunkCache&) = delete;
 
-  // Copies the plaintext of chunk `id` into `out`, whose size must be the chunk's. NotFound if
-  // the chunk is not cached, or its file is damaged (the file is then removed).
-  Status Get(const ChunkId& id, MutableByteSpan out);
-  // Keeps `plain` as the plaintext of chunk `id`. REQUIRES: the caller checked that it is (it
-  // came out of an opened chunk). Evicts the least recently used chunks beyond the budget; a
-  // chunk larger than the whole budget is not kept. Errors from the disk (the cache stays
-  // usable).
-  Status Put(const ChunkId& id, ByteSpan plain);
+  // A chunk's plaintext, shared by the cache's memory tier and its readers; never changed.
+  using Plain = std::shared_ptr<const Bytes>;
+
+  // The plaintext of chunk `id`, whose size must be `size`: the memory tier's own buffer (no
+  // copy), or its file read and checked (then kept in memory too). NotFound if the chunk is
+  // not cached, or its file is damaged (the file is then removed).
+  Result<Plain> Get(const ChunkId& id, size_t size);
+  // Keeps `plain` as the plaintext of chunk `id`: written to its file, and the buffer itself
+  // kept in the memory tier. REQUIRES: the caller checked that it is (it came out of an opened
+  // chunk). Evicts the least recently used chunks beyond the budget; a chunk larger than the
+  // whole budget is not kept. Errors from the disk (the cache stays usable).
+  Status Put(const ChunkId& id, Plain plain);
   // True if chunk `id` has a file (not checked).
   bool Contains(const ChunkId& id) const;
 
@@ -73,9 +77,9 @@ class ChunkCache {
  private:
   ChunkCache(ChunkCacheOptions options, const crypto::SecretKey& chunk_id_key);
   Status Scan();
-  // Reads and checks chunk `id`'s file into `out`. NotFound if there is none; Corruption if it
-  // is not chunk `id` of out.size() bytes.
-  Status ReadFile(const ChunkId& id, MutableByteSpan out) const;
+  // Reads and checks chunk `id`'s file. NotFound if there is none; Corruption if it is not
+  // chunk `id` of `size` bytes.
+  Result<Plain> ReadFile(const ChunkId& id, size_t size) const;
   // Marks `id` used, most recently.
   void TouchLocked(const ChunkId& id) REQUIRES(mu_);
   // Adds or replaces `id`'s file of `size` bytes; the paths of files evicted to make room go to
@@ -83,14 +87,14 @@ class ChunkCache {
   void IndexLocked(const ChunkId& id, uint64_t size, std::vector<std::string>* evicted)
       REQUIRES(mu_);
   void DropLocked(const ChunkId& id) REQUIRES(mu_);
-  void RememberLocked(const ChunkId& id, ByteSpan plain) REQUIRES(mu_);
+  void RememberLocked(const ChunkId& id, Plain plain) REQUIRES(mu_);
 
   struct DiskEntry {
     uint64_t size = 0;
     std::list<ChunkId>::iterator lru;
   };
   struct MemoryEntry {
-    Bytes plain;
+    Plain plain;
     std::list<ChunkId>::iterator lru;
   };
 

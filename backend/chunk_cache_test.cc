@@ -32,10 +32,15 @@ class ChunkCacheTest : public ::testing::Test {
     Bytes plain = test::PseudoRandomBytes(size, seed);
     return {crypto::ChunkIdHasher(keys_.chunk_id).Compute(plain), plain};
   }
+  // The chunk's bytes (empty if not cached: *s says why).
   Bytes Get(const ChunkId& id, size_t size, Status* s) {
-    Bytes out(size);
-    *s = cache_->Get(id, out);
-    return out;
+    auto got = cache_->Get(id, size);
+    *s = got.status();
+    return got.ok() ? **got : Bytes();
+  }
+  // Puts a copy of `plain`.
+  Status Put(const ChunkId& id, const Bytes& plain) {
+    return cache_->Put(id, std::make_shared<const Bytes>(plain));
   }
   bool Hit(const ChunkId& id, const Bytes& want) {
     Status s;
@@ -54,8 +59,8 @@ TEST_F(ChunkCacheTest, ChunksComeBackAfterReopenFromPrivateFiles) {
   Status s;
   Get(a, pa.size(), &s);
   EXPECT_EQ(s.code(), Code::kNotFound);
-  ASSERT_OK(cache_->Put(a, pa));
-  ASSERT_OK(cache_->Put(b, pb));
+  ASSERT_OK(Put(a, pa));
+  ASSERT_OK(Put(b, pb));
   EXPECT_TRUE(Hit(a, pa));
   Reopen();
   EXPECT_TRUE(cache_->Contains(a));
@@ -75,9 +80,9 @@ TEST_F(ChunkCacheTest, TheLeastRecentlyUsedGoFirstWithinTheBudget) {
   Reopen(3 * (16 + 10000));  // room for three chunks
   std::vector<std::pair<ChunkId, Bytes>> c;
   for (int i = 0; i < 4; ++i) c.push_back(Chunk(10000, 10 + i));
-  for (int i = 0; i < 3; ++i) ASSERT_OK(cache_->Put(c[i].first, c[i].second));
+  for (int i = 0; i < 3; ++i) ASSERT_OK(Put(c[i].first, c[i].second));
   EXPECT_TRUE(Hit(c[0].first, c[0].second));  // 0 is now used more recently than 1
-  ASSERT_OK(cache_->Put(c[3].first, c[3].second));
+  ASSERT_OK(Put(c[3].first, c[3].second));
   EXPECT_FALSE(cache_->Contains(c[1].first));
   EXPECT_FALSE(std::filesystem::exists(cache_->PathOf(c[1].first)));
   for (int i : {0, 2, 3}) EXPECT_TRUE(Hit(c[i].first, c[i].second)) << i;
@@ -93,7 +98,7 @@ TEST_F(ChunkCacheTest, TheLeastRecentlyUsedGoFirstWithinTheBudget) {
   EXPECT_EQ(cache_->stats().files, 1u);
   // A chunk larger than the whole budget is not kept.
   auto big = Chunk(20000, 20);
-  ASSERT_OK(cache_->Put(big.first, big.second));
+  ASSERT_OK(Put(big.first, big.second));
   EXPECT_FALSE(cache_->Contains(big.first));
 }
 
@@ -104,7 +109,7 @@ TEST_F(ChunkCacheTest, DamagedFilesAreDroppedNeverServed) {
   const Bytes& pa = chunk_a.second;
   const Bytes pb = Chunk(70000, 4).second;
   auto damage = [&](const std::function<void(Bytes&)>& how) {
-    ASSERT_OK(cache_->Put(a, pa));
+    ASSERT_OK(Put(a, pa));
     const std::string path = cache_->PathOf(a);
     Bytes file = shardfs::ReadFile(path, 1 << 20).value();
     how(file);
@@ -114,7 +119,7 @@ TEST_F(ChunkCacheTest, DamagedFilesAreDroppedNeverServed) {
     Status s;
     Bytes got = Get(a, pa.size(), &s);
     EXPECT_EQ(s.code(), Code::kNotFound);
-    EXPECT_EQ(got, Bytes(pa.size(), 0));
+    EXPECT_TRUE(got.empty());
     EXPECT_FALSE(std::filesystem::exists(path));
     EXPECT_FALSE(cache_->Contains(a));
   };
@@ -124,13 +129,13 @@ TEST_F(ChunkCacheTest, DamagedFilesAreDroppedNeverServed) {
   damage([&](Bytes& f) { std::copy(pb.begin(), pb.end(), f.begin() + 16); });  // another chunk
   EXPECT_EQ(cache_->stats().damaged, 4u);
   // Put again, it is served again.
-  ASSERT_OK(cache_->Put(a, pa));
+  ASSERT_OK(Put(a, pa));
   EXPECT_TRUE(Hit(a, pa));
 }
 
 TEST_F(ChunkCacheTest, TemporaryFilesOfACrashAreRemoved) {
   auto [a, pa] = Chunk(1000, 5);
-  ASSERT_OK(cache_->Put(a, pa));
+  ASSERT_OK(Put(a, pa));
   const std::string tmp = cache_->PathOf(a) + ".tmp.123.0";
   std::ofstream(tmp) << "partial";
   Reopen();
@@ -143,15 +148,28 @@ TEST_F(ChunkCacheTest, MemoryTierAnswersWithoutTheDisk) {
   Reopen(uint64_t{1} << 30, 100000);
   auto [a, pa] = Chunk(60000, 6);
   auto [b, pb] = Chunk(60000, 7);
-  ASSERT_OK(cache_->Put(a, pa));
+  ASSERT_OK(Put(a, pa));
   ASSERT_TRUE(std::filesystem::remove(cache_->PathOf(a)));
   EXPECT_TRUE(Hit(a, pa));  // from memory
   EXPECT_EQ(cache_->stats().memory_hits, 1u);
-  ASSERT_OK(cache_->Put(b, pb));  // pushes a out of memory (100000 bytes)
+  ASSERT_OK(Put(b, pb));  // pushes a out of memory (100000 bytes)
   Status s;
   Get(a, pa.size(), &s);
   EXPECT_EQ(s.code(), Code::kNotFound);  // and its file is gone
   EXPECT_TRUE(Hit(b, pb));
+}
+
+// The memory tier hands out the very buffer it was given, not a copy; a read of another size
+// is not served from it.
+TEST_F(ChunkCacheTest, MemoryTierSharesItsBuffers) {
+  Reopen(uint64_t{1} << 30, 100000);
+  auto [a, pa] = Chunk(60000, 8);
+  auto mine = std::make_shared<const Bytes>(pa);
+  ASSERT_OK(cache_->Put(a, mine));
+  ASSERT_OK_AND_ASSIGN(auto got, cache_->Get(a, pa.size()));
+  EXPECT_EQ(got.get(), mine.get());
+  EXPECT_EQ(cache_->stats().memory_hits, 1u);
+  EXPECT_EQ(cache_->Get(a, pa.size() + 1).status().code(), Code::kNotFound);
 }
 
 TEST_F(ChunkCacheTest, ManyThreadsPutAndGetAtOnce) {
@@ -164,12 +182,12 @@ TEST_F(ChunkCacheTest, ManyThreadsPutAndGetAtOnce) {
     threads.emplace_back([&, t] {
       for (int round = 0; round < 200; ++round) {
         const auto& [id, plain] = c[static_cast<size_t>((round * 7 + t) % 16)];
-        Bytes out(plain.size());
-        Status s = cache_->Get(id, out);
-        if (s.ok() && out != plain) ++wrong;
+        auto got = cache_->Get(id, plain.size());
+        Status s = got.status();
+        if (s.ok() && **got != plain) ++wrong;
         if (!s.ok() && s.code() != Code::kNotFound) ++wrong;
         if (!s.ok()) {
-          EXPECT_OK(cache_->Put(id, plain));
+          EXPECT_OK(Put(id, plain));
         }
       }
     });

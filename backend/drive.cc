@@ -6,7 +6,6 @@
 #include <map>
 
 #include "backend/pack_upload.h"
-#include "base/buffer_pool.h"
 #include "base/file.h"
 #include "base/logging.h"
 #include "base/units.h"
@@ -285,12 +284,11 @@ Status Drive::ReadStored(Ino ino, uint64_t offset, MutableByteSpan out) {
       return Status::Corruption("an extent of inode " + std::to_string(ino) +
                                 " runs past its chunk");
     }
-    BufferPool::Buffer plain = BufferPool::Shared().Get(chunk->plain_size);
-    SFS_RETURN_IF_ERROR(FetchChunk(*chunk, plain.span()));
+    SFS_ASSIGN_OR_RETURN(ChunkCache::Plain plain, FetchChunk(*chunk));
     const uint64_t from = std::max(e.offset, offset);
     const uint64_t to = std::min(e.offset + e.size, offset + out.size());
     if (from > filled) std::memset(out.data() + (filled - offset), 0, from - filled);
-    std::memcpy(out.data() + (from - offset), plain.data() + e.chunk_offset + (from - e.offset),
+    std::memcpy(out.data() + (from - offset), plain->data() + e.chunk_offset + (from - e.offset),
                 to - from);
     filled = std::max(filled, to);
   }
@@ -470,8 +468,8 @@ Result<DriveSpace> Drive::Space() {
   return space;
 }
 
-Status Drive::FetchChunk(const ChunkRecord& chunk, MutableByteSpan plain) {
-  if (!cache_) return FetchFromPeers(chunk, plain);
+Result<ChunkCache::Plain> Drive::FetchChunk(const ChunkRecord& chunk) {
+  if (!cache_) return FetchFromPeers(chunk);
   {
     // A fetch of this chunk that has started (ahead, or for another read: the kernel reads a
     // file in parallel requests that share the chunks at their edges) is waited for, not
@@ -483,26 +481,24 @@ Status Drive::FetchChunk(const ChunkRecord& chunk, MutableByteSpan plain) {
     });
     fetching_.insert(chunk.id);
   }
-  Status s = cache_->Get(chunk.id, plain).ok() ? Status::Ok() : FetchFromPeers(chunk, plain);
+  auto cached = cache_->Get(chunk.id, chunk.plain_size);
+  auto plain = cached.ok() ? std::move(cached) : FetchFromPeers(chunk);
   MutexLock lock(&ahead_mu_);
   fetching_.erase(chunk.id);
   ahead_cv_.NotifyAll();
-  return s;
+  return plain;
 }
 
-Status Drive::FetchFromPeers(const ChunkRecord& chunk, MutableByteSpan plain) {
+Result<ChunkCache::Plain> Drive::FetchFromPeers(const ChunkRecord& chunk) {
   SFS_ASSIGN_OR_RETURN(PackRecord pack, catalog_->GetPack(chunk.pack));
-  SFS_RETURN_IF_ERROR(reader_->Read(pack, chunk, plain));
+  auto plain = std::make_shared<Bytes>(chunk.plain_size);
+  SFS_RETURN_IF_ERROR(reader_->Read(pack, chunk, *plain));
   if (cache_) {
+    // The cache keeps this very buffer in memory: no copy.
     Status s = cache_->Put(chunk.id, plain);
     if (!s.ok()) log::Warn("chunk cache: {}", s.ToString());
   }
-  return Status::Ok();
-}
-
-Status Drive::FetchFromPeers(const ChunkRecord& chunk) {
-  BufferPool::Buffer plain = BufferPool::Shared().Get(chunk.plain_size);
-  return FetchFromPeers(chunk, plain.span());
+  return ChunkCache::Plain(std::move(plain));
 }
 
 void Drive::ReadAhead(Ino ino, uint64_t offset, uint64_t n, uint64_t size) {
@@ -550,7 +546,7 @@ void Drive::ReadAheadChunk(const ChunkId& id) {
     auto chunk = catalog_->FindChunk(id);
     Status s = !chunk.ok() ? chunk.status()
                : !*chunk   ? Status::NotFound("no chunk " + id.ToHex())
-                           : FetchFromPeers(**chunk);
+                           : FetchFromPeers(**chunk).status();
     if (!s.ok()) log::Debug("read-ahead of chunk {}: {}", id.ToHex(), s.ToString());
   }
   MutexLock lock(&ahead_mu_);

@@ -279,11 +279,10 @@ class Drive {
   Status DropDeadPacks(GcReport* report) EXCLUDES(pipeline_mu_, commit_mu_);
   // Reads what the catalog stores of file `ino` (no staged bytes); zeros past its end.
   Status ReadStored(Ino ino, uint64_t offset, MutableByteSpan out);
-  // The plaintext of `chunk` into `plain`: from the cache, or from the peers (then cached).
-  Status FetchChunk(const ChunkRecord& chunk, MutableByteSpan plain);
-  // The plaintext of `chunk` from the peers into `plain` (or nowhere), and into the cache.
-  Status FetchFromPeers(const ChunkRecord& chunk, MutableByteSpan plain);
-  Status FetchFromPeers(const ChunkRecord& chunk);
+  // The plaintext of `chunk`: from the cache (its own buffer), or from the peers (then cached).
+  Result<ChunkCache::Plain> FetchChunk(const ChunkRecord& chunk);
+  // The plaintext of `chunk` from the peers, also put into the cache (the same buffer).
+  Result<ChunkCache::Plain> FetchFromPeers(const ChunkRecord& chunk);
   // After a read of [offset, offset + n) of file `ino` (of `size` bytes): if it went on where
   // the last read of the file ended, queues the chunks that follow for read-ahead.
   void ReadAhead(Ino ino, uint64_t offset, uint64_t n, uint64_t size);

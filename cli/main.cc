@@ -6,6 +6,7 @@
 #include <functional>
 
 #include <CLI/CLI.hpp>
+#include <malloc.h>
 
 #include "base/version.h"
 #include "cli/file_commands.h"
@@ -55,6 +56,12 @@ int Main(int argc, char** argv) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // Buffers of 8 MiB and more (packs, a file's writes joined for the chunker) are mapped, and
+  // go back to the system when freed. Left to malloc's sliding threshold they come from the
+  // arena of whichever thread asked, and stay there: a daemon whose threads take turns with
+  // them grows by a buffer per thread (the mount daemon's peak RSS over five 1 GiB writes:
+  // about 250 MiB, 118 MiB with this). Smaller, hot buffers are pooled where they are used.
+  mallopt(M_MMAP_THRESHOLD, 8 << 20);
   try {
     return Main(argc, argv);
   } catch (const std::exception& e) {
