@@ -154,7 +154,12 @@ Result<ChunkCache::Plain> ChunkCache::Get(const ChunkId& id, size_t size) {
   return Status::NotFound("chunk " + id.ToHex() + " is not cached");
 }
 
-Status ChunkCache::Put(const ChunkId& id, Plain plain) {
+Status ChunkCache::Put(const ChunkId& id, Plain plain, bool on_disk) {
+  if (!on_disk) {
+    MutexLock lock(&mu_);
+    RememberLocked(id, std::move(plain));
+    return Status::Ok();
+  }
   const uint64_t size = kHeaderSize + plain->size();
   if (size > options_.disk_bytes) return Status::Ok();
   const std::string path = PathOf(id);
@@ -194,7 +199,7 @@ Status ChunkCache::Put(const ChunkId& id, Plain plain) {
 
 bool ChunkCache::Contains(const ChunkId& id) const {
   MutexLock lock(&mu_);
-  return disk_.count(id) != 0;
+  return disk_.count(id) != 0 || memory_.count(id) != 0;
 }
 
 ChunkCacheStats ChunkCache::stats() const {

@@ -62,12 +62,13 @@ class ChunkCache {
   // copy), or its file read and checked (then kept in memory too). NotFound if the chunk is
   // not cached, or its file is damaged (the file is then removed).
   Result<Plain> Get(const ChunkId& id, size_t size);
-  // Keeps `plain` as the plaintext of chunk `id`: written to its file, and the buffer itself
-  // kept in the memory tier. REQUIRES: the caller checked that it is (it came out of an opened
-  // chunk). Evicts the least recently used chunks beyond the budget; a chunk larger than the
-  // whole budget is not kept. Errors from the disk (the cache stays usable).
-  Status Put(const ChunkId& id, Plain plain);
-  // True if chunk `id` has a file (not checked).
+  // Keeps `plain` as the plaintext of chunk `id`: written to its file (unless `on_disk` is
+  // false), and the buffer itself kept in the memory tier. REQUIRES: the caller checked that
+  // it is (it came out of an opened chunk). Evicts the least recently used chunks beyond the
+  // budget; a chunk larger than the whole budget is not kept. Errors from the disk (the cache
+  // stays usable).
+  Status Put(const ChunkId& id, Plain plain, bool on_disk = true);
+  // True if chunk `id` is cached: it has a file (not checked), or is in memory.
   bool Contains(const ChunkId& id) const;
 
   ChunkCacheStats stats() const;

@@ -264,7 +264,7 @@ Status Drive::Release(Ino ino) {
 
 // --- Contents ----------------------------------------------------------------------------
 
-Status Drive::ReadStored(Ino ino, uint64_t offset, MutableByteSpan out) {
+Status Drive::ReadStored(Ino ino, uint64_t offset, MutableByteSpan out, bool on_disk) {
   if (out.empty()) return Status::Ok();
   auto extents = catalog_->ReadExtents(ino, offset, out.size());
   if (!extents.ok()) {
@@ -284,7 +284,7 @@ Status Drive::ReadStored(Ino ino, uint64_t offset, MutableByteSpan out) {
       return Status::Corruption("an extent of inode " + std::to_string(ino) +
                                 " runs past its chunk");
     }
-    SFS_ASSIGN_OR_RETURN(ChunkCache::Plain plain, FetchChunk(*chunk));
+    SFS_ASSIGN_OR_RETURN(ChunkCache::Plain plain, FetchChunk(*chunk, on_disk));
     const uint64_t from = std::max(e.offset, offset);
     const uint64_t to = std::min(e.offset + e.size, offset + out.size());
     if (from > filled) std::memset(out.data() + (filled - offset), 0, from - filled);
@@ -306,10 +306,13 @@ Result<size_t> Drive::Read(Ino ino, uint64_t offset, MutableByteSpan out) {
   if (offset >= a.size) return size_t{0};
   const size_t n = static_cast<size_t>(std::min<uint64_t>(out.size(), a.size - offset));
   MutableByteSpan want = out.first(n);
-  auto stored = [&](uint64_t at, MutableByteSpan part) { return ReadStored(ino, at, part); };
+  const bool on_disk = CacheOnDisk(ino, offset);
+  auto stored = [&](uint64_t at, MutableByteSpan part) {
+    return ReadStored(ino, at, part, on_disk);
+  };
   auto staged = staging_->Read(ino, offset, want, stored);
-  Status s =
-      staged.ok() ? (*staged ? Status::Ok() : ReadStored(ino, offset, want)) : staged.status();
+  Status s = staged.ok() ? (*staged ? Status::Ok() : ReadStored(ino, offset, want, on_disk))
+                         : staged.status();
   if (!s.ok()) {
     std::memset(want.data(), 0, want.size());  // no part of a failed read is returned
     return s;
@@ -468,7 +471,7 @@ Result<DriveSpace> Drive::Space() {
   return space;
 }
 
-Result<ChunkCache::Plain> Drive::FetchChunk(const ChunkRecord& chunk) {
+Result<ChunkCache::Plain> Drive::FetchChunk(const ChunkRecord& chunk, bool on_disk) {
   if (!cache_) return FetchFromPeers(chunk);
   {
     // A fetch of this chunk that has started (ahead, or for another read: the kernel reads a
@@ -482,40 +485,58 @@ Result<ChunkCache::Plain> Drive::FetchChunk(const ChunkRecord& chunk) {
     fetching_.insert(chunk.id);
   }
   auto cached = cache_->Get(chunk.id, chunk.plain_size);
-  auto plain = cached.ok() ? std::move(cached) : FetchFromPeers(chunk);
+  auto plain = cached.ok() ? std::move(cached) : FetchFromPeers(chunk, on_disk);
   MutexLock lock(&ahead_mu_);
   fetching_.erase(chunk.id);
   ahead_cv_.NotifyAll();
   return plain;
 }
 
-Result<ChunkCache::Plain> Drive::FetchFromPeers(const ChunkRecord& chunk) {
+Result<ChunkCache::Plain> Drive::FetchFromPeers(const ChunkRecord& chunk, bool on_disk) {
   SFS_ASSIGN_OR_RETURN(PackRecord pack, catalog_->GetPack(chunk.pack));
   auto plain = std::make_shared<Bytes>(chunk.plain_size);
   SFS_RETURN_IF_ERROR(reader_->Read(pack, chunk, *plain));
   if (cache_) {
     // The cache keeps this very buffer in memory: no copy.
-    Status s = cache_->Put(chunk.id, plain);
+    Status s = cache_->Put(chunk.id, plain, on_disk);
     if (!s.ok()) log::Warn("chunk cache: {}", s.ToString());
   }
   return ChunkCache::Plain(std::move(plain));
 }
 
+// A read at `offset` goes on `st` if it starts near where the stream got to (near: the
+// kernel's read-ahead sends a file's reads in parallel, so they come in any order within its
+// window).
+bool Drive::GoesOn(const Stream& st, uint64_t offset) {
+  return offset + kReadAheadSlack >= st.reached && offset <= st.reached + kReadAheadSlack;
+}
+
+bool Drive::CacheOnDisk(Ino ino, uint64_t offset) {
+  const uint64_t limit = options_.stream_cache_bytes;
+  if (limit == 0) return true;
+  MutexLock lock(&ahead_mu_);
+  auto it = streams_.find(ino);
+  if (it == streams_.end() || !GoesOn(it->second, offset)) return true;
+  return it->second.reached - it->second.start < limit;
+}
+
 void Drive::ReadAhead(Ino ino, uint64_t offset, uint64_t n, uint64_t size) {
   if (!ahead_pool_) return;
   const uint64_t end = offset + n;
+  bool on_disk = true;
   {
     MutexLock lock(&ahead_mu_);
-    auto it = next_offset_.find(ino);
-    // A read from the start of a file, or near where the reads so far got to, is sequential
-    // (near: the kernel's read-ahead sends a file's reads in parallel, so they come in any
-    // order within its window).
-    const uint64_t reached = it != next_offset_.end() ? it->second : 0;
-    const bool sequential =
-        offset == 0 || (it != next_offset_.end() && offset + kReadAheadSlack >= reached &&
-                        offset <= reached + kReadAheadSlack);
-    if (next_offset_.size() >= 1024) next_offset_.clear();  // bounded: forget old files
-    next_offset_[ino] = std::max(reached, end);
+    auto it = streams_.find(ino);
+    // A read from the start of a file, or one that goes on the file's stream, is sequential.
+    // Any other read starts a new stream.
+    const bool known = it != streams_.end();
+    const bool sequential = offset == 0 || (known && GoesOn(it->second, offset));
+    if (streams_.size() >= 1024) streams_.clear();  // bounded: forget old files
+    Stream& st = streams_[ino];
+    if (!sequential || !known) st = Stream{offset, end};
+    st.reached = std::max(st.reached, end);
+    const uint64_t limit = options_.stream_cache_bytes;
+    on_disk = limit == 0 || st.reached - st.start < limit;
     if (!sequential || end >= size) return;
   }
   const int chunks = options_.readahead_chunks;
@@ -530,11 +551,11 @@ void Drive::ReadAhead(Ino ino, uint64_t offset, uint64_t n, uint64_t size) {
     if (ahead_.count(e.chunk) != 0 || cache_->Contains(e.chunk)) continue;
     ahead_.emplace(e.chunk, false);
     ++queued;
-    ahead_pool_->Submit([this, id = e.chunk] { ReadAheadChunk(id); });
+    ahead_pool_->Submit([this, id = e.chunk, on_disk] { ReadAheadChunk(id, on_disk); });
   }
 }
 
-void Drive::ReadAheadChunk(const ChunkId& id) {
+void Drive::ReadAheadChunk(const ChunkId& id, bool on_disk) {
   bool fetch = false;
   {
     MutexLock lock(&ahead_mu_);
@@ -546,7 +567,7 @@ void Drive::ReadAheadChunk(const ChunkId& id) {
     auto chunk = catalog_->FindChunk(id);
     Status s = !chunk.ok() ? chunk.status()
                : !*chunk   ? Status::NotFound("no chunk " + id.ToHex())
-                           : FetchFromPeers(**chunk).status();
+                           : FetchFromPeers(**chunk, on_disk).status();
     if (!s.ok()) log::Debug("read-ahead of chunk {}: {}", id.ToHex(), s.ToString());
   }
   MutexLock lock(&ahead_mu_);

@@ -113,6 +113,11 @@ struct DriveOptions {
   // cache in the background (at most this many at once, on readahead_threads). 0: none.
   int readahead_chunks = 4;
   int readahead_threads = 2;
+  // Of one sequential read of a file, the chunks fetched ahead are written to the disk cache
+  // only until the read has gone this far; further on they are kept in the memory tier only.
+  // Streaming a large file (a film, an image) then does not push every other file out of the
+  // disk cache, nor write a copy of itself to the local disk as it goes. 0: no limit.
+  uint64_t stream_cache_bytes = uint64_t{128} << 20;
   // How often the client's view of the nodes (PeerSet) is saved to the catalog when it has
   // changed; it is also saved when the drive closes. 0: only then.
   std::chrono::seconds health_save_interval{60};
@@ -278,16 +283,23 @@ class Drive {
   // Forgets the packs no file uses (gc's first step), counting them in *report.
   Status DropDeadPacks(GcReport* report) EXCLUDES(pipeline_mu_, commit_mu_);
   // Reads what the catalog stores of file `ino` (no staged bytes); zeros past its end.
-  Status ReadStored(Ino ino, uint64_t offset, MutableByteSpan out);
-  // The plaintext of `chunk`: from the cache (its own buffer), or from the peers (then cached).
-  Result<ChunkCache::Plain> FetchChunk(const ChunkRecord& chunk);
-  // The plaintext of `chunk` from the peers, also put into the cache (the same buffer).
-  Result<ChunkCache::Plain> FetchFromPeers(const ChunkRecord& chunk);
+  // Chunks fetched from the peers go to the disk cache too if `on_disk`.
+  Status ReadStored(Ino ino, uint64_t offset, MutableByteSpan out, bool on_disk);
+  // The plaintext of `chunk`: from the cache (its own buffer), or from the peers (then cached;
+  // on disk too if `on_disk`).
+  Result<ChunkCache::Plain> FetchChunk(const ChunkRecord& chunk, bool on_disk);
+  // False if a read of file `ino` at `offset` goes on a sequential read that has passed
+  // stream_cache_bytes: what it fetches is kept in memory only.
+  bool CacheOnDisk(Ino ino, uint64_t offset) EXCLUDES(ahead_mu_);
+  // The plaintext of `chunk` from the peers, also put into the cache (the same buffer; on its
+  // disk too if `on_disk`).
+  Result<ChunkCache::Plain> FetchFromPeers(const ChunkRecord& chunk, bool on_disk = true);
   // After a read of [offset, offset + n) of file `ino` (of `size` bytes): if it went on where
   // the last read of the file ended, queues the chunks that follow for read-ahead.
   void ReadAhead(Ino ino, uint64_t offset, uint64_t n, uint64_t size);
-  // A read-ahead task: fetches chunk `id` into the cache unless it is there or the drive stops.
-  void ReadAheadChunk(const ChunkId& id);
+  // A read-ahead task: fetches chunk `id` into the cache (its memory tier only if not
+  // `on_disk`) unless it is there or the drive stops.
+  void ReadAheadChunk(const ChunkId& id, bool on_disk);
   Status LoadNodeHealth();
   // Saves the nodes' health every health_save_interval while it changes, until stopped.
   void HealthSaverLoop();
@@ -338,8 +350,14 @@ class Drive {
   // Read-ahead. Its pool is stopped first when the drive closes.
   Mutex ahead_mu_;
   CondVar ahead_cv_;  // a fetch ahead started or ended
-  // Where a sequential read of each file recently read goes on.
-  std::unordered_map<Ino, uint64_t> next_offset_ GUARDED_BY(ahead_mu_);
+  // A sequential read of a file: where it began, and how far it has got.
+  struct Stream {
+    uint64_t start = 0;
+    uint64_t reached = 0;
+  };
+  static bool GoesOn(const Stream& st, uint64_t offset);
+  // The sequential read of each file recently read.
+  std::unordered_map<Ino, Stream> streams_ GUARDED_BY(ahead_mu_);
   // Chunks queued for read-ahead; true once the fetch has started.
   std::unordered_map<ChunkId, bool> ahead_ GUARDED_BY(ahead_mu_);
   // Chunks a read is getting (from the cache or the peers): others wait for it.

@@ -502,6 +502,40 @@ TEST_F(DriveTest, ADamagedCacheFileIsDroppedAndFetchedAgain) {
   EXPECT_TRUE(drive_->cache()->Contains(extents.at(0).chunk));  // and cached again
 }
 
+// A long sequential read writes the chunks of its first stream_cache_bytes to the disk cache;
+// those further on are kept in memory only, so a streamed file does not push the rest out.
+TEST_F(DriveTest, LongSequentialReadsKeepTheDiskCacheForTheirStart) {
+  Build(6, true);
+  options_.stream_cache_bytes = 512 * 1024;
+  options_.memory_cache_bytes = 8 << 20;
+  Reopen();
+  Bytes data;
+  Ino f = WriteNew("f", 4 << 20, 22, &data);
+  Reopen();  // nothing cached
+  Bytes got(data.size());
+  for (uint64_t at = 0; at < data.size(); at += 128 * 1024) {
+    ASSERT_OK_AND_ASSIGN(size_t n,
+                         drive_->Read(f, at, MutableByteSpan(got).subspan(at, 128 * 1024)));
+    ASSERT_EQ(n, 128u * 1024);
+  }
+  EXPECT_EQ(got, data);
+  // The first 512 KiB, and what was fetched ahead while the read was within it (at most 4
+  // chunks of 256 KiB): well under the file's 4 MiB.
+  const ChunkCacheStats st = drive_->cache()->stats();
+  EXPECT_GT(st.disk_bytes, 0u);
+  EXPECT_LT(st.disk_bytes, uint64_t{2} << 20) << st.files << " files";
+  // A read elsewhere in the file starts a new stream, whose start goes to disk again.
+  drive_.reset();
+  options_.memory_cache_bytes = 0;
+  Reopen();
+  const uint64_t before = drive_->cache()->stats().disk_bytes;
+  Bytes tail(64 * 1024);
+  ASSERT_OK(drive_->Read(f, data.size() - tail.size(), tail).status());
+  EXPECT_TRUE(
+      std::equal(tail.begin(), tail.end(), data.end() - static_cast<ptrdiff_t>(tail.size())));
+  EXPECT_GT(drive_->cache()->stats().disk_bytes, before);
+}
+
 TEST_F(DriveTest, SequentialReadsFetchTheNextChunksAhead) {
   Build(6, true);
   Bytes data;
