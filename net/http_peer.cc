@@ -399,6 +399,11 @@ Result<HttpPeer::Reply> HttpPeer::Attempt(const Call& call, bool* refused) {
   std::string failure;           // what went wrong, for the message
   if (raw) {
     wire::Outcome o = wire::Outcome::kOk;
+    if (conn->raw_sock >= 0 && !wire::Reusable(conn->raw_sock)) {
+      // The node closed it while it sat in the pool: a new connection, not a failed request.
+      ::close(conn->raw_sock);
+      conn->raw_sock = -1;
+    }
     if (conn->raw_sock < 0) {
       Connection* c = conn.get();
       o = wire::Connect(

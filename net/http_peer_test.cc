@@ -189,6 +189,26 @@ INSTANTIATE_TEST_SUITE_P(Http, PeerConformanceTest, ::testing::Values([] {
                          }),
                          [](const auto&) { return std::string("node"); });
 
+// A range read on a pooled connection the node closed while it sat idle opens a new one at
+// once: no failed attempt, no retry pause.
+TEST(HttpPeerTest, RangeReadAfterTheNodeClosedAnIdleConnection) {
+  HttpServerOptions o;
+  o.idle_timeout = std::chrono::milliseconds(200);
+  LocalNode node(o);
+  auto key = std::make_shared<crypto::SigningKey>(crypto::SigningKey::Generate());
+  ASSERT_OK_AND_ASSIGN(auto peer, HttpPeer::Connect(node.address(), key, {}));
+  Bytes data = test::PseudoRandomBytes(100000, 9);
+  ShardId id = crypto::MerkleRoot(data);
+  ASSERT_OK(peer->PutShard(id, data, nullptr));
+  Bytes part(1000);
+  ASSERT_OK(peer->ReadShard(id, 500, part, nullptr));
+  std::this_thread::sleep_for(std::chrono::milliseconds(600));  // the node closes it
+  const auto start = Clock::now();
+  ASSERT_OK(peer->ReadShard(id, 2000, part, nullptr));
+  EXPECT_LT(Clock::now() - start, std::chrono::milliseconds(90));  // a retry pauses >= 100 ms
+  EXPECT_TRUE(std::equal(part.begin(), part.end(), data.begin() + 2000));
+}
+
 TEST(HttpServerTest, SlowHeadersAreCutOff) {
   HttpServerOptions o;
   o.header_timeout = std::chrono::milliseconds(300);

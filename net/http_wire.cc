@@ -109,6 +109,19 @@ Outcome Connect(const std::string& host, uint16_t port, std::chrono::millisecond
   return outcome;
 }
 
+bool Reusable(int fd) {
+  pollfd p{fd, POLLIN, 0};
+  int r;
+  do {
+    r = ::poll(&p, 1, 0);
+  } while (r < 0 && errno == EINTR);
+  if (r == 0) return true;  // nothing to read: open and quiet
+  if (r < 0 || (p.revents & (POLLERR | POLLHUP | POLLNVAL)) != 0) return false;
+  uint8_t byte;
+  ssize_t n = ::recv(fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+  return n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);  // 0: closed; > 0: unasked bytes
+}
+
 Outcome Exchange(int fd, std::string_view request, MutableByteSpan into, uint64_t max_body,
                  std::chrono::milliseconds io_timeout, const std::function<void()>& on_head,
                  const std::function<void()>& on_progress, Answer* answer) {

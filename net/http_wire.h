@@ -39,6 +39,10 @@ enum class Outcome {
 Outcome Connect(const std::string& host, uint16_t port, std::chrono::milliseconds timeout,
                 const std::function<void(int)>& adopt, int* fd);
 
+// True if the connected socket `fd`, idle between requests, may carry another: the other end
+// has not closed it (a node closes connections idle for a minute) and sent nothing unasked.
+bool Reusable(int fd);
+
 // What an answer said.
 struct Answer {
   int status = 0;

@@ -86,7 +86,7 @@ struct Result {
 
 // Connects to `server` and asks it for a range into a buffer of `room` bytes.
 Result Get(const ScriptedServer& server, MutableByteSpan into, milliseconds io_timeout,
-        uint64_t max_body = 1024) {
+           uint64_t max_body = 1024) {
   Result r;
   int fd = -1;
   Outcome c = Connect(
@@ -195,6 +195,31 @@ TEST(HttpWireTest, ShutDownSocketEndsTheExchange) {
             Outcome::kBroken);
   EXPECT_LT(std::chrono::steady_clock::now() - start, milliseconds(5000));
   stopper.join();
+  ::close(fd);
+}
+
+// A connection the server closed is not reused; an open, quiet one is.
+TEST(HttpWireTest, ClosedConnectionsAreNotReusable) {
+  int fd = -1;
+  {
+    ScriptedServer server({"HTTP/1.1 206 Partial Content\r\nContent-Length: 2\r\n\r\nab"},
+                          milliseconds(0), /*hold=*/true);
+    ASSERT_EQ(Connect(
+                  "127.0.0.1", server.port(), milliseconds(2000), [](int) {}, &fd),
+              Outcome::kOk);
+    Answer a;
+    Bytes out(2);
+    ASSERT_EQ(Exchange(
+                  fd, "GET / HTTP/1.1\r\n\r\n", out, 1024, milliseconds(2000), [] {}, [] {}, &a),
+              Outcome::kOk);
+    EXPECT_TRUE(Reusable(fd));
+  }  // the server closes its end
+  bool closed = false;
+  for (int i = 0; i < 200 && !closed; ++i) {
+    closed = !Reusable(fd);
+    if (!closed) std::this_thread::sleep_for(milliseconds(10));
+  }
+  EXPECT_TRUE(closed);
   ::close(fd);
 }
 
