@@ -9,7 +9,6 @@
 
 #include <fcntl.h>
 #include <sys/stat.h>
-#include <sys/uio.h>
 #include <unistd.h>
 
 #include "base/file.h"
@@ -90,22 +89,13 @@ Result<ChunkCache::Plain> ChunkCache::ReadFile(const ChunkId& id, size_t size) c
   if (!fd.valid()) return PosixError("open " + path, errno);
   uint8_t header[kHeaderSize];
   auto plain = std::make_shared<Bytes>(size + 1);  // one byte more, to see a longer file
-  struct iovec parts[2] = {{header, kHeaderSize}, {plain->data(), plain->size()}};
-  size_t got = 0;
-  const size_t want = kHeaderSize + plain->size();
-  while (got < want) {
-    // Whole reads: the header, then the chunk's bytes straight into their buffer.
-    ssize_t n = got < kHeaderSize
-                    ? ::readv(fd.get(), parts, 2)
-                    : ::read(fd.get(), plain->data() + (got - kHeaderSize), want - got);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) return PosixError("read " + path, errno);
-    if (n == 0) break;
-    got += static_cast<size_t>(n);
-    if (got < kHeaderSize) {  // a short first read: the rest of the header next
-      parts[0] = {header + got, kHeaderSize - got};
-    }
+  // The header, then the chunk's bytes straight into their buffer.
+  SFS_ASSIGN_OR_RETURN(size_t head, ReadUpTo(fd.get(), MutableByteSpan(header, kHeaderSize), path));
+  size_t body = 0;
+  if (head == kHeaderSize) {
+    SFS_ASSIGN_OR_RETURN(body, ReadUpTo(fd.get(), *plain, path));
   }
+  const size_t got = head + body;
   if (got != kHeaderSize + size || std::memcmp(header, kMagic, 4) != 0 || header[4] != kVersion ||
       header[5] != 0 || header[6] != 0 || header[7] != 0 || LoadLE64(header + 8) != size) {
     return Status::Corruption(path + " is not a cached chunk of " + std::to_string(size) +

@@ -83,17 +83,8 @@ Result<std::vector<std::string>> ListDir(const std::string& dir) {
 }
 
 Status PreadAll(int fd, uint64_t offset, MutableByteSpan out, const std::string& what) {
-  size_t done = 0;
-  while (done < out.size()) {
-    ssize_t n =
-        ::pread(fd, out.data() + done, out.size() - done, static_cast<off_t>(offset + done));
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      return PosixError("read " + what, errno);
-    }
-    if (n == 0) return Status::Corruption(what + " is shorter than its footer says");
-    done += static_cast<size_t>(n);
-  }
+  SFS_ASSIGN_OR_RETURN(size_t n, ReadUpTo(fd, out, what, offset));
+  if (n < out.size()) return Status::Corruption(what + " is shorter than its footer says");
   return Status::Ok();
 }
 

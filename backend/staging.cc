@@ -216,15 +216,8 @@ Status PwritevAll(int fd, std::vector<struct iovec> parts, uint64_t offset,
 }
 
 Status PreadAll(int fd, MutableByteSpan out, uint64_t offset, const std::string& path) {
-  size_t done = 0;
-  while (done < out.size()) {
-    ssize_t n =
-        ::pread(fd, out.data() + done, out.size() - done, static_cast<off_t>(offset + done));
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) return PosixError("read staging " + path, errno);
-    if (n == 0) return Status::Corruption("staging " + path + " is shorter than its records");
-    done += static_cast<size_t>(n);
-  }
+  SFS_ASSIGN_OR_RETURN(size_t n, ReadUpTo(fd, out, "staging " + path, offset));
+  if (n < out.size()) return Status::Corruption("staging " + path + " is shorter than its records");
   return Status::Ok();
 }
 
@@ -691,18 +684,9 @@ Status Staging::ConvertOldLayerLocked(uint64_t seq, OldLayer& old) {
   for (const StagedPiece& p : old.written.pieces()) {
     for (uint64_t off = p.offset; off < p.end(); off += buf.size()) {
       buf.assign(static_cast<size_t>(std::min(kPart, p.end() - off)), 0);
-      size_t done = 0;
-      while (done < buf.size()) {
-        ssize_t n = ::pread(old.data.get(), buf.data() + done, buf.size() - done,
-                            static_cast<off_t>(off + done));
-        if (n < 0 && errno == EINTR) continue;
-        if (n < 0) return PosixError("read staging " + OldDataPath(seq), errno);
-        if (n == 0) {
-          short_file = true;  // what is missing stays zeros
-          break;
-        }
-        done += static_cast<size_t>(n);
-      }
+      SFS_ASSIGN_OR_RETURN(size_t n,
+                           ReadUpTo(old.data.get(), buf, "staging " + OldDataPath(seq), off));
+      if (n < buf.size()) short_file = true;  // what is missing stays zeros
       Head h(RecordType::kWrite, seq);
       h.U64(off).U64(buf.size()).U64(static_cast<uint64_t>(time));
       SFS_ASSIGN_OR_RETURN(Spot at, AppendForLocked(*layer, h.Finish(buf), buf));

@@ -64,11 +64,19 @@ Result<int> OpenRegular(const std::string& path, uint64_t* size) {
   return fd;
 }
 
-// Reads into out until EOF or out is full; returns the count.
-Result<size_t> ReadUpTo(int fd, MutableByteSpan out, const std::string& path) {
+Status TooLarge(const std::string& path, size_t max_size) {
+  return Status::OutOfRange(path + " is larger than " + std::to_string(max_size) + " bytes");
+}
+
+}  // namespace
+
+Result<size_t> ReadUpTo(int fd, MutableByteSpan out, const std::string& path,
+                        std::optional<uint64_t> offset) {
   size_t done = 0;
   while (done < out.size()) {
-    ssize_t n = ::read(fd, out.data() + done, out.size() - done);
+    ssize_t n = offset ? ::pread(fd, out.data() + done, out.size() - done,
+                                 static_cast<off_t>(*offset + done))
+                       : ::read(fd, out.data() + done, out.size() - done);
     if (n < 0) {
       if (errno == EINTR) continue;
       return PosixError("read " + path, errno);
@@ -78,12 +86,6 @@ Result<size_t> ReadUpTo(int fd, MutableByteSpan out, const std::string& path) {
   }
   return done;
 }
-
-Status TooLarge(const std::string& path, size_t max_size) {
-  return Status::OutOfRange(path + " is larger than " + std::to_string(max_size) + " bytes");
-}
-
-}  // namespace
 
 Result<Bytes> ReadFile(const std::string& path, size_t max_size) {
   if (max_size == SIZE_MAX) --max_size;  // room for the one byte that detects "too large"

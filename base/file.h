@@ -8,6 +8,7 @@
 
 #include <cstddef>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -59,6 +60,12 @@ Status WriteAll(int fd, ByteSpan data, const std::string& path);
 
 // fsyncs the folder `dir`, so that names created or renamed in it survive a crash.
 Status SyncDir(const std::string& dir);
+
+// Reads from `fd` into `out` until it is full or the file ends: at `offset` (pread) if given,
+// else from the file's position. Returns how many bytes came; IOError naming `path` from the
+// system.
+Result<size_t> ReadUpTo(int fd, MutableByteSpan out, const std::string& path,
+                        std::optional<uint64_t> offset = std::nullopt);
 
 // Reads the whole file at `path`. OutOfRange if it is larger than `max_size` bytes (so a huge
 // or endless file given where a small one belongs is refused, not read into memory).

@@ -28,6 +28,15 @@
 #include "crypto/keys.h"
 #include "tests/node_process.h"
 
+// The shardfs binary and the build folder, as CMake gives them to each bench (bench/CMakeLists)
+// and otherwise: the binary on the PATH, and DefaultDir's other choices.
+#ifndef SHARDFS_BINARY
+#define SHARDFS_BINARY "shardfs"
+#endif
+#ifndef SHARDFS_BENCH_DIR
+#define SHARDFS_BENCH_DIR ""
+#endif
+
 namespace shardfs::bench {
 
 // The CPU's model name from /proc/cpuinfo, for the report's header.

@@ -50,13 +50,6 @@
 #include "crypto/sign.h"
 #include "net/http_peer.h"
 
-#ifndef SHARDFS_BINARY
-#define SHARDFS_BINARY "shardfs"
-#endif
-#ifndef SHARDFS_BENCH_DIR
-#define SHARDFS_BENCH_DIR ""
-#endif
-
 namespace shardfs::bench {
 namespace {
 

@@ -75,13 +75,6 @@
 #include "net/http_peer.h"
 #include "tests/node_process.h"
 
-#ifndef SHARDFS_BINARY
-#define SHARDFS_BINARY "shardfs"
-#endif
-#ifndef SHARDFS_BENCH_DIR
-#define SHARDFS_BENCH_DIR ""
-#endif
-
 namespace shardfs::bench {
 namespace {
 

@@ -13,6 +13,13 @@
 
 namespace shardfs::cli {
 
+// The control files' fields, named as in the files; a field missing from a file reads as the
+// struct's default.
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(MountRecord, pid, mountpoint)
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(MountOutcome, stored, queued_files, queued_bytes,
+                                                staging_dir, error)
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(DaemonSync, ok, error, files, bytes, head_sequence)
+
 namespace {
 
 constexpr size_t kMaxControlFile = 1 << 16;
@@ -44,9 +51,7 @@ std::optional<nlohmann::json> ReadDaemonFile(const std::string& path, pid_t pid)
 bool ProcessAlive(pid_t pid) { return pid > 0 && (::kill(pid, 0) == 0 || errno == EPERM); }
 
 Status WriteMountRecord(const DriveHome& home, const MountRecord& record) {
-  nlohmann::json j;
-  j["pid"] = record.pid;
-  j["mountpoint"] = record.mountpoint;
+  nlohmann::json j = record;
   j["log"] = MountLogPath(home);
   return WriteJsonFile(MountRecordPath(home), j);
 }
@@ -54,10 +59,7 @@ Status WriteMountRecord(const DriveHome& home, const MountRecord& record) {
 std::optional<MountRecord> ReadMountRecord(const DriveHome& home) {
   auto j = ReadJsonFile(MountRecordPath(home));
   if (!j) return std::nullopt;
-  MountRecord r;
-  r.pid = j->value("pid", 0);
-  r.mountpoint = j->value("mountpoint", "");
-  return r;
+  return j->get<MountRecord>();
 }
 
 std::optional<MountRecord> FindLiveMount(const DriveHome& home) {
@@ -68,38 +70,21 @@ std::optional<MountRecord> FindLiveMount(const DriveHome& home) {
 
 Status WriteMountOutcome(const DriveHome& home, const MountRecord& mount,
                          const MountOutcome& outcome) {
-  nlohmann::json j;
-  j["pid"] = mount.pid;
-  j["mountpoint"] = mount.mountpoint;
-  j["stored"] = outcome.stored;
-  j["queued_files"] = outcome.queued_files;
-  j["queued_bytes"] = outcome.queued_bytes;
-  j["staging_dir"] = outcome.staging_dir;
-  j["error"] = outcome.error;
+  nlohmann::json j = outcome;
+  j.update(nlohmann::json(mount));  // pid and mountpoint
   return WriteJsonFile(MountResultPath(home), j);
 }
 
 std::optional<MountOutcome> ReadMountOutcome(const DriveHome& home, pid_t pid) {
   auto j = ReadDaemonFile(MountResultPath(home), pid);
   if (!j) return std::nullopt;
-  MountOutcome o;
-  o.stored = j->value("stored", false);
-  o.queued_files = j->value("queued_files", size_t{0});
-  o.queued_bytes = j->value("queued_bytes", uint64_t{0});
-  o.staging_dir = j->value("staging_dir", "");
-  o.error = j->value("error", "");
-  return o;
+  return j->get<MountOutcome>();
 }
 
 Status WriteDaemonSync(const DriveHome& home, int64_t started_ns, const DaemonSync& sync) {
-  nlohmann::json j;
+  nlohmann::json j = sync;
   j["pid"] = ::getpid();
   j["started_ns"] = started_ns;
-  j["ok"] = sync.ok;
-  j["error"] = sync.error;
-  j["files"] = sync.files;
-  j["bytes"] = sync.bytes;
-  j["head_sequence"] = sync.head_sequence;
   return WriteJsonFile(SyncResultPath(home), j);
 }
 
@@ -115,15 +100,7 @@ Result<DaemonSync> AskDaemonToSync(const DriveHome& home, const MountRecord& mou
   const auto deadline = std::chrono::steady_clock::now() + timeout;
   for (;;) {
     auto j = ReadDaemonFile(SyncResultPath(home), mount.pid);
-    if (j && j->value("started_ns", int64_t{0}) >= asked) {
-      DaemonSync d;
-      d.ok = j->value("ok", false);
-      d.error = j->value("error", "");
-      d.files = j->value("files", uint64_t{0});
-      d.bytes = j->value("bytes", uint64_t{0});
-      d.head_sequence = j->value("head_sequence", uint64_t{0});
-      return d;
-    }
+    if (j && j->value("started_ns", int64_t{0}) >= asked) return j->get<DaemonSync>();
     if (!ProcessAlive(mount.pid)) {
       return Status::Unavailable("the mount's daemon ended before it answered");
     }
