@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include <fmt/ranges.h>
 #include <pthread.h>
 #include <signal.h>
 
@@ -17,6 +18,7 @@
 #include "base/version.h"
 #include "cli/exit.h"
 #include "net/address.h"
+#include "net/gossip_agent.h"
 #include "net/http_server.h"
 #include "net/node_identity.h"
 #include "net/node_service.h"
@@ -34,6 +36,15 @@ struct NodeFlags {
   std::string owner_quota = "0";
   std::string scrub_rate = "16MiB";
   std::vector<std::string> allow_owners;
+  std::vector<std::string> join;
+  std::string advertise;
+  double gossip_period = 1;
+  double gossip_ping_timeout = 0.3;
+  int gossip_indirect = 3;
+  double gossip_suspicion_mult = 4;
+  double gossip_republish = 10;
+  double push_pull_interval = 30;
+  double leave_linger = 1;
   int threads = 8;
   size_t max_connections = 256;
   double header_timeout = 10;
@@ -142,6 +153,33 @@ int RunNode(const NodeFlags& f) {
     return Usage("--drain-timeout must be 0 to 3600 seconds");
   }
   if (f.clock_skew < 1 || f.clock_skew > 86400) return Usage("--clock-skew must be 1 to 86400");
+  net::GossipAgentOptions ga;
+  ga.gossip.period = Millis(f.gossip_period);
+  ga.gossip.ping_timeout = Millis(f.gossip_ping_timeout);
+  ga.gossip.indirect_fanout = f.gossip_indirect;
+  ga.gossip.suspicion_mult = f.gossip_suspicion_mult;
+  ga.gossip.republish = Millis(f.gossip_republish);
+  ga.gossip.gossip_interval = std::min(ga.gossip.gossip_interval, ga.gossip.period);
+  if (Status g = net::ValidateGossipOptions(ga.gossip); !g.ok()) return Usage(g.message());
+  if (!(f.push_pull_interval >= 0.1 && f.push_pull_interval <= 86400)) {
+    return Usage("--push-pull-interval must be 0.1 to 86400 seconds");
+  }
+  ga.push_pull_interval = Millis(f.push_pull_interval);
+  if (!(f.leave_linger >= 0 && f.leave_linger <= 60)) {
+    return Usage("--leave-linger must be 0 to 60 seconds");
+  }
+  for (const auto& j : f.join) {
+    if (!net::ParseHostPort(j).ok()) return Usage("--join: '" + j + "' is not HOST:PORT");
+  }
+  ga.join = f.join;
+  if (!f.advertise.empty() && !net::ParseHostPort(f.advertise).ok()) {
+    return Usage("--advertise: '" + f.advertise + "' is not HOST:PORT");
+  }
+  if (f.advertise.empty() && (listen->host == "0.0.0.0" || listen->host == "::")) {
+    return Usage("--listen " + f.listen +
+                 " listens on every address: give --advertise HOST:PORT, the address other "
+                 "nodes and clients reach this node at");
+  }
 
   // SIGINT and SIGTERM are taken by sigwait below; block them before any thread starts so
   // that every thread inherits the mask.
@@ -178,9 +216,23 @@ int RunNode(const NodeFlags& f) {
   if (!s.ok()) return Fail("listen on " + f.listen, s);
   net::HostPort bound{listen->host, server.port()};
   backend::ShardStoreStats st = (*store)->Stats();
+  net::GossipSelf self;
+  self.address = f.advertise.empty() ? bound.ToString() : f.advertise;
+  backend::ShardStore* store_ptr = store->get();
+  ga.space = [store_ptr] {
+    backend::ShardStoreStats now = store_ptr->Stats();
+    return std::make_pair(now.capacity, now.free);
+  };
+  auto agent = net::GossipAgent::Start(*key, self, bound, ga);
+  if (!agent.ok()) {
+    server.Stop(std::chrono::milliseconds(0));
+    return Fail("gossip on " + bound.ToString(), agent.status());
+  }
+  service.SetMembership(agent->get());
   log::Info("shardfs node {} (version {}) serving {} on {}: capacity {}, {} shard(s), {} free",
             id.ToHex(), kVersion, f.data, bound.ToString(), FormatByteSize(st.capacity), st.shards,
             FormatByteSize(st.free));
+  if (!f.join.empty()) log::Info("joining the network through {}", fmt::join(f.join, ", "));
   if (scrub.rate == 0) log::Info("scrubbing is off (--scrub-rate 0)");
   scrubber.Start();
   if (!f.ready_file.empty()) {
@@ -197,7 +249,11 @@ int RunNode(const NodeFlags& f) {
   log::Info("{} received: finishing requests in progress (up to {} s), then stopping",
             sig == SIGTERM ? "SIGTERM" : "SIGINT", f.drain_timeout);
   scrubber.Stop();  // prompt: it stops after the piece it is reading
+  // Tell the network first, so this is a leave and not a failure; then drain.
+  (*agent)->Leave(Millis(f.leave_linger));
   server.Stop(Millis(f.drain_timeout));
+  service.SetMembership(nullptr);
+  agent->reset();
   store->reset();
   log::Info("stopped cleanly");
   return 0;
@@ -228,6 +284,31 @@ std::function<int()> AddNodeCommand(CLI::App& app) {
       ->capture_default_str();
   cmd->add_option("--allow-owner", flags->allow_owners,
                   "Serve only these owner keys (64 hex digits; repeat the option)");
+  cmd->add_option("--join", flags->join,
+                  "A member of the network to join through, HOST:PORT (repeat the option)");
+  cmd->add_option("--advertise", flags->advertise,
+                  "HOST:PORT others reach this node at (default: the --listen address)");
+  cmd->add_option("--gossip-period", flags->gossip_period,
+                  "Seconds per gossip protocol period (one probe each)")
+      ->capture_default_str();
+  cmd->add_option("--gossip-ping-timeout", flags->gossip_ping_timeout,
+                  "Seconds a ping waits for its ack before indirect pings")
+      ->capture_default_str();
+  cmd->add_option("--gossip-indirect", flags->gossip_indirect,
+                  "Members asked to ping a member that did not answer")
+      ->capture_default_str();
+  cmd->add_option("--gossip-suspicion-mult", flags->gossip_suspicion_mult,
+                  "A suspect is dead after this many times log10(members) periods")
+      ->capture_default_str();
+  cmd->add_option("--gossip-republish", flags->gossip_republish,
+                  "Least seconds between new signed records of this node")
+      ->capture_default_str();
+  cmd->add_option("--push-pull-interval", flags->push_pull_interval,
+                  "Seconds between full syncs of the member list with a random member")
+      ->capture_default_str();
+  cmd->add_option("--leave-linger", flags->leave_linger,
+                  "Seconds the node keeps answering pings after announcing its leave")
+      ->capture_default_str();
   cmd->add_option("--threads", flags->threads, "Threads serving requests")->capture_default_str();
   cmd->add_option("--max-connections", flags->max_connections, "Connections open at once")
       ->capture_default_str();

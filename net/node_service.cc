@@ -91,6 +91,42 @@ class ShardSink : public BodySink {
   std::unique_ptr<backend::ShardWriter> writer_;
 };
 
+// POST /v1/members: records packed one after another, merged all or none.
+class MembersSink : public BodySink {
+ public:
+  explicit MembersSink(MembershipService* membership) : membership_(membership) {}
+  Status Write(ByteSpan data) override {
+    if (body_.size() + data.size() > kMaxMembersBody) {
+      return Status::OutOfRange("member records are larger than " +
+                                std::to_string(kMaxMembersBody) + " bytes");
+    }
+    body_.insert(body_.end(), data.begin(), data.end());
+    return Status::Ok();
+  }
+  HttpResponse Finish() override {
+    Status s = membership_->MergeRecords(body_);
+    if (!s.ok()) return Fail(s);
+    HttpResponse r;
+    r.headers.emplace_back("Content-Type", "application/json");
+    r.body = membership_->ViewJson();
+    return r;
+  }
+  HttpResponse Fail(const Status& s) override {
+    switch (s.code()) {
+      case Code::kPermissionDenied:
+        return ErrorResponse(403, "bad_signature", s.message());
+      case Code::kOutOfRange:
+        return ErrorResponse(413, "too_large", s.message());
+      default:
+        return ErrorResponse(400, "bad_record", s.message());
+    }
+  }
+
+ private:
+  MembershipService* membership_;
+  Bytes body_;
+};
+
 class SlotSink : public BodySink {
  public:
   SlotSink(backend::ShardStore* store, crypto::PublicKey owner, ShardId claimed_root)
@@ -302,6 +338,33 @@ HttpResponse NodeService::StatusResponse(const HttpRequestHead& head) {
   return r;
 }
 
+Dispatch NodeService::Members(const HttpRequestHead& head) {
+  auto respond = [&](HttpResponse r) { return Answer(head, std::move(r)); };
+  MembershipService* membership = membership_.load();
+  if (membership == nullptr) {
+    return respond(ErrorResponse(404, "no_route", "this node runs no membership"));
+  }
+  if (auto refusal = RefuseMethod(head.method, "GET, HEAD, POST")) {
+    return respond(std::move(*refusal));
+  }
+  if (head.method != "POST") {
+    HttpResponse r;
+    r.headers.emplace_back("Content-Type", "application/json");
+    r.body = membership->ViewJson();
+    r.head_only = head.method == "HEAD";
+    return respond(std::move(r));
+  }
+  if (head.chunked || !head.content_length) {
+    return respond(ErrorResponse(411, "length_required", "member records need a Content-Length"));
+  }
+  if (*head.content_length > kMaxMembersBody) {
+    return respond(ErrorResponse(
+        413, "too_large",
+        "member records are at most " + std::to_string(kMaxMembersBody) + " bytes per request"));
+  }
+  return Dispatch::Stream(std::make_unique<MembersSink>(membership), *head.content_length);
+}
+
 Dispatch NodeService::Begin(const HttpRequestHead& head) {
   auto respond = [&](HttpResponse r) { return Answer(head, std::move(r)); };
   const std::string& method = head.method;
@@ -317,6 +380,7 @@ Dispatch NodeService::Begin(const HttpRequestHead& head) {
     if (auto refusal = RefuseMethod(method, "GET, HEAD")) return respond(std::move(*refusal));
     return respond(StatusResponse(head));
   }
+  if (path == "/v1/members") return Members(head);
 
   constexpr std::string_view kShards = "/v1/shards/";
   constexpr std::string_view kSlots = "/v1/slots/";

@@ -8,6 +8,7 @@
 #ifndef SHARDFS_NET_NODE_SERVICE_H_
 #define SHARDFS_NET_NODE_SERVICE_H_
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <functional>
@@ -28,6 +29,21 @@ namespace shardfs::net {
 inline constexpr int kProtocolVersion = 1;
 // The most leaves one proof request may ask for (16 MiB of leaves).
 inline constexpr uint64_t kMaxProofLeaves = 256;
+
+// The node's view of the network (net/gossip_agent), served under /v1/members.
+class MembershipService {
+ public:
+  virtual ~MembershipService() = default;
+  // The view as JSON (net/members_json).
+  virtual std::string ViewJson() = 0;
+  // Merges member records packed one after another (each signed by its node). All are checked
+  // first: InvalidArgument for a malformed one, PermissionDenied for one whose signature does
+  // not verify, NotSupported for a newer version; then none is merged.
+  virtual Status MergeRecords(ByteSpan records) = 0;
+};
+
+// The most bytes of records one POST /v1/members may carry (some 4,000 records).
+inline constexpr uint64_t kMaxMembersBody = 1 << 20;
 
 struct NodeServiceOptions {
   VerifierOptions verifier;
@@ -50,6 +66,10 @@ class NodeService : public HttpHandler {
   // REQUIRES: `store` outlives the service and every sink and source it returns.
   NodeService(backend::ShardStore* store, NodeId self, NodeServiceOptions options);
 
+  // The node's membership, served under /v1/members from now on (null: 404 there). Set once
+  // the gossip runs, which binds the port the server got. REQUIRES: it outlives its use.
+  void SetMembership(MembershipService* membership) { membership_.store(membership); }
+
   Dispatch Begin(const HttpRequestHead& head) override;
   HttpResponse Overloaded() override;
 
@@ -60,6 +80,7 @@ class NodeService : public HttpHandler {
   Dispatch Slot(const HttpRequestHead& head, const crypto::PublicKey& owner,
                 const VerifiedRequest& auth);
   HttpResponse StatusResponse(const HttpRequestHead& head);
+  Dispatch Members(const HttpRequestHead& head);
   int64_t Now() const;
 
   backend::ShardStore* store_;
@@ -67,6 +88,7 @@ class NodeService : public HttpHandler {
   const NodeServiceOptions options_;
   RequestVerifier verifier_;
   const std::chrono::steady_clock::time_point started_;
+  std::atomic<MembershipService*> membership_{nullptr};
 };
 
 // Parses a Range header value against a body of `length` bytes: nullopt if `value` is empty,
