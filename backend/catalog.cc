@@ -116,8 +116,24 @@ CREATE TABLE xattrs (
   PRIMARY KEY (ino, name)
 ) WITHOUT ROWID;
 )sql"},
+    {3, R"sql(
+ALTER TABLE nodes ADD COLUMN rep_good REAL NOT NULL DEFAULT 0;
+ALTER TABLE nodes ADD COLUMN rep_bad REAL NOT NULL DEFAULT 0;
+ALTER TABLE nodes ADD COLUMN rep_ns INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE nodes ADD COLUMN audits_passed INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE nodes ADD COLUMN audits_failed INTEGER NOT NULL DEFAULT 0;
+CREATE TABLE shard_faults (
+  pack BLOB NOT NULL,
+  idx INTEGER NOT NULL,
+  node BLOB NOT NULL,
+  shard BLOB NOT NULL,
+  since_ns INTEGER NOT NULL,
+  reason TEXT NOT NULL,
+  PRIMARY KEY (pack, idx)
+) WITHOUT ROWID;
+)sql"},
 };
-constexpr int kSchemaVersion = 2;
+constexpr int kSchemaVersion = 3;
 
 constexpr const char* kAttrColumns =
     "ino, kind, mode, uid, gid, size, nlink, atime_ns, mtime_ns, ctime_ns";
@@ -1102,8 +1118,9 @@ Status Catalog::DropDeadPack(const PackId& id) {
   SFS_ASSIGN_OR_RETURN(auto queue, db_->Prepare("INSERT OR IGNORE INTO deletions (shard, node) "
                                                 "SELECT id, node FROM shards WHERE pack=?"));
   SFS_RETURN_IF_ERROR(queue.Bind(1, id.span()).Run());
-  for (const char* sql : {"DELETE FROM chunks WHERE pack=?", "DELETE FROM shards WHERE pack=?",
-                          "DELETE FROM packs WHERE id=?"}) {
+  for (const char* sql :
+       {"DELETE FROM chunks WHERE pack=?", "DELETE FROM shards WHERE pack=?",
+        "DELETE FROM shard_faults WHERE pack=?", "DELETE FROM packs WHERE id=?"}) {
     SFS_ASSIGN_OR_RETURN(auto q, db_->Prepare(sql));
     SFS_RETURN_IF_ERROR(q.Bind(1, id.span()).Run());
   }
@@ -1272,7 +1289,8 @@ Result<std::vector<NodeRecord>> Catalog::LoadNodes() {
   MutexLock lock(&mu_);
   SFS_ASSIGN_OR_RETURN(auto q,
                        db_->Prepare("SELECT id, address, successes, failures, bad_bytes, "
-                                    "latency_us, free, last_seen_ns FROM nodes ORDER BY id"));
+                                    "latency_us, free, last_seen_ns, rep_good, rep_bad, rep_ns, "
+                                    "audits_passed, audits_failed FROM nodes ORDER BY id"));
   std::vector<NodeRecord> out;
   while (true) {
     SFS_ASSIGN_OR_RETURN(bool row, q.Step());
@@ -1286,6 +1304,11 @@ Result<std::vector<NodeRecord>> Catalog::LoadNodes() {
     n.latency_us = static_cast<uint64_t>(q.ColumnInt(5));
     if (!q.ColumnIsNull(6)) n.free = static_cast<uint64_t>(q.ColumnInt(6));
     n.last_seen_ns = q.ColumnInt(7);
+    n.reputation.good = q.ColumnDouble(8);
+    n.reputation.bad = q.ColumnDouble(9);
+    n.reputation.at_ns = q.ColumnInt(10);
+    n.audits_passed = static_cast<uint64_t>(q.ColumnInt(11));
+    n.audits_failed = static_cast<uint64_t>(q.ColumnInt(12));
     out.push_back(std::move(n));
   }
   return out;
@@ -1297,10 +1320,11 @@ Status Catalog::SaveNodes(const std::vector<NodeRecord>& nodes) {
   SqliteTransaction txn(db_.get());
   SFS_RETURN_IF_ERROR(txn.status());
   for (const NodeRecord& n : nodes) {
-    SFS_ASSIGN_OR_RETURN(auto q, db_->Prepare("INSERT OR REPLACE INTO nodes (id, address, "
-                                              "successes, failures, bad_bytes, latency_us, free, "
-                                              "last_seen_ns, saved_ns) "
-                                              "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"));
+    SFS_ASSIGN_OR_RETURN(
+        auto q, db_->Prepare("INSERT OR REPLACE INTO nodes (id, address, successes, failures, "
+                             "bad_bytes, latency_us, free, last_seen_ns, saved_ns, rep_good, "
+                             "rep_bad, rep_ns, audits_passed, audits_failed) "
+                             "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"));
     q.Bind(1, n.id.span())
         .Bind(2, n.address)
         .Bind(3, Int(n.successes))
@@ -1308,9 +1332,156 @@ Status Catalog::SaveNodes(const std::vector<NodeRecord>& nodes) {
         .Bind(5, Int(n.bad_bytes))
         .Bind(6, Int(n.latency_us))
         .Bind(8, n.last_seen_ns)
-        .Bind(9, now);
+        .Bind(9, now)
+        .BindDouble(10, n.reputation.good)
+        .BindDouble(11, n.reputation.bad)
+        .Bind(12, n.reputation.at_ns)
+        .Bind(13, Int(n.audits_passed))
+        .Bind(14, Int(n.audits_failed));
     if (n.free) q.Bind(7, Int(*n.free));  // unbound: NULL, never reported
     SFS_RETURN_IF_ERROR(q.Run());
+  }
+  return txn.Commit();
+}
+
+Result<std::vector<ShardLocation>> Catalog::ListShards(const std::optional<ShardKey>& after,
+                                                       size_t limit) {
+  MutexLock lock(&mu_);
+  SFS_ASSIGN_OR_RETURN(
+      auto q, db_->Prepare(after ? "SELECT pack, idx, id, node FROM shards WHERE (pack, idx) > "
+                                   "(?, ?) ORDER BY pack, idx LIMIT ?"
+                                 : "SELECT pack, idx, id, node FROM shards ORDER BY pack, idx "
+                                   "LIMIT ?"));
+  if (after) {
+    q.Bind(1, after->pack.span()).Bind(2, static_cast<int64_t>(after->index));
+    q.Bind(3, static_cast<int64_t>(limit));
+  } else {
+    q.Bind(1, static_cast<int64_t>(limit));
+  }
+  std::vector<ShardLocation> out;
+  while (true) {
+    SFS_ASSIGN_OR_RETURN(bool row, q.Step());
+    if (!row) break;
+    ShardLocation l;
+    SFS_ASSIGN_OR_RETURN(l.key.pack, IdColumn<PackId>(q, 0));
+    l.key.index = static_cast<int>(q.ColumnInt(1));
+    SFS_ASSIGN_OR_RETURN(l.shard, IdColumn<ShardId>(q, 2));
+    SFS_ASSIGN_OR_RETURN(l.node, IdColumn<NodeId>(q, 3));
+    out.push_back(std::move(l));
+  }
+  return out;
+}
+
+Result<std::vector<PackRecord>> Catalog::ListPacks(const std::optional<PackId>& after,
+                                                   size_t limit) {
+  std::vector<PackId> ids;
+  {
+    MutexLock lock(&mu_);
+    SFS_ASSIGN_OR_RETURN(
+        auto q, db_->Prepare(after ? "SELECT id FROM packs WHERE id > ? ORDER BY id LIMIT ?"
+                                   : "SELECT id FROM packs ORDER BY id LIMIT ?"));
+    if (after) {
+      q.Bind(1, after->span()).Bind(2, static_cast<int64_t>(limit));
+    } else {
+      q.Bind(1, static_cast<int64_t>(limit));
+    }
+    while (true) {
+      SFS_ASSIGN_OR_RETURN(bool row, q.Step());
+      if (!row) break;
+      SFS_ASSIGN_OR_RETURN(PackId id, IdColumn<PackId>(q, 0));
+      ids.push_back(id);
+    }
+  }
+  std::vector<PackRecord> out;
+  for (const PackId& id : ids) {
+    auto p = GetPack(id);
+    if (p.status().code() == Code::kNotFound) continue;  // dropped meanwhile
+    if (!p.ok()) return p.status();
+    out.push_back(std::move(*p));
+  }
+  return out;
+}
+
+Status Catalog::RecordShardFault(const ShardLocation& where, std::string_view reason) {
+  MutexLock lock(&mu_);
+  // A fault already known keeps its first time; one of another node (the shard moved) is
+  // replaced.
+  SFS_ASSIGN_OR_RETURN(
+      auto q, db_->Prepare("INSERT INTO shard_faults (pack, idx, node, shard, since_ns, reason) "
+                           "SELECT ?1, ?2, ?3, ?4, ?5, ?6 WHERE EXISTS (SELECT 1 FROM shards "
+                           "WHERE pack=?1 AND idx=?2 AND node=?3) "
+                           "ON CONFLICT (pack, idx) DO UPDATE SET reason=excluded.reason, "
+                           "since_ns=CASE WHEN node=excluded.node THEN since_ns ELSE "
+                           "excluded.since_ns END, node=excluded.node, shard=excluded.shard"));
+  return q.Bind(1, where.key.pack.span())
+      .Bind(2, static_cast<int64_t>(where.key.index))
+      .Bind(3, where.node.span())
+      .Bind(4, where.shard.span())
+      .Bind(5, Now())
+      .Bind(6, reason)
+      .Run();
+}
+
+Status Catalog::ClearShardFault(const ShardKey& key, const NodeId& node) {
+  MutexLock lock(&mu_);
+  SFS_ASSIGN_OR_RETURN(auto q,
+                       db_->Prepare("DELETE FROM shard_faults WHERE pack=? AND idx=? AND node=?"));
+  return q.Bind(1, key.pack.span())
+      .Bind(2, static_cast<int64_t>(key.index))
+      .Bind(3, node.span())
+      .Run();
+}
+
+Result<std::vector<ShardFault>> Catalog::ShardFaults() {
+  MutexLock lock(&mu_);
+  SFS_ASSIGN_OR_RETURN(auto q, db_->Prepare("SELECT pack, idx, node, shard, since_ns, reason "
+                                            "FROM shard_faults ORDER BY pack, idx"));
+  std::vector<ShardFault> out;
+  while (true) {
+    SFS_ASSIGN_OR_RETURN(bool row, q.Step());
+    if (!row) break;
+    ShardFault f;
+    SFS_ASSIGN_OR_RETURN(f.where.key.pack, IdColumn<PackId>(q, 0));
+    f.where.key.index = static_cast<int>(q.ColumnInt(1));
+    SFS_ASSIGN_OR_RETURN(f.where.node, IdColumn<NodeId>(q, 2));
+    SFS_ASSIGN_OR_RETURN(f.where.shard, IdColumn<ShardId>(q, 3));
+    f.since_ns = q.ColumnInt(4);
+    f.reason = q.ColumnText(5);
+    out.push_back(std::move(f));
+  }
+  return out;
+}
+
+Status Catalog::MoveShards(const PackId& pack, const std::vector<std::pair<int, NodeId>>& moves) {
+  MutexLock lock(&mu_);
+  SqliteTransaction txn(db_.get(), /*durable=*/true);
+  SFS_RETURN_IF_ERROR(txn.status());
+  for (const auto& [index, node] : moves) {
+    SFS_ASSIGN_OR_RETURN(auto old, db_->Prepare("SELECT id, node FROM shards WHERE pack=? AND "
+                                                "idx=?"));
+    old.Bind(1, pack.span()).Bind(2, static_cast<int64_t>(index));
+    SFS_ASSIGN_OR_RETURN(bool row, old.Step());
+    if (!row) {
+      return Status::NotFound("pack " + pack.ToHex() + " has no shard " + std::to_string(index));
+    }
+    SFS_ASSIGN_OR_RETURN(ShardId shard, IdColumn<ShardId>(old, 0));
+    SFS_ASSIGN_OR_RETURN(NodeId from, IdColumn<NodeId>(old, 1));
+    if (from == node) continue;
+    // The old copy goes on the deletion queue: if its node comes back, gc lets it go.
+    SFS_ASSIGN_OR_RETURN(
+        auto queue, db_->Prepare("INSERT OR IGNORE INTO deletions (shard, node) VALUES (?, ?)"));
+    SFS_RETURN_IF_ERROR(queue.Bind(1, shard.span()).Bind(2, from.span()).Run());
+    // The new copy must not be deleted by an older queue entry for the same node.
+    SFS_ASSIGN_OR_RETURN(auto unqueue,
+                         db_->Prepare("DELETE FROM deletions WHERE shard=? AND node=?"));
+    SFS_RETURN_IF_ERROR(unqueue.Bind(1, shard.span()).Bind(2, node.span()).Run());
+    SFS_ASSIGN_OR_RETURN(auto move,
+                         db_->Prepare("UPDATE shards SET node=? WHERE pack=? AND idx=?"));
+    SFS_RETURN_IF_ERROR(
+        move.Bind(1, node.span()).Bind(2, pack.span()).Bind(3, static_cast<int64_t>(index)).Run());
+    SFS_ASSIGN_OR_RETURN(auto clear,
+                         db_->Prepare("DELETE FROM shard_faults WHERE pack=? AND idx=?"));
+    SFS_RETURN_IF_ERROR(clear.Bind(1, pack.span()).Bind(2, static_cast<int64_t>(index)).Run());
   }
   return txn.Commit();
 }

@@ -130,6 +130,16 @@ struct PackRecord {
   friend bool operator==(const PackRecord&, const PackRecord&) = default;
 };
 
+// A node's reputation with this client: weights of good and bad observations, decayed
+// exponentially to the time `at_ns` (backend/peer_set.h, "Reputation").
+struct ReputationSums {
+  double good = 0;
+  double bad = 0;
+  int64_t at_ns = 0;  // ns since the Unix epoch; 0: none yet
+
+  friend bool operator==(const ReputationSums&, const ReputationSums&) = default;
+};
+
 // What this client has seen of one storage node, kept between sessions (local state of this
 // client, not part of the drive).
 struct NodeRecord {
@@ -141,8 +151,36 @@ struct NodeRecord {
   uint64_t latency_us = 0;       // smoothed latency of its answers (0: none measured)
   std::optional<uint64_t> free;  // free space it last reported
   int64_t last_seen_ns = 0;      // when it last answered (ns since the Unix epoch; 0: never)
+  ReputationSums reputation;
+  uint64_t audits_passed = 0;
+  uint64_t audits_failed = 0;
 
   friend bool operator==(const NodeRecord&, const NodeRecord&) = default;
+};
+
+// A shard's place in the drive: its pack and index there.
+struct ShardKey {
+  PackId pack;
+  int index = 0;
+
+  friend auto operator<=>(const ShardKey&, const ShardKey&) = default;
+};
+
+// A shard and the node that holds it.
+struct ShardLocation {
+  ShardKey key;
+  ShardId shard;
+  NodeId node;
+
+  friend bool operator==(const ShardLocation&, const ShardLocation&) = default;
+};
+
+// A shard the client found bad on its node (a failed audit): not counted as healthy until an
+// audit passes again or repair moves it.
+struct ShardFault {
+  ShardLocation where;
+  int64_t since_ns = 0;  // when it was first found bad on that node
+  std::string reason;
 };
 
 // What SetXattr does about an attribute that exists, or does not (setxattr(2)'s flags).
@@ -368,6 +406,25 @@ class Catalog {
   // This machine's own state (never checkpointed), by key: nullopt if unset.
   Result<std::optional<Bytes>> GetLocalState(std::string_view key);
   Status SetLocalState(std::string_view key, ByteSpan value);
+
+  // Audits and repair (local: shard_faults; the shards table is the drive's). ---------------
+
+  // Shard locations in (pack, index) order after `after` (from the start if nullopt), at most
+  // `limit`: the auditor's round robin.
+  Result<std::vector<ShardLocation>> ListShards(const std::optional<ShardKey>& after, size_t limit);
+  // Packs in id order after `after`, at most `limit`, with their shard locations: the
+  // repairer's count.
+  Result<std::vector<PackRecord>> ListPacks(const std::optional<PackId>& after, size_t limit);
+  // Records that `where.shard` failed on `where.node` (an audit), unless the catalog no longer
+  // puts that shard there; a fault already recorded keeps its first time.
+  Status RecordShardFault(const ShardLocation& where, std::string_view reason);
+  // Forgets the fault of shard `key` if it is one of `node`'s (an audit passed).
+  Status ClearShardFault(const ShardKey& key, const NodeId& node);
+  Result<std::vector<ShardFault>> ShardFaults();
+  // Repair's commit: shard `index` of `pack` is now on node `to`, for each (index, to), in one
+  // transaction; each old copy is queued for deletion (gc lets go of it if its node answers
+  // again) and its fault forgotten. NotFound for an unknown shard (then nothing changed).
+  Status MoveShards(const PackId& pack, const std::vector<std::pair<int, NodeId>>& moves);
 
   // Node health (the nodes table). ---------------------------------------------------------
 

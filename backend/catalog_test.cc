@@ -466,7 +466,7 @@ TEST_F(CatalogTest, SchemaOneGoldenCatalogOpensAndMigrates) {
   ASSERT_OK_AND_ASSIGN(bool row, q.Step());
   ASSERT_TRUE(row);
   EXPECT_EQ(q.ColumnInt(0), Catalog::SchemaVersion());
-  EXPECT_EQ(Catalog::SchemaVersion(), 2);
+  EXPECT_EQ(Catalog::SchemaVersion(), 3);
 }
 
 // --- File contents -------------------------------------------------------------------
@@ -542,6 +542,62 @@ TEST_F(CatalogContentTest, PacksAndChunksAreRecordedOnce) {
   bad.id = PackId();
   bad.nodes.pop_back();
   EXPECT_EQ(cat_->AddPack(bad, {}).code(), Code::kInvalidArgument);
+}
+
+TEST_F(CatalogContentTest, ShardsAreListedFaultedAndMoved) {
+  AddPack(1, 1, 1000);
+  AddPack(2, 1, 1000);
+  ASSERT_OK_AND_ASSIGN(auto all, cat_->ListShards(std::nullopt, 100));
+  ASSERT_EQ(all.size(), 12u);
+  // Pages continue after the key given.
+  ASSERT_OK_AND_ASSIGN(auto first, cat_->ListShards(std::nullopt, 5));
+  ASSERT_OK_AND_ASSIGN(auto rest, cat_->ListShards(first.back().key, 100));
+  EXPECT_EQ(first.size() + rest.size(), 12u);
+  EXPECT_EQ(rest.front(), all[5]);
+  ASSERT_OK_AND_ASSIGN(auto packs, cat_->ListPacks(std::nullopt, 1));
+  ASSERT_EQ(packs.size(), 1u);
+  ASSERT_OK_AND_ASSIGN(auto more, cat_->ListPacks(packs[0].id, 10));
+  ASSERT_EQ(more.size(), 1u);
+  EXPECT_EQ(more[0].shards.size(), 6u);
+
+  // A fault, kept once with its first time; one for a node that no longer holds the shard is
+  // not recorded.
+  const ShardLocation bad = all[2];
+  ASSERT_OK(cat_->RecordShardFault(bad, "audit: lost"));
+  ASSERT_OK_AND_ASSIGN(auto faults, cat_->ShardFaults());
+  ASSERT_EQ(faults.size(), 1u);
+  EXPECT_EQ(faults[0].where, bad);
+  EXPECT_EQ(faults[0].reason, "audit: lost");
+  int64_t since = faults[0].since_ns;
+  ASSERT_OK(cat_->RecordShardFault(bad, "audit: wrong bytes"));
+  ASSERT_OK_AND_ASSIGN(faults, cat_->ShardFaults());
+  ASSERT_EQ(faults.size(), 1u);
+  EXPECT_EQ(faults[0].since_ns, since);
+  EXPECT_EQ(faults[0].reason, "audit: wrong bytes");
+  ShardLocation elsewhere = all[3];
+  elsewhere.node = all[0].node;
+  ASSERT_OK(cat_->RecordShardFault(elsewhere, "x"));
+  ASSERT_OK_AND_ASSIGN(faults, cat_->ShardFaults());
+  EXPECT_EQ(faults.size(), 1u);
+  // Clearing needs the node that has the fault.
+  ASSERT_OK(cat_->ClearShardFault(bad.key, all[0].node));
+  ASSERT_OK_AND_ASSIGN(faults, cat_->ShardFaults());
+  EXPECT_EQ(faults.size(), 1u);
+
+  // Repair moves it: the fault goes, the old copy is queued for deletion.
+  NodeId fresh = TestChunkId(200).span().empty()
+                     ? NodeId()
+                     : NodeId::FromBytes(TestChunkId(200).span()).value();
+  ASSERT_OK(cat_->MoveShards(bad.key.pack, {{bad.key.index, fresh}}));
+  ASSERT_OK_AND_ASSIGN(faults, cat_->ShardFaults());
+  EXPECT_TRUE(faults.empty());
+  ASSERT_OK_AND_ASSIGN(PackRecord p, cat_->GetPack(bad.key.pack));
+  EXPECT_EQ(p.nodes[static_cast<size_t>(bad.key.index)], fresh);
+  EXPECT_EQ(p.shards[static_cast<size_t>(bad.key.index)], bad.shard);
+  ASSERT_OK_AND_ASSIGN(auto deletions, cat_->PendingDeletions(10));
+  ASSERT_EQ(deletions.size(), 1u);
+  EXPECT_EQ(deletions[0], std::make_pair(bad.shard, bad.node));
+  EXPECT_EQ(cat_->MoveShards(bad.key.pack, {{9, fresh}}).code(), Code::kNotFound);
 }
 
 TEST_F(CatalogContentTest, OverwriteInTheMiddleCutsExtentsAndCountsReferences) {
@@ -676,9 +732,10 @@ TEST_F(CatalogTest, NodeRecordsAreSavedReplacedAndKept) {
   EXPECT_TRUE(none.empty());
   std::array<uint8_t, 32> raw{};
   raw[0] = 2;
-  NodeRecord b{NodeId(raw), "10.0.0.2:7000", 5, 1, 0, 1500, std::nullopt, 0};
+  NodeRecord b{NodeId(raw), "10.0.0.2:7000", 5, 1, 0, 1500, std::nullopt, 0, {}, 0, 0};
   raw[0] = 1;
-  NodeRecord a{NodeId(raw), "10.0.0.1:7000", 100, 3, 2, 20000, uint64_t{1} << 40, 1234567};
+  NodeRecord a{NodeId(raw), "10.0.0.1:7000",         100, 3, 2, 20000, uint64_t{1} << 40,
+               1234567,     {2.5, 10.25, 987654321}, 7,   1};
   ASSERT_OK(cat_->SaveNodes({b, a}));
   Reopen();
   ASSERT_OK_AND_ASSIGN(auto saved, cat_->LoadNodes());

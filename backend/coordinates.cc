@@ -1,6 +1,7 @@
 #include "backend/coordinates.h"
 
 #include <algorithm>
+#include <bit>
 #include <cmath>
 #include <string>
 #include <vector>
@@ -84,6 +85,43 @@ bool Vivaldi::Update(const Coordinate& remote, double rtt_ms) {
   for (double& x : coord_.vec) x = std::clamp(x, -1e6, 1e6);
   coord_.height = std::min(coord_.height, 1e6);
   return true;
+}
+
+void PutCoordinate(ByteWriter& w, const Coordinate& c) {
+  for (double x : c.vec) w.U64(std::bit_cast<uint64_t>(x));
+  w.U64(std::bit_cast<uint64_t>(c.height));
+  w.U64(std::bit_cast<uint64_t>(c.error));
+}
+
+bool GetCoordinate(ByteReader& r, Coordinate* c) {
+  uint64_t bits = 0;
+  for (double& x : c->vec) {
+    if (!r.U64(&bits)) return false;
+    x = std::bit_cast<double>(bits);
+  }
+  if (!r.U64(&bits)) return false;
+  c->height = std::bit_cast<double>(bits);
+  if (!r.U64(&bits)) return false;
+  c->error = std::bit_cast<double>(bits);
+  return true;
+}
+
+Bytes EncodeCoordinate(const Coordinate& c) {
+  Bytes b;
+  ByteWriter w(&b);
+  PutCoordinate(w, c);
+  return b;
+}
+
+Result<Coordinate> DecodeCoordinate(ByteSpan b) {
+  ByteReader r(b);
+  Coordinate c;
+  if (!GetCoordinate(r, &c) || !r.AtEnd()) {
+    return Status::InvalidArgument("a coordinate is " + std::to_string(kCoordinateBytes) +
+                                   " bytes");
+  }
+  if (Status s = ValidateCoordinate(c); !s.ok()) return s;
+  return c;
 }
 
 double RttFilter::Add(const NodeId& node, double rtt_ms) {

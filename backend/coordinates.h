@@ -22,6 +22,7 @@
 #include <optional>
 #include <unordered_map>
 
+#include "base/bytes.h"
 #include "base/ids.h"
 #include "base/status.h"
 
@@ -57,6 +58,16 @@ double PredictRtt(const Coordinate& a, const Coordinate& b);
 // [0, 1e6] ms and the error in [0, 1e3]: what a coordinate from the network must satisfy before
 // it is used (a node could send anything).
 Status ValidateCoordinate(const Coordinate& c);
+
+// The coordinate's encoding in member records, gossip packets and the catalog: 4 components,
+// the height and the error, as little-endian IEEE-754 doubles (48 bytes).
+inline constexpr size_t kCoordinateBytes = 8 * (kCoordinateDims + 2);
+void PutCoordinate(ByteWriter& w, const Coordinate& c);
+// False if `r` runs out (the reader is then failed). The values are NOT validated.
+bool GetCoordinate(ByteReader& r, Coordinate* c);
+Bytes EncodeCoordinate(const Coordinate& c);
+// InvalidArgument unless `b` is exactly one encoded coordinate that ValidateCoordinate takes.
+Result<Coordinate> DecodeCoordinate(ByteSpan b);
 
 // One host's coordinate, fitted sample by sample.
 class Vivaldi {

@@ -18,7 +18,23 @@ Drive::Drive(DriveOptions options)
       keys_(crypto::DriveKeys::Derive(options_.master)),
       sealer_(keys_.chunk_encryption, options_.pipeline.seal) {}
 
+namespace {
+
+// This client's coordinate (local_state key; backend/coordinates.h's encoding).
+constexpr std::string_view kCoordinateKey = "client.coordinate";
+
+}  // namespace
+
 Drive::~Drive() {
+  // The care threads first: they use the catalog and the peers.
+  {
+    MutexLock lock(&health_mu_);
+    stopping_ = true;
+    health_cv_.NotifyAll();
+  }
+  if (membership_thread_.joinable()) membership_thread_.join();
+  if (auditor_) auditor_->Stop();
+  if (repairer_) repairer_->Stop();
   {
     MutexLock lock(&up_mu_);
     stop_ = true;
@@ -74,6 +90,15 @@ Result<std::unique_ptr<Drive>> Drive::Open(DriveOptions options) {
   co.holder = d->options_.holder;
   SFS_ASSIGN_OR_RETURN(d->catalog_, Catalog::Open(co));
   SFS_RETURN_IF_ERROR(d->LoadNodeHealth());
+  if (auto saved = d->catalog_->GetLocalState(kCoordinateKey); saved.ok() && saved->has_value()) {
+    if (auto own = DecodeCoordinate(**saved); own.ok()) {
+      MutexLock lock(&d->coord_mu_);
+      d->vivaldi_.Reset(*own);
+      d->peers_->SetOwnCoordinate(d->vivaldi_.coordinate());
+    }
+  }
+  d->auditor_ = std::make_unique<Auditor>(d->catalog_.get(), d->peers_.get(), d->options_.audit);
+  d->repairer_ = std::make_unique<Repairer>(d->catalog_.get(), d->peers_.get(), d->options_.repair);
   if (!d->options_.cache_dir.empty()) {
     ChunkCacheOptions cache;
     cache.dir = d->options_.cache_dir;
@@ -121,7 +146,52 @@ Result<std::unique_ptr<Drive>> Drive::Open(DriveOptions options) {
                        Checkpointer::Start(*d->catalog_, *d->peers_, d->options_.master,
                                            d->options_.config, d->options_.checkpoint));
   d->uploader_ = std::thread([self] { self->UploadLoop(); });
+  if (d->options_.care) {
+    if (d->options_.membership && d->options_.membership_interval.count() > 0) {
+      d->membership_thread_ = std::thread([self] { self->MembershipLoop(); });
+    }
+    d->auditor_->Start();
+    d->repairer_->Start();
+  }
   return d;
+}
+
+Result<std::vector<MemberInfo>> Drive::RefreshMembership() {
+  if (!options_.membership) return Status::Unavailable("the drive has no member list to ask");
+  SFS_ASSIGN_OR_RETURN(std::vector<MemberInfo> members, options_.membership->Members());
+  bool dead_news = false;
+  MutexLock lock(&coord_mu_);
+  for (const MemberInfo& m : members) {
+    auto i = peers_->IndexOf(m.id);
+    if (!i) continue;  // a member the drive does not use
+    PeerHealth before = peers_->health(*i);
+    peers_->SetMembership(*i, m.state, m.coordinate,
+                          std::chrono::milliseconds(
+                              static_cast<int64_t>(std::clamp(m.state_seconds, 0.0, 1e9) * 1000)));
+    bool gone = m.state == NodeLiveness::kDead || m.state == NodeLiveness::kLeft;
+    if (gone && before.liveness != m.state) dead_news = true;
+    // This client's coordinate, fitted to the latencies it measured itself.
+    if (m.state == NodeLiveness::kAlive && before.latency_us > 0) {
+      vivaldi_.Update(m.coordinate, before.latency_us / 1000.0);
+    }
+  }
+  peers_->SetOwnCoordinate(vivaldi_.coordinate());
+  Status s = catalog_->SetLocalState(kCoordinateKey, EncodeCoordinate(vivaldi_.coordinate()));
+  if (!s.ok()) log::Warn("saving this client's coordinate: {}", s.ToString());
+  if (dead_news) repairer_->Wake();
+  return members;
+}
+
+void Drive::MembershipLoop() {
+  while (true) {
+    auto r = RefreshMembership();
+    if (!r.ok()) log::Debug("member list: {}", r.status().ToString());
+    MutexLock lock(&health_mu_);
+    health_cv_.WaitUntil(&health_mu_,
+                         std::chrono::steady_clock::now() + options_.membership_interval,
+                         [this]() REQUIRES(health_mu_) { return stopping_; });
+    if (stopping_) return;
+  }
 }
 
 // --- The tree ----------------------------------------------------------------------------
@@ -587,6 +657,9 @@ Status Drive::LoadNodeHealth() {
     h.latency_us = static_cast<double>(r.latency_us);
     h.free = r.free;
     h.last_seen_ns = r.last_seen_ns;
+    h.reputation = r.reputation;
+    h.audits_passed = r.audits_passed;
+    h.audits_failed = r.audits_failed;
     peers_->Restore(*i, h);
   }
   MutexLock lock(&health_mu_);
@@ -609,6 +682,9 @@ Status Drive::SaveNodeHealth() {
     r.latency_us = static_cast<uint64_t>(h.latency_us);
     r.free = h.free;
     r.last_seen_ns = h.last_seen_ns;
+    r.reputation = h.reputation;
+    r.audits_passed = h.audits_passed;
+    r.audits_failed = h.audits_failed;
     records.push_back(std::move(r));
   }
   SFS_RETURN_IF_ERROR(catalog_->SaveNodes(records));

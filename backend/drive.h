@@ -39,15 +39,19 @@
 #include <unordered_set>
 #include <vector>
 
+#include "backend/auditor.h"
 #include "backend/catalog.h"
 #include "backend/checkpoint.h"
 #include "backend/chunk_cache.h"
 #include "backend/chunk_codec.h"
 #include "backend/chunk_reader.h"
+#include "backend/coordinates.h"
 #include "backend/drive_config.h"
+#include "backend/membership.h"
 #include "backend/pack_pipeline.h"
 #include "backend/peer.h"
 #include "backend/peer_set.h"
+#include "backend/repairer.h"
 #include "backend/staging.h"
 #include "base/thread_annotations.h"
 #include "base/thread_pool.h"
@@ -125,6 +129,17 @@ struct DriveOptions {
   // status in the background: one that answers is used again at once (and a failed upload is
   // tried again at once), not only when its back-off (up to 30 s) ends. 0: never.
   std::chrono::milliseconds probe_interval{1000};
+  // The network's member list (states, signed coordinates); none: the drive knows its nodes
+  // only by what it sees of them itself.
+  std::shared_ptr<MembershipSource> membership;
+  // Audits and repair (docs/network.md).
+  AuditorOptions audit;
+  RepairOptions repair;
+  // Take care of the data in the background while the drive is open: audit at audit.rate,
+  // repair at repair.rate, and refresh the member list every membership_interval. A
+  // long-running process (a mount) sets it; a command that ends soon does not.
+  bool care = false;
+  std::chrono::milliseconds membership_interval{10000};
 };
 
 // One whole file for StoreFiles.
@@ -190,6 +205,12 @@ class Drive {
   ChunkCache* cache() { return cache_.get(); }
   // Saves the nodes' health (peers()) to the catalog now; errors as the catalog's.
   Status SaveNodeHealth();
+  Auditor& auditor() { return *auditor_; }
+  Repairer& repairer() { return *repairer_; }
+  // Asks the membership source for the member list now and takes what it says into peers():
+  // each node's state and coordinate; this client's coordinate moves by the latencies it
+  // measured to them. Returns the list. Unavailable without a source or an answer.
+  Result<std::vector<MemberInfo>> RefreshMembership();
 
   // The tree: as the Catalog methods of the same names, with staged sizes and mtimes shown.
   Result<InodeAttr> Lookup(Ino parent, std::string_view name);
@@ -308,6 +329,9 @@ class Drive {
   void ProbeLoop();
   // Asks node i for its status; if it answers, it is used again and the uploader is woken.
   void Probe(size_t i);
+  // Refreshes the member list every membership_interval until stopped; wakes the repairer
+  // when a node's state changes.
+  void MembershipLoop();
   // One piece of input for Store: bytes of the file of commits[commit], at file_offset.
   struct Piece {
     size_t commit = 0;
@@ -375,6 +399,11 @@ class Drive {
   std::vector<bool> probing_ GUARDED_BY(health_mu_);  // a probe of node i is on its way
   std::unique_ptr<ThreadPool> probe_pool_;
   std::thread prober_;
+  std::thread membership_thread_;
+  Mutex coord_mu_;
+  Vivaldi vivaldi_ GUARDED_BY(coord_mu_);
+  std::unique_ptr<Auditor> auditor_;
+  std::unique_ptr<Repairer> repairer_;
 
   Mutex pipeline_mu_;  // one pipeline run at a time; taken before commit_mu_
   Mutex pack_mu_;      // the run's pack uploads

@@ -1150,3 +1150,183 @@ TEST_F(DriveTest, SparseFilesStoreOnlyTheirDataRuns) {
 
 }  // namespace
 }  // namespace shardfs::backend
+
+namespace shardfs::backend {
+namespace {
+
+// A member list the test sets: what gossip would say of each node.
+class FixedMembership : public MembershipSource {
+ public:
+  Result<std::vector<MemberInfo>> Members() override {
+    MutexLock lock(&mu_);
+    return members_;
+  }
+  void Set(std::vector<MemberInfo> m) {
+    MutexLock lock(&mu_);
+    members_ = std::move(m);
+  }
+
+ private:
+  Mutex mu_;
+  std::vector<MemberInfo> members_ GUARDED_BY(mu_);
+};
+
+class DriveCareTest : public DriveTest {
+ protected:
+  void SetUp() override {}
+  // A drive on `n` nodes whose member list the test sets; dead nodes count at once.
+  void BuildWithMembership(int n) {
+    Build(n);
+    membership_ = std::make_shared<FixedMembership>();
+    options_.membership = membership_;
+    options_.repair.dead_grace = std::chrono::milliseconds(0);
+    SetStates({});
+    Reopen();
+  }
+  // Every node alive but those in `dead`.
+  void SetStates(const std::vector<size_t>& dead) {
+    std::vector<MemberInfo> members;
+    for (size_t i = 0; i < options_.config.nodes.size(); ++i) {
+      MemberInfo m;
+      m.id = options_.config.nodes[i].id;
+      m.address = options_.config.nodes[i].address;
+      bool gone = std::find(dead.begin(), dead.end(), i) != dead.end();
+      m.state = gone ? NodeLiveness::kDead : NodeLiveness::kAlive;
+      members.push_back(m);
+    }
+    membership_->Set(members);
+  }
+  // Files of several packs' worth, with their bytes.
+  std::vector<std::pair<Ino, Bytes>> WriteFiles() {
+    std::vector<std::pair<Ino, Bytes>> files;
+    for (int i = 0; i < 6; ++i) {
+      Bytes data;
+      Ino f =
+          WriteNew("f" + std::to_string(i), 700 * 1024 + static_cast<size_t>(i), 100 + i, &data);
+      files.emplace_back(f, std::move(data));
+    }
+    return files;
+  }
+  void ExpectAllRead(const std::vector<std::pair<Ino, Bytes>>& files) {
+    for (const auto& [f, data] : files) EXPECT_EQ(ReadAll(f, data.size()), data) << f;
+  }
+  // The drive's packs that have a shard on node i.
+  size_t PacksOn(size_t i) {
+    size_t n = 0;
+    auto packs = drive_->catalog().ListPacks(std::nullopt, 10000).value();
+    for (const auto& p : packs) {
+      if (std::count(p.nodes.begin(), p.nodes.end(), options_.config.nodes[i].id) > 0) ++n;
+    }
+    return n;
+  }
+
+  std::shared_ptr<FixedMembership> membership_;
+};
+
+TEST_F(DriveCareTest, RepairRestoresEveryPackAfterTwoNodesDieAndTwoMoreMayGo) {
+  BuildWithMembership(8);
+  auto files = WriteFiles();
+  ASSERT_OK(drive_->Sync(std::chrono::seconds(30)));
+  ASSERT_OK_AND_ASSIGN(Durability before, drive_->repairer().Survey());
+  ASSERT_GT(before.packs, 1u);
+  EXPECT_EQ(before.full, before.packs);
+
+  // Nodes 0 and 1 die for good; the network says so.
+  peers_[0]->down = true;
+  peers_[1]->down = true;
+  SetStates({0, 1});
+  ASSERT_OK(drive_->RefreshMembership().status());
+  ASSERT_OK_AND_ASSIGN(Durability hurt, drive_->repairer().Survey());
+  EXPECT_LT(hurt.full, hurt.packs);
+  EXPECT_EQ(hurt.lost, 0u);
+  ASSERT_OK_AND_ASSIGN(RepairReport r, drive_->repairer().RunPass());
+  EXPECT_EQ(r.packs_failed, 0u) << (r.errors.empty() ? "" : r.errors[0]);
+  EXPECT_GT(r.shards_rebuilt, 0u);
+  EXPECT_EQ(r.after.full, r.after.packs);
+  EXPECT_EQ(PacksOn(0), 0u);
+  EXPECT_EQ(PacksOn(1), 0u);
+
+  // Two more of the original holders go: every file still reads, byte for byte.
+  peers_[2]->down = true;
+  peers_[3]->down = true;
+  ExpectAllRead(files);
+}
+
+TEST_F(DriveCareTest, AuditsCatchDamagedShardsAndRepairMovesThem) {
+  BuildWithMembership(8);
+  auto files = WriteFiles();
+  ASSERT_OK(drive_->Sync(std::chrono::seconds(30)));
+  const size_t bad = 5;
+  size_t on_bad = PacksOn(bad);
+  ASSERT_GT(on_bad, 0u);
+  mem_[bad]->DamageShards();
+  ASSERT_OK_AND_ASSIGN(AuditReport a, drive_->auditor().RunPass());
+  EXPECT_EQ(a.nodes[options_.config.nodes[bad].id].failed, on_bad);
+  EXPECT_EQ(a.failed, on_bad);
+  EXPECT_EQ(a.passed + a.failed, a.audited);
+  for (const auto& [where, why] : a.failures) EXPECT_EQ(where.node, options_.config.nodes[bad].id);
+  EXPECT_LT(drive_->peers().Reputation(bad), 0.5);
+  EXPECT_FALSE(drive_->peers().Healthy(bad));
+  ASSERT_OK_AND_ASSIGN(auto faults, drive_->catalog().ShardFaults());
+  EXPECT_EQ(faults.size(), on_bad);
+
+  ASSERT_OK_AND_ASSIGN(RepairReport r, drive_->repairer().RunPass());
+  EXPECT_EQ(r.packs_repaired, on_bad);
+  EXPECT_EQ(r.after.full, r.after.packs);
+  EXPECT_EQ(PacksOn(bad), 0u);
+  ASSERT_OK_AND_ASSIGN(faults, drive_->catalog().ShardFaults());
+  EXPECT_TRUE(faults.empty());
+  // A second audit finds nothing wrong; the old copies wait for gc's deletion.
+  ASSERT_OK_AND_ASSIGN(AuditReport again, drive_->auditor().RunPass());
+  EXPECT_EQ(again.failed, 0u);
+  EXPECT_EQ(again.passed, again.audited);
+  // The damaged node is not read from, and the files read back whole.
+  peers_[bad]->down = true;
+  ExpectAllRead(files);
+}
+
+TEST_F(DriveCareTest, NodesBackFromTheDeadWithinTheGraceCostNoRepair) {
+  Build(8);
+  membership_ = std::make_shared<FixedMembership>();
+  options_.membership = membership_;
+  options_.repair.dead_grace = std::chrono::hours(1);
+  SetStates({});
+  Reopen();
+  WriteFiles();
+  ASSERT_OK(drive_->Sync(std::chrono::seconds(30)));
+  SetStates({2});
+  ASSERT_OK(drive_->RefreshMembership().status());
+  ASSERT_OK_AND_ASSIGN(RepairReport r, drive_->repairer().RunPass());
+  EXPECT_EQ(r.shards_rebuilt, 0u);
+  // The count tells the truth all the same.
+  EXPECT_LT(r.before.full, r.before.packs);
+  // But it gets no new shards while the network holds it for dead.
+  for (int round = 0; round < 20; ++round) {
+    auto order = drive_->peers().PlacementOrder();
+    EXPECT_EQ(std::count(order.begin(), order.end(), 2u), 0);
+  }
+}
+
+TEST_F(DriveCareTest, ReputationAndCoordinatesSurviveAReopen) {
+  BuildWithMembership(6);
+  drive_->peers().ReportAudit(3, false);
+  double rep = drive_->peers().Reputation(3);
+  ASSERT_LT(rep, 0.5);
+  std::vector<MemberInfo> members = membership_->Members().value();
+  for (size_t i = 0; i < members.size(); ++i) {
+    members[i].coordinate.vec[0] = static_cast<double>(i);
+    drive_->peers().ReportSuccess(i, std::chrono::microseconds(2000 + 1000 * i));
+  }
+  membership_->Set(members);
+  ASSERT_OK(drive_->RefreshMembership().status());
+  auto own = drive_->peers().own_coordinate();
+  ASSERT_TRUE(own.has_value());
+  Reopen();
+  EXPECT_NEAR(drive_->peers().Reputation(3), rep, 0.01);
+  EXPECT_EQ(drive_->peers().health(3).audits_failed, 1u);
+  ASSERT_TRUE(drive_->peers().own_coordinate().has_value());
+  EXPECT_EQ(*drive_->peers().own_coordinate(), *own);
+}
+
+}  // namespace
+}  // namespace shardfs::backend

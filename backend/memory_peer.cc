@@ -73,6 +73,14 @@ Result<ShardProof> MemoryPeer::ProveShard(const ShardId& id, uint64_t first_leaf
   return p;
 }
 
+size_t MemoryPeer::DamageShards() {
+  MutexLock lock(&mu_);
+  for (auto& [id, bytes] : shards_) {
+    if (!bytes.empty()) bytes[bytes.size() / 2] ^= 0x5a;
+  }
+  return shards_.size();
+}
+
 Status MemoryPeer::DeleteShard(const ShardId& id) {
   MutexLock lock(&mu_);
   auto it = shards_.find(id);

@@ -33,6 +33,10 @@ class MemoryPeer : public Peer {
   Status PutSlot(ByteSpan record) override;
   Result<PeerStatus> GetStatus() override;
 
+  // For tests of audits and repair: flips a byte of every shard held, as a failing disk
+  // would (the node goes on serving them); returns how many.
+  size_t DamageShards();
+
  private:
   const std::string name_;
   const crypto::PublicKey owner_;

@@ -16,11 +16,18 @@
 #include <unordered_map>
 #include <vector>
 
+#include "backend/catalog.h"
+#include "backend/coordinates.h"
 #include "backend/drive_config.h"
 #include "backend/peer.h"
 #include "base/thread_annotations.h"
 
 namespace shardfs::backend {
+
+// A node's state in the network, as the drive last learnt it from a node's member list
+// (backend/membership.h); kUnknown until then.
+enum class NodeLiveness { kUnknown, kAlive, kSuspect, kDead, kLeft };
+const char* NodeLivenessName(NodeLiveness l);
 
 // What the client has seen of one node.
 struct PeerHealth {
@@ -44,7 +51,35 @@ struct PeerHealth {
   // While the node is backed off (after failures), when it may next be asked (steady clock);
   // earlier asks are allowed only when no other node is left. Cleared by a success.
   std::chrono::steady_clock::time_point retry_after{};
+  // Reputation (see PeerSetOptions::reputation): decayed weights of what the node did.
+  ReputationSums reputation;
+  uint64_t audits_passed = 0;
+  uint64_t audits_failed = 0;
+  // From the network's member list.
+  NodeLiveness liveness = NodeLiveness::kUnknown;
+  std::chrono::steady_clock::time_point liveness_since{};  // when `liveness` last changed
+  std::optional<Coordinate> coordinate;                    // as the node signed it
 };
+
+// How a node's reputation is kept (docs/network.md, "Reputation"). Each observation adds its
+// weight to the good or the bad sum; both decay by half every half_life; the score is
+// (good + prior) / (good + bad + prior), so a node starts at 1 and one failed audit takes it
+// to a third. A node whose score is below `threshold` gets no new shards, is read from last,
+// and its shards count as endangered (repair moves them).
+struct ReputationOptions {
+  std::chrono::seconds half_life{24 * 3600};
+  double prior = 5;
+  double threshold = 0.5;
+  double audit_passed = 1;      // good
+  double audit_failed = 10;     // bad: a shard it acknowledged is gone or wrong
+  double bad_bytes = 10;        // bad: a read answered with bytes it does not store
+  double transfer_ok = 0.02;    // good: a request answered
+  double transfer_error = 0.1;  // bad: a request failed or timed out
+};
+
+// The score of `sums` at `now_ns` under `options` (1 for a node never seen).
+double ReputationScore(const ReputationSums& sums, int64_t now_ns,
+                       const ReputationOptions& options);
 
 struct PeerSetOptions {
   // After this many consecutive failures a node is "backed off": asked last, and for new
@@ -63,6 +98,7 @@ struct PeerSetOptions {
   std::chrono::milliseconds max_backoff{30000};
   // Weight of a sample in the smoothed latency.
   double latency_alpha = 0.2;
+  ReputationOptions reputation;
 };
 
 class PeerSet {
@@ -97,6 +133,25 @@ class PeerSet {
   // node is backed off, so reads stop waiting a hedge delay for it: a stopped node's reads are
   // all overtaken, and none runs long enough to fail.
   void ReportOvertaken(size_t i, std::chrono::microseconds elapsed);
+  // An audit of a shard on node i passed (the leaf and its proof matched the shard id) or
+  // failed (the node lost the shard, or answered with wrong bytes or a wrong proof).
+  void ReportAudit(size_t i, bool passed);
+  // What the network's member list says of node i: its state, for how long it has been in it
+  // (`state_age`), and its signed coordinate.
+  void SetMembership(size_t i, NodeLiveness liveness, std::optional<Coordinate> coordinate,
+                     std::chrono::milliseconds state_age = {});
+  // This client's own coordinate (fitted by the drive against the nodes'), for PredictedRtt.
+  void SetOwnCoordinate(const Coordinate& c);
+  std::optional<Coordinate> own_coordinate() const;
+
+  // Node i's reputation score now (ReputationScore).
+  double Reputation(size_t i) const;
+  // True if node i may get new shards and counts as a healthy holder: its reputation is at or
+  // above the threshold and the network has not held it for dead or departed for
+  // `dead_grace` or longer.
+  bool Healthy(size_t i, std::chrono::milliseconds dead_grace = {}) const;
+  // The round trip to node i predicted from the coordinates, in ms; nullopt without both.
+  std::optional<double> PredictedRttMs(size_t i) const;
 
   PeerHealth health(size_t i) const;
   // Sets what is kept across sessions (counts, bad bytes, latency, free space, last seen) from
@@ -120,17 +175,26 @@ class PeerSet {
   std::chrono::microseconds TypicalLatency() const;
 
   // Nodes in the order new shards should go to them, best first: nodes that answer before
-  // backed-off ones, honest before ones that returned bad bytes; among the good, a weighted
-  // shuffle favouring free space and low latency, so load spreads over all of them.
+  // backed-off ones; among the good, a weighted shuffle favouring free space and low latency
+  // (measured, or else predicted from coordinates), so load spreads over all of them. Nodes
+  // that are not Healthy (low reputation: liars, failed audits; dead or departed) and
   // `exclude` are left out. Each call draws its own order.
   std::vector<size_t> PlacementOrder(const std::vector<size_t>& exclude = {});
 
-  // `candidates` (node indices) sorted for reading, best first: answering, honest, low latency.
+  // `candidates` (node indices) sorted for reading, best first: answering, honest, low latency
+  // (measured, or else predicted from coordinates).
   std::vector<size_t> ReadOrder(std::vector<size_t> candidates) const;
 
  private:
-  // Lower is better: the class of a node (0 good, 1 backed off, 2 liar).
-  int ClassOf(const PeerHealth& h, std::chrono::steady_clock::time_point now) const;
+  // Lower is better: the class of a node (0 good, 1 backed off or suspect, 2 liar, untrusted,
+  // dead or departed).
+  int ClassOf(const PeerHealth& h, std::chrono::steady_clock::time_point now, int64_t now_ns) const;
+  bool HealthyLocked(const PeerHealth& h, int64_t now_ns,
+                     std::chrono::milliseconds dead_grace = {}) const REQUIRES(mu_);
+  // The latency to rank node h by, in µs: measured, else predicted, else 0.
+  double RankLatency(const PeerHealth& h) const REQUIRES(mu_);
+  // Adds an observation of `weight` to h's good or bad sum, decaying both to now first.
+  void Observe(PeerHealth& h, bool good, double weight) const REQUIRES(mu_);
   // Counts a failure of node i; backs it off once it has backoff_after in a row, or at once
   // if `timeout`.
   void Fail(size_t i, bool timeout) EXCLUDES(mu_);
@@ -152,6 +216,7 @@ class PeerSet {
   std::vector<PeerHealth> health_ GUARDED_BY(mu_);
   uint64_t changes_ GUARDED_BY(mu_) = 0;
   uint64_t rng_ GUARDED_BY(mu_);
+  std::optional<Coordinate> own_coordinate_ GUARDED_BY(mu_);
 };
 
 }  // namespace shardfs::backend

@@ -46,22 +46,78 @@ TEST(PeerSetTest, FailingAndLyingNodesGoLast) {
   PeerSet set = MakeSet(5, o);
   set.ReportBadBytes(0);
   set.ReportFailure(3);
+  // The liar gets no new shards at all (its reputation fell below the threshold).
+  EXPECT_FALSE(set.Healthy(0));
   for (int round = 0; round < 50; ++round) {
     auto order = set.PlacementOrder();
-    ASSERT_EQ(order.size(), 5u);
+    ASSERT_EQ(order.size(), 4u);
+    EXPECT_EQ(std::count(order.begin(), order.end(), 0u), 0);
     // One failure is not yet a back-off (backoff_after = 2).
-    EXPECT_EQ(order.back(), 0u);
   }
   set.ReportFailure(3);
   EXPECT_EQ(set.health(3).consecutive_failures, 2u);
   for (int round = 0; round < 50; ++round) {
     auto order = set.PlacementOrder();
     EXPECT_EQ(order[3], 3u);
-    EXPECT_EQ(order[4], 0u);
   }
   set.ReportSuccess(3, std::chrono::microseconds(100));
   EXPECT_EQ(set.health(3).consecutive_failures, 0u);
   EXPECT_EQ(set.health(3).failures, 2u);
+}
+
+TEST(PeerSetTest, ReputationFallsWithFailedAuditsAndRecoversWithTime) {
+  PeerSetOptions o;
+  o.reputation.half_life = std::chrono::seconds(1);
+  PeerSet set = MakeSet(3, o);
+  EXPECT_DOUBLE_EQ(set.Reputation(0), 1.0);
+  for (int i = 0; i < 3; ++i) set.ReportAudit(0, true);
+  EXPECT_DOUBLE_EQ(set.Reputation(0), 1.0);
+  set.ReportAudit(1, false);
+  EXPECT_NEAR(set.Reputation(1), 5.0 / 15.0, 0.01);
+  EXPECT_FALSE(set.Healthy(1));
+  EXPECT_TRUE(set.Healthy(0));
+  EXPECT_EQ(set.health(1).audits_failed, 1u);
+  for (int round = 0; round < 20; ++round) {
+    auto order = set.PlacementOrder();
+    EXPECT_EQ(std::count(order.begin(), order.end(), 1u), 0);
+  }
+  // Reads go to it last.
+  EXPECT_EQ(set.ReadOrder({1, 0, 2}).back(), 1u);
+  // A failed transfer weighs little: one is not enough to lose a node's trust.
+  set.ReportFailure(2);
+  EXPECT_TRUE(set.Healthy(2));
+  // Decay: after some half-lives the bad weight has faded below the threshold's reach.
+  std::this_thread::sleep_for(std::chrono::milliseconds(2100));
+  EXPECT_GT(set.Reputation(1), 0.5);
+  EXPECT_TRUE(set.Healthy(1));
+}
+
+TEST(PeerSetTest, MembershipStatesAndCoordinates) {
+  PeerSet set = MakeSet(4);
+  set.SetMembership(0, NodeLiveness::kDead, std::nullopt);
+  set.SetMembership(1, NodeLiveness::kLeft, std::nullopt);
+  set.SetMembership(2, NodeLiveness::kSuspect, std::nullopt);
+  EXPECT_FALSE(set.Healthy(0));
+  EXPECT_FALSE(set.Healthy(1));
+  EXPECT_TRUE(set.Healthy(2));
+  for (int round = 0; round < 20; ++round) {
+    auto order = set.PlacementOrder();
+    EXPECT_EQ(order, (std::vector<size_t>{3, 2}));
+  }
+  // Without measurements, reads rank by predicted latency.
+  PeerSet fresh = MakeSet(3);
+  Coordinate me, near, far;
+  near.vec = {1, 0, 0, 0};
+  far.vec = {30, 0, 0, 0};
+  fresh.SetOwnCoordinate(me);
+  fresh.SetMembership(0, NodeLiveness::kAlive, far);
+  fresh.SetMembership(1, NodeLiveness::kAlive, near);
+  EXPECT_FALSE(fresh.PredictedRttMs(2).has_value());
+  EXPECT_NEAR(*fresh.PredictedRttMs(1), 1 + me.height + near.height, 1e-9);
+  EXPECT_EQ(fresh.ReadOrder({0, 1}), (std::vector<size_t>{1, 0}));
+  // A measured latency wins over a prediction.
+  fresh.ReportSuccess(0, std::chrono::microseconds(100));
+  EXPECT_EQ(fresh.ReadOrder({0, 1}), (std::vector<size_t>{0, 1}));
 }
 
 TEST(PeerSetTest, ReadOrderPrefersLowLatency) {

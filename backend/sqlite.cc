@@ -280,6 +280,12 @@ SqliteStatement& SqliteStatement::Bind(int index, int64_t value) {
   return *this;
 }
 
+SqliteStatement& SqliteStatement::BindDouble(int index, double value) {
+  int rc = sqlite3_bind_double(stmt_, index, value);
+  if (rc != SQLITE_OK && bind_rc_ == SQLITE_OK) bind_rc_ = rc;
+  return *this;
+}
+
 SqliteStatement& SqliteStatement::Bind(int index, ByteSpan blob) {
   // An empty span may have a null data pointer, which SQLite would store as NULL.
   static const uint8_t kEmpty = 0;
@@ -313,6 +319,10 @@ Status SqliteStatement::Run() {
 }
 
 int64_t SqliteStatement::ColumnInt(int index) const { return sqlite3_column_int64(stmt_, index); }
+
+double SqliteStatement::ColumnDouble(int index) const {
+  return sqlite3_column_double(stmt_, index);
+}
 
 Bytes SqliteStatement::ColumnBlob(int index) const {
   const auto* p = static_cast<const uint8_t*>(sqlite3_column_blob(stmt_, index));

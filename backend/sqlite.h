@@ -101,6 +101,7 @@ class SqliteStatement {
   ~SqliteStatement();
 
   SqliteStatement& Bind(int index, int64_t value);
+  SqliteStatement& BindDouble(int index, double value);
   SqliteStatement& Bind(int index, ByteSpan blob);
   SqliteStatement& Bind(int index, std::string_view text);
 
@@ -111,6 +112,7 @@ class SqliteStatement {
   Status Run();
 
   int64_t ColumnInt(int index) const;
+  double ColumnDouble(int index) const;
   Bytes ColumnBlob(int index) const;
   std::string ColumnText(int index) const;
   bool ColumnIsNull(int index) const;

@@ -12,6 +12,7 @@
 #include "crypto/key_file.h"
 #include "crypto/sign.h"
 #include "net/address.h"
+#include "net/http_membership.h"
 #include "net/http_peer.h"
 
 namespace shardfs::cli {
@@ -39,7 +40,7 @@ Result<std::string> ReadPassphraseFile(const std::string& path) {
 }
 
 Result<std::unique_ptr<backend::Drive>> OpenDrive(const DriveFlags& flags,
-                                                  const std::string& holder) {
+                                                  const std::string& holder, bool care) {
   SFS_ASSIGN_OR_RETURN(DriveHome home, ResolveDriveHome(flags.home, flags.drive));
   if (!std::filesystem::exists(home.config_file())) {
     return Status::NotFound("no drive in " + home.config_dir + " (create one with shardfs init)");
@@ -64,15 +65,19 @@ Result<std::unique_ptr<backend::Drive>> OpenDrive(const DriveFlags& flags,
   o.pipeline.threads = static_cast<int>(std::clamp(std::thread::hardware_concurrency(), 1u, 8u));
   // A command's process is short: its changes are checkpointed before it ends.
   o.checkpoint.on_close = true;
+  o.care = care;
+  std::vector<net::HostPort> addresses;
   for (const backend::DriveNode& n : config->nodes) {
     auto address = net::ParseHostPort(n.address);
     if (!address.ok()) return address.status().WithContext(home.config_file());
+    addresses.push_back(*address);
     // The node id from the config: no round trip now, and a node that changed its key is
     // refused by the signature check instead of trusted.
     SFS_ASSIGN_OR_RETURN(auto peer,
                          net::HttpPeer::Connect(*address, owner, net::HttpPeerOptions{}, n.id));
     o.peers.push_back(std::move(peer));
   }
+  o.membership = std::make_shared<net::HttpMembership>(std::move(addresses));
   return backend::Drive::Open(std::move(o));
 }
 

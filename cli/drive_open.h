@@ -27,8 +27,10 @@ void AddDriveFlags(CLI::App* cmd, DriveFlags* flags);
 
 // Opens the drive: NotFound if there is none in that home; the key file's and config's
 // errors; Busy if another process has it. `holder` names this process in the drive's lock.
+// The drive learns the network's member list from its nodes (net::HttpMembership); with
+// `care` (a long-running process: the mount) it also audits and repairs in the background.
 Result<std::unique_ptr<backend::Drive>> OpenDrive(const DriveFlags& flags,
-                                                  const std::string& holder);
+                                                  const std::string& holder, bool care = false);
 
 // The names in a '/'-separated path, without empty parts and ".".
 std::vector<std::string> PathParts(const std::string& path);

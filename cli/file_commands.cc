@@ -23,6 +23,7 @@
 #include "base/wall_clock.h"
 #include "cli/drive_open.h"
 #include "cli/exit.h"
+#include "cli/network_commands.h"
 #include "cli/progress.h"
 #include "crypto/secret.h"
 
@@ -714,6 +715,12 @@ int RunStatus(const StatusFlags& f) {
     nodes.push_back(n);
   }
   const backend::UploadState up = (*drive)->Uploads();
+  const backend::Durability durability = DurabilityOrEmpty(**drive);
+  for (size_t i = 0; i < nodes.size(); ++i) {
+    const backend::PeerHealth h = (*drive)->peers().health(i);
+    nodes[i]["state"] = backend::NodeLivenessName(h.liveness);
+    nodes[i]["reputation"] = (*drive)->peers().Reputation(i);
+  }
   if (f.json) {
     nlohmann::json j = {
         {"drive", c.name},
@@ -731,6 +738,7 @@ int RunStatus(const StatusFlags& f) {
           {"layers", up.staged.layers},
           {"bytes", up.staged.bytes},
           {"last_error", up.last_error.ok() ? std::string() : up.last_error.ToString()}}},
+        {"durability", DurabilityToJson(durability)},
         {"nodes", nodes}};
     std::printf("%s\n", j.dump(2).c_str());
     return 0;
@@ -770,11 +778,15 @@ int RunStatus(const StatusFlags& f) {
     const uint64_t bad = n["bad_bytes"].get<uint64_t>();
     const std::string liar =
         bad > 0 ? ", SERVED BAD BYTES " + std::to_string(bad) + " time(s)" : std::string();
-    std::printf("  %-22s seen: %llu answers, %llu failures, %.1f ms latency%s\n", "",
-                static_cast<unsigned long long>(n["successes"].get<uint64_t>()),
-                static_cast<unsigned long long>(n["failures"].get<uint64_t>()),
-                n["latency_ms"].get<double>(), liar.c_str());
+    std::printf(
+        "  %-22s seen: %llu answers, %llu failures, %.1f ms latency; network: %s; "
+        "reputation %.2f%s\n",
+        "", static_cast<unsigned long long>(n["successes"].get<uint64_t>()),
+        static_cast<unsigned long long>(n["failures"].get<uint64_t>()),
+        n["latency_ms"].get<double>(), n["state"].get<std::string>().c_str(),
+        n["reputation"].get<double>(), liar.c_str());
   }
+  PrintDurabilityLine(durability, c.k, c.m);
   return 0;
 }
 

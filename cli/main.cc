@@ -8,10 +8,12 @@
 #include <CLI/CLI.hpp>
 #include <malloc.h>
 
+#include "base/logging.h"
 #include "base/version.h"
 #include "cli/file_commands.h"
 #include "cli/init_command.h"
 #include "cli/mount_command.h"
+#include "cli/network_commands.h"
 #include "cli/node_command.h"
 #include "cli/restore_command.h"
 #include "cli/sync_command.h"
@@ -29,6 +31,7 @@ int Main(int argc, char** argv) {
   auto run_restore = shardfs::cli::AddRestoreCommand(app);
   auto run_sync = shardfs::cli::AddSyncCommand(app);
   auto run_mount = shardfs::cli::AddMountCommands(app);
+  auto run_network = shardfs::cli::AddNetworkCommands(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
@@ -39,6 +42,9 @@ int Main(int argc, char** argv) {
     app.exit(e);
     return 2;
   }
+  // Commands print their results on stdout (some as JSON): the engine's log goes to stderr,
+  // warnings and errors only. `node` and `mount` set up their own logs.
+  (void)shardfs::log::Init(shardfs::log::Options{shardfs::log::Level::kWarn, ""});
   if (app.got_subcommand("init")) return run_init();
   for (auto& [name, run] : run_files) {
     if (app.got_subcommand(name)) return run();
@@ -47,6 +53,9 @@ int Main(int argc, char** argv) {
   if (app.got_subcommand("restore")) return run_restore();
   if (app.got_subcommand("sync")) return run_sync();
   for (auto& [name, run] : run_mount) {
+    if (app.got_subcommand(name)) return run();
+  }
+  for (auto& [name, run] : run_network) {
     if (app.got_subcommand(name)) return run();
   }
   std::fputs(app.help().c_str(), stdout);

@@ -160,7 +160,8 @@ int Serve(const MountFlags& f, const DriveHome& home, int notify_fd) {
   if (!mo.ok()) return fail("options", mo.status());
   const std::string mountpoint = fuse::MountpointPath(f.mountpoint);
   auto drive = OpenDrive(
-      f.drive, "shardfs mount at " + mountpoint + " (pid " + std::to_string(::getpid()) + ")");
+      f.drive, "shardfs mount at " + mountpoint + " (pid " + std::to_string(::getpid()) + ")",
+      /*care=*/true);
   if (!drive.ok()) return fail("open the drive", drive.status());
   auto mount = fuse::Mount::Create(drive->get(), *mo);
   if (!mount.ok()) return fail("mount", mount.status());

@@ -30,25 +30,6 @@ constexpr uint8_t kAckIndirect = 1;
 // The most broadcasts queued; beyond it the most sent are dropped (a flood of joins).
 constexpr size_t kMaxBroadcasts = 4096;
 
-void PutCoordinate(ByteWriter& w, const backend::Coordinate& c) {
-  for (double x : c.vec) w.U64(std::bit_cast<uint64_t>(x));
-  w.U64(std::bit_cast<uint64_t>(c.height));
-  w.U64(std::bit_cast<uint64_t>(c.error));
-}
-
-bool GetCoordinate(ByteReader& r, backend::Coordinate* c) {
-  uint64_t bits = 0;
-  for (double& x : c->vec) {
-    if (!r.U64(&bits)) return false;
-    x = std::bit_cast<double>(bits);
-  }
-  if (!r.U64(&bits)) return false;
-  c->height = std::bit_cast<double>(bits);
-  if (!r.U64(&bits)) return false;
-  c->error = std::bit_cast<double>(bits);
-  return true;
-}
-
 Bytes Notice(uint8_t tag, const NodeId& id, uint64_t incarnation) {
   Bytes b;
   ByteWriter w(&b);
@@ -102,7 +83,7 @@ bool Parse(ByteSpan in, ParsedPacket* p) {
       if (!r.Raw(MutableByteSpan(p->target.mutable_data(), NodeId::kSize))) return false;
       break;
     case kAck:
-      if (!r.U8(&p->ack_flags) || !GetCoordinate(r, &p->coordinate)) return false;
+      if (!r.U8(&p->ack_flags) || !backend::GetCoordinate(r, &p->coordinate)) return false;
       break;
     case kGossip:
       break;
@@ -656,7 +637,7 @@ std::vector<Datagram> Gossip::Receive(ByteSpan packet, const std::string& from,
       ByteWriter w(&body);
       w.U64(p.seq);
       w.U8(0);
-      PutCoordinate(w, vivaldi_.coordinate());
+      backend::PutCoordinate(w, vivaldi_.coordinate());
       out.push_back(Packet(p.sender, from, kAck, body, first));
       break;
     }
@@ -676,7 +657,7 @@ std::vector<Datagram> Gossip::Receive(ByteSpan packet, const std::string& from,
         ByteWriter w(&body);
         w.U64(relay->second.requester_seq);
         w.U8(kAckIndirect);
-        PutCoordinate(w, vivaldi_.coordinate());
+        backend::PutCoordinate(w, vivaldi_.coordinate());
         out.push_back(Packet(relay->second.requester_id, relay->second.requester, kAck, body));
         relays_.erase(relay);
       }

@@ -17,7 +17,7 @@ constexpr std::string_view kDomain = "shardfs member record v1\n";
 // magic, version, kind, id, incarnation, address length.
 constexpr size_t kHeadBytes = 4 + 1 + 1 + 32 + 8 + 1;
 // capacity, free, the coordinate (dims, height, error as IEEE-754 doubles).
-constexpr size_t kTailBytes = 8 + 8 + 8 * (backend::kCoordinateDims + 2);
+constexpr size_t kTailBytes = 8 + 8 + backend::kCoordinateBytes;
 constexpr size_t kSignatureBytes = 64;
 
 Bytes SignedMessage(ByteSpan unsigned_part) {
@@ -56,9 +56,7 @@ Result<MemberRecord> SignMemberRecord(const crypto::SigningKey& key, MemberRecor
   w.Raw(AsBytes(fields.address));
   w.U64(fields.capacity);
   w.U64(fields.free);
-  for (double x : fields.coordinate.vec) w.U64(std::bit_cast<uint64_t>(x));
-  w.U64(std::bit_cast<uint64_t>(fields.coordinate.height));
-  w.U64(std::bit_cast<uint64_t>(fields.coordinate.error));
+  backend::PutCoordinate(w, fields.coordinate);
   w.Raw(key.Sign(SignedMessage(out)));
   fields.encoded = std::move(out);
   return fields;
@@ -104,15 +102,7 @@ Result<MemberRecord> VerifyMemberRecord(ByteSpan encoded) {
   rec.address.assign(reinterpret_cast<const char*>(addr.data()), addr.size());
   r.U64(&rec.capacity);
   r.U64(&rec.free);
-  uint64_t bits = 0;
-  for (double& x : rec.coordinate.vec) {
-    r.U64(&bits);
-    x = std::bit_cast<double>(bits);
-  }
-  r.U64(&bits);
-  rec.coordinate.height = std::bit_cast<double>(bits);
-  r.U64(&bits);
-  rec.coordinate.error = std::bit_cast<double>(bits);
+  backend::GetCoordinate(r, &rec.coordinate);
   size_t signed_len = r.position();
   crypto::Signature sig;
   r.Raw(sig);
