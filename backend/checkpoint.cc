@@ -775,6 +775,27 @@ Result<CheckpointInfo> Checkpointer::Sync() {
   return SyncLocked(false);
 }
 
+Result<CheckpointInfo> Checkpointer::Rebase() {
+  MutexLock run(&run_mu_);
+  if (closed_) return Status::InvalidArgument("the checkpointer is closed");
+  need_base_ = true;
+  fresh_base_ = true;
+  auto r = SyncLocked(false);
+  fresh_base_ = false;
+  return r;
+}
+
+std::vector<PackRecord> Checkpointer::NewestPacks() {
+  MutexLock run(&run_mu_);
+  if (!state_) return {};
+  std::vector<PackId> ids = CheckpointPacks(*state_);
+  std::vector<PackRecord> out;
+  for (const PackRecord& p : stored_packs_) {
+    if (std::find(ids.begin(), ids.end(), p.id) != ids.end()) out.push_back(p);
+  }
+  return out;
+}
+
 bool Checkpointer::HasPending() {
   MutexLock run(&run_mu_);
   return need_base_ || pending_base_.has_value() || !pending_.empty();
@@ -842,7 +863,8 @@ Result<CheckpointInfo> Checkpointer::StoreLocked(ObjectWriter& writer) {
   std::vector<ByteSpan> objects;
   if (pending_base_) {
     SFS_ASSIGN_OR_RETURN(std::optional<Bytes> old_index, catalog_.GetLocalState(kBaseIndexKey));
-    if (old_index) {
+    // A rebase stores every chunk anew: the old base's packs are what it replaces.
+    if (old_index && !fresh_base_) {
       auto old = DecodeStoredObject(*old_index);
       if (old.ok()) writer.AddKnown(*old);
     }

@@ -193,6 +193,14 @@ class Checkpointer {
   // stored (the changes stay pending and go into the next try); errors of the catalog.
   Result<CheckpointInfo> Sync();
 
+  // Stores a new base checkpoint now (a snapshot of the catalog on the nodes placement picks
+  // now), whatever changed: for a checkpoint whose packs lost healthy shards (repair cannot
+  // move them: the head names their nodes). Errors as Sync.
+  Result<CheckpointInfo> Rebase();
+  // The packs of the newest stored checkpoint, with their shards' nodes (none before the
+  // first).
+  std::vector<PackRecord> NewestPacks();
+
   // Stops the background thread; with options.on_close, stores a checkpoint if there are
   // changes; keeps the changes not in a stored checkpoint in the catalog's local state for the
   // next Start. Later calls do nothing and return OK.
@@ -242,6 +250,8 @@ class Checkpointer {
   Mutex run_mu_;
   std::unique_ptr<State> state_ GUARDED_BY(run_mu_);  // the last stored checkpoint, or null
   bool need_base_ GUARDED_BY(run_mu_) = false;
+  // Set by Rebase: the base shares no chunk with the one before.
+  bool fresh_base_ GUARDED_BY(run_mu_) = false;
   std::optional<PendingDelta> pending_base_ GUARDED_BY(run_mu_);
   std::vector<PendingDelta> pending_ GUARDED_BY(run_mu_);
   uint64_t last_tried_sequence_ GUARDED_BY(run_mu_) = 0;

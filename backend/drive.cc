@@ -156,7 +156,7 @@ Result<std::unique_ptr<Drive>> Drive::Open(DriveOptions options) {
   return d;
 }
 
-Result<std::vector<MemberInfo>> Drive::RefreshMembership() {
+Result<std::vector<MemberInfo>> Drive::RefreshMembership(int rtt_samples) {
   if (!options_.membership) return Status::Unavailable("the drive has no member list to ask");
   SFS_ASSIGN_OR_RETURN(std::vector<MemberInfo> members, options_.membership->Members());
   bool dead_news = false;
@@ -170,9 +170,22 @@ Result<std::vector<MemberInfo>> Drive::RefreshMembership() {
                               static_cast<int64_t>(std::clamp(m.state_seconds, 0.0, 1e9) * 1000)));
     bool gone = m.state == NodeLiveness::kDead || m.state == NodeLiveness::kLeft;
     if (gone && before.liveness != m.state) dead_news = true;
-    // This client's coordinate, fitted to the latencies it measured itself.
-    if (m.state == NodeLiveness::kAlive && before.latency_us > 0) {
-      vivaldi_.Update(m.coordinate, before.latency_us / 1000.0);
+    if (m.state != NodeLiveness::kAlive || peers_->Unresponsive(*i)) continue;
+    // This client's coordinate, fitted to round trips it measured itself: a status request
+    // each (the median of the last three, so a connection's setup does not count).
+    std::optional<double> median;
+    for (int r = 0; r < rtt_samples; ++r) {
+      const auto start = std::chrono::steady_clock::now();
+      auto st = peers_->peer(*i).GetStatus();
+      const auto took = std::chrono::steady_clock::now() - start;
+      if (!st.ok()) break;
+      peers_->ReportSuccess(*i, std::chrono::duration_cast<std::chrono::microseconds>(took));
+      peers_->ReportFree(*i, st->free);
+      median = rtts_.Add(m.id, std::chrono::duration<double, std::milli>(took).count());
+    }
+    if (median) {
+      peers_->SetRtt(*i, *median);
+      vivaldi_.Update(m.coordinate, *median);
     }
   }
   peers_->SetOwnCoordinate(vivaldi_.coordinate());
@@ -182,10 +195,32 @@ Result<std::vector<MemberInfo>> Drive::RefreshMembership() {
   return members;
 }
 
+Result<bool> Drive::CareForCheckpoint(bool ignore_grace) {
+  const auto grace = ignore_grace ? std::chrono::milliseconds(0) : options_.repair.dead_grace;
+  for (const PackRecord& p : checkpointer_->NewestPacks()) {
+    int healthy = 0;
+    for (const NodeId& n : p.nodes) {
+      auto i = peers_->IndexOf(n);
+      if (i && peers_->Healthy(*i, grace)) ++healthy;
+    }
+    if (healthy > repairer_->ThresholdFor(p.k)) continue;
+    log::Warn(
+        "the catalog's checkpoint pack {} has {} healthy shards of {}: storing a new base "
+        "checkpoint",
+        p.id.ShortHex(), healthy, p.k + p.m);
+    SFS_RETURN_IF_ERROR(checkpointer_->Rebase().status());
+    return true;
+  }
+  return false;
+}
+
 void Drive::MembershipLoop() {
   while (true) {
     auto r = RefreshMembership();
     if (!r.ok()) log::Debug("member list: {}", r.status().ToString());
+    if (auto c = CareForCheckpoint(false); !c.ok()) {
+      log::Warn("checkpoint care: {}", c.status().ToString());
+    }
     MutexLock lock(&health_mu_);
     health_cv_.WaitUntil(&health_mu_,
                          std::chrono::steady_clock::now() + options_.membership_interval,

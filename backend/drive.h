@@ -208,9 +208,16 @@ class Drive {
   Auditor& auditor() { return *auditor_; }
   Repairer& repairer() { return *repairer_; }
   // Asks the membership source for the member list now and takes what it says into peers():
-  // each node's state and coordinate; this client's coordinate moves by the latencies it
-  // measured to them. Returns the list. Unavailable without a source or an answer.
-  Result<std::vector<MemberInfo>> RefreshMembership();
+  // each node's state and coordinate. Then measures the round trip to each alive node of the
+  // drive (`rtt_samples` status requests; the median of the last three samples counts) and
+  // moves this client's coordinate by it. Returns the list. Unavailable without a source or
+  // an answer.
+  Result<std::vector<MemberInfo>> RefreshMembership(int rtt_samples = 1);
+  // The catalog's own packs (the newest checkpoint's) are not in the catalog, so the repairer
+  // does not see them: if one of them has no more healthy shards than the repair threshold, a
+  // new base checkpoint is stored on healthy nodes instead (Checkpointer::Rebase). With
+  // `ignore_grace`, as Repairer::RunPass. Returns whether it stored one.
+  Result<bool> CareForCheckpoint(bool ignore_grace);
 
   // The tree: as the Catalog methods of the same names, with staged sizes and mtimes shown.
   Result<InodeAttr> Lookup(Ino parent, std::string_view name);
@@ -402,6 +409,7 @@ class Drive {
   std::thread membership_thread_;
   Mutex coord_mu_;
   Vivaldi vivaldi_ GUARDED_BY(coord_mu_);
+  RttFilter rtts_ GUARDED_BY(coord_mu_);
   std::unique_ptr<Auditor> auditor_;
   std::unique_ptr<Repairer> repairer_;
 

@@ -1330,3 +1330,36 @@ TEST_F(DriveCareTest, ReputationAndCoordinatesSurviveAReopen) {
 
 }  // namespace
 }  // namespace shardfs::backend
+
+namespace shardfs::backend {
+namespace {
+
+TEST_F(DriveCareTest, ACheckpointOnDeadNodesIsStoredAnew) {
+  BuildWithMembership(8);
+  WriteFiles();
+  ASSERT_OK(drive_->Sync(std::chrono::seconds(30)));
+  ASSERT_OK(drive_->checkpointer().Sync().status());
+  auto packs = drive_->checkpointer().NewestPacks();
+  ASSERT_FALSE(packs.empty());
+  // Nothing to do while its nodes are healthy.
+  ASSERT_OK_AND_ASSIGN(bool rebased, drive_->CareForCheckpoint(true));
+  EXPECT_FALSE(rebased);
+  // Two nodes of its first pack die.
+  std::vector<size_t> dead;
+  for (size_t j = 0; j < 2; ++j) dead.push_back(*drive_->peers().IndexOf(packs[0].nodes[j]));
+  for (size_t i : dead) peers_[i]->down = true;
+  SetStates(dead);
+  ASSERT_OK(drive_->RefreshMembership().status());
+  ASSERT_OK_AND_ASSIGN(rebased, drive_->CareForCheckpoint(true));
+  EXPECT_TRUE(rebased);
+  for (const PackRecord& p : drive_->checkpointer().NewestPacks()) {
+    for (size_t i : dead) {
+      EXPECT_EQ(std::count(p.nodes.begin(), p.nodes.end(), options_.config.nodes[i].id), 0);
+    }
+  }
+  ASSERT_OK_AND_ASSIGN(rebased, drive_->CareForCheckpoint(true));
+  EXPECT_FALSE(rebased);
+}
+
+}  // namespace
+}  // namespace shardfs::backend

@@ -103,6 +103,11 @@ void PeerSet::SetMembership(size_t i, NodeLiveness liveness, std::optional<Coord
   if (coordinate && ValidateCoordinate(*coordinate).ok()) h.coordinate = coordinate;
 }
 
+void PeerSet::SetRtt(size_t i, double ms) {
+  MutexLock lock(&mu_);
+  health_[i].rtt_ms = ms;
+}
+
 void PeerSet::SetOwnCoordinate(const Coordinate& c) {
   MutexLock lock(&mu_);
   if (ValidateCoordinate(c).ok()) own_coordinate_ = c;

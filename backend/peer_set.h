@@ -59,6 +59,8 @@ struct PeerHealth {
   NodeLiveness liveness = NodeLiveness::kUnknown;
   std::chrono::steady_clock::time_point liveness_since{};  // when `liveness` last changed
   std::optional<Coordinate> coordinate;                    // as the node signed it
+  // The round trip this client last measured to it (a status request; median), in ms.
+  std::optional<double> rtt_ms;
 };
 
 // How a node's reputation is kept (docs/network.md, "Reputation"). Each observation adds its
@@ -140,6 +142,8 @@ class PeerSet {
   // (`state_age`), and its signed coordinate.
   void SetMembership(size_t i, NodeLiveness liveness, std::optional<Coordinate> coordinate,
                      std::chrono::milliseconds state_age = {});
+  // The round trip this client measured to node i, in ms (PeerHealth::rtt_ms).
+  void SetRtt(size_t i, double ms);
   // This client's own coordinate (fitted by the drive against the nodes'), for PredictedRtt.
   void SetOwnCoordinate(const Coordinate& c);
   std::optional<Coordinate> own_coordinate() const;

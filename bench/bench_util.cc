@@ -424,19 +424,22 @@ std::string ReadText(const std::string& path) {
 // --- storage nodes -----------------------------------------------------------------------
 
 LocalNodes::LocalNodes(const std::string& shardfs, const std::string& parent, int count,
-                       uint64_t capacity) {
+                       uint64_t capacity, const std::vector<std::string>& extra, bool join) {
   for (int i = 0; i < count; ++i) {
     const std::string dir = parent + "/node" + std::to_string(i);
     fs::create_directory(dir);
+    std::vector<std::string> args = {"--capacity",   std::to_string(capacity),
+                                     "--reserve",    "0",
+                                     "--scrub-rate", "0",
+                                     "--log-level",  "warn"};
+    args.insert(args.end(), extra.begin(), extra.end());
+    if (join && i > 0) {
+      args.push_back("--join");
+      args.push_back(nodes_.front()->address().ToString());
+    }
     nodes_.push_back(std::make_unique<test::NodeProcess>(
-        test::NodeProcessOptions{shardfs,
-                                 dir + "/data",
-                                 {"--capacity", std::to_string(capacity), "--reserve", "0",
-                                  "--scrub-rate", "0", "--log-level", "warn"},
-                                 dir,
-                                 /*log_to_file=*/true,
-                                 SIGTERM,
-                                 std::chrono::seconds(30)}));
+        test::NodeProcessOptions{shardfs, dir + "/data", args, dir,
+                                 /*log_to_file=*/true, SIGTERM, std::chrono::seconds(30)}));
     Check(nodes_.back()->Start(), "start node " + std::to_string(i));
     AddLeftoverPid(nodes_.back()->pid());
     list_ += (i == 0 ? "" : ",") + nodes_.back()->address().ToString();

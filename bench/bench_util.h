@@ -181,8 +181,10 @@ std::string ReadText(const std::string& path);
 // registered as a leftover while it runs. The destructor stops those still running.
 class LocalNodes {
  public:
-  // Fails the run if one does not start.
-  LocalNodes(const std::string& shardfs, const std::string& parent, int count, uint64_t capacity);
+  // Fails the run if one does not start. `extra` flags go to every node; with `join`, each node
+  // after the first joins the first's gossip network (--join).
+  LocalNodes(const std::string& shardfs, const std::string& parent, int count, uint64_t capacity,
+             const std::vector<std::string>& extra = {}, bool join = false);
   ~LocalNodes() { Stop(); }
   LocalNodes(const LocalNodes&) = delete;
   LocalNodes& operator=(const LocalNodes&) = delete;

@@ -25,25 +25,6 @@ struct CareFlags {
   bool json = false;
 };
 
-// Measures the round trip to each node of the drive (a status request each, `rounds` times),
-// so the client's coordinate and latencies are fresh, then takes in the member list.
-Result<std::vector<backend::MemberInfo>> LookAround(backend::Drive& d, int rounds) {
-  backend::PeerSet& peers = d.peers();
-  for (int r = 0; r < rounds; ++r) {
-    for (size_t i = 0; i < peers.size(); ++i) {
-      auto start = std::chrono::steady_clock::now();
-      auto st = peers.peer(i).GetStatus();
-      if (!st.ok()) continue;
-      peers.ReportSuccess(i, std::chrono::duration_cast<std::chrono::microseconds>(
-                                 std::chrono::steady_clock::now() - start));
-      peers.ReportFree(i, st->free);
-    }
-    auto members = d.RefreshMembership();
-    if (r + 1 == rounds || !members.ok()) return members;
-  }
-  return Status::Unavailable("no rounds");
-}
-
 std::string Ms(std::optional<double> ms) {
   if (!ms) return "-";
   char buf[32];
@@ -85,7 +66,8 @@ int RunNodes(const CareFlags& f) {
   if (!drive.ok()) return Failure("nodes", "open the drive", drive.status());
   backend::Drive& d = **drive;
   backend::PeerSet& peers = d.peers();
-  auto members = LookAround(d, 3);
+  // Three round trips to each node: the median of three, the first (a new connection) aside.
+  auto members = d.RefreshMembership(3);
   // Every member the network lists, and every node of the drive it does not.
   struct Row {
     NodeId id;
@@ -114,7 +96,7 @@ int RunNodes(const CareFlags& f) {
     if (r.address.empty()) r.address = peers.node(i).address;
     r.in_drive = true;
     const backend::PeerHealth h = peers.health(i);
-    if (h.latency_us > 0) r.measured = h.latency_us / 1000.0;
+    r.measured = h.rtt_ms;
     if (!r.free) r.free = h.free;
     r.reputation = peers.Reputation(i);
   }
@@ -259,6 +241,9 @@ int RunRepair(const CareFlags& f) {
   }
   auto r = d.repairer().RunPass(/*ignore_grace=*/true);
   if (!r.ok()) return Failure("repair", "repair", r.status());
+  // The catalog's own checkpoint, which the catalog does not list among its packs.
+  auto rebased = d.CareForCheckpoint(/*ignore_grace=*/true);
+  if (!rebased.ok()) return Failure("repair", "store a new checkpoint", rebased.status());
   if (f.json) {
     json j = {{"before", DurabilityJson(r->before)},
               {"after", DurabilityJson(r->after)},
@@ -276,6 +261,9 @@ int RunRepair(const CareFlags& f) {
                 static_cast<unsigned long long>(r->shards_rebuilt),
                 FormatByteSize(r->bytes_fetched).c_str(), FormatByteSize(r->bytes_stored).c_str());
     for (const auto& e : r->errors) std::printf("  not repaired: %s\n", e.c_str());
+    if (*rebased) {
+      std::printf("the catalog's checkpoint had lost healthy shards: a new one is stored\n");
+    }
     PrintDurability(r->after, k, m);
   }
   return r->packs_failed > 0 || r->after.lost > 0 ? kExitFailure : 0;

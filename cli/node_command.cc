@@ -42,7 +42,7 @@ struct NodeFlags {
   double gossip_ping_timeout = 0.3;
   int gossip_indirect = 3;
   double gossip_suspicion_mult = 4;
-  double gossip_republish = 10;
+  double gossip_republish = 60;
   double push_pull_interval = 30;
   double leave_linger = 1;
   int threads = 8;
@@ -57,6 +57,7 @@ struct NodeFlags {
   std::string config;
   bool print_id = false;
   bool test_flip_served_bytes = false;
+  double test_gossip_delay_ms = 0;
 };
 
 int Fail(const std::string& what, const Status& s) { return Failure("node", what, s); }
@@ -172,6 +173,11 @@ int RunNode(const NodeFlags& f) {
     if (!net::ParseHostPort(j).ok()) return Usage("--join: '" + j + "' is not HOST:PORT");
   }
   ga.join = f.join;
+  if (!(f.test_gossip_delay_ms >= 0 && f.test_gossip_delay_ms <= 10000)) {
+    return Usage("--test-gossip-delay-ms must be 0 to 10000");
+  }
+  ga.test_send_delay =
+      std::chrono::microseconds(static_cast<int64_t>(f.test_gossip_delay_ms * 1000));
   if (!f.advertise.empty() && !net::ParseHostPort(f.advertise).ok()) {
     return Usage("--advertise: '" + f.advertise + "' is not HOST:PORT");
   }
@@ -333,6 +339,9 @@ std::function<int()> AddNodeCommand(CLI::App& app) {
   // Test only (docs/development.md): a node that lies, for the read path's tests. Hidden.
   cmd->add_flag("--test-flip-served-bytes", flags->test_flip_served_bytes,
                 "Test only: flip a byte of every shard range served")
+      ->group("");
+  cmd->add_option("--test-gossip-delay-ms", flags->test_gossip_delay_ms,
+                  "Test only: send every gossip packet this much later")
       ->group("");
   return [flags, cmd] {
     if (!flags->config.empty()) {

@@ -564,7 +564,7 @@ std::vector<Datagram> Gossip::Tick(Clock::time_point now) {
                                                o.coordinate.vec.begin(), 0.0)) +
                   o.coordinate.height;
     if (o.capacity != self_.capacity || free_diff >= free_step ||
-        CoordinateMove(o.coordinate, c) > std::max(0.1, 0.1 * size)) {
+        CoordinateMove(o.coordinate, c) > std::max(1.0, 0.1 * size)) {
       Republish(0, now);
     } else {
       last_republish_ = now;

@@ -69,8 +69,10 @@ struct GossipOptions {
   // The largest packet sent (fits an Ethernet frame with IP and UDP headers).
   size_t max_packet_bytes = 1400;
   // The node signs a new record when its free space, capacity or coordinate changed enough
-  // (1% of capacity; a tenth of the coordinate's size), at most this often.
-  std::chrono::milliseconds republish{10000};
+  // (1% of capacity; a tenth of the coordinate's size and at least 1 ms), at most this often.
+  // Every new record goes to every member, so this bounds what a node's news costs the
+  // network: n / republish records a second in all.
+  std::chrono::milliseconds republish{60000};
   // Dead and departed members are reported for this long, then forgotten.
   std::chrono::seconds dead_retention{24 * 3600};
   backend::VivaldiOptions vivaldi;

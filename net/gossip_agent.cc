@@ -144,6 +144,18 @@ class GossipAgent::Impl {
 
   // Runs on the io thread.
   void SendAll(std::vector<Datagram>& out) {
+    if (options_.test_send_delay.count() > 0 && !out.empty()) {
+      auto timer = std::make_shared<asio::steady_timer>(io_, options_.test_send_delay);
+      timer->async_wait(
+          [this, timer, out = std::move(out)](const boost::system::error_code& ec) mutable {
+            if (!ec) SendNow(out);
+          });
+      return;
+    }
+    SendNow(out);
+  }
+
+  void SendNow(std::vector<Datagram>& out) {
     for (Datagram& d : out) {
       auto ep = Resolve(d.address);
       if (!ep) continue;

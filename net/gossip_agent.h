@@ -37,6 +37,11 @@ struct GossipAgentOptions {
   std::chrono::milliseconds http_timeout{5000};
   // The node's capacity and free space, asked every few seconds for its record.
   std::function<std::pair<uint64_t, uint64_t>()> space;
+  // TEST ONLY: every gossip packet leaves this much later, as if the node sat behind a slow
+  // link (`shardfs node --test-gossip-delay-ms`; docs/development.md): round trips between
+  // two such nodes are the sum of their delays, which coordinates must learn. Where tc netem
+  // is available, tests/netns_vivaldi_test.sh delays real links instead.
+  std::chrono::microseconds test_send_delay{0};
 };
 
 class GossipAgent : public MembershipService {

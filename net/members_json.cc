@@ -76,6 +76,22 @@ Result<RemoteView> DecodeMembersView(std::string_view body) {
   }
   RemoteView view;
   view.node = *node;
+  if (j.contains("coordinate") && j["coordinate"].is_object()) {
+    const json& c = j["coordinate"];
+    if (c.contains("vec") && c["vec"].is_array() &&
+        c["vec"].size() == static_cast<size_t>(backend::kCoordinateDims) && c.contains("height") &&
+        c["height"].is_number() && c.contains("error") && c["error"].is_number()) {
+      backend::Coordinate co;
+      bool numbers = true;
+      for (int i = 0; i < backend::kCoordinateDims; ++i) {
+        numbers = numbers && c["vec"][i].is_number();
+        if (numbers) co.vec[i] = c["vec"][i].get<double>();
+      }
+      co.height = c["height"].get<double>();
+      co.error = c["error"].get<double>();
+      if (numbers && backend::ValidateCoordinate(co).ok()) view.coordinate = co;
+    }
+  }
   for (const json& m : j["members"]) {
     if (!m.is_object() || !m.contains("record") || !m["record"].is_string() ||
         !m.contains("state") || !m["state"].is_string() || !m.contains("incarnation") ||

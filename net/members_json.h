@@ -34,6 +34,9 @@ struct RemoteMember {
 
 struct RemoteView {
   NodeId node;  // the answering node
+  // Its coordinate now (its record holds the one it last signed); nullopt if missing or
+  // invalid.
+  std::optional<backend::Coordinate> coordinate;
   std::vector<RemoteMember> members;
   size_t rejected = 0;  // members dropped because their record did not verify
 };

@@ -20,6 +20,7 @@
 #include <gtest/gtest.h>
 #include <httplib.h>
 
+#include "backend/coordinates.h"
 #include "net/members_json.h"
 #include "tests/node_process.h"
 #include "tests/testutil.h"
@@ -47,7 +48,9 @@ double Seconds(Clock::duration d) { return std::chrono::duration<double>(d).coun
 
 class GossipNetwork {
  public:
-  explicit GossipNetwork(int n) {
+  // `extra(i)`: further flags for node i.
+  explicit GossipNetwork(int n,
+                         const std::function<std::vector<std::string>(int)>& extra = nullptr) {
     for (int i = 0; i < n; ++i) {
       std::string dir = tmp_.path() + "/n" + std::to_string(i);
       std::filesystem::create_directories(dir);
@@ -72,6 +75,9 @@ class GossipNetwork {
       if (i > 0) {
         o.args.push_back("--join");
         o.args.push_back(nodes_[0]->address().ToString());
+      }
+      if (extra) {
+        for (auto& a : extra(i)) o.args.push_back(a);
       }
       nodes_.push_back(std::make_unique<test::NodeProcess>(o));
       Status s = nodes_.back()->Start();
@@ -295,6 +301,56 @@ TEST(GossipIntegrationTest, ASigtermIsALeaveAndAForgedRecordIsRefused) {
     EXPECT_FALSE(obs.first_seen[v].count(MemberState::kSuspect)) << "node " << v;
     EXPECT_FALSE(obs.first_seen[v].count(MemberState::kDead)) << "node " << v;
   }
+}
+
+// Each node sends its gossip packets late by its own delay (--test-gossip-delay-ms), so the
+// round trip between two is the sum of their delays; after a while each node's coordinate
+// predicts the round trips it measures within 25% for most pairs (the criterion the netns test
+// applies to real links).
+TEST(GossipIntegrationTest, CoordinatesLearnTheDelaysOfRealProcesses) {
+  const int n = 8;
+  const double delays[] = {2, 4, 8, 16, 3, 6, 12, 5};
+  GossipNetwork net(n, [&](int i) {
+    return std::vector<std::string>{"--test-gossip-delay-ms", std::to_string(delays[i]),
+                                    "--gossip-republish", "1"};
+  });
+  ASSERT_EQ(net.error(), "");
+  auto start = Clock::now();
+  while (!Converged(net) && Clock::now() - start < 30s) std::this_thread::sleep_for(100ms);
+  ASSERT_TRUE(Converged(net));
+  // Some 25 s of pings: about 80 samples per node.
+  std::this_thread::sleep_for(25s);
+  std::vector<backend::Coordinate> own(n);
+  std::vector<std::vector<std::optional<double>>> measured(n,
+                                                           std::vector<std::optional<double>>(n));
+  for (int a = 0; a < n; ++a) {
+    auto v = net.View(a);
+    ASSERT_TRUE(v.has_value());
+    ASSERT_TRUE(v->coordinate.has_value());
+    own[a] = *v->coordinate;
+    for (const auto& m : v->members) {
+      for (int b = 0; b < n; ++b) {
+        if (m.record.address != net.node(b).address().ToString()) continue;
+        if (!m.self) measured[a][b] = m.rtt_ms;
+      }
+    }
+  }
+  int pairs = 0, good = 0;
+  for (int a = 0; a < n; ++a) {
+    for (int b = 0; b < n; ++b) {
+      if (a == b || !measured[a][b]) continue;
+      ++pairs;
+      double predicted = backend::PredictRtt(own[a], own[b]);
+      double truth = *measured[a][b];
+      bool ok = std::abs(predicted - truth) <= 0.25 * truth;
+      good += ok;
+      std::printf("%d-%d: measured %.2f ms (delays %.0f + %.0f), predicted %.2f ms%s\n", a, b,
+                  truth, delays[a], delays[b], predicted, ok ? "" : "  (off by more than 25%)");
+    }
+  }
+  std::printf("%d of %d pairs predicted within 25%%\n", good, pairs);
+  ASSERT_GT(pairs, n * (n - 1) / 2);
+  EXPECT_GE(good * 10, pairs * 8);
 }
 
 }  // namespace

@@ -50,7 +50,8 @@ class GossipSim {
 
   // Runs the network for `d` of protocol time.
   void Run(Clock::duration d);
-  // Runs until `done` holds (checked after every tick) or `limit` passes; true if it held.
+  // Runs until `done` holds (checked first and after every tick) or `limit` passes; true if
+  // it held.
   bool RunUntil(const std::function<bool()>& done, Clock::duration limit);
 
   // The node's process dies: it neither ticks nor receives, and packets to it are lost.

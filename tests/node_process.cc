@@ -24,8 +24,9 @@ Status NodeProcess::Start() {
   if (pid_ > 0) return Status::InvalidArgument("node already running");
   const std::string ready = options_.run_dir + "/ready";
   ::unlink(ready.c_str());
-  std::vector<std::string> argv_s = {options_.binary, "node",        "--data",       options_.data,
-                                     "--listen",      "127.0.0.1:0", "--ready-file", ready};
+  std::vector<std::string> argv_s = {options_.binary, "node",     "--data",
+                                     options_.data,   "--listen", options_.listen,
+                                     "--ready-file",  ready};
   argv_s.insert(argv_s.end(), options_.args.begin(), options_.args.end());
   std::vector<char*> argv;
   for (auto& a : argv_s) argv.push_back(a.data());

@@ -33,6 +33,9 @@ struct NodeProcessOptions {
   bool log_to_file = true;
   int death_signal = SIGKILL;  // what the node gets if this process dies
   std::chrono::milliseconds ready_timeout{10000};
+  // --listen: an ephemeral loopback port, or a fixed address (to restart a node where its
+  // drive knows it).
+  std::string listen = "127.0.0.1:0";
 };
 
 class NodeProcess {
