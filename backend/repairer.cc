@@ -31,24 +31,25 @@ void Repairer::Stop() { thread_.Stop(); }
 
 void Repairer::Wake() { thread_.Wake(); }
 
-std::vector<int> Repairer::HealthyShards(const PackRecord& p, const std::vector<ShardFault>& faults,
+std::vector<int> Repairer::HealthyShards(const PackRecord& p, const FaultIndex& faults,
                                          std::chrono::milliseconds dead_grace) const {
   std::vector<int> healthy;
   for (size_t j = 0; j < p.nodes.size(); ++j) {
     auto i = peers_->IndexOf(p.nodes[j]);
     if (!i || !peers_->Healthy(*i, dead_grace)) continue;
-    bool faulted = std::any_of(faults.begin(), faults.end(), [&](const ShardFault& f) {
-      return f.where.key.pack == p.id && f.where.key.index == static_cast<int>(j) &&
-             f.where.node == p.nodes[j];
-    });
-    if (!faulted) healthy.push_back(static_cast<int>(j));
+    auto f = faults.find(ShardKey{p.id, static_cast<int>(j)});
+    if (f == faults.end() || f->second != p.nodes[j]) healthy.push_back(static_cast<int>(j));
   }
   return healthy;
 }
 
 Status Repairer::Scan(Durability* d, std::vector<std::pair<PackRecord, std::vector<int>>>* todo,
                       std::chrono::milliseconds dead_grace) {
-  SFS_ASSIGN_OR_RETURN(std::vector<ShardFault> faults, catalog_->ShardFaults());
+  FaultIndex faults;
+  {
+    SFS_ASSIGN_OR_RETURN(std::vector<ShardFault> list, catalog_->ShardFaults());
+    for (const ShardFault& f : list) faults.emplace(f.where.key, f.where.node);
+  }
   std::optional<PackId> after;
   while (true) {
     SFS_ASSIGN_OR_RETURN(auto page, catalog_->ListPacks(after, kPage));

@@ -93,8 +93,10 @@ class Repairer {
   int ThresholdFor(int k) const { return options_.threshold > 0 ? options_.threshold : k + 1; }
 
  private:
+  // Each faulted shard and the node it failed on.
+  using FaultIndex = std::map<ShardKey, NodeId>;
   // The healthy shard indices of `p`, given the faults.
-  std::vector<int> HealthyShards(const PackRecord& p, const std::vector<ShardFault>& faults,
+  std::vector<int> HealthyShards(const PackRecord& p, const FaultIndex& faults,
                                  std::chrono::milliseconds dead_grace) const;
   // Repairs one pack; adds to `report`. OK, or why it could not.
   Status RepairPack(const PackRecord& p, const std::vector<int>& healthy, RepairReport& report);

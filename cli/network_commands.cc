@@ -15,31 +15,16 @@
 
 namespace shardfs::cli {
 
-namespace {
-
 using nlohmann::json;
 
-struct CareFlags {
-  DriveFlags drive;
-  bool now = false;
-  bool json = false;
-};
-
-std::string Ms(std::optional<double> ms) {
-  if (!ms) return "-";
-  char buf[32];
-  std::snprintf(buf, sizeof buf, ms < 10 ? "%.2f ms" : "%.0f ms", *ms);
-  return buf;
-}
-
-json DurabilityJson(const backend::Durability& d) {
+json DurabilityToJson(const backend::Durability& d) {
   json by = json::object();
   for (const auto& [healthy, packs] : d.packs_by_healthy) by[std::to_string(healthy)] = packs;
   return {{"packs", d.packs},           {"full", d.full}, {"degraded", d.degraded},
           {"endangered", d.endangered}, {"lost", d.lost}, {"packs_by_healthy_shards", by}};
 }
 
-void PrintDurability(const backend::Durability& d, int k, int m) {
+void PrintDurabilityLine(const backend::Durability& d, int k, int m) {
   std::printf("durability: %llu packs of RS(%d,%d): %llu with all %d shards healthy",
               static_cast<unsigned long long>(d.packs), k, m,
               static_cast<unsigned long long>(d.full), k + m);
@@ -59,6 +44,21 @@ void PrintDurability(const backend::Durability& d, int k, int m) {
     }
     std::printf("\n");
   }
+}
+
+namespace {
+
+struct CareFlags {
+  DriveFlags drive;
+  bool now = false;
+  bool json = false;
+};
+
+std::string Ms(std::optional<double> ms) {
+  if (!ms) return "-";
+  char buf[32];
+  std::snprintf(buf, sizeof buf, ms < 10 ? "%.2f ms" : "%.0f ms", *ms);
+  return buf;
 }
 
 int RunNodes(const CareFlags& f) {
@@ -229,12 +229,12 @@ int RunRepair(const CareFlags& f) {
     auto survey = d.repairer().Survey();
     if (!survey.ok()) return Failure("repair", "count", survey.status());
     if (f.json) {
-      std::printf("%s\n", json({{"durability", DurabilityJson(*survey)}}).dump(2).c_str());
+      std::printf("%s\n", json({{"durability", DurabilityToJson(*survey)}}).dump(2).c_str());
     } else {
       if (!members.ok()) {
         std::printf("(no member list: %s)\n", members.status().message().c_str());
       }
-      PrintDurability(*survey, k, m);
+      PrintDurabilityLine(*survey, k, m);
       if (survey->endangered > 0) std::printf("shardfs repair --now repairs them now\n");
     }
     return survey->lost > 0 ? kExitFailure : 0;
@@ -245,8 +245,8 @@ int RunRepair(const CareFlags& f) {
   auto rebased = d.CareForCheckpoint(/*ignore_grace=*/true);
   if (!rebased.ok()) return Failure("repair", "store a new checkpoint", rebased.status());
   if (f.json) {
-    json j = {{"before", DurabilityJson(r->before)},
-              {"after", DurabilityJson(r->after)},
+    json j = {{"before", DurabilityToJson(r->before)},
+              {"after", DurabilityToJson(r->after)},
               {"packs_repaired", r->packs_repaired},
               {"shards_rebuilt", r->shards_rebuilt},
               {"packs_failed", r->packs_failed},
@@ -264,7 +264,7 @@ int RunRepair(const CareFlags& f) {
     if (*rebased) {
       std::printf("the catalog's checkpoint had lost healthy shards: a new one is stored\n");
     }
-    PrintDurability(r->after, k, m);
+    PrintDurabilityLine(r->after, k, m);
   }
   return r->packs_failed > 0 || r->after.lost > 0 ? kExitFailure : 0;
 }
@@ -275,10 +275,6 @@ backend::Durability DurabilityOrEmpty(backend::Drive& d) {
   (void)d.RefreshMembership();
   return d.repairer().Survey().value_or(backend::Durability{});
 }
-
-nlohmann::json DurabilityToJson(const backend::Durability& d) { return DurabilityJson(d); }
-
-void PrintDurabilityLine(const backend::Durability& d, int k, int m) { PrintDurability(d, k, m); }
 
 std::map<std::string, std::function<int()>> AddNetworkCommands(CLI::App& app) {
   std::map<std::string, std::function<int()>> run;

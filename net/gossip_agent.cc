@@ -7,11 +7,11 @@
 #include <unordered_map>
 
 #include <boost/asio.hpp>
-#include <httplib.h>
 
 #include "base/logging.h"
 #include "base/splitmix64.h"
 #include "base/wall_clock.h"
+#include "net/http_membership.h"
 #include "net/members_json.h"
 
 namespace shardfs::net {
@@ -28,17 +28,8 @@ class GossipAgent::Impl {
   }
 
   Status Bind(const HostPort& bind) {
+    SFS_ASSIGN_OR_RETURN(udp::endpoint ep, Endpoint(bind));
     boost::system::error_code ec;
-    auto addr = asio::ip::make_address(bind.host, ec);
-    if (ec) {
-      udp::resolver resolver(io_);
-      auto results = resolver.resolve(bind.host, std::to_string(bind.port), ec);
-      if (ec || results.empty()) {
-        return Status::InvalidArgument("cannot resolve " + bind.host + ": " + ec.message());
-      }
-      addr = results.begin()->endpoint().address();
-    }
-    udp::endpoint ep(addr, bind.port);
     socket_.open(ep.protocol(), ec);
     if (!ec) socket_.bind(ep, ec);
     if (ec) {
@@ -170,23 +161,27 @@ class GossipAgent::Impl {
     if (it != resolved_.end()) return it->second;
     auto hp = ParseHostPort(address);
     if (!hp.ok()) return std::nullopt;
-    boost::system::error_code ec;
-    auto addr = asio::ip::make_address(hp->host, ec);
-    udp::endpoint ep;
-    if (!ec) {
-      ep = udp::endpoint(addr, hp->port);
-    } else {
-      udp::resolver resolver(io_);
-      auto results = resolver.resolve(hp->host, std::to_string(hp->port), ec);
-      if (ec || results.empty()) {
-        log::Debug("gossip: cannot resolve {}: {}", address, ec.message());
-        return std::nullopt;
-      }
-      ep = results.begin()->endpoint();
+    auto ep = Endpoint(*hp);
+    if (!ep.ok()) {
+      log::Debug("gossip: {}", ep.status().ToString());
+      return std::nullopt;
     }
     if (resolved_.size() >= 4096) resolved_.clear();
-    resolved_[address] = ep;
-    return ep;
+    resolved_[address] = *ep;
+    return *ep;
+  }
+
+  // The UDP endpoint of `hp`: its address as written, or the first the resolver gives.
+  Result<udp::endpoint> Endpoint(const HostPort& hp) {
+    boost::system::error_code ec;
+    auto addr = asio::ip::make_address(hp.host, ec);
+    if (!ec) return udp::endpoint(addr, hp.port);
+    udp::resolver resolver(io_);
+    auto results = resolver.resolve(hp.host, std::to_string(hp.port), ec);
+    if (ec || results.empty()) {
+      return Status::InvalidArgument("cannot resolve " + hp.host + ": " + ec.message());
+    }
+    return results.begin()->endpoint();
   }
 
   // Push-pull: our records to `address`, its view back.
@@ -201,23 +196,15 @@ class GossipAgent::Impl {
         body.append(r->encoded.begin(), r->encoded.end());
       }
     }
-    httplib::Client client(hp->host, hp->port);
-    auto t = options_.http_timeout;
-    auto secs = std::chrono::duration_cast<std::chrono::seconds>(t);
-    auto usecs = std::chrono::duration_cast<std::chrono::microseconds>(t - secs);
-    client.set_connection_timeout(secs.count(), usecs.count());
-    client.set_read_timeout(secs.count(), usecs.count());
-    client.set_write_timeout(secs.count(), usecs.count());
-    auto res = client.Post("/v1/members", body, "application/octet-stream");
-    if (!res || res->status != 200) {
-      log::Debug("gossip: push-pull with {} failed: {}", address,
-                 res ? "HTTP " + std::to_string(res->status) : httplib::to_string(res.error()));
-      return false;
-    }
-    auto view = DecodeMembersView(res->body);
+    auto view = FetchMembers(*hp, options_.http_timeout, body);
     if (!view.ok()) {
-      log::Warn("gossip: {} answered push-pull with a bad view: {}", address,
-                view.status().ToString());
+      // A node that answers with a bad view is worth a warning; one that does not answer not.
+      if (view.status().code() == Code::kInvalidArgument) {
+        log::Warn("gossip: {} answered push-pull with a bad view: {}", address,
+                  view.status().ToString());
+      } else {
+        log::Debug("gossip: push-pull with {} failed: {}", address, view.status().ToString());
+      }
       return false;
     }
     if (view->rejected > 0) {

@@ -4,13 +4,16 @@
 
 namespace shardfs::net {
 
-Result<RemoteView> FetchMembers(const HostPort& node, std::chrono::milliseconds timeout) {
+Result<RemoteView> FetchMembers(const HostPort& node, std::chrono::milliseconds timeout,
+                                const std::optional<std::string>& records) {
   httplib::Client client(node.host, node.port);
   auto secs = std::chrono::duration_cast<std::chrono::seconds>(timeout);
   auto usecs = std::chrono::duration_cast<std::chrono::microseconds>(timeout - secs);
   client.set_connection_timeout(secs.count(), usecs.count());
   client.set_read_timeout(secs.count(), usecs.count());
-  auto res = client.Get("/v1/members");
+  client.set_write_timeout(secs.count(), usecs.count());
+  auto res = records ? client.Post("/v1/members", *records, "application/octet-stream")
+                     : client.Get("/v1/members");
   if (!res) {
     return Status::Unavailable(node.ToString() + ": " + httplib::to_string(res.error()));
   }

@@ -9,6 +9,8 @@
 
 #include <atomic>
 #include <chrono>
+#include <optional>
+#include <string>
 #include <vector>
 
 #include "backend/membership.h"
@@ -17,9 +19,11 @@
 
 namespace shardfs::net {
 
-// GET /v1/members of `node`. Unavailable if it does not answer in `timeout` or answers an
+// GET /v1/members of `node`, or with `records` (member records packed one after another)
+// POST them there (push-pull). Unavailable if it does not answer in `timeout` or answers an
 // error; InvalidArgument for a body that is not a members view.
-Result<RemoteView> FetchMembers(const HostPort& node, std::chrono::milliseconds timeout);
+Result<RemoteView> FetchMembers(const HostPort& node, std::chrono::milliseconds timeout,
+                                const std::optional<std::string>& records = std::nullopt);
 
 // A remote member in the drive's terms.
 backend::MemberInfo ToMemberInfo(const RemoteMember& m);
