@@ -1,5 +1,6 @@
 #include "backend/catalog.h"
 
+#include <algorithm>
 #include <chrono>
 
 #include "backend/sqlite.h"
@@ -132,8 +133,22 @@ CREATE TABLE shard_faults (
   PRIMARY KEY (pack, idx)
 ) WITHOUT ROWID;
 )sql"},
+    {4, R"sql(
+ALTER TABLE changes ADD COLUMN path BLOB NOT NULL DEFAULT '';
+ALTER TABLE changes ADD COLUMN new_path BLOB NOT NULL DEFAULT '';
+CREATE TABLE devices (
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  name TEXT NOT NULL,
+  token_hash BLOB NOT NULL UNIQUE,
+  read_only INTEGER NOT NULL,
+  root TEXT NOT NULL,
+  created_ns INTEGER NOT NULL,
+  last_used_ns INTEGER NOT NULL,
+  revoked_ns INTEGER NOT NULL
+);
+)sql"},
 };
-constexpr int kSchemaVersion = 3;
+constexpr int kSchemaVersion = 4;
 
 constexpr const char* kAttrColumns =
     "ino, kind, mode, uid, gid, size, nlink, atime_ns, mtime_ns, ctime_ns";
@@ -157,6 +172,11 @@ ByteSpan NameBytes(std::string_view name) { return AsBytes(name); }
 
 // File offsets are stored as SQLite integers (signed 64-bit); the end of "everything".
 constexpr uint64_t kEndOfFile = uint64_t{1} << 62;
+
+// The journal is trimmed to CatalogOptions::journal_keep rows once per this many changes.
+constexpr uint64_t kJournalTrimEvery = 1024;
+// The deepest folder PathOf follows (a loop in a damaged catalog ends there).
+constexpr int kMaxPathDepth = 4096;
 
 constexpr const char* kChunkColumns =
     "id, pack, pack_offset, sealed_size, plain_size, cipher, codec";
@@ -345,18 +365,73 @@ Result<std::vector<DirEntry>> Catalog::ReadDir(Ino dir, std::string_view after, 
   return out;
 }
 
+Result<std::string> Catalog::PathLocked(Ino ino) {
+  std::vector<std::string> names;
+  for (int depth = 0; ino != kRootIno; ++depth) {
+    if (depth == kMaxPathDepth) return Status::Corruption("catalog path deeper than allowed");
+    SFS_ASSIGN_OR_RETURN(auto q, db_->Prepare("SELECT parent, name FROM dentries WHERE ino=? "
+                                              "ORDER BY parent, name LIMIT 1"));
+    q.Bind(1, Int(ino));
+    SFS_ASSIGN_OR_RETURN(bool row, q.Step());
+    if (!row) return Status::NotFound("inode " + std::to_string(ino) + " has no name");
+    ino = static_cast<Ino>(q.ColumnInt(0));
+    Bytes name = q.ColumnBlob(1);
+    names.emplace_back(name.begin(), name.end());
+  }
+  std::string path;
+  for (auto it = names.rbegin(); it != names.rend(); ++it) path += "/" + *it;
+  return path.empty() ? std::string("/") : path;
+}
+
+Result<std::string> Catalog::EntryPathLocked(Ino parent, std::string_view name) {
+  auto dir = PathLocked(parent);
+  if (!dir.ok()) return dir.status();
+  std::string path = std::move(*dir);
+  if (path.size() > 1) path.push_back('/');
+  path.append(name);
+  return path;
+}
+
 Status Catalog::JournalLocked(std::string_view op, Ino ino, Ino parent, std::string_view name,
                               Ino new_parent, std::string_view new_name, int64_t now) {
+  // Each row names the paths it touched as they are now, so a reader of the journal needs no
+  // later state of the tree to follow it (an inode without a name, an open file whose last
+  // name went, gets an empty path).
+  std::string path, new_path;
+  if (parent != 0) {
+    SFS_ASSIGN_OR_RETURN(path, EntryPathLocked(parent, name));
+  } else {
+    auto p = PathLocked(ino);
+    if (p.ok()) {
+      path = std::move(*p);
+    } else if (p.status().code() != Code::kNotFound) {
+      return p.status();
+    }
+  }
+  if (new_parent != 0) {
+    SFS_ASSIGN_OR_RETURN(new_path, EntryPathLocked(new_parent, new_name));
+  }
   SFS_ASSIGN_OR_RETURN(auto q, db_->Prepare("INSERT INTO changes (time_ns, op, ino, parent, name, "
-                                            "new_parent, new_name) VALUES (?, ?, ?, ?, ?, ?, ?)"));
-  return q.Bind(1, now)
-      .Bind(2, op)
-      .Bind(3, Int(ino))
-      .Bind(4, Int(parent))
-      .Bind(5, NameBytes(name))
-      .Bind(6, Int(new_parent))
-      .Bind(7, NameBytes(new_name))
-      .Run();
+                                            "new_parent, new_name, path, new_path) "
+                                            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"));
+  SFS_RETURN_IF_ERROR(q.Bind(1, now)
+                          .Bind(2, op)
+                          .Bind(3, Int(ino))
+                          .Bind(4, Int(parent))
+                          .Bind(5, NameBytes(name))
+                          .Bind(6, Int(new_parent))
+                          .Bind(7, NameBytes(new_name))
+                          .Bind(8, NameBytes(path))
+                          .Bind(9, NameBytes(new_path))
+                          .Run());
+  auto seq = static_cast<uint64_t>(db_->LastInsertRowId());
+  // Trims in steps rather than per row: one DELETE every kJournalTrimEvery changes.
+  if (options_.journal_keep > 0 && seq % kJournalTrimEvery == 0 && seq > options_.journal_keep) {
+    SFS_ASSIGN_OR_RETURN(auto trim, db_->Prepare("DELETE FROM changes WHERE seq <= ?"));
+    SFS_RETURN_IF_ERROR(trim.Bind(1, Int(seq - options_.journal_keep)).Run());
+  }
+  if (change_listener_) change_listener_(seq);
+  return Status::Ok();
 }
 
 Status Catalog::TouchDirLocked(Ino dir, int64_t now) {
@@ -455,6 +530,52 @@ Result<InodeAttr> Catalog::Link(Ino ino, Ino parent, std::string_view name) {
   SFS_RETURN_IF_ERROR(JournalLocked("link", ino, parent, name, 0, "", now));
   SFS_RETURN_IF_ERROR(txn.Commit());
   return GetAttrLocked(ino);
+}
+
+Result<InodeAttr> Catalog::CreateUnlinked(const NewInode& how) {
+  MutexLock lock(&mu_);
+  int64_t now = Now();
+  SFS_ASSIGN_OR_RETURN(
+      auto q, db_->Prepare("INSERT INTO inodes (kind, mode, uid, gid, size, nlink, "
+                           "atime_ns, mtime_ns, ctime_ns) VALUES (?, ?, ?, ?, 0, 0, ?, ?, ?)"));
+  SFS_RETURN_IF_ERROR(q.Bind(1, static_cast<int64_t>(FileKind::kFile))
+                          .Bind(2, static_cast<int64_t>(how.mode & 07777))
+                          .Bind(3, static_cast<int64_t>(how.uid))
+                          .Bind(4, static_cast<int64_t>(how.gid))
+                          .Bind(5, now)
+                          .Bind(6, now)
+                          .Bind(7, now)
+                          .Run());
+  return GetAttrLocked(static_cast<Ino>(db_->LastInsertRowId()));
+}
+
+Result<std::optional<InodeAttr>> Catalog::LinkUnlinked(Ino ino, Ino parent, std::string_view name,
+                                                       bool replace) {
+  MutexLock lock(&mu_);
+  SFS_ASSIGN_OR_RETURN(InodeAttr a, GetAttrLocked(ino));
+  if (a.kind != FileKind::kFile || a.nlink != 0) {
+    return Status::InvalidArgument("inode " + std::to_string(ino) + " is not an unlinked file");
+  }
+  SFS_ASSIGN_OR_RETURN(std::optional<InodeAttr> existing, FindEntryLocked(parent, name));
+  if (existing) {
+    if (!replace) return Status::AlreadyExists("'" + std::string(name) + "' exists");
+    if (existing->kind == FileKind::kDirectory) {
+      return Status::IsDirectory("'" + std::string(name) + "' is a folder");
+    }
+  }
+  int64_t now = Now();
+  SqliteTransaction txn(db_.get());
+  SFS_RETURN_IF_ERROR(txn.status());
+  if (existing) SFS_RETURN_IF_ERROR(AddLinksLocked(existing->ino, -1, now));
+  SFS_RETURN_IF_ERROR(SetEntryLocked(parent, name, ino));
+  SFS_RETURN_IF_ERROR(AddLinksLocked(ino, 1, now));
+  SFS_RETURN_IF_ERROR(TouchDirLocked(parent, now));
+  SFS_RETURN_IF_ERROR(
+      JournalLocked(existing ? "replace" : "create", ino, parent, name, 0, "", now));
+  SFS_RETURN_IF_ERROR(txn.Commit());
+  if (!existing) return std::optional<InodeAttr>();
+  SFS_ASSIGN_OR_RETURN(InodeAttr after, GetAttrLocked(existing->ino));
+  return std::optional<InodeAttr>(after);
 }
 
 Result<std::string> Catalog::ReadLink(Ino ino) {
@@ -1193,6 +1314,142 @@ Result<uint64_t> Catalog::LastChangeLocked() {
   SFS_ASSIGN_OR_RETURN(auto q, db_->Prepare("SELECT COALESCE(MAX(seq), 0) FROM changes"));
   SFS_ASSIGN_OR_RETURN(bool row, q.Step());
   return row ? static_cast<uint64_t>(q.ColumnInt(0)) : 0;
+}
+
+Result<uint64_t> Catalog::FirstChange() {
+  MutexLock lock(&mu_);
+  SFS_ASSIGN_OR_RETURN(auto q, db_->Prepare("SELECT MIN(seq) FROM changes"));
+  SFS_ASSIGN_OR_RETURN(bool row, q.Step());
+  if (row && !q.ColumnIsNull(0)) return static_cast<uint64_t>(q.ColumnInt(0));
+  SFS_ASSIGN_OR_RETURN(uint64_t last, LastChangeLocked());
+  return last + 1;
+}
+
+Result<std::vector<Change>> Catalog::ChangesAfter(uint64_t after, size_t limit) {
+  MutexLock lock(&mu_);
+  SFS_ASSIGN_OR_RETURN(auto q, db_->Prepare("SELECT seq, time_ns, op, ino, parent, name, "
+                                            "new_parent, new_name, path, new_path FROM changes "
+                                            "WHERE seq > ? ORDER BY seq LIMIT ?"));
+  q.Bind(1, Int(std::min<uint64_t>(after, kEndOfFile))).Bind(2, Int(limit));
+  std::vector<Change> out;
+  while (true) {
+    SFS_ASSIGN_OR_RETURN(bool row, q.Step());
+    if (!row) break;
+    Change c;
+    c.seq = static_cast<uint64_t>(q.ColumnInt(0));
+    c.time_ns = q.ColumnInt(1);
+    c.op = q.ColumnText(2);
+    c.ino = static_cast<Ino>(q.ColumnInt(3));
+    c.parent = static_cast<Ino>(q.ColumnInt(4));
+    Bytes name = q.ColumnBlob(5);
+    c.name.assign(name.begin(), name.end());
+    c.new_parent = static_cast<Ino>(q.ColumnInt(6));
+    Bytes new_name = q.ColumnBlob(7);
+    c.new_name.assign(new_name.begin(), new_name.end());
+    Bytes path = q.ColumnBlob(8);
+    c.path.assign(path.begin(), path.end());
+    Bytes new_path = q.ColumnBlob(9);
+    c.new_path.assign(new_path.begin(), new_path.end());
+    out.push_back(std::move(c));
+  }
+  return out;
+}
+
+void Catalog::SetChangeListener(std::function<void(uint64_t)> listener) {
+  MutexLock lock(&mu_);
+  change_listener_ = std::move(listener);
+}
+
+Result<std::string> Catalog::PathOf(Ino ino) {
+  MutexLock lock(&mu_);
+  return PathLocked(ino);
+}
+
+// --- Devices --------------------------------------------------------------------------------
+
+namespace {
+constexpr const char* kDeviceColumns =
+    "id, name, token_hash, read_only, root, created_ns, last_used_ns, revoked_ns";
+
+DeviceRecord DeviceFromRow(const SqliteStatement& q) {
+  DeviceRecord d;
+  d.id = static_cast<uint64_t>(q.ColumnInt(0));
+  d.name = q.ColumnText(1);
+  d.token_hash = q.ColumnBlob(2);
+  d.read_only = q.ColumnInt(3) != 0;
+  d.root = q.ColumnText(4);
+  d.created_ns = q.ColumnInt(5);
+  d.last_used_ns = q.ColumnInt(6);
+  d.revoked_ns = q.ColumnInt(7);
+  return d;
+}
+}  // namespace
+
+Result<DeviceRecord> Catalog::AddDevice(DeviceRecord device) {
+  MutexLock lock(&mu_);
+  if (device.token_hash.empty()) return Status::InvalidArgument("device without a token hash");
+  SFS_ASSIGN_OR_RETURN(auto q, db_->Prepare("INSERT INTO devices (name, token_hash, read_only, "
+                                            "root, created_ns, last_used_ns, revoked_ns) "
+                                            "VALUES (?, ?, ?, ?, ?, 0, 0)"));
+  device.created_ns = Now();
+  device.last_used_ns = 0;
+  device.revoked_ns = 0;
+  SFS_RETURN_IF_ERROR(q.Bind(1, device.name)
+                          .Bind(2, ByteSpan(device.token_hash))
+                          .Bind(3, int64_t{device.read_only ? 1 : 0})
+                          .Bind(4, device.root)
+                          .Bind(5, device.created_ns)
+                          .Run());
+  device.id = static_cast<uint64_t>(db_->LastInsertRowId());
+  return device;
+}
+
+Result<std::optional<DeviceRecord>> Catalog::FindDevice(ByteSpan token_hash) {
+  MutexLock lock(&mu_);
+  SFS_ASSIGN_OR_RETURN(auto q, db_->Prepare(std::string("SELECT ") + kDeviceColumns +
+                                            " FROM devices WHERE token_hash=?"));
+  q.Bind(1, token_hash);
+  SFS_ASSIGN_OR_RETURN(bool row, q.Step());
+  if (!row) return std::optional<DeviceRecord>();
+  return std::optional<DeviceRecord>(DeviceFromRow(q));
+}
+
+Status Catalog::TouchDevice(uint64_t id, int64_t when_ns) {
+  MutexLock lock(&mu_);
+  SFS_ASSIGN_OR_RETURN(auto q, db_->Prepare("UPDATE devices SET last_used_ns=? WHERE id=?"));
+  return q.Bind(1, when_ns).Bind(2, Int(id)).Run();
+}
+
+Result<std::vector<DeviceRecord>> Catalog::ListDevices() {
+  MutexLock lock(&mu_);
+  SFS_ASSIGN_OR_RETURN(
+      auto q, db_->Prepare(std::string("SELECT ") + kDeviceColumns + " FROM devices ORDER BY id"));
+  std::vector<DeviceRecord> out;
+  while (true) {
+    SFS_ASSIGN_OR_RETURN(bool row, q.Step());
+    if (!row) break;
+    out.push_back(DeviceFromRow(q));
+  }
+  return out;
+}
+
+Result<DeviceRecord> Catalog::RevokeDevice(uint64_t id) {
+  MutexLock lock(&mu_);
+  SqliteTransaction txn(db_.get(), /*durable=*/true);
+  SFS_RETURN_IF_ERROR(txn.status());
+  SFS_ASSIGN_OR_RETURN(auto find, db_->Prepare(std::string("SELECT ") + kDeviceColumns +
+                                               " FROM devices WHERE id=?"));
+  find.Bind(1, Int(id));
+  SFS_ASSIGN_OR_RETURN(bool row, find.Step());
+  if (!row) return Status::NotFound("no device " + std::to_string(id));
+  DeviceRecord d = DeviceFromRow(find);
+  if (d.revoked_ns == 0) {
+    d.revoked_ns = Now();
+    SFS_ASSIGN_OR_RETURN(auto q, db_->Prepare("UPDATE devices SET revoked_ns=? WHERE id=?"));
+    SFS_RETURN_IF_ERROR(q.Bind(1, d.revoked_ns).Bind(2, Int(id)).Run());
+  }
+  SFS_RETURN_IF_ERROR(txn.Commit());
+  return d;
 }
 
 const std::vector<std::string>& Catalog::DriveTables() {

@@ -224,6 +224,39 @@ struct FileCommit {
   std::optional<uint64_t> upload;
 };
 
+// One row of the changes journal: what changed, by the catalog's method that changed it.
+// `op` is one of mkdir, create, replace, symlink, link, unlink, rmdir, rename, exchange,
+// setattr, setxattr, removexattr, write (docs/format.md, "Catalog"). Entry ops name the entry
+// (`parent`, `name`); rename and exchange also the other (`new_parent`, `new_name`); the rest
+// name only the inode.
+struct Change {
+  uint64_t seq = 0;
+  int64_t time_ns = 0;
+  std::string op;
+  Ino ino = 0;
+  Ino parent = 0;
+  std::string name;
+  Ino new_parent = 0;
+  std::string new_name;
+  // The paths ("/a/b.txt") of `name` and `new_name` when the change was made; for an op that
+  // names only the inode, its path then ("" if it had no name: an open file whose last name
+  // went). Rows journaled before schema 4 have none.
+  std::string path;
+  std::string new_path;
+};
+
+// A device paired with the companion API (local to this machine; never checkpointed).
+struct DeviceRecord {
+  uint64_t id = 0;  // assigned by AddDevice, never reused
+  std::string name;
+  Bytes token_hash;  // a hash of its token; the token itself is not kept
+  bool read_only = false;
+  std::string root = "/";  // the folder it is confined to
+  int64_t created_ns = 0;
+  int64_t last_used_ns = 0;  // 0: never
+  int64_t revoked_ns = 0;    // 0: not revoked
+};
+
 struct CatalogOptions {
   // The database file (created if missing).
   std::string path;
@@ -235,6 +268,9 @@ struct CatalogOptions {
   // Who opens the drive, written into the lock file (`path` + ".lock") so that a second
   // process refused the drive can say who holds it.
   std::string holder = "shardfs";
+  // The changes journal keeps about this many newest rows (trimmed in steps of 1,024
+  // changes); 0 keeps all. A changes feed whose cursor is older must relist.
+  uint64_t journal_keep = 100000;
 };
 
 class Catalog {
@@ -267,6 +303,16 @@ class Catalog {
   Result<InodeAttr> Link(Ino ino, Ino parent, std::string_view name);
   // InvalidArgument unless `ino` is a symlink.
   Result<std::string> ReadLink(Ino ino);
+  // A new empty file with no name (nlink 0, as O_TMPFILE makes): an orphan until
+  // LinkUnlinked names it. Journals nothing.
+  Result<InodeAttr> CreateUnlinked(const NewInode& how);
+  // Gives the unlinked file `ino` its name `name` in `parent`, replacing an existing
+  // non-directory entry if `replace`, in one transaction; journals "create", or "replace" for
+  // a replacement. Returns the replaced inode with its attributes after (nlink 0: an orphan).
+  // InvalidArgument unless `ino` is a file without links; AlreadyExists (not `replace`);
+  // IsDirectory if the name is a folder; errors of a bad parent or name as Lookup.
+  Result<std::optional<InodeAttr>> LinkUnlinked(Ino ino, Ino parent, std::string_view name,
+                                                bool replace);
 
   // Removes a non-directory entry; returns the inode's attributes after (nlink 0: an orphan).
   // IsDirectory for a directory.
@@ -358,8 +404,39 @@ class Catalog {
   // Chunks no extent refers to any more (garbage for gc), at most `limit`.
   Result<std::vector<ChunkRecord>> UnreferencedChunks(size_t limit);
 
+  // The changes journal. -------------------------------------------------------------------
+
   // The sequence number of the last change (0 before any).
   Result<uint64_t> LastChange();
+  // The sequence number of the oldest change the journal still holds (LastChange() + 1 if it
+  // holds none): changes after a cursor below FirstChange() - 1 were trimmed.
+  Result<uint64_t> FirstChange();
+  // Up to `limit` journal rows with seq > `after`, in order.
+  Result<std::vector<Change>> ChangesAfter(uint64_t after, size_t limit);
+  // Calls `listener` with the sequence number of every change journaled from now on (nullptr:
+  // none). It is called under the catalog's lock, before the change's transaction commits (a
+  // reader it wakes sees the change once that commits; a change rolled back is never seen).
+  // REQUIRES: the listener does not call the catalog, and returns soon.
+  void SetChangeListener(std::function<void(uint64_t)> listener);
+  // The path of `ino` from the root ("/" for the root, "/a/b.txt"); of an inode with several
+  // names (hard links), the first in (parent, name) order. NotFound for an inode without a
+  // name.
+  Result<std::string> PathOf(Ino ino);
+
+  // Devices of the companion API (local). ------------------------------------------------
+
+  // Records a new device (`id`, the times and `revoked_ns` are set here) and returns it.
+  // InvalidArgument without a token hash; a hash already taken fails as the database says.
+  Result<DeviceRecord> AddDevice(DeviceRecord device);
+  // The device whose token hashes to `token_hash` (revoked ones too), or nullopt.
+  Result<std::optional<DeviceRecord>> FindDevice(ByteSpan token_hash);
+  // Sets the time device `id` was last used.
+  Status TouchDevice(uint64_t id, int64_t when_ns);
+  // Every device, revoked ones too, by id.
+  Result<std::vector<DeviceRecord>> ListDevices();
+  // Marks device `id` revoked (durably; a device revoked earlier keeps its time) and returns
+  // it. NotFound for an unknown id.
+  Result<DeviceRecord> RevokeDevice(uint64_t id);
 
   struct Totals {
     uint64_t files = 0;
@@ -467,6 +544,9 @@ class Catalog {
   // The value of attribute `name` (a checked name) of inode `ino`, or nullopt. NotFound for
   // an unknown inode.
   Result<std::optional<Bytes>> FindXattrLocked(Ino ino, std::string_view name) REQUIRES(mu_);
+  // The path of `ino` (PathOf), and of entry `name` in folder `parent`.
+  Result<std::string> PathLocked(Ino ino) REQUIRES(mu_);
+  Result<std::string> EntryPathLocked(Ino parent, std::string_view name) REQUIRES(mu_);
   Status JournalLocked(std::string_view op, Ino ino, Ino parent, std::string_view name,
                        Ino new_parent, std::string_view new_name, int64_t now) REQUIRES(mu_);
 
@@ -476,6 +556,7 @@ class Catalog {
   std::unique_ptr<SqliteDb> db_ GUARDED_BY(mu_);
   // Recording changes for checkpoints; destroyed before db_.
   std::unique_ptr<SqliteSession> session_ GUARDED_BY(mu_);
+  std::function<void(uint64_t)> change_listener_ GUARDED_BY(mu_);
 };
 
 // Checks a directory entry name: InvalidArgument (empty, ".", "..", '/' or NUL in it) or

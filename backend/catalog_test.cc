@@ -466,7 +466,7 @@ TEST_F(CatalogTest, SchemaOneGoldenCatalogOpensAndMigrates) {
   ASSERT_OK_AND_ASSIGN(bool row, q.Step());
   ASSERT_TRUE(row);
   EXPECT_EQ(q.ColumnInt(0), Catalog::SchemaVersion());
-  EXPECT_EQ(Catalog::SchemaVersion(), 3);
+  EXPECT_EQ(Catalog::SchemaVersion(), 4);
 }
 
 // --- File contents -------------------------------------------------------------------
@@ -745,6 +745,126 @@ TEST_F(CatalogTest, NodeRecordsAreSavedReplacedAndKept) {
   ASSERT_OK(cat_->SaveNodes({a}));
   ASSERT_OK_AND_ASSIGN(saved, cat_->LoadNodes());
   EXPECT_EQ(saved, (std::vector<NodeRecord>{a, b}));
+}
+
+TEST_F(CatalogTest, ChangesAfterListsTheJournalInOrder) {
+  ASSERT_OK_AND_ASSIGN(uint64_t start, cat_->LastChange());
+  Ino d = Dir(kRootIno, "photos");
+  Ino f = File(d, "a.jpg");
+  ASSERT_OK(cat_->Rename(d, "a.jpg", kRootIno, "b.jpg", RenameMode::kReplace).status());
+  ASSERT_OK(cat_->Unlink(kRootIno, "b.jpg").status());
+  ASSERT_OK_AND_ASSIGN(auto changes, cat_->ChangesAfter(start, 100));
+  ASSERT_EQ(changes.size(), 4u);
+  EXPECT_EQ(changes[0].op, "mkdir");
+  EXPECT_EQ(changes[0].ino, d);
+  EXPECT_EQ(changes[0].parent, kRootIno);
+  EXPECT_EQ(changes[0].name, "photos");
+  EXPECT_EQ(changes[1].op, "create");
+  EXPECT_EQ(changes[1].name, "a.jpg");
+  EXPECT_EQ(changes[2].op, "rename");
+  EXPECT_EQ(changes[2].ino, f);
+  EXPECT_EQ(changes[2].new_parent, kRootIno);
+  EXPECT_EQ(changes[2].new_name, "b.jpg");
+  EXPECT_EQ(changes[3].op, "unlink");
+  // Each row has the paths of its time.
+  EXPECT_EQ(changes[0].path, "/photos");
+  EXPECT_EQ(changes[1].path, "/photos/a.jpg");
+  EXPECT_EQ(changes[2].path, "/photos/a.jpg");
+  EXPECT_EQ(changes[2].new_path, "/b.jpg");
+  EXPECT_EQ(changes[3].path, "/b.jpg");
+  ASSERT_OK(cat_->Rename(kRootIno, "photos", kRootIno, "pics", RenameMode::kReplace).status());
+  ASSERT_OK_AND_ASSIGN(auto renamed, cat_->ChangesAfter(changes[3].seq, 10));
+  ASSERT_EQ(renamed.size(), 1u);
+  EXPECT_EQ(renamed[0].path, "/photos");
+  EXPECT_EQ(renamed[0].new_path, "/pics");
+  for (size_t i = 1; i < changes.size(); ++i) EXPECT_EQ(changes[i].seq, changes[i - 1].seq + 1);
+  ASSERT_OK_AND_ASSIGN(auto page, cat_->ChangesAfter(changes[1].seq, 1));
+  ASSERT_EQ(page.size(), 1u);
+  EXPECT_EQ(page[0].seq, changes[2].seq);
+  ASSERT_OK_AND_ASSIGN(auto none, cat_->ChangesAfter(renamed[0].seq, 10));
+  EXPECT_TRUE(none.empty());
+}
+
+TEST_F(CatalogTest, JournalIsTrimmedToItsLimit) {
+  cat_.reset();
+  CatalogOptions o;
+  o.path = dir_.path() + "/catalog.db";
+  o.sync = false;
+  o.journal_keep = 100;
+  ASSERT_OK_AND_ASSIGN(cat_, Catalog::Open(o));
+  Ino f = File(kRootIno, "f");
+  for (int i = 0; i < 1100; ++i) {
+    AttrChange change;
+    change.mode = 0600u + (i % 2);
+    ASSERT_OK(cat_->SetAttr(f, change).status());
+  }
+  ASSERT_OK_AND_ASSIGN(uint64_t last, cat_->LastChange());
+  ASSERT_OK_AND_ASSIGN(uint64_t first, cat_->FirstChange());
+  EXPECT_GT(first, 1u);
+  EXPECT_GE(last - first + 1, 100u);
+  EXPECT_LE(last - first + 1, 100u + 1024u);
+  ASSERT_OK_AND_ASSIGN(auto rest, cat_->ChangesAfter(0, 100000));
+  ASSERT_FALSE(rest.empty());
+  EXPECT_EQ(rest.front().seq, first);
+  EXPECT_EQ(rest.back().seq, last);
+}
+
+TEST_F(CatalogTest, ChangeListenerHearsEveryChange) {
+  std::vector<uint64_t> heard;
+  cat_->SetChangeListener([&](uint64_t seq) { heard.push_back(seq); });
+  Ino d = Dir(kRootIno, "d");
+  ASSERT_OK(cat_->Rmdir(kRootIno, "d"));
+  ASSERT_OK_AND_ASSIGN(uint64_t last, cat_->LastChange());
+  ASSERT_EQ(heard.size(), 2u);
+  EXPECT_EQ(heard[1], last);
+  EXPECT_NE(d, 0u);
+  // A failed change journals nothing.
+  EXPECT_FALSE(cat_->Rmdir(kRootIno, "d").ok());
+  EXPECT_EQ(heard.size(), 2u);
+  cat_->SetChangeListener(nullptr);
+  Dir(kRootIno, "e");
+  EXPECT_EQ(heard.size(), 2u);
+}
+
+TEST_F(CatalogTest, PathOfFollowsNamesToTheRoot) {
+  Ino a = Dir(kRootIno, "a");
+  Ino b = Dir(a, "b");
+  Ino f = File(b, "f.txt");
+  ASSERT_OK_AND_ASSIGN(auto path, cat_->PathOf(f));
+  EXPECT_EQ(path, "/a/b/f.txt");
+  ASSERT_OK_AND_ASSIGN(auto root, cat_->PathOf(kRootIno));
+  EXPECT_EQ(root, "/");
+  ASSERT_OK(cat_->Unlink(b, "f.txt").status());
+  EXPECT_EQ(cat_->PathOf(f).status().code(), Code::kNotFound);
+}
+
+TEST_F(CatalogTest, DevicesAreAddedFoundTouchedAndRevoked) {
+  DeviceRecord phone;
+  phone.name = "phone";
+  phone.token_hash = Bytes{1, 2, 3};
+  phone.read_only = true;
+  phone.root = "/Camera";
+  ASSERT_OK_AND_ASSIGN(DeviceRecord added, cat_->AddDevice(phone));
+  EXPECT_GT(added.id, 0u);
+  EXPECT_GT(added.created_ns, 0);
+  ASSERT_OK_AND_ASSIGN(auto found, cat_->FindDevice(Bytes{1, 2, 3}));
+  ASSERT_TRUE(found.has_value());
+  EXPECT_EQ(found->name, "phone");
+  EXPECT_TRUE(found->read_only);
+  EXPECT_EQ(found->root, "/Camera");
+  EXPECT_EQ(found->last_used_ns, 0);
+  ASSERT_OK_AND_ASSIGN(auto missing, cat_->FindDevice(Bytes{9}));
+  EXPECT_FALSE(missing.has_value());
+  ASSERT_OK(cat_->TouchDevice(added.id, 12345));
+  ASSERT_OK_AND_ASSIGN(DeviceRecord revoked, cat_->RevokeDevice(added.id));
+  EXPECT_GT(revoked.revoked_ns, 0);
+  EXPECT_EQ(cat_->RevokeDevice(999).status().code(), Code::kNotFound);
+  EXPECT_FALSE(cat_->AddDevice(DeviceRecord{}).ok());
+  Reopen();
+  ASSERT_OK_AND_ASSIGN(auto all, cat_->ListDevices());
+  ASSERT_EQ(all.size(), 1u);
+  EXPECT_EQ(all[0].last_used_ns, 12345);
+  EXPECT_EQ(all[0].revoked_ns, revoked.revoked_ns);
 }
 
 }  // namespace

@@ -264,6 +264,18 @@ Result<InodeAttr> Drive::Create(Ino parent, std::string_view name, const NewInod
   return catalog_->CreateFile(parent, name, how);
 }
 
+Result<InodeAttr> Drive::CreateUnlinked(const NewInode& how) {
+  SFS_ASSIGN_OR_RETURN(InodeAttr a, catalog_->CreateUnlinked(how));
+  Open(a.ino);
+  return a;
+}
+
+Result<InodeAttr> Drive::LinkUnlinked(Ino ino, Ino parent, std::string_view name, bool replace) {
+  SFS_ASSIGN_OR_RETURN(auto replaced, catalog_->LinkUnlinked(ino, parent, name, replace));
+  if (replaced) SFS_RETURN_IF_ERROR(DropIfUnused(*replaced));
+  return GetAttr(ino);
+}
+
 Result<InodeAttr> Drive::Symlink(Ino parent, std::string_view name, std::string_view target) {
   return catalog_->Symlink(parent, name, target);
 }
@@ -289,6 +301,18 @@ Status Drive::DropIfUnused(const InodeAttr& a) {
 Status Drive::Unlink(Ino parent, std::string_view name) {
   SFS_ASSIGN_OR_RETURN(InodeAttr after, catalog_->Unlink(parent, name));
   return DropIfUnused(after);
+}
+
+Status Drive::RemoveTree(Ino parent, std::string_view name) {
+  SFS_ASSIGN_OR_RETURN(InodeAttr a, Lookup(parent, name));
+  if (a.kind != FileKind::kDirectory) return Unlink(parent, name);
+  constexpr size_t kPage = 1000;
+  while (true) {
+    SFS_ASSIGN_OR_RETURN(auto entries, ReadDir(a.ino, "", kPage));
+    if (entries.empty()) break;
+    for (const auto& e : entries) SFS_RETURN_IF_ERROR(RemoveTree(a.ino, e.name));
+  }
+  return Rmdir(parent, name);
 }
 
 Status Drive::Rmdir(Ino parent, std::string_view name) {

@@ -225,6 +225,14 @@ class Drive {
   Result<std::vector<DirEntry>> ReadDir(Ino dir, std::string_view after, size_t limit);
   Result<InodeAttr> Mkdir(Ino parent, std::string_view name, const NewInode& how);
   Result<InodeAttr> Create(Ino parent, std::string_view name, const NewInode& how);
+  // A new empty file with no name, open (Release it when done; it is dropped then unless
+  // LinkUnlinked named it): what an upload writes into before it takes its name, so that an
+  // upload cut short leaves nothing behind, and a crash nothing but an orphan the next Open
+  // drops.
+  Result<InodeAttr> CreateUnlinked(const NewInode& how);
+  // Names the file of CreateUnlinked (Catalog::LinkUnlinked); a file it replaces is dropped
+  // unless open. Returns the file's attributes.
+  Result<InodeAttr> LinkUnlinked(Ino ino, Ino parent, std::string_view name, bool replace);
   Result<InodeAttr> Symlink(Ino parent, std::string_view name, std::string_view target);
   Result<std::string> ReadLink(Ino ino);
   Result<InodeAttr> Link(Ino ino, Ino parent, std::string_view name);
@@ -232,6 +240,10 @@ class Drive {
   // it is open; then on its last Release.
   Status Unlink(Ino parent, std::string_view name);
   Status Rmdir(Ino parent, std::string_view name);
+  // Removes entry `name` of folder `parent`: a file or symlink, or a folder with everything
+  // below it (depth first, a page of entries at a time). Stops at the first error (what was
+  // removed by then stays removed). The chunks it used stay on the nodes until gc.
+  Status RemoveTree(Ino parent, std::string_view name);
   Status Rename(Ino parent, std::string_view name, Ino new_parent, std::string_view new_name,
                 RenameMode mode);
   // A size change of a file, and an mtime change of a file with staged bytes, go through the

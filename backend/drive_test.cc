@@ -15,6 +15,7 @@
 #include "base/splitmix64.h"
 #include "crypto/sign.h"
 #include "tests/faulty_peer.h"
+#include "tests/memory_drive.h"
 #include "tests/testutil.h"
 
 namespace shardfs::backend {
@@ -33,31 +34,11 @@ class DriveTest : public ::testing::Test {
     drive_.reset();
     peers_.clear();
     mem_.clear();
-    master_ = crypto::MasterKey::Generate();
-    auto owner = crypto::SigningKey::ForOwner(master_);
-    DriveOptions o;
-    o.config.k = 4;
-    o.config.m = 2;
-    for (int i = 0; i < count; ++i) {
-      auto mem = std::make_shared<MemoryPeer>("node" + std::to_string(i), owner.public_key(),
-                                              uint64_t{1} << 30);
-      auto faulty = std::make_shared<FaultyPeer>(mem);
-      peers_.push_back(faulty);
-      mem_.push_back(mem);
-      std::array<uint8_t, 32> id{};
-      id[0] = static_cast<uint8_t>(i + 1);
-      o.config.nodes.push_back(DriveNode{"127.0.0.1:" + std::to_string(7001 + i), NodeId(id)});
-      o.peers.push_back(faulty);
-    }
-    o.master = master_;
+    DriveOptions o =
+        test::MemoryDriveOptions(dir_.path(), count, uint64_t{1} << 30, &peers_, &mem_);
+    master_ = o.master;
     o.catalog_path = dir_.path() + "/catalog-" + std::to_string(count) + ".db";
     o.staging_dir = dir_.path() + "/staging-" + std::to_string(count);
-    o.sync = false;
-    o.pipeline.chunker = {16 * 1024, 64 * 1024, 256 * 1024, 0};
-    o.pipeline.pack_target_size = 1 << 20;
-    o.pipeline.threads = 2;
-    o.uploader.quiet = std::chrono::milliseconds(50);
-    o.uploader.retry_wait = std::chrono::milliseconds(100);
     if (cache) {
       o.cache_dir = dir_.path() + "/cache-" + std::to_string(count) + "/chunks";
       o.memory_cache_bytes = 0;
@@ -173,6 +154,44 @@ TEST_F(DriveTest, FilesOfEverySizeReadBack) {
   ASSERT_OK_AND_ASSIGN(InodeAttr a, drive_->WriteWholeFile(f, small));
   EXPECT_EQ(a.size, 1000u);
   EXPECT_EQ(ReadAll(f, 1000), small);
+}
+
+TEST_F(DriveTest, AnUnlinkedFileTakesItsNameOnlyWhenWritten) {
+  Bytes old_data;
+  Ino old = WriteNew("photo.jpg", 5000, 1, &old_data);
+  ASSERT_OK_AND_ASSIGN(InodeAttr up, drive_->CreateUnlinked(NewInode{0644, 0, 0}));
+  Bytes data = test::PseudoRandomBytes(300000, 2);
+  ASSERT_OK(drive_->Write(up.ino, 0, ByteSpan(data).subspan(0, 100000)));
+  ASSERT_OK(drive_->Write(up.ino, 100000, ByteSpan(data).subspan(100000)));
+  // Not in the folder while it is written.
+  ASSERT_OK_AND_ASSIGN(auto entries, drive_->ReadDir(kRootIno, "", 100));
+  ASSERT_EQ(entries.size(), 1u);
+  EXPECT_EQ(drive_->LinkUnlinked(up.ino, kRootIno, "photo.jpg", false).status().code(),
+            Code::kAlreadyExists);
+  ASSERT_OK_AND_ASSIGN(InodeAttr named,
+                       drive_->LinkUnlinked(up.ino, kRootIno, "photo.jpg", /*replace=*/true));
+  EXPECT_EQ(named.size, data.size());
+  EXPECT_EQ(named.nlink, 1u);
+  ASSERT_OK(drive_->Release(up.ino));
+  ASSERT_OK_AND_ASSIGN(InodeAttr found, drive_->Lookup(kRootIno, "photo.jpg"));
+  EXPECT_EQ(found.ino, up.ino);
+  EXPECT_EQ(drive_->GetAttr(old).status().code(), Code::kNotFound);  // the old file dropped
+  ASSERT_OK(drive_->Sync(std::chrono::seconds(30)));
+  Reopen();
+  EXPECT_EQ(ReadAll(up.ino, data.size()), data);
+  // A second name is refused; a folder is not replaced.
+  EXPECT_EQ(drive_->LinkUnlinked(up.ino, kRootIno, "again", false).status().code(),
+            Code::kInvalidArgument);
+  ASSERT_OK(drive_->Mkdir(kRootIno, "dir", {}).status());
+  ASSERT_OK_AND_ASSIGN(InodeAttr other, drive_->CreateUnlinked({}));
+  EXPECT_EQ(drive_->LinkUnlinked(other.ino, kRootIno, "dir", true).status().code(),
+            Code::kIsDirectory);
+  // An upload given up on leaves nothing.
+  ASSERT_OK(drive_->Write(other.ino, 0, data));
+  ASSERT_OK(drive_->Release(other.ino));
+  EXPECT_EQ(drive_->GetAttr(other.ino).status().code(), Code::kNotFound);
+  ASSERT_OK_AND_ASSIGN(auto orphans, drive_->catalog().Orphans());
+  EXPECT_TRUE(orphans.empty());
 }
 
 TEST_F(DriveTest, AnyTwoPeersDownStillReads_ThreeDoNot) {

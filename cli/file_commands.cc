@@ -26,6 +26,7 @@
 #include "cli/network_commands.h"
 #include "cli/progress.h"
 #include "crypto/secret.h"
+#include "net/api/drive_status.h"
 
 namespace shardfs::cli {
 
@@ -57,14 +58,10 @@ struct PutFlags {
 // first). The chunks it used stay on the nodes until gc.
 Status Remove(backend::Drive& drive, Ino parent, const std::string& name, bool recursive) {
   SFS_ASSIGN_OR_RETURN(InodeAttr a, drive.Lookup(parent, name));
-  if (a.kind != FileKind::kDirectory) return drive.Unlink(parent, name);
-  if (!recursive) return Status::IsDirectory("'" + name + "' is a folder (use -r)");
-  while (true) {
-    SFS_ASSIGN_OR_RETURN(auto page, drive.ReadDir(a.ino, "", kListPage));
-    if (page.empty()) break;
-    for (const auto& e : page) SFS_RETURN_IF_ERROR(Remove(drive, a.ino, e.name, true));
+  if (a.kind == FileKind::kDirectory && !recursive) {
+    return Status::IsDirectory("'" + name + "' is a folder (use -r)");
   }
-  return drive.Rmdir(parent, name);
+  return drive.RemoveTree(parent, name);
 }
 
 // Puts local trees into the drive. Regular files are gathered into batches that StoreFiles
@@ -738,7 +735,7 @@ int RunStatus(const StatusFlags& f) {
           {"layers", up.staged.layers},
           {"bytes", up.staged.bytes},
           {"last_error", up.last_error.ok() ? std::string() : up.last_error.ToString()}}},
-        {"durability", DurabilityToJson(durability)},
+        {"durability", api::DurabilityJson(durability)},
         {"nodes", nodes}};
     std::printf("%s\n", j.dump(2).c_str());
     return 0;

@@ -1,5 +1,6 @@
 // shardfs: the one binary. Subcommands arrive with the issues that build them (node, init,
-// put, get, ls, mkdir, sync, restore, mount, umount now; ... later). Conventions: usage errors exit
+// put, get, ls, mkdir, sync, restore, mount, umount, nodes, audit, repair, serve, pair,
+// devices). Conventions: usage errors exit
 // 2, runtime errors exit 1 with a message on stderr, --help and --version exit 0.
 
 #include <cstdio>
@@ -10,6 +11,7 @@
 
 #include "base/logging.h"
 #include "base/version.h"
+#include "cli/api_commands.h"
 #include "cli/file_commands.h"
 #include "cli/init_command.h"
 #include "cli/mount_command.h"
@@ -32,6 +34,7 @@ int Main(int argc, char** argv) {
   auto run_sync = shardfs::cli::AddSyncCommand(app);
   auto run_mount = shardfs::cli::AddMountCommands(app);
   auto run_network = shardfs::cli::AddNetworkCommands(app);
+  auto run_api = shardfs::cli::AddApiCommands(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
@@ -56,6 +59,9 @@ int Main(int argc, char** argv) {
     if (app.got_subcommand(name)) return run();
   }
   for (auto& [name, run] : run_network) {
+    if (app.got_subcommand(name)) return run();
+  }
+  for (auto& [name, run] : run_api) {
     if (app.got_subcommand(name)) return run();
   }
   std::fputs(app.help().c_str(), stdout);

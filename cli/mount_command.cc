@@ -19,6 +19,7 @@
 #include "base/logging.h"
 #include "base/units.h"
 #include "base/wall_clock.h"
+#include "cli/api_server.h"
 #include "cli/drive_home.h"
 #include "cli/drive_open.h"
 #include "cli/exit.h"
@@ -37,6 +38,7 @@ struct MountFlags {
   double fsync_timeout = 120;
   double flush_timeout = 600;
   std::string log_level = "info";
+  ApiFlags api;
 };
 
 struct UmountFlags {
@@ -60,35 +62,6 @@ void HandOverCachedWrites(const std::string& mountpoint) {
     ::syncfs(fd);
     ::close(fd);
   }
-}
-
-// Stores every queued upload (waiting up to `timeout`), then a checkpoint of the catalog that
-// names them; returns the checkpoint's head sequence.
-Result<uint64_t> StoreEverything(backend::Drive& drive, std::chrono::milliseconds timeout) {
-  SFS_RETURN_IF_ERROR(drive.Sync(timeout));
-  SFS_ASSIGN_OR_RETURN(auto info, drive.checkpointer().Sync());
-  return info.head_sequence;
-}
-
-// After the session: stores everything; what cannot be stored now is made durable on local
-// disk.
-MountOutcome Finish(backend::Drive& drive, std::chrono::milliseconds timeout,
-                    const std::string& staging_dir) {
-  MountOutcome o;
-  o.staging_dir = staging_dir;
-  auto stored = StoreEverything(drive, timeout);
-  if (stored.ok()) {
-    o.stored = true;
-    return o;
-  }
-  const backend::UploadState left = drive.Uploads();
-  o.queued_files = left.staged.files;
-  o.queued_bytes = left.staged.bytes;
-  o.error = stored.status().ToString();
-  if (Status d = drive.SyncStaging(); !d.ok()) {
-    o.error += "; and making the queue durable on local disk failed: " + d.ToString();
-  }
-  return o;
 }
 
 // `shardfs sync` on the mounted drive (SIGUSR2): the kernel's cached writes, every queued
@@ -171,13 +144,39 @@ int Serve(const MountFlags& f, const DriveHome& home, int notify_fd) {
     return fail("write the mount record", s);
   }
   std::remove(MountResultPath(home).c_str());
-  log::Info("mounted drive {} at {} (pid {})", f.drive.drive, mountpoint, ::getpid());
-  Notify(notify_fd, "OK");
-
   fuse::Mount* m = mount->get();
   backend::Drive* d = drive->get();
   const auto flush_timeout =
       std::chrono::milliseconds(static_cast<int64_t>(f.flush_timeout * 1000));
+
+  // The companion API: on the drive's socket always (the CLI's way in while mounted), on TCP
+  // with --api. What it changes, the kernel forgets it cached.
+  api::ApiOptions ao;
+  ao.drive_name = f.drive.drive;
+  ao.invalidate_inode = [m](backend::Ino ino) { m->InvalidateInode(ino); };
+  ao.invalidate_entry = [m](backend::Ino parent, const std::string& name) {
+    m->InvalidateEntry(parent, name);
+  };
+  ao.sync = [m, d, flush_timeout]() -> Result<api::SyncReport> {
+    log::Info("sync requested");
+    HandOverCachedWrites(m->mountpoint());
+    const backend::UploadState pending = d->Uploads();
+    SFS_ASSIGN_OR_RETURN(uint64_t head, StoreEverything(*d, flush_timeout));
+    log::Info("sync done: checkpoint {}", head);
+    return api::SyncReport{pending.staged.files, pending.staged.bytes, head};
+  };
+  auto servers = ApiServers::Start(d, home, f.api, ao);
+  if (!servers.ok()) {
+    (void)m->Unmount(true);
+    std::remove(MountRecordPath(home).c_str());
+    return fail("start the API", servers.status());
+  }
+  log::Info("mounted drive {} at {} (pid {}); API on {}{}", f.drive.drive, mountpoint, ::getpid(),
+            ApiSocketPath(home), (*servers)->url().empty() ? "" : " and " + (*servers)->url());
+  if (!(*servers)->fingerprint().empty()) {
+    log::Info("API certificate SHA-256 fingerprint: {}", (*servers)->fingerprint());
+  }
+  Notify(notify_fd, "OK\n" + (*servers)->url() + "\n" + (*servers)->fingerprint());
   std::thread signal_thread([&] {
     int sig = 0;
     while (sigwait(&signals, &sig) == 0) {
@@ -202,10 +201,11 @@ int Serve(const MountFlags& f, const DriveHome& home, int notify_fd) {
   Status served = m->Run();
   pthread_kill(signal_thread.native_handle(), SIGUSR1);
   signal_thread.join();
+  (*servers)->Stop();
   if (!served.ok()) log::Error("{}", served.ToString());
   log::Info("session at {} ended; storing what is queued", mountpoint);
   mount->reset();
-  const MountOutcome o = Finish(*d, flush_timeout, home.staging_dir());
+  const MountOutcome o = StoreOrQueue(*d, flush_timeout, home.staging_dir());
   const std::string text = OutcomeText(o, mountpoint);
   if (o.stored) {
     log::Info("{}", text);
@@ -229,6 +229,8 @@ int RunMount(const MountFlags& f) {
                       "[0, 604800] seconds");
   }
   if (auto mo = ParseMountOptions(f); !mo.ok()) return UsageError("mount", mo.status().message());
+  if (f.api.http && f.api.listen.empty())
+    return UsageError("mount", "--http needs --api HOST:PORT");
   auto level = log::ParseLevel(f.log_level);
   if (!level.ok()) return UsageError("mount", level.status().message());
   auto home = ResolveDriveHome(f.drive.home, f.drive.drive);
@@ -290,9 +292,17 @@ int RunMount(const MountFlags& f) {
     message.append(buf, static_cast<size_t>(n));
   }
   ::close(pipe_fds[0]);
-  if (message == "OK") {
+  if (message.rfind("OK", 0) == 0) {
     std::printf("Mounted drive %s at %s (daemon pid %d; log: %s).\n", f.drive.drive.c_str(),
                 fuse::MountpointPath(f.mountpoint).c_str(), pid, MountLogPath(*home).c_str());
+    // "OK\nURL\nFINGERPRINT" when the API serves TCP.
+    std::istringstream lines(message);
+    std::string ok, url, fingerprint;
+    std::getline(lines, ok);
+    std::getline(lines, url);
+    std::getline(lines, fingerprint);
+    if (!url.empty()) std::printf("Companion API at %s\n", url.c_str());
+    if (!fingerprint.empty()) std::printf("Certificate SHA-256: %s\n", fingerprint.c_str());
     return 0;
   }
   if (message.empty())
@@ -397,6 +407,9 @@ std::vector<std::pair<std::string, std::function<int()>>> AddMountCommands(CLI::
       ->capture_default_str();
   m->add_option("--log-level", mount->log_level, "debug, info, warn or error")
       ->capture_default_str();
+  m->add_option("--api", mount->api.listen,
+                "Also serve the companion API (phones, WebDAV, dashboard) on HOST:PORT, HTTPS");
+  AddApiHttpFlag(m, &mount->api);
   run.emplace_back("mount", [mount] { return RunMount(*mount); });
 
   auto umount = std::make_shared<UmountFlags>();

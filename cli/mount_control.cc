@@ -111,4 +111,29 @@ Result<DaemonSync> AskDaemonToSync(const DriveHome& home, const MountRecord& mou
   }
 }
 
+Result<uint64_t> StoreEverything(backend::Drive& drive, std::chrono::milliseconds timeout) {
+  SFS_RETURN_IF_ERROR(drive.Sync(timeout));
+  SFS_ASSIGN_OR_RETURN(auto info, drive.checkpointer().Sync());
+  return info.head_sequence;
+}
+
+MountOutcome StoreOrQueue(backend::Drive& drive, std::chrono::milliseconds timeout,
+                          const std::string& staging_dir) {
+  MountOutcome o;
+  o.staging_dir = staging_dir;
+  auto stored = StoreEverything(drive, timeout);
+  if (stored.ok()) {
+    o.stored = true;
+    return o;
+  }
+  const backend::UploadState left = drive.Uploads();
+  o.queued_files = left.staged.files;
+  o.queued_bytes = left.staged.bytes;
+  o.error = stored.status().ToString();
+  if (Status d = drive.SyncStaging(); !d.ok()) {
+    o.error += "; and making the queue durable on local disk failed: " + d.ToString();
+  }
+  return o;
+}
+
 }  // namespace shardfs::cli

@@ -16,6 +16,7 @@
 
 #include <sys/types.h>
 
+#include "backend/drive.h"
 #include "base/status.h"
 #include "cli/drive_home.h"
 
@@ -69,6 +70,16 @@ Status WriteDaemonSync(const DriveHome& home, int64_t started_ns, const DaemonSy
 // DeadlineExceeded if none came; Unavailable if the daemon ended meanwhile.
 Result<DaemonSync> AskDaemonToSync(const DriveHome& home, const MountRecord& mount,
                                    std::chrono::milliseconds timeout);
+
+// Stores every queued upload (waiting up to `timeout`), then a checkpoint of the catalog that
+// names them; returns the checkpoint's head sequence.
+Result<uint64_t> StoreEverything(backend::Drive& drive, std::chrono::milliseconds timeout);
+
+// What a long-running process (a mount, `shardfs serve`) does as it ends: stores everything;
+// what cannot be stored now is made durable on local disk (in `staging_dir`), and the outcome
+// says which.
+MountOutcome StoreOrQueue(backend::Drive& drive, std::chrono::milliseconds timeout,
+                          const std::string& staging_dir);
 
 }  // namespace shardfs::cli
 

@@ -12,17 +12,11 @@
 #include "base/units.h"
 #include "cli/drive_open.h"
 #include "cli/exit.h"
+#include "net/api/drive_status.h"
 
 namespace shardfs::cli {
 
 using nlohmann::json;
-
-json DurabilityToJson(const backend::Durability& d) {
-  json by = json::object();
-  for (const auto& [healthy, packs] : d.packs_by_healthy) by[std::to_string(healthy)] = packs;
-  return {{"packs", d.packs},           {"full", d.full}, {"degraded", d.degraded},
-          {"endangered", d.endangered}, {"lost", d.lost}, {"packs_by_healthy_shards", by}};
-}
 
 void PrintDurabilityLine(const backend::Durability& d, int k, int m) {
   std::printf("durability: %llu packs of RS(%d,%d): %llu with all %d shards healthy",
@@ -229,7 +223,7 @@ int RunRepair(const CareFlags& f) {
     auto survey = d.repairer().Survey();
     if (!survey.ok()) return Failure("repair", "count", survey.status());
     if (f.json) {
-      std::printf("%s\n", json({{"durability", DurabilityToJson(*survey)}}).dump(2).c_str());
+      std::printf("%s\n", json({{"durability", api::DurabilityJson(*survey)}}).dump(2).c_str());
     } else {
       if (!members.ok()) {
         std::printf("(no member list: %s)\n", members.status().message().c_str());
@@ -245,8 +239,8 @@ int RunRepair(const CareFlags& f) {
   auto rebased = d.CareForCheckpoint(/*ignore_grace=*/true);
   if (!rebased.ok()) return Failure("repair", "store a new checkpoint", rebased.status());
   if (f.json) {
-    json j = {{"before", DurabilityToJson(r->before)},
-              {"after", DurabilityToJson(r->after)},
+    json j = {{"before", api::DurabilityJson(r->before)},
+              {"after", api::DurabilityJson(r->after)},
               {"packs_repaired", r->packs_repaired},
               {"shards_rebuilt", r->shards_rebuilt},
               {"packs_failed", r->packs_failed},

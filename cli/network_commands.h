@@ -20,9 +20,8 @@ namespace shardfs::cli {
 std::map<std::string, std::function<int()>> AddNetworkCommands(CLI::App& app);
 
 // For `shardfs status`: the packs by healthy shards after taking in the member list (empty if
-// the catalog cannot be read), as JSON, and as the line(s) printed.
+// the catalog cannot be read), and the line(s) printed (api::DurabilityJson is the JSON).
 backend::Durability DurabilityOrEmpty(backend::Drive& d);
-nlohmann::json DurabilityToJson(const backend::Durability& d);
 void PrintDurabilityLine(const backend::Durability& d, int k, int m);
 
 }  // namespace shardfs::cli

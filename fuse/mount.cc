@@ -942,6 +942,18 @@ Status Mount::Run() {
 
 Status Mount::Unmount(bool lazy) { return UnmountPath(impl_->mountpoint_, lazy); }
 
+void Mount::InvalidateInode(backend::Ino ino) {
+  if (impl_->se_ == nullptr || !impl_->mounted_) return;
+  // -ENOENT: the kernel does not hold the inode; nothing to drop.
+  (void)fuse_lowlevel_notify_inval_inode(impl_->se_, ino, 0, 0);
+}
+
+void Mount::InvalidateEntry(backend::Ino parent, const std::string& name) {
+  if (impl_->se_ == nullptr || !impl_->mounted_) return;
+  (void)fuse_lowlevel_notify_inval_entry(impl_->se_, parent, name.data(), name.size());
+  (void)fuse_lowlevel_notify_inval_inode(impl_->se_, parent, 0, 0);
+}
+
 MountStats Mount::Stats() const {
   MountStats s;
   s.requests = impl_->requests_.load();

@@ -77,6 +77,14 @@ class Mount {
   // `lazy`, detaches at once instead: the session ends when the last open file is closed.
   Status Unmount(bool lazy);
 
+  // Drops what the kernel cached of inode `ino` (attributes and pages), or of entry `name` in
+  // folder `parent` (and the folder's attributes and listing), after another face of the
+  // drive (the companion API) changed them; the kernel asks again when next used. An inode
+  // or entry the kernel does not know is left alone. REQUIRES: not called from a request of
+  // this session (the kernel may wait on it).
+  void InvalidateInode(backend::Ino ino);
+  void InvalidateEntry(backend::Ino parent, const std::string& name);
+
   MountStats Stats() const;
   const std::string& mountpoint() const;
 

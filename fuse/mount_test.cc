@@ -26,6 +26,7 @@
 #include "backend/memory_peer.h"
 #include "crypto/sign.h"
 #include "tests/faulty_peer.h"
+#include "tests/memory_drive.h"
 #include "tests/testutil.h"
 
 namespace shardfs::fuse {
@@ -43,30 +44,7 @@ class MountTest : public ::testing::Test {
  protected:
   void SetUp() override {
     if (!CanMount()) GTEST_SKIP() << "needs root and /dev/fuse to mount";
-    master_ = crypto::MasterKey::Generate();
-    auto owner = crypto::SigningKey::ForOwner(master_);
-    options_.config.k = 4;
-    options_.config.m = 2;
-    for (int i = 0; i < 6; ++i) {
-      auto mem = std::make_shared<MemoryPeer>("node" + std::to_string(i), owner.public_key(),
-                                              uint64_t{1} << 32);
-      auto peer = std::make_shared<FaultyPeer>(mem);
-      peers_.push_back(peer);
-      std::array<uint8_t, 32> id{};
-      id[0] = static_cast<uint8_t>(i + 1);
-      options_.config.nodes.push_back(
-          backend::DriveNode{"127.0.0.1:" + std::to_string(7001 + i), NodeId(id)});
-      options_.peers.push_back(peer);
-    }
-    options_.master = master_;
-    options_.catalog_path = dir_.path() + "/catalog.db";
-    options_.staging_dir = dir_.path() + "/staging";
-    options_.sync = false;
-    options_.pipeline.chunker = {16 * 1024, 64 * 1024, 256 * 1024, 0};
-    options_.pipeline.pack_target_size = 1 << 20;
-    options_.pipeline.threads = 2;
-    options_.uploader.quiet = std::chrono::milliseconds(50);
-    options_.uploader.retry_wait = std::chrono::milliseconds(100);
+    options_ = test::MemoryDriveOptions(dir_.path(), 6, uint64_t{1} << 32, &peers_);
     options_.checkpoint.max_delay = std::chrono::milliseconds(0);
     mnt_ = dir_.path() + "/mnt";
     plain_ = dir_.path() + "/plain";
@@ -125,7 +103,6 @@ class MountTest : public ::testing::Test {
   }
 
   test::TempDir dir_;
-  crypto::MasterKey master_;
   DriveOptions options_;
   std::vector<std::shared_ptr<FaultyPeer>> peers_;
   std::string mnt_, plain_;
@@ -160,6 +137,26 @@ TEST_F(MountTest, ShowsAsShardfsAndWritesReadBack) {
   StartMount();
   EXPECT_EQ(ReadFile(M("big")), big);
   EXPECT_EQ(drive_->Uploads().staged.layers, 0u);
+}
+
+// Changes made beside the kernel (as the companion API makes them, through the drive) show
+// in the mount once invalidated, though the kernel may trust what it cached for an hour.
+TEST_F(MountTest, InvalidationShowsChangesMadeBesideTheKernel) {
+  struct stat st {};
+  ASSERT_NE(::stat(M("beside").c_str(), &st), 0);  // the kernel now caches "no such entry"
+  WriteFile(M("kept"), "old contents");
+  EXPECT_EQ(ReadFile(M("kept")), "old contents");  // and these pages
+  ASSERT_OK_AND_ASSIGN(auto made, drive_->Create(backend::kRootIno, "beside", {0644, 0, 0}));
+  ASSERT_OK(drive_->WriteWholeFile(made.ino, AsBytes("made beside")).status());
+  ASSERT_OK_AND_ASSIGN(auto kept, drive_->Lookup(backend::kRootIno, "kept"));
+  ASSERT_OK(drive_->WriteWholeFile(kept.ino, AsBytes("new contents")).status());
+  mount_->InvalidateEntry(backend::kRootIno, "beside");
+  mount_->InvalidateInode(kept.ino);
+  EXPECT_EQ(ReadFile(M("beside")), "made beside");
+  EXPECT_EQ(ReadFile(M("kept")), "new contents");
+  // Inodes and entries the kernel never saw are no error.
+  mount_->InvalidateInode(999999);
+  mount_->InvalidateEntry(999999, "x");
 }
 
 TEST_F(MountTest, ClosedFileShowsSizeAndMtimeAtOnceAndUtimensSurvivesUpload) {

@@ -8,11 +8,15 @@
 #include <vector>
 
 #include <boost/asio.hpp>
+#include <boost/asio/ssl.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+#include <boost/beast/ssl.hpp>
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/sendfile.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "base/logging.h"
 #include "base/version.h"
@@ -23,7 +27,14 @@ namespace shardfs::net {
 namespace asio = boost::asio;
 namespace beast = boost::beast;
 namespace http = beast::http;
+namespace ssl = asio::ssl;
 using tcp = asio::ip::tcp;
+using local = asio::local::stream_protocol;
+
+// The three kinds of connection a server serves: TCP, TCP with TLS, and a unix socket.
+using TcpStream = beast::tcp_stream;
+using TlsStream = beast::ssl_stream<beast::tcp_stream>;
+using LocalStream = beast::basic_stream<local>;
 
 namespace {
 // Beast reads into its dynamic buffer in steps bounded by the buffer's free capacity; a
@@ -39,17 +50,41 @@ constexpr size_t kLingerBufferBytes = 16 * 1024;
 // The most one sendfile call sends. After each call the session goes back through its strand,
 // so that one large response does not keep the other connections on its thread waiting.
 constexpr size_t kSendfileStepBytes = 2 * 1024 * 1024;
+
+// A file body read with pread, for a connection that cannot take sendfile (TLS).
+class FileRegionSource : public BodySource {
+ public:
+  explicit FileRegionSource(FileRegion region) : region_(std::move(region)) {}
+  Result<size_t> Read(MutableByteSpan out) override {
+    uint64_t left = region_.length - done_;
+    if (left == 0) return size_t{0};
+    size_t want = static_cast<size_t>(std::min<uint64_t>(out.size(), left));
+    ssize_t n = ::pread(region_.fd, out.data(), want, static_cast<off_t>(region_.offset + done_));
+    if (n < 0) return PosixError("read response body", errno);
+    if (n == 0) return Status::IOError("file shorter than the response declared");
+    done_ += static_cast<uint64_t>(n);
+    return static_cast<size_t>(n);
+  }
+
+ private:
+  FileRegion region_;
+  uint64_t done_ = 0;
+};
 }  // namespace
 
-class Session;
+// What the server's list of open connections needs of a session, whatever its stream.
+class SessionBase {
+ public:
+  virtual ~SessionBase() = default;
+  virtual void Close(bool force) = 0;
+};
 
 class HttpServer::Impl {
  public:
   Impl(HttpServerOptions options, HttpHandler* handler)
       : options_(std::move(options)),
         handler_(handler),
-        contexts_(MakeContexts(options_.threads)),
-        acceptor_(*contexts_.front()) {}
+        contexts_(MakeContexts(options_.threads)) {}
 
   // One io_context per thread (see http_server.h): a connection stays on one thread.
   static std::vector<std::unique_ptr<asio::io_context>> MakeContexts(int threads) {
@@ -61,11 +96,17 @@ class HttpServer::Impl {
   }
 
   Status Start();
+  Status Listen();
   void Stop(std::chrono::milliseconds drain);
-  void Accept();
-  using SessionList = std::list<std::weak_ptr<Session>>;
+  // Accepts the next connection on `acceptor` (on the next context's strand).
+  template <class Acceptor>
+  void Accept(Acceptor& acceptor);
+  // Starts a session for a new connection.
+  template <class Socket>
+  void StartSession(Socket socket);
+  using SessionList = std::list<std::weak_ptr<SessionBase>>;
   // Adds a new session to sessions_; a session takes itself out when it ends.
-  void Register(const std::shared_ptr<Session>& s);
+  void Register(const std::shared_ptr<SessionBase>& s, SessionList::iterator* where);
   void Unregister(SessionList::iterator it);
   // Asks every open session to close (Session::Close).
   void CloseAll(bool force);
@@ -80,56 +121,86 @@ class HttpServer::Impl {
   SessionList sessions_;  // guarded by sessions_mu_
   std::vector<std::unique_ptr<asio::io_context>> contexts_;
   size_t next_context_ = 0;  // where the next connection goes; used by the accept handler only
-  tcp::acceptor acceptor_;
+  // One of the two listens, by HttpServerOptions::unix_path.
+  std::optional<tcp::acceptor> tcp_acceptor_;
+  std::optional<local::acceptor> local_acceptor_;
+  std::optional<ssl::context> tls_;  // set for TLS
   std::vector<std::thread> threads_;
   std::vector<asio::executor_work_guard<asio::io_context::executor_type>> work_;
   uint16_t port_ = 0;
   bool started_ = false;
 };
 
-class Session : public std::enable_shared_from_this<Session> {
+template <class Stream>
+class Session : public SessionBase, public std::enable_shared_from_this<Session<Stream>> {
  public:
-  Session(tcp::socket&& socket, HttpServer::Impl* server, bool overloaded)
-      : stream_(std::move(socket)),
+  // sendfile(2) writes to the socket itself: not through TLS.
+  static constexpr bool kTls = std::is_same_v<Stream, TlsStream>;
+  static constexpr bool kLocal = std::is_same_v<Stream, LocalStream>;
+
+  template <class... StreamArgs>
+  Session(HttpServer::Impl* server, bool overloaded, StreamArgs&&... stream_args)
+      : stream_(std::forward<StreamArgs>(stream_args)...),
         send_timer_(stream_.get_executor()),
         server_(server),
         overloaded_(overloaded) {
-    beast::error_code ec;
-    auto ep = stream_.socket().remote_endpoint(ec);
-    if (!ec) peer_ = ep.address().to_string() + ":" + std::to_string(ep.port());
+    if constexpr (kLocal) {
+      peer_ = "unix";
+    } else {
+      beast::error_code ec;
+      auto ep = Socket().remote_endpoint(ec);
+      if (!ec) peer_ = ep.address().to_string() + ":" + std::to_string(ep.port());
+    }
   }
-  ~Session() {
+  ~Session() override {
     server_->Unregister(registration_);
     server_->connections_.fetch_sub(1);
   }
-  void set_registration(HttpServer::Impl::SessionList::iterator it) { registration_ = it; }
+  HttpServer::Impl::SessionList::iterator* registration() { return &registration_; }
 
   void Start() {
-    asio::dispatch(stream_.get_executor(), [self = shared_from_this()] {
-      if (self->overloaded_) {
-        self->keep_alive_ = false;
-        self->linger_ = true;
-        self->Respond(self->server_->handler_->Overloaded());
+    asio::dispatch(stream_.get_executor(), [self = this->shared_from_this()] {
+      if constexpr (kTls) {
+        self->Lowest().expires_after(self->opt().header_timeout);
+        self->stream_.async_handshake(ssl::stream_base::server, [self](beast::error_code ec) {
+          if (ec) {
+            log::Debug("{}: TLS handshake failed: {}", self->peer_, ec.message());
+            return self->Shutdown();
+          }
+          self->Begin();
+        });
       } else {
-        self->WaitForRequest();
+        self->Begin();
       }
     });
   }
 
   // Called on stop: an idle connection closes now; a busy one finishes its request, then
   // closes (keep-alive is off once the server is stopping). `force` closes a busy one too.
-  void Close(bool force) {
-    asio::dispatch(stream_.get_executor(), [self = shared_from_this(), force] {
+  void Close(bool force) override {
+    asio::dispatch(stream_.get_executor(), [self = this->shared_from_this(), force] {
       if (self->idle_ || force) {
         beast::error_code ec;
-        self->stream_.socket().shutdown(tcp::socket::shutdown_both, ec);
-        self->stream_.socket().close(ec);
+        self->Socket().shutdown(asio::socket_base::shutdown_both, ec);
+        self->Socket().close(ec);
       }
     });
   }
 
  private:
   const HttpServerOptions& opt() const { return server_->options_; }
+  auto& Lowest() { return beast::get_lowest_layer(stream_); }
+  auto& Socket() { return beast::get_lowest_layer(stream_).socket(); }
+
+  void Begin() {
+    if (overloaded_) {
+      keep_alive_ = false;
+      linger_ = true;
+      Respond(server_->handler_->Overloaded());
+    } else {
+      WaitForRequest();
+    }
+  }
 
   void WaitForRequest() {
     if (server_->stopping_) return Shutdown();
@@ -139,9 +210,9 @@ class Session : public std::enable_shared_from_this<Session> {
     io_ = Bytes();
     buffer_.shrink_to_fit();
     idle_ = true;
-    stream_.expires_after(opt().idle_timeout);
+    Lowest().expires_after(opt().idle_timeout);
     stream_.async_read_some(buffer_.prepare(kIdleReadBytes),
-                            [self = shared_from_this()](beast::error_code ec, size_t n) {
+                            [self = this->shared_from_this()](beast::error_code ec, size_t n) {
                               self->idle_ = false;
                               if (ec) return self->Shutdown();
                               self->buffer_.commit(n);
@@ -153,10 +224,10 @@ class Session : public std::enable_shared_from_this<Session> {
     buffer_.reserve(kReadBufferReserve);
     parser_.emplace();
     PrepareRequestParser(*parser_, opt().max_header_bytes);
-    stream_.expires_after(opt().header_timeout);
+    Lowest().expires_after(opt().header_timeout);
     http::async_read_header(
         stream_, buffer_, *parser_,
-        [self = shared_from_this()](beast::error_code ec, size_t) { self->OnHeader(ec); });
+        [self = this->shared_from_this()](beast::error_code ec, size_t) { self->OnHeader(ec); });
   }
 
   void OnHeader(beast::error_code ec) {
@@ -167,9 +238,11 @@ class Session : public std::enable_shared_from_this<Session> {
       return Respond(std::move(*r));
     }
     ParsedHead parsed = ToRequestHead(*parser_, peer_);
+    parsed.head.local = kLocal;
     keep_alive_ = parsed.keep_alive;
     if (parsed.error) return Respond(std::move(*parsed.error));
     dispatch_ = server_->handler_->Begin(parsed.head);
+    if (dispatch_.later) return Defer(parsed.head.has_body());
     if (dispatch_.response) {
       linger_ = parsed.head.has_body();  // answered on its head: the body is still coming
       return Respond(std::move(*dispatch_.response));
@@ -189,9 +262,9 @@ class Session : public std::enable_shared_from_this<Session> {
     if (beast::iequals(parser_->get()[http::field::expect], "100-continue")) {
       // The client waits for this before it sends the body (curl does, for large bodies).
       auto cont = std::make_shared<http::response<http::empty_body>>(http::status::continue_, 11);
-      stream_.expires_after(opt().io_timeout);
+      Lowest().expires_after(opt().io_timeout);
       http::async_write(stream_, *cont,
-                        [self = shared_from_this(), cont](beast::error_code wec, size_t) {
+                        [self = this->shared_from_this(), cont](beast::error_code wec, size_t) {
                           if (wec) return self->Shutdown();
                           self->ReadBody();
                         });
@@ -200,16 +273,31 @@ class Session : public std::enable_shared_from_this<Session> {
     ReadBody();
   }
 
+  // The handler answers later: it gets a responder, which keeps this session alive until it
+  // is called or dropped, and hands the response to the session's strand.
+  void Defer(bool has_body) {
+    linger_ = has_body;
+    auto start = std::move(dispatch_.later);
+    dispatch_ = Dispatch();
+    auto called = std::make_shared<std::atomic<bool>>(false);
+    start([self = this->shared_from_this(), called](HttpResponse r) {
+      if (called->exchange(true)) return;
+      auto response = std::make_shared<HttpResponse>(std::move(r));
+      asio::post(self->stream_.get_executor(),
+                 [self, response] { self->Respond(std::move(*response)); });
+    });
+  }
+
   void ReadBody() {
     if (raw_body_left_) return ReadRawBody();
     if (parser_->is_done()) return FinishBody();
     auto& body = parser_->get().body();
     body.data = io_.data();
     body.size = io_.size();
-    stream_.expires_after(opt().io_timeout);
+    Lowest().expires_after(opt().io_timeout);
     http::async_read(
         stream_, buffer_, *parser_,
-        [self = shared_from_this()](beast::error_code ec, size_t) { self->OnBody(ec); });
+        [self = this->shared_from_this()](beast::error_code ec, size_t) { self->OnBody(ec); });
   }
 
   // A body of known length, read without the parser: Beast reads at most 64 KiB per call and
@@ -226,9 +314,9 @@ class Session : public std::enable_shared_from_this<Session> {
     }
     if (*raw_body_left_ == 0) return FinishBody();
     size_t want = static_cast<size_t>(std::min<uint64_t>(io_.size(), *raw_body_left_));
-    stream_.expires_after(opt().io_timeout);
+    Lowest().expires_after(opt().io_timeout);
     stream_.async_read_some(asio::buffer(io_.data(), want),
-                            [self = shared_from_this()](beast::error_code ec, size_t n) {
+                            [self = this->shared_from_this()](beast::error_code ec, size_t n) {
                               if (n > 0) {
                                 if (!self->SinkBody(ByteSpan(self->io_.data(), n))) return;
                                 *self->raw_body_left_ -= n;
@@ -281,6 +369,14 @@ class Session : public std::enable_shared_from_this<Session> {
 
   void Respond(HttpResponse r) {
     response_ = std::move(r);
+    if constexpr (kTls) {
+      if (response_.file) {  // through TLS: read and written, not sent with sendfile
+        uint64_t length = response_.file->length;
+        response_.stream = std::make_unique<FileRegionSource>(std::move(*response_.file));
+        response_.stream_length = length;
+        response_.file.reset();
+      }
+    }
     if (response_.close || server_->stopping_) keep_alive_ = false;
     res_.emplace();
     res_->version(11);
@@ -295,9 +391,9 @@ class Session : public std::enable_shared_from_this<Session> {
     sent_ = 0;
     if (response_.stream && !response_.head_only) io_.resize(opt().io_buffer_bytes);
     serializer_.emplace(*res_);
-    stream_.expires_after(opt().io_timeout);
+    Lowest().expires_after(opt().io_timeout);
     http::async_write_header(stream_, *serializer_,
-                             [self = shared_from_this()](beast::error_code ec, size_t) {
+                             [self = this->shared_from_this()](beast::error_code ec, size_t) {
                                if (ec) return self->Shutdown();
                                self->WriteBody();
                              });
@@ -325,9 +421,9 @@ class Session : public std::enable_shared_from_this<Session> {
     }
     sent_ += body.size;
     body.more = sent_ < total;
-    stream_.expires_after(opt().io_timeout);
+    Lowest().expires_after(opt().io_timeout);
     http::async_write(stream_, *serializer_,
-                      [self = shared_from_this()](beast::error_code ec, size_t) {
+                      [self = this->shared_from_this()](beast::error_code ec, size_t) {
                         if (ec == http::error::need_buffer) ec = {};
                         if (ec) return self->Shutdown();
                         self->WriteBody();
@@ -344,7 +440,7 @@ class Session : public std::enable_shared_from_this<Session> {
     (void)::posix_fadvise(f.fd, static_cast<off_t>(f.offset), static_cast<off_t>(f.length),
                           POSIX_FADV_WILLNEED);
     beast::error_code ec;
-    stream_.socket().native_non_blocking(true, ec);
+    Socket().native_non_blocking(true, ec);
     if (ec) {
       log::Warn("{}: response aborted: {}", peer_, ec.message());
       return Shutdown();
@@ -355,11 +451,11 @@ class Session : public std::enable_shared_from_this<Session> {
   }
 
   void SendFileStep() {
-    if (!stream_.socket().is_open()) return Shutdown();  // closed by Stop while queued
+    if (!Socket().is_open()) return Shutdown();  // closed by Stop while queued
     const FileRegion& f = *response_.file;
     size_t step = static_cast<size_t>(std::min<uint64_t>(kSendfileStepBytes, f.length - sent_));
     off_t offset = static_cast<off_t>(f.offset + sent_);
-    ssize_t n = ::sendfile(stream_.socket().native_handle(), f.fd, &offset, step);
+    ssize_t n = ::sendfile(Socket().native_handle(), f.fd, &offset, step);
     int err = n < 0 ? errno : 0;
     if (n > 0 || err == EINTR) {
       if (n > 0) sent_ += static_cast<uint64_t>(n);
@@ -368,7 +464,8 @@ class Session : public std::enable_shared_from_this<Session> {
         send_mark_ = sent_;
         send_deadline_ = std::chrono::steady_clock::now() + opt().io_timeout;
       }
-      asio::post(stream_.get_executor(), [self = shared_from_this()] { self->SendFileStep(); });
+      asio::post(stream_.get_executor(),
+                 [self = this->shared_from_this()] { self->SendFileStep(); });
       return;
     }
     if (err == EAGAIN || err == EWOULDBLOCK) return WaitWritable();
@@ -389,19 +486,19 @@ class Session : public std::enable_shared_from_this<Session> {
     if (std::chrono::steady_clock::now() >= send_deadline_) return CutOffStalledReader();
     send_waiting_ = true;
     send_timer_.expires_at(send_deadline_);
-    send_timer_.async_wait([self = shared_from_this()](beast::error_code ec) {
+    send_timer_.async_wait([self = this->shared_from_this()](beast::error_code ec) {
       // A cancelled timer, or one that fired as the wait ended, is no reason to cut off.
       if (ec || !self->send_waiting_ || std::chrono::steady_clock::now() < self->send_deadline_)
         return;
       self->CutOffStalledReader();
     });
-    stream_.socket().async_wait(tcp::socket::wait_write,
-                                [self = shared_from_this()](beast::error_code ec) {
-                                  self->send_waiting_ = false;
-                                  self->send_timer_.cancel();
-                                  if (ec) return self->Shutdown();
-                                  self->SendFileStep();
-                                });
+    Socket().async_wait(asio::socket_base::wait_write,
+                        [self = this->shared_from_this()](beast::error_code ec) {
+                          self->send_waiting_ = false;
+                          self->send_timer_.cancel();
+                          if (ec) return self->Shutdown();
+                          self->SendFileStep();
+                        });
   }
 
   void CutOffStalledReader() {
@@ -425,7 +522,7 @@ class Session : public std::enable_shared_from_this<Session> {
   void Linger() {
     linger_ = false;
     beast::error_code ec;
-    stream_.socket().shutdown(tcp::socket::shutdown_send, ec);
+    Socket().shutdown(asio::socket_base::shutdown_send, ec);
     if (ec || server_->stopping_) return Shutdown();
     io_.resize(kLingerBufferBytes);
     linger_until_ = std::chrono::steady_clock::now() + kLingerTotal;
@@ -436,23 +533,23 @@ class Session : public std::enable_shared_from_this<Session> {
     auto left = linger_until_ - std::chrono::steady_clock::now();
     if (left <= std::chrono::steady_clock::duration::zero() || server_->stopping_)
       return Shutdown();
-    stream_.expires_after(std::min<std::chrono::steady_clock::duration>(left, kLingerIdle));
-    stream_.socket().async_read_some(asio::buffer(io_.data(), io_.size()),
-                                     [self = shared_from_this()](beast::error_code ec, size_t) {
-                                       if (ec) return self->Shutdown();
-                                       self->LingerRead();
-                                     });
+    Lowest().expires_after(std::min<std::chrono::steady_clock::duration>(left, kLingerIdle));
+    Socket().async_read_some(asio::buffer(io_.data(), io_.size()),
+                             [self = this->shared_from_this()](beast::error_code ec, size_t) {
+                               if (ec) return self->Shutdown();
+                               self->LingerRead();
+                             });
   }
 
   void Shutdown() {
     dispatch_.sink.reset();
     send_timer_.cancel();
     beast::error_code ec;
-    stream_.socket().shutdown(tcp::socket::shutdown_send, ec);
-    stream_.socket().close(ec);
+    Socket().shutdown(asio::socket_base::shutdown_send, ec);
+    Socket().close(ec);
   }
 
-  beast::tcp_stream stream_;
+  Stream stream_;
   // A file body's deadline while it waits for the socket (StartFileBody).
   asio::steady_timer send_timer_;
   std::chrono::steady_clock::time_point send_deadline_;
@@ -478,27 +575,71 @@ class Session : public std::enable_shared_from_this<Session> {
   std::atomic<bool> idle_{false};
 };
 
-Status HttpServer::Impl::Start() {
+Status HttpServer::Impl::Listen() {
   beast::error_code ec;
+  if (!options_.unix_path.empty()) {
+    const std::string& path = options_.unix_path;
+    // A socket file left by an earlier process would make bind fail; anything else there is
+    // not ours to remove.
+    struct stat st;
+    if (::lstat(path.c_str(), &st) == 0) {
+      if (!S_ISSOCK(st.st_mode)) {
+        return Status::AlreadyExists(path + " exists and is not a socket");
+      }
+      ::unlink(path.c_str());
+    }
+    local_acceptor_.emplace(*contexts_.front());
+    local::endpoint ep(path);
+    local_acceptor_->open(ep.protocol(), ec);
+    if (!ec) local_acceptor_->bind(ep, ec);
+    if (!ec) ::chmod(path.c_str(), 0600);
+    if (!ec) local_acceptor_->listen(asio::socket_base::max_listen_connections, ec);
+    if (ec) return Status::IOError("listen on " + path + ": " + ec.message());
+    return Status::Ok();
+  }
   auto address = asio::ip::make_address(options_.address, ec);
   if (ec) return Status::InvalidArgument("'" + options_.address + "' is not an IP address");
   tcp::endpoint ep(address, options_.port);
   std::string where = options_.address + ":" + std::to_string(options_.port);
-  acceptor_.open(ep.protocol(), ec);
+  tcp_acceptor_.emplace(*contexts_.front());
+  tcp_acceptor_->open(ep.protocol(), ec);
   if (ec) return Status::IOError("open socket for " + where + ": " + ec.message());
-  acceptor_.set_option(asio::socket_base::reuse_address(true), ec);
-  acceptor_.bind(ep, ec);
+  tcp_acceptor_->set_option(asio::socket_base::reuse_address(true), ec);
+  tcp_acceptor_->bind(ep, ec);
   if (ec) return Status::IOError("listen on " + where + ": " + ec.message());
-  acceptor_.listen(asio::socket_base::max_listen_connections, ec);
+  tcp_acceptor_->listen(asio::socket_base::max_listen_connections, ec);
   if (ec) return Status::IOError("listen on " + where + ": " + ec.message());
-  port_ = acceptor_.local_endpoint().port();
+  port_ = tcp_acceptor_->local_endpoint().port();
+  return Status::Ok();
+}
+
+Status HttpServer::Impl::Start() {
+  if (options_.tls) {
+    if (!options_.unix_path.empty()) {
+      return Status::InvalidArgument("TLS is for TCP listens, not unix sockets");
+    }
+    tls_.emplace(ssl::context::tls_server);
+    tls_->set_options(ssl::context::default_workarounds | ssl::context::no_sslv2 |
+                      ssl::context::no_sslv3 | ssl::context::no_tlsv1 | ssl::context::no_tlsv1_1 |
+                      ssl::context::single_dh_use);
+    beast::error_code ec;
+    tls_->use_certificate_chain(asio::buffer(options_.tls->cert_pem), ec);
+    if (ec) return Status::InvalidArgument("TLS certificate: " + ec.message());
+    tls_->use_private_key(asio::buffer(options_.tls->key_pem), ssl::context::pem, ec);
+    if (ec) return Status::InvalidArgument("TLS key: " + ec.message());
+  }
+  SFS_RETURN_IF_ERROR(Listen());
   for (auto& c : contexts_) {
     work_.push_back(asio::make_work_guard(*c));
     // A context opens its epoll and timer descriptors when first used; opening them all now
     // keeps the process's descriptor count flat from here on (tests check it for leaks).
     asio::steady_timer open_reactor(*c);
   }
-  Accept();
+  if (local_acceptor_) {
+    Accept(*local_acceptor_);
+  } else {
+    Accept(*tcp_acceptor_);
+  }
   for (auto& c : contexts_) {
     threads_.emplace_back([ioc = c.get()] {
       // sendfile(2) has no MSG_NOSIGNAL: on a connection the client has closed it raises
@@ -515,30 +656,52 @@ Status HttpServer::Impl::Start() {
   return Status::Ok();
 }
 
-void HttpServer::Impl::Accept() {
+template <class Acceptor>
+void HttpServer::Impl::Accept(Acceptor& acceptor) {
+  using Socket = typename Acceptor::protocol_type::socket;
   asio::io_context& home = *contexts_[next_context_++ % contexts_.size()];
-  acceptor_.async_accept(asio::make_strand(home), [this](beast::error_code ec, tcp::socket socket) {
-    if (stopping_) return;
-    if (ec) {
-      // Out of file descriptors or similar: pause briefly rather than spin.
-      log::Warn("accept failed: {}", ec.message());
-      auto timer = std::make_shared<asio::steady_timer>(acceptor_.get_executor(),
-                                                        std::chrono::milliseconds(100));
-      timer->async_wait([this, timer](beast::error_code) { Accept(); });
-      return;
-    }
-    socket.set_option(tcp::no_delay(true), ec);
-    bool over = connections_.fetch_add(1) >= options_.max_connections;
-    auto session = std::make_shared<Session>(std::move(socket), this, over);
-    Register(session);
-    session->Start();
-    Accept();
-  });
+  acceptor.async_accept(
+      asio::make_strand(home), [this, &acceptor](beast::error_code ec, Socket socket) {
+        if (stopping_) return;
+        if (ec) {
+          // Out of file descriptors or similar: pause briefly rather than spin.
+          log::Warn("accept failed: {}", ec.message());
+          auto timer = std::make_shared<asio::steady_timer>(acceptor.get_executor(),
+                                                            std::chrono::milliseconds(100));
+          timer->async_wait([this, timer, &acceptor](beast::error_code) { Accept(acceptor); });
+          return;
+        }
+        StartSession(std::move(socket));
+        Accept(acceptor);
+      });
 }
 
-void HttpServer::Impl::Register(const std::shared_ptr<Session>& s) {
+template <class Socket>
+void HttpServer::Impl::StartSession(Socket socket) {
+  bool over = connections_.fetch_add(1) >= options_.max_connections;
+  if constexpr (std::is_same_v<Socket, local::socket>) {
+    auto session = std::make_shared<Session<LocalStream>>(this, over, std::move(socket));
+    Register(session, session->registration());
+    session->Start();
+  } else {
+    beast::error_code ec;
+    socket.set_option(tcp::no_delay(true), ec);
+    if (tls_) {
+      auto session = std::make_shared<Session<TlsStream>>(this, over, std::move(socket), *tls_);
+      Register(session, session->registration());
+      session->Start();
+    } else {
+      auto session = std::make_shared<Session<TcpStream>>(this, over, std::move(socket));
+      Register(session, session->registration());
+      session->Start();
+    }
+  }
+}
+
+void HttpServer::Impl::Register(const std::shared_ptr<SessionBase>& s,
+                                SessionList::iterator* where) {
   std::lock_guard<std::mutex> lock(sessions_mu_);
-  s->set_registration(sessions_.insert(sessions_.end(), s));
+  *where = sessions_.insert(sessions_.end(), s);
 }
 
 void HttpServer::Impl::Unregister(SessionList::iterator it) {
@@ -547,7 +710,7 @@ void HttpServer::Impl::Unregister(SessionList::iterator it) {
 }
 
 void HttpServer::Impl::CloseAll(bool force) {
-  std::vector<std::shared_ptr<Session>> open;
+  std::vector<std::shared_ptr<SessionBase>> open;
   {
     std::lock_guard<std::mutex> lock(sessions_mu_);
     for (auto& w : sessions_) {
@@ -562,9 +725,10 @@ void HttpServer::Impl::Stop(std::chrono::milliseconds drain) {
   if (!started_) return;
   started_ = false;
   stopping_ = true;
-  asio::post(acceptor_.get_executor(), [this] {
+  asio::post(*contexts_.front(), [this] {
     beast::error_code ec;
-    acceptor_.close(ec);
+    if (tcp_acceptor_) tcp_acceptor_->close(ec);
+    if (local_acceptor_) local_acceptor_->close(ec);
   });
   CloseAll(false);
   auto deadline = std::chrono::steady_clock::now() + drain;
@@ -584,6 +748,7 @@ void HttpServer::Impl::Stop(std::chrono::milliseconds drain) {
   for (auto& c : contexts_) c->stop();
   for (auto& t : threads_) t.join();
   threads_.clear();
+  if (local_acceptor_) ::unlink(options_.unix_path.c_str());
 }
 
 HttpServer::HttpServer(HttpServerOptions options, HttpHandler* handler)

@@ -1,9 +1,9 @@
-// An HTTP/1.1 server on Boost.Beast for any HttpHandler (the storage node's protocol now, the
-// companion API later): asynchronous, a few threads, a strand per connection, a deadline on
-// every read and write, a cap on open connections, request bodies streamed to the handler's
-// sink within the limit it sets (a body of declared length read straight from the socket, up
-// to io_buffer_bytes per read), and response bodies that are file regions sent with
-// sendfile(2) (in steps of at most 2 MiB, each through the connection's strand, so one large
+// An HTTP/1.1 server on Boost.Beast for any HttpHandler (the storage node's protocol, the
+// companion API), on TCP, TCP with TLS, or a unix socket: asynchronous, a few threads, a strand per
+// connection, a deadline on every read and write, a cap on open connections, request bodies
+// streamed to the handler's sink within the limit it sets (a body of declared length read straight
+// from the socket, up to io_buffer_bytes per read), and response bodies that are file regions sent
+// with sendfile(2) (in steps of at most 2 MiB, each through the connection's strand, so one large
 // response does not hold up the others on its thread).
 //
 // Threads: each thread runs its own io_context, and connections are dealt to them in turn, so
@@ -32,6 +32,7 @@
 #include <chrono>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "base/status.h"
@@ -39,10 +40,23 @@
 
 namespace shardfs::net {
 
+// A certificate chain and its private key, PEM.
+struct TlsCredentials {
+  std::string cert_pem;
+  std::string key_pem;
+};
+
 struct HttpServerOptions {
   // Address and port to listen on; port 0 picks a free one (see HttpServer::port()).
   std::string address = "127.0.0.1";
   uint16_t port = 0;
+  // If set, listen on this unix socket instead of address and port: the socket file is made
+  // anew (one left by an earlier process is replaced; anything else there is an error), mode
+  // 0600, and removed at Stop. Requests from it have HttpRequestHead::local set.
+  std::string unix_path;
+  // If set, serve HTTPS (TLS 1.2 and 1.3) with these credentials (TCP only). File bodies are
+  // then read and written through TLS instead of sent with sendfile.
+  std::optional<TlsCredentials> tls;
   // Threads, each with its io_context. Handlers may block on disk, so a few more than cores.
   int threads = 8;
   // Connections open at once; one more is answered 503 and closed. An idle connection holds
@@ -67,8 +81,9 @@ class HttpServer {
   HttpServer(const HttpServer&) = delete;
   HttpServer& operator=(const HttpServer&) = delete;
 
-  // Binds, listens and starts the threads. InvalidArgument for a bad address; IOError (e.g.
-  // address in use) from the socket calls.
+  // Binds, listens and starts the threads. InvalidArgument for a bad address or TLS
+  // credentials; AlreadyExists for a unix_path that is not a socket; IOError (e.g. address in
+  // use) from the socket calls.
   Status Start();
   // The port listened on (after Start).
   uint16_t port() const;

@@ -13,6 +13,7 @@
 #define SHARDFS_NET_HTTP_TYPES_H_
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -33,7 +34,10 @@ struct HttpRequestHead {
   // (a request with chunked transfer encoding also has none here, see `chunked`).
   std::optional<uint64_t> content_length;
   bool chunked = false;
-  std::string peer_address;  // for logs
+  std::string peer_address;  // for logs ("unix" on a unix socket)
+  // Arrived on the server's unix socket (HttpServerOptions::unix_path), whose folder's
+  // permissions say who may connect.
+  bool local = false;
 
   // The value of header `name` (case-insensitive), or "" if absent.
   std::string_view Header(std::string_view name) const;
@@ -92,15 +96,29 @@ class BodySink {
   virtual HttpResponse Fail(const Status& status) = 0;
 };
 
+// Sends the response to a request a handler answers later (Dispatch::Later), from any
+// thread. Only its first call counts. It keeps the connection's state alive until it is
+// called or destroyed: a handler must call or drop every responder it holds before the
+// server is destroyed.
+using Responder = std::function<void(HttpResponse)>;
+
 // What a handler says about a request head.
 struct Dispatch {
   std::optional<HttpResponse> response;  // answer now (the body, if any, is not read)
   std::unique_ptr<BodySink> sink;        // or stream the body here
   uint64_t body_limit = 0;               // the most body bytes the sink accepts
+  // Or answer later: called at once with the request's responder (the body, if any, is not
+  // read). For a long poll, which must not hold a server thread while it waits.
+  std::function<void(Responder)> later;
 
   static Dispatch Respond(HttpResponse r) {
     Dispatch d;
     d.response = std::move(r);
+    return d;
+  }
+  static Dispatch Later(std::function<void(Responder)> start) {
+    Dispatch d;
+    d.later = std::move(start);
     return d;
   }
   static Dispatch Stream(std::unique_ptr<BodySink> sink, uint64_t limit) {

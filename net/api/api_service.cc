@@ -1,0 +1,862 @@
+#include "net/api/api_service.h"
+
+#include <algorithm>
+#include <atomic>
+#include <map>
+#include <mutex>
+#include <optional>
+
+#include <nlohmann/json.hpp>
+
+#include "base/logging.h"
+#include "base/version.h"
+#include "base/wall_clock.h"
+#include "net/api/api_http.h"
+#include "net/api/api_path.h"
+#include "net/api/changes.h"
+#include "net/api/drive_status.h"
+#include "net/api/scope.h"
+#include "net/api/tus.h"
+
+namespace shardfs::api {
+
+using backend::Drive;
+using backend::FileKind;
+using backend::Ino;
+using backend::InodeAttr;
+using net::Dispatch;
+using net::HttpRequestHead;
+using net::HttpResponse;
+using nlohmann::json;
+
+namespace {
+
+constexpr std::string_view kApi = "/api/v1";
+// JSON request bodies (pairing, move, pair codes) are small.
+constexpr uint64_t kMaxJsonBody = 64 * 1024;
+// The largest upload the API takes when the nodes' free space is unknown.
+constexpr uint64_t kMaxUploadBytes = uint64_t{1} << 40;
+
+// A path of `names` relative to a scope: "/a/b".
+std::string Rel(const Names& names) { return JoinPath(names); }
+
+Dispatch Respond(HttpResponse r) { return Dispatch::Respond(std::move(r)); }
+Dispatch Fail(const Status& s, unsigned status = 0) { return Respond(ErrorResponse(s, status)); }
+
+// Collects a small request body, then answers with `finish`.
+class BufferSink : public net::BodySink {
+ public:
+  explicit BufferSink(std::function<HttpResponse(std::string)> finish)
+      : finish_(std::move(finish)) {}
+  Status Write(ByteSpan data) override {
+    body_.append(reinterpret_cast<const char*>(data.data()), data.size());
+    return Status::Ok();
+  }
+  HttpResponse Finish() override { return finish_(std::move(body_)); }
+  HttpResponse Fail(const Status& s) override { return ErrorResponse(s); }
+
+ private:
+  std::function<HttpResponse(std::string)> finish_;
+  std::string body_;
+};
+
+Dispatch JsonBody(const HttpRequestHead& head, std::function<HttpResponse(const json&)> handle) {
+  if (head.content_length && *head.content_length > kMaxJsonBody) {
+    return Fail(Status::InvalidArgument("request body over 64 KiB"), 413);
+  }
+  auto sink = std::make_unique<BufferSink>([handle = std::move(handle)](std::string body) {
+    json j = json::parse(body, nullptr, /*allow_exceptions=*/false);
+    if (j.is_discarded() || !j.is_object()) {
+      return ErrorResponse(Status::InvalidArgument("the body is not a JSON object"));
+    }
+    try {
+      return handle(j);
+    } catch (const json::exception& e) {
+      return ErrorResponse(Status::InvalidArgument(std::string("bad JSON field: ") + e.what()));
+    }
+  });
+  return Dispatch::Stream(std::move(sink), kMaxJsonBody);
+}
+
+// Reads a file from the drive, piece by piece, for a response body.
+class DriveSource : public net::BodySource {
+ public:
+  DriveSource(Drive* drive, Ino ino, uint64_t offset, uint64_t length)
+      : drive_(drive), ino_(ino), offset_(offset), left_(length) {
+    drive_->Open(ino_);
+  }
+  ~DriveSource() override { (void)drive_->Release(ino_); }
+  Result<size_t> Read(MutableByteSpan out) override {
+    if (left_ == 0) return size_t{0};
+    size_t want = static_cast<size_t>(std::min<uint64_t>(out.size(), left_));
+    SFS_ASSIGN_OR_RETURN(size_t n, drive_->Read(ino_, offset_, out.first(want)));
+    if (n == 0) return Status::IOError("the file got shorter while it was sent");
+    offset_ += n;
+    left_ -= n;
+    return n;
+  }
+
+ private:
+  Drive* drive_;
+  Ino ino_;
+  uint64_t offset_;
+  uint64_t left_;
+};
+
+std::optional<uint64_t> ParseU64(const std::string& s) {
+  if (s.empty() || s.size() > 19 || s.find_first_not_of("0123456789") != std::string::npos) {
+    return std::nullopt;
+  }
+  return std::stoull(s);
+}
+
+// An mtime from X-OC-Mtime (seconds since the epoch, as ownCloud clients and rclone send it).
+std::optional<int64_t> MtimeHeader(const HttpRequestHead& head) {
+  std::string_view v = head.Header("X-OC-Mtime");
+  if (v.empty()) return std::nullopt;
+  try {
+    size_t used = 0;
+    double secs = std::stod(std::string(v), &used);
+    if (used != v.size() || secs < 0 || secs > 1e11) return std::nullopt;
+    return static_cast<int64_t>(secs * 1e9);
+  } catch (const std::exception&) {
+    return std::nullopt;
+  }
+}
+
+}  // namespace
+
+class ApiService::Impl {
+ public:
+  Impl(Drive* drive, ApiOptions options)
+      : drive_(drive),
+        options_(std::move(options)),
+        devices_(&drive->catalog(), options_.devices),
+        feed_(&drive->catalog()),
+        url_(options_.url),
+        fingerprint_(options_.fingerprint),
+        tus_(TusHostOf(), TusOptions{}) {}
+
+  void SetAddress(std::string url, std::string fingerprint) {
+    std::lock_guard<std::mutex> lock(address_mu_);
+    url_ = std::move(url);
+    fingerprint_ = std::move(fingerprint);
+  }
+  std::pair<std::string, std::string> Address() {
+    std::lock_guard<std::mutex> lock(address_mu_);
+    return {url_, fingerprint_};
+  }
+
+  Dispatch Begin(const HttpRequestHead& head);
+  void Shutdown() { feed_.Shutdown(); }
+  DeviceRegistry& devices() { return devices_; }
+
+  // Uploads in progress, for status.
+  struct ActiveUpload {
+    std::string path;
+    uint64_t received = 0;
+    std::optional<uint64_t> total;
+    int64_t started_ns = 0;
+  };
+  uint64_t AddUpload(std::string path, std::optional<uint64_t> total) {
+    std::lock_guard<std::mutex> lock(uploads_mu_);
+    uint64_t id = ++next_upload_;
+    uploads_[id] = ActiveUpload{std::move(path), 0, total, WallClockNs()};
+    return id;
+  }
+  void Progress(uint64_t id, uint64_t received) {
+    std::lock_guard<std::mutex> lock(uploads_mu_);
+    auto it = uploads_.find(id);
+    if (it != uploads_.end()) it->second.received = received;
+  }
+  void EndUpload(uint64_t id) {
+    std::lock_guard<std::mutex> lock(uploads_mu_);
+    uploads_.erase(id);
+  }
+
+  Drive* drive() { return drive_; }
+  const ApiOptions& options() const { return options_; }
+  // Held from an upload's last check of its conditions until it has its name.
+  std::mutex& names_mu() { return names_mu_; }
+
+  void InvalidateEntry(Ino parent, const std::string& name) {
+    if (options_.invalidate_entry && parent != 0) options_.invalidate_entry(parent, name);
+  }
+  void InvalidateInode(Ino ino) {
+    if (options_.invalidate_inode) options_.invalidate_inode(ino);
+  }
+
+  TusHost TusHostOf() {
+    TusHost h;
+    h.drive = drive_;
+    h.free_space = [this]() -> std::optional<uint64_t> {
+      auto space = Space();
+      return space ? std::optional<uint64_t>(space->free) : std::nullopt;
+    };
+    h.changed = [this](Ino parent, const std::string& name, Ino replaced) {
+      InvalidateEntry(parent, name);
+      if (replaced != 0) InvalidateInode(replaced);
+    };
+    h.started = [this](std::string path, std::optional<uint64_t> total) {
+      return AddUpload(std::move(path), total);
+    };
+    h.progress = [this](uint64_t id, uint64_t received) { Progress(id, received); };
+    h.ended = [this](uint64_t id) { EndUpload(id); };
+    return h;
+  }
+
+  Result<Located> Locate(const Principal& who, const Names& rel) {
+    return api::Locate(*drive_, who, rel);
+  }
+
+ private:
+  Result<Principal> Authenticate(const HttpRequestHead& head);
+  Dispatch Pair(const HttpRequestHead& head);
+  Dispatch Rest(const HttpRequestHead& head, const Target& target, const Principal& who);
+  Dispatch List(const Target& target, const Principal& who, const Names& rel);
+  Dispatch Stat(const Principal& who, const Names& rel);
+  Dispatch Download(const HttpRequestHead& head, const Principal& who, const Names& rel);
+  Dispatch Upload(const HttpRequestHead& head, const Target& target, const Principal& who,
+                  const Names& rel);
+  Dispatch Delete(const Target& target, const Principal& who, const Names& rel);
+  Dispatch Mkdir(const Target& target, const Principal& who, const Names& rel);
+  Dispatch Move(const HttpRequestHead& head, const Principal& who);
+  Dispatch Changes(const Target& target, const Principal& who);
+  Dispatch Status_(const Principal& who);
+  Dispatch Sync(const Principal& who);
+  Dispatch NewPairCode(const HttpRequestHead& head, const Principal& who);
+  Dispatch Devices(const HttpRequestHead& head, const Principal& who, std::string_view rest);
+  // The nodes' free space for uploads (asked at most every space_cache).
+  std::optional<backend::DriveSpace> Space();
+
+  Drive* drive_;
+  const ApiOptions options_;
+  DeviceRegistry devices_;
+  ChangeFeed feed_;
+  std::mutex names_mu_;
+  std::mutex uploads_mu_;
+  std::map<uint64_t, ActiveUpload> uploads_;
+  uint64_t next_upload_ = 0;
+  std::mutex address_mu_;
+  std::string url_;
+  std::string fingerprint_;
+  std::mutex space_mu_;
+  std::optional<backend::DriveSpace> space_;
+  std::chrono::steady_clock::time_point space_at_{};
+  // Last: its unfinished uploads are dropped first.
+  TusUploads tus_;
+};
+
+namespace {
+
+// Streams a PUT body into a file with no name, which takes the target's name at the end.
+class UploadSink : public net::BodySink {
+ public:
+  struct Conditions {
+    std::string if_match;       // If-Match header
+    std::string if_none_match;  // If-None-Match header
+  };
+  UploadSink(ApiService::Impl* api, Located target, InodeAttr file, Conditions conditions,
+             std::optional<int64_t> mtime_ns, bool durable, std::optional<uint64_t> length)
+      : api_(api),
+        target_(std::move(target)),
+        file_(file),
+        conditions_(std::move(conditions)),
+        mtime_ns_(mtime_ns),
+        durable_(durable),
+        upload_(api->AddUpload(Rel(target_.rel), length)) {}
+
+  ~UploadSink() override {
+    api_->EndUpload(upload_);
+    // Not named: the file goes with its last Release.
+    if (!released_) (void)api_->drive()->Release(file_.ino);
+  }
+
+  Status Write(ByteSpan data) override {
+    SFS_RETURN_IF_ERROR(api_->drive()->Write(file_.ino, offset_, data));
+    offset_ += data.size();
+    api_->Progress(upload_, offset_);
+    return Status::Ok();
+  }
+
+  HttpResponse Finish() override {
+    Drive* d = api_->drive();
+    if (Status s = d->Flush(file_.ino); !s.ok()) return ErrorResponse(s);
+    std::optional<InodeAttr> replaced;
+    {
+      std::lock_guard<std::mutex> lock(api_->names_mu());
+      auto now = d->Lookup(target_.parent, target_.name);
+      if (!now.ok() && now.status().code() != Code::kNotFound) return ErrorResponse(now.status());
+      std::optional<InodeAttr> current;
+      if (now.ok()) current = *now;
+      if (Status s = Check(conditions_, current); !s.ok()) return ErrorResponse(s, 412);
+      if (current && current->kind != FileKind::kFile) {
+        return ErrorResponse(Status::IsDirectory("'" + Rel(target_.rel) + "' is not a file"));
+      }
+      auto named = d->LinkUnlinked(file_.ino, target_.parent, target_.name, /*replace=*/true);
+      if (!named.ok()) return ErrorResponse(named.status());
+      replaced = current;
+    }
+    if (mtime_ns_) {
+      backend::AttrChange change;
+      change.mtime_ns = *mtime_ns_;
+      (void)d->SetAttr(file_.ino, change);
+    }
+    released_ = true;
+    Status released = d->Release(file_.ino);
+    api_->InvalidateEntry(target_.parent, target_.name);
+    if (replaced) api_->InvalidateInode(replaced->ino);
+    if (!released.ok()) return ErrorResponse(released);
+    if (durable_) {
+      Status stored = d->Fsync(file_.ino, api_->options().durable_timeout);
+      if (!stored.ok()) {
+        return ErrorResponse(
+            stored.WithContext("saved, and queued for upload, but not stored "
+                               "on the nodes yet"));
+      }
+    }
+    auto attr = d->GetAttr(file_.ino);
+    if (!attr.ok()) return ErrorResponse(attr.status());
+    HttpResponse r =
+        JsonResponse(replaced ? 200 : 201, EntryJson(target_.name, Rel(target_.rel), *attr));
+    r.headers.emplace_back("ETag", ETagOf(*attr));
+    return r;
+  }
+
+  HttpResponse Fail(const Status& s) override { return ErrorResponse(s); }
+
+  // OK if `current` (the target now, if it exists) meets the request's conditions;
+  // else FailedPrecondition-like InvalidArgument to be sent as 412.
+  static Status Check(const Conditions& c, const std::optional<InodeAttr>& current) {
+    std::string etag = current ? ETagOf(*current) : "";
+    if (!c.if_match.empty() && !ETagListMatches(c.if_match, etag, current.has_value())) {
+      return Status::AlreadyExists("If-Match: the file is not the version given");
+    }
+    if (!c.if_none_match.empty() && ETagListMatches(c.if_none_match, etag, current.has_value())) {
+      return Status::AlreadyExists("If-None-Match: the file exists (in that version)");
+    }
+    return Status::Ok();
+  }
+
+ private:
+  ApiService::Impl* api_;
+  Located target_;
+  InodeAttr file_;
+  Conditions conditions_;
+  std::optional<int64_t> mtime_ns_;
+  bool durable_;
+  uint64_t upload_;
+  uint64_t offset_ = 0;
+  bool released_ = false;
+};
+
+}  // namespace
+
+Result<Principal> ApiService::Impl::Authenticate(const HttpRequestHead& head) {
+  if (head.local) {
+    Principal owner;
+    owner.name = "owner (local socket)";
+    return owner;
+  }
+  std::string token = TokenFromAuthorization(head.Header("Authorization"));
+  if (token.empty()) return Status::PermissionDenied("no token: log in or pair this device");
+  return devices_.Authenticate(token);
+}
+
+Dispatch ApiService::Impl::Begin(const HttpRequestHead& head) {
+  auto target = SplitTarget(head.target);
+  if (!target.ok()) return Fail(target.status());
+  const std::string& path = target->path;
+  if (path == std::string(kApi) + "/health") {
+    return Respond(JsonResponse(200, {{"ok", true}, {"version", kVersion}}));
+  }
+  if (path == std::string(kApi) + "/pair") {
+    if (head.method != "POST") return Fail(Status::NotSupported("POST to pair"), 405);
+    return Pair(head);
+  }
+  const std::string uploads = std::string(kApi) + "/uploads";
+  if (head.method == "OPTIONS" && path.rfind(uploads, 0) == 0) {
+    return tus_.Begin(head, std::string_view(path).substr(uploads.size()), nullptr);
+  }
+  if (path.rfind(kApi, 0) == 0) {
+    auto who = Authenticate(head);
+    if (!who.ok()) {
+      HttpResponse r = ErrorResponse(who.status(), 401);
+      r.headers.emplace_back("WWW-Authenticate", "Bearer realm=\"shardfs\"");
+      r.headers.emplace_back("WWW-Authenticate", "Basic realm=\"shardfs\", charset=\"UTF-8\"");
+      return Respond(std::move(r));
+    }
+    return Rest(head, *target, *who);
+  }
+  return Fail(Status::NotFound("no such page"));
+}
+
+Dispatch ApiService::Impl::Pair(const HttpRequestHead& head) {
+  return JsonBody(head, [this](const json& j) {
+    std::string code = j.value("code", "");
+    std::string name = j.value("name", "");
+    auto paired = devices_.Pair(code, name);
+    if (!paired.ok()) {
+      return ErrorResponse(paired.status(), paired.status().code() == Code::kBusy ? 429
+                                            : paired.status().code() == Code::kPermissionDenied
+                                                ? 403
+                                                : 0);
+    }
+    const auto& [device, token] = *paired;
+    log::Info("paired device {} ({}{}, root {})", device.id, device.name,
+              device.read_only ? ", read-only" : "", device.root);
+    return JsonResponse(200, {{"token", token},
+                              {"device",
+                               {{"id", device.id},
+                                {"name", device.name},
+                                {"read_only", device.read_only},
+                                {"root", device.root}}},
+                              {"drive", options_.drive_name}});
+  });
+}
+
+Dispatch ApiService::Impl::Rest(const HttpRequestHead& head, const Target& target,
+                                const Principal& who) {
+  std::string_view path = target.path;
+  path.remove_prefix(kApi.size());
+  auto under = [&](std::string_view prefix, Names* rel) -> std::optional<Status> {
+    if (path == prefix) {
+      rel->clear();
+      return Status::Ok();
+    }
+    if (path.substr(0, prefix.size() + 1) != std::string(prefix) + "/") return std::nullopt;
+    auto names = DecodePath(path.substr(prefix.size()));
+    if (!names.ok()) return names.status();
+    *rel = std::move(*names);
+    return Status::Ok();
+  };
+  const std::string& m = head.method;
+  bool writes = m == "PUT" || m == "POST" || m == "DELETE" || m == "PATCH";
+  if (writes && who.read_only) {
+    return Fail(Status::PermissionDenied("this device may only read"));
+  }
+  Names rel;
+  if (auto s = under("/list", &rel)) {
+    if (!s->ok()) return Fail(*s);
+    if (m != "GET") return Fail(Status::NotSupported("GET a listing"), 405);
+    return List(target, who, rel);
+  }
+  if (auto s = under("/stat", &rel)) {
+    if (!s->ok()) return Fail(*s);
+    if (m != "GET") return Fail(Status::NotSupported("GET a stat"), 405);
+    return Stat(who, rel);
+  }
+  if (auto s = under("/files", &rel)) {
+    if (!s->ok()) return Fail(*s);
+    if (m == "GET" || m == "HEAD") return Download(head, who, rel);
+    if (m == "PUT") return Upload(head, target, who, rel);
+    if (m == "DELETE") return Delete(target, who, rel);
+    return Fail(Status::NotSupported("GET, HEAD, PUT or DELETE a file"), 405);
+  }
+  if (auto s = under("/folders", &rel)) {
+    if (!s->ok()) return Fail(*s);
+    if (m != "POST") return Fail(Status::NotSupported("POST to make a folder"), 405);
+    return Mkdir(target, who, rel);
+  }
+  if (path == "/uploads" || path.rfind("/uploads/", 0) == 0) {
+    return tus_.Begin(head, path.substr(std::string_view("/uploads").size()), &who);
+  }
+  if (path == "/move") {
+    if (m != "POST") return Fail(Status::NotSupported("POST a move"), 405);
+    return Move(head, who);
+  }
+  if (path == "/changes") {
+    if (m != "GET") return Fail(Status::NotSupported("GET changes"), 405);
+    return Changes(target, who);
+  }
+  if (path == "/status") {
+    if (m != "GET") return Fail(Status::NotSupported("GET status"), 405);
+    return Status_(who);
+  }
+  if (path == "/whoami") {
+    return Respond(JsonResponse(200, {{"device", who.device_id},
+                                      {"name", who.name},
+                                      {"read_only", who.read_only},
+                                      {"root", JoinPath(who.root)},
+                                      {"owner", who.Owner()},
+                                      {"drive", options_.drive_name}}));
+  }
+  if (path == "/sync") {
+    if (m != "POST") return Fail(Status::NotSupported("POST to sync"), 405);
+    return Sync(who);
+  }
+  if (path == "/pair-codes") {
+    if (m != "POST") return Fail(Status::NotSupported("POST for a pairing code"), 405);
+    return NewPairCode(head, who);
+  }
+  if (path == "/devices" || path.rfind("/devices/", 0) == 0) {
+    return Devices(head, who, path.substr(std::string_view("/devices").size()));
+  }
+  return Fail(Status::NotFound("no such API route"));
+}
+
+Dispatch ApiService::Impl::List(const Target& target, const Principal& who, const Names& rel) {
+  auto at = Locate(who, rel);
+  if (!at.ok()) return Fail(at.status());
+  if (!at->attr) return Fail(Status::NotFound("no '" + Rel(rel) + "'"));
+  if (at->attr->kind != FileKind::kDirectory) {
+    return Fail(Status::NotDirectory("'" + Rel(rel) + "' is not a folder"));
+  }
+  size_t limit = options_.default_page;
+  if (auto it = target.query.find("limit"); it != target.query.end()) {
+    auto n = ParseU64(it->second);
+    if (!n || *n == 0) return Fail(Status::InvalidArgument("limit must be a positive number"));
+    limit = static_cast<size_t>(std::min<uint64_t>(*n, options_.max_page));
+  }
+  std::string after;
+  if (auto it = target.query.find("cursor"); it != target.query.end()) after = it->second;
+  auto entries = drive_->ReadDir(at->attr->ino, after, limit + 1);
+  if (!entries.ok()) return Fail(entries.status());
+  bool more = entries->size() > limit;
+  if (more) entries->resize(limit);
+  json list = json::array();
+  for (const auto& e : *entries) {
+    Names child = rel;
+    child.push_back(e.name);
+    list.push_back(EntryJson(e.name, Rel(child), e.attr));
+  }
+  json doc = {{"path", Rel(rel)}, {"entries", std::move(list)}};
+  doc["next_cursor"] = more ? json(entries->back().name) : json(nullptr);
+  return Respond(JsonResponse(200, doc));
+}
+
+Dispatch ApiService::Impl::Stat(const Principal& who, const Names& rel) {
+  auto at = Locate(who, rel);
+  if (!at.ok()) return Fail(at.status());
+  if (!at->attr) return Fail(Status::NotFound("no '" + Rel(rel) + "'"));
+  std::string name = rel.empty() ? "" : rel.back();
+  return Respond(JsonResponse(200, EntryJson(name, Rel(rel), *at->attr)));
+}
+
+Dispatch ApiService::Impl::Download(const HttpRequestHead& head, const Principal& who,
+                                    const Names& rel) {
+  auto at = Locate(who, rel);
+  if (!at.ok()) return Fail(at.status());
+  if (!at->attr) return Fail(Status::NotFound("no '" + Rel(rel) + "'"));
+  const InodeAttr& a = *at->attr;
+  if (a.kind != FileKind::kFile) {
+    return Fail(Status::IsDirectory("'" + Rel(rel) + "' is not a file"));
+  }
+  const std::string etag = ETagOf(a);
+  HttpResponse r;
+  r.headers.emplace_back("ETag", etag);
+  r.headers.emplace_back("Last-Modified", FormatHttpDate(a.mtime_ns));
+  r.headers.emplace_back("Accept-Ranges", "bytes");
+  r.headers.emplace_back("Cache-Control", "no-cache");
+  if (std::string_view inm = head.Header("If-None-Match");
+      !inm.empty() && ETagListMatches(inm, etag, true)) {
+    r.status = 304;
+    return Respond(std::move(r));
+  }
+  uint64_t offset = 0, length = a.size;
+  std::string_view range = head.Header("Range");
+  std::string_view if_range = head.Header("If-Range");
+  if (!range.empty() && (if_range.empty() || if_range == etag)) {
+    auto parsed = ParseRange(range, a.size);
+    if (!parsed.ok()) {
+      HttpResponse bad = ErrorResponse(parsed.status(), 416);
+      bad.headers.emplace_back("Content-Range", "bytes */" + std::to_string(a.size));
+      return Respond(std::move(bad));
+    }
+    if (*parsed) {
+      offset = (*parsed)->offset;
+      length = (*parsed)->length;
+      r.status = 206;
+      r.headers.emplace_back("Content-Range", "bytes " + std::to_string(offset) + "-" +
+                                                  std::to_string(offset + length - 1) + "/" +
+                                                  std::to_string(a.size));
+    }
+  }
+  r.headers.emplace_back("Content-Type", "application/octet-stream");
+  r.head_only = head.method == "HEAD";
+  r.stream_length = length;
+  if (length > 0) r.stream = std::make_unique<DriveSource>(drive_, a.ino, offset, length);
+  return Respond(std::move(r));
+}
+
+std::optional<backend::DriveSpace> ApiService::Impl::Space() {
+  std::lock_guard<std::mutex> lock(space_mu_);
+  auto now = std::chrono::steady_clock::now();
+  if (space_at_ == std::chrono::steady_clock::time_point{} ||
+      now - space_at_ >= options_.space_cache) {
+    auto s = drive_->Space();
+    space_ = s.ok() ? std::optional<backend::DriveSpace>(*s) : std::nullopt;
+    space_at_ = now;
+  }
+  return space_;
+}
+
+Dispatch ApiService::Impl::Upload(const HttpRequestHead& head, const Target& target,
+                                  const Principal& who, const Names& rel) {
+  if (rel.empty()) return Fail(Status::InvalidArgument("PUT needs a file name"));
+  auto at = Locate(who, rel);
+  if (!at.ok()) {
+    // A missing folder is a conflict with the tree, as in WebDAV.
+    if (at.status().code() == Code::kNotFound) return Fail(at.status(), 409);
+    return Fail(at.status());
+  }
+  if (at->attr && at->attr->kind != FileKind::kFile) {
+    return Fail(Status::IsDirectory("'" + Rel(rel) + "' is not a file"));
+  }
+  UploadSink::Conditions c{std::string(head.Header("If-Match")),
+                           std::string(head.Header("If-None-Match"))};
+  if (Status s = UploadSink::Check(c, at->attr); !s.ok()) return Fail(s, 412);
+  uint64_t limit = kMaxUploadBytes;
+  if (auto space = Space()) limit = space->free;
+  if (head.content_length && *head.content_length > limit) {
+    return Fail(Status::NoSpace("the upload (" + std::to_string(*head.content_length) +
+                                " bytes) is larger than the drive's free space (" +
+                                std::to_string(limit) + " bytes)"));
+  }
+  bool durable = false;
+  if (auto it = target.query.find("durable"); it != target.query.end()) {
+    durable = it->second == "1" || it->second == "true";
+  }
+  backend::NewInode how;
+  how.mode = 0644;
+  auto file = drive_->CreateUnlinked(how);
+  if (!file.ok()) return Fail(file.status());
+  auto sink = std::make_unique<UploadSink>(this, std::move(*at), *file, std::move(c),
+                                           MtimeHeader(head), durable, head.content_length);
+  return Dispatch::Stream(std::move(sink), limit);
+}
+
+Dispatch ApiService::Impl::Delete(const Target& target, const Principal& who, const Names& rel) {
+  if (rel.empty()) return Fail(Status::PermissionDenied("the root of this device's scope stays"));
+  auto at = Locate(who, rel);
+  if (!at.ok()) return Fail(at.status());
+  if (!at->attr) return Fail(Status::NotFound("no '" + Rel(rel) + "'"));
+  bool recursive = false;
+  if (auto it = target.query.find("recursive"); it != target.query.end()) {
+    recursive = it->second == "1" || it->second == "true";
+  }
+  Status s;
+  if (at->attr->kind == FileKind::kDirectory) {
+    s = recursive ? drive_->RemoveTree(at->parent, at->name) : drive_->Rmdir(at->parent, at->name);
+  } else {
+    s = drive_->Unlink(at->parent, at->name);
+  }
+  if (!s.ok()) return Fail(s);
+  InvalidateEntry(at->parent, at->name);
+  HttpResponse r;
+  r.status = 204;
+  return Respond(std::move(r));
+}
+
+Dispatch ApiService::Impl::Mkdir(const Target& target, const Principal& who, const Names& rel) {
+  if (rel.empty()) return Fail(Status::AlreadyExists("the root exists"));
+  bool parents = false;
+  if (auto it = target.query.find("parents"); it != target.query.end()) {
+    parents = it->second == "1" || it->second == "true";
+  }
+  auto made_one = [this](Ino parent, const std::string& name) { InvalidateEntry(parent, name); };
+  auto at = parents ? LocateMakingFolders(*drive_, who, rel, made_one) : Locate(who, rel);
+  if (!at.ok()) return Fail(at.status(), at.status().code() == Code::kNotFound ? 409 : 0);
+  if (at->attr) {
+    if (at->attr->kind != FileKind::kDirectory) {
+      return Fail(Status::NotDirectory("'" + Rel(rel) + "' is not a folder"));
+    }
+    if (!parents) return Fail(Status::AlreadyExists("'" + Rel(rel) + "' exists"));
+    return Respond(JsonResponse(200, EntryJson(at->name, Rel(rel), *at->attr)));
+  }
+  backend::NewInode how;
+  how.mode = 0755;
+  auto made = drive_->Mkdir(at->parent, at->name, how);
+  if (!made.ok()) return Fail(made.status());
+  made_one(at->parent, at->name);
+  return Respond(JsonResponse(201, EntryJson(at->name, Rel(rel), *made)));
+}
+
+Dispatch ApiService::Impl::Move(const HttpRequestHead& head, const Principal& who) {
+  return JsonBody(head, [this, who](const json& j) {
+    if (!j.contains("from") || !j.contains("to")) {
+      return ErrorResponse(Status::InvalidArgument("a move needs \"from\" and \"to\""));
+    }
+    auto from_names = SplitPath(j.at("from").get<std::string>());
+    auto to_names = SplitPath(j.at("to").get<std::string>());
+    if (!from_names.ok()) return ErrorResponse(from_names.status());
+    if (!to_names.ok()) return ErrorResponse(to_names.status());
+    if (from_names->empty() || to_names->empty()) {
+      return ErrorResponse(Status::PermissionDenied("the root of this device's scope stays"));
+    }
+    bool overwrite = j.value("overwrite", false);
+    auto from = Locate(who, *from_names);
+    if (!from.ok()) return ErrorResponse(from.status());
+    if (!from->attr) return ErrorResponse(Status::NotFound("no '" + Rel(*from_names) + "'"));
+    auto to = Locate(who, *to_names);
+    if (!to.ok()) {
+      return ErrorResponse(to.status(), to.status().code() == Code::kNotFound ? 409 : 0);
+    }
+    if (to->attr && !overwrite) {
+      return ErrorResponse(Status::AlreadyExists("'" + Rel(*to_names) + "' exists"), 412);
+    }
+    Status s =
+        drive_->Rename(from->parent, from->name, to->parent, to->name,
+                       overwrite ? backend::RenameMode::kReplace : backend::RenameMode::kNoReplace);
+    if (!s.ok()) return ErrorResponse(s);
+    InvalidateEntry(from->parent, from->name);
+    InvalidateEntry(to->parent, to->name);
+    if (to->attr) InvalidateInode(to->attr->ino);
+    auto moved = drive_->Lookup(to->parent, to->name);
+    if (!moved.ok()) return ErrorResponse(moved.status());
+    return JsonResponse(200, EntryJson(to->name, Rel(*to_names), *moved));
+  });
+}
+
+Dispatch ApiService::Impl::Changes(const Target& target, const Principal& who) {
+  std::optional<uint64_t> cursor;
+  if (auto it = target.query.find("cursor"); it != target.query.end() && !it->second.empty()) {
+    cursor = ParseU64(it->second);
+    if (!cursor) return Fail(Status::InvalidArgument("a cursor is what an earlier answer gave"));
+  }
+  size_t limit = options_.default_changes;
+  if (auto it = target.query.find("limit"); it != target.query.end()) {
+    auto n = ParseU64(it->second);
+    if (!n || *n == 0) return Fail(Status::InvalidArgument("limit must be a positive number"));
+    limit = static_cast<size_t>(std::min<uint64_t>(*n, options_.max_changes));
+  }
+  std::chrono::milliseconds wait{0};
+  if (auto it = target.query.find("wait"); it != target.query.end()) {
+    auto n = ParseU64(it->second);
+    if (!n) return Fail(Status::InvalidArgument("wait is a number of seconds"));
+    wait = std::chrono::milliseconds(
+        std::min<uint64_t>(*n, static_cast<uint64_t>(options_.max_wait.count())) * 1000);
+  }
+  if (!cursor || wait.count() == 0) {
+    auto page = feed_.Page(who, cursor, limit);
+    if (!page.ok()) return Fail(page.status());
+    return Respond(JsonResponse(200, *page));
+  }
+  return Dispatch::Later([this, who, c = *cursor, limit, wait](net::Responder respond) {
+    feed_.Wait(who, c, limit, wait, std::move(respond));
+  });
+}
+
+Dispatch ApiService::Impl::Status_(const Principal& who) {
+  auto usage = UsageJson(*drive_);
+  if (!usage.ok()) return Fail(usage.status());
+  json doc = {{"drive", options_.drive_name}, {"version", kVersion}};
+  doc["device"] = {{"id", who.device_id},
+                   {"name", who.name},
+                   {"read_only", who.read_only},
+                   {"root", JoinPath(who.root)}};
+  doc["usage"] = *usage;
+  json active = json::array();
+  {
+    std::lock_guard<std::mutex> lock(uploads_mu_);
+    for (const auto& [id, u] : uploads_) {
+      json a = {{"id", id},
+                {"path", u.path},
+                {"received", u.received},
+                {"started", FormatRfc3339(u.started_ns)}};
+      a["total"] = u.total ? json(*u.total) : json(nullptr);
+      active.push_back(std::move(a));
+    }
+  }
+  doc["uploads"] = std::move(active);
+  auto space = Space();
+  doc["space"] = space ? json{{"capacity", space->capacity},
+                              {"free", space->free},
+                              {"nodes_up", space->nodes_up}}
+                       : json(nullptr);
+  doc["nodes"] = NodesJson(*drive_);
+  auto durability = drive_->repairer().Survey();
+  doc["durability"] = durability.ok() ? DurabilityJson(*durability) : json(nullptr);
+  return Respond(JsonResponse(200, doc));
+}
+
+Dispatch ApiService::Impl::Sync(const Principal& who) {
+  if (!who.Owner()) return Fail(Status::PermissionDenied("only the owner may sync"));
+  Result<SyncReport> done = SyncReport{};
+  if (options_.sync) {
+    done = options_.sync();
+  } else {
+    backend::UploadState before = drive_->Uploads();
+    Status s = drive_->Sync(options_.durable_timeout);
+    if (!s.ok()) return Fail(s);
+    auto head = drive_->checkpointer().Sync();
+    if (!head.ok()) return Fail(head.status());
+    done = SyncReport{before.staged.files, before.staged.bytes, head->head_sequence};
+  }
+  if (!done.ok()) return Fail(done.status());
+  return Respond(JsonResponse(200, {{"ok", true},
+                                    {"files", done->files},
+                                    {"bytes", done->bytes},
+                                    {"head_sequence", done->head_sequence}}));
+}
+
+Dispatch ApiService::Impl::NewPairCode(const HttpRequestHead& head, const Principal& who) {
+  if (!who.Owner()) return Fail(Status::PermissionDenied("only the owner may pair devices"));
+  return JsonBody(head, [this](const json& j) {
+    std::string root = j.value("root", "/");
+    bool read_only = j.value("read_only", false);
+    auto names = SplitPath(root);
+    if (!names.ok()) return ErrorResponse(names.status());
+    // The device's folder is made now if missing, so that it has something to see.
+    Ino dir = backend::kRootIno;
+    for (const auto& n : *names) {
+      auto a = drive_->Lookup(dir, n);
+      if (!a.ok() && a.status().code() == Code::kNotFound && !read_only) {
+        backend::NewInode how;
+        how.mode = 0755;
+        a = drive_->Mkdir(dir, n, how);
+        if (a.ok()) InvalidateEntry(dir, n);
+      }
+      if (!a.ok()) return ErrorResponse(a.status().WithContext("the device's folder"));
+      if (a->kind != FileKind::kDirectory) {
+        return ErrorResponse(Status::NotDirectory("'" + n + "' is not a folder"));
+      }
+      dir = a->ino;
+    }
+    auto code = devices_.NewCode(j.value("name", ""), read_only, root);
+    if (!code.ok()) return ErrorResponse(code.status());
+    auto [url, fingerprint] = Address();
+    return JsonResponse(201, {{"code", code->code},
+                              {"expires", FormatRfc3339(code->expires_ns)},
+                              {"name", code->name},
+                              {"read_only", code->read_only},
+                              {"root", code->root},
+                              {"url", url},
+                              {"fingerprint", fingerprint}});
+  });
+}
+
+Dispatch ApiService::Impl::Devices(const HttpRequestHead& head, const Principal& who,
+                                   std::string_view rest) {
+  if (!who.Owner()) return Fail(Status::PermissionDenied("only the owner may manage devices"));
+  if (rest.empty() || rest == "/") {
+    if (head.method != "GET") return Fail(Status::NotSupported("GET the devices"), 405);
+    auto all = devices_.List();
+    if (!all.ok()) return Fail(all.status());
+    json list = json::array();
+    for (const auto& d : *all) list.push_back(DeviceJson(d));
+    return Respond(JsonResponse(200, {{"devices", list}}));
+  }
+  auto id = ParseU64(std::string(rest.substr(1)));
+  if (!id) return Fail(Status::NotFound("no such device"));
+  if (head.method != "DELETE") return Fail(Status::NotSupported("DELETE to revoke"), 405);
+  auto revoked = devices_.Revoke(*id);
+  if (!revoked.ok()) return Fail(revoked.status());
+  log::Info("revoked device {} ({})", revoked->id, revoked->name);
+  return Respond(JsonResponse(200, DeviceJson(*revoked)));
+}
+
+ApiService::ApiService(Drive* drive, ApiOptions options)
+    : impl_(std::make_unique<Impl>(drive, std::move(options))) {}
+ApiService::~ApiService() { impl_->Shutdown(); }
+Dispatch ApiService::Begin(const HttpRequestHead& head) { return impl_->Begin(head); }
+HttpResponse ApiService::Overloaded() {
+  return ErrorResponse(Status::Unavailable("too many connections; try again"), 503);
+}
+void ApiService::Shutdown() { impl_->Shutdown(); }
+void ApiService::SetAddress(std::string url, std::string fingerprint) {
+  impl_->SetAddress(std::move(url), std::move(fingerprint));
+}
+DeviceRegistry& ApiService::devices() { return impl_->devices(); }
+
+}  // namespace shardfs::api
