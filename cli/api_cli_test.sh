@@ -11,21 +11,6 @@ start_nodes 6
 init_drive 4 2
 serve_pid=
 
-# start_serve FLAG...: `shardfs serve` in the background; its URL in $url once it serves.
-start_serve() {
-  "$bin" serve --home "$dir/h" "$@" >"$dir/serve.out" 2>"$dir/serve.err" &
-  serve_pid=$!
-  pids="$pids $serve_pid"
-  t=0
-  while ! grep -q '^Serving' "$dir/serve.out" 2>/dev/null; do
-    t=$((t + 1))
-    [ "$t" -lt 100 ] || fail "serve did not start: $(cat "$dir/serve.err")"
-    kill -0 "$serve_pid" 2>/dev/null || fail "serve ended: $(cat "$dir/serve.err")"
-    sleep 0.1
-  done
-  url=$(sed -n 's/^Serving drive [^ ]* at \([^ ]*\) and.*/\1/p' "$dir/serve.out")
-}
-
 stop_serve() {
   kill -TERM "$serve_pid"
   await_exit "$serve_pid" 60 "serve"

@@ -7,7 +7,7 @@
 # in every started node's /v1/status: shards, used); for the test's drive in $dir/h:
 # init_drive K M (creates it over $nodes with RS(K,M)), sfs ARGS (shardfs on it) and
 # status_field NAME (a number from its `status --json`); mount_drive and unmount_drive;
-# random_files; await_exit.
+# random_files; await_exit; start_serve FLAG... (`shardfs serve` on the drive; $url, $serve_pid).
 dir=$(mktemp -d)
 pids=
 mounts=
@@ -122,3 +122,18 @@ init_drive() {
 }
 
 status_field() { sfs status --json | sed -n "s/^  \"$1\": *\([0-9]*\).*/\1/p"; }
+
+# start_serve FLAG...: `shardfs serve` in the background; its URL in $url once it serves.
+start_serve() {
+  "$bin" serve --home "$dir/h" "$@" >"$dir/serve.out" 2>"$dir/serve.err" &
+  serve_pid=$!
+  pids="$pids $serve_pid"
+  t=0
+  while ! grep -q '^Serving' "$dir/serve.out" 2>/dev/null; do
+    t=$((t + 1))
+    [ "$t" -lt 100 ] || fail "serve did not start: $(cat "$dir/serve.err")"
+    kill -0 "$serve_pid" 2>/dev/null || fail "serve ended: $(cat "$dir/serve.err")"
+    sleep 0.1
+  done
+  url=$(sed -n 's/^Serving drive [^ ]* at \([^ ]*\) and.*/\1/p' "$dir/serve.out")
+}

@@ -244,7 +244,12 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
     dispatch_ = server_->handler_->Begin(parsed.head);
     if (dispatch_.later) return Defer(parsed.head.has_body());
     if (dispatch_.response) {
-      linger_ = parsed.head.has_body();  // answered on its head: the body is still coming
+      // Answered on its head: the body is still coming, unread, so the connection cannot
+      // carry another request (its bytes would be read as one); it is drained and closed.
+      if (parsed.head.has_body()) {
+        linger_ = true;
+        keep_alive_ = false;
+      }
       return Respond(std::move(*dispatch_.response));
     }
     if (!dispatch_.sink) return Respond(ServerError(500, "internal", "handler gave no response"));
@@ -276,7 +281,10 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
   // The handler answers later: it gets a responder, which keeps this session alive until it
   // is called or dropped, and hands the response to the session's strand.
   void Defer(bool has_body) {
-    linger_ = has_body;
+    if (has_body) {
+      linger_ = true;
+      keep_alive_ = false;
+    }
     auto start = std::move(dispatch_.later);
     dispatch_ = Dispatch();
     auto called = std::make_shared<std::atomic<bool>>(false);

@@ -44,6 +44,10 @@ class TestHandler : public HttpHandler {
       r.file = FileRegion{fd, 0, static_cast<uint64_t>(st.st_size), owner};
       return Dispatch::Respond(std::move(r));
     }
+    if (head.target == "/early") {  // refused on its head, the body unread
+      r.status = 403;
+      return Dispatch::Respond(std::move(r));
+    }
     if (head.target == "/later") {
       return Dispatch::Later([this](Responder respond) {
         std::thread([this, respond] {
@@ -206,6 +210,28 @@ TEST_F(HttpServerModesTest, AnswersLaterWithoutHoldingAThread) {
   handler_->release_ = true;
   waiter.join();
   EXPECT_EQ(later, "later");
+  server.Stop(1s);
+}
+
+// A request answered on its head leaves its body unread: the connection is closed after the
+// answer (the body drained), never read on as if the body were the next request.
+TEST_F(HttpServerModesTest, AnAnswerBeforeTheBodyClosesTheConnection) {
+  HttpServerOptions o;
+  HttpServer server(o, handler_.get());
+  ASSERT_OK(server.Start());
+  httplib::Client c("127.0.0.1", server.port());
+  c.set_keep_alive(true);
+  c.set_read_timeout(5);
+  for (int i = 0; i < 3; ++i) {
+    auto refused = c.Put("/early", std::string(5000, 'x'), "application/octet-stream");
+    ASSERT_TRUE(refused);
+    EXPECT_EQ(refused->status, 403);
+    EXPECT_EQ(refused->get_header_value("Connection"), "close");
+    auto next = c.Get("/hello");
+    ASSERT_TRUE(next);
+    EXPECT_EQ(next->status, 200);
+    EXPECT_EQ(next->body, "hello");
+  }
   server.Stop(1s);
 }
 

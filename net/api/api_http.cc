@@ -199,6 +199,34 @@ nlohmann::json DeviceJson(const backend::DeviceRecord& d) {
   return j;
 }
 
+namespace {
+class BufferSink : public net::BodySink {
+ public:
+  explicit BufferSink(std::function<net::HttpResponse(std::string)> finish)
+      : finish_(std::move(finish)) {}
+  Status Write(ByteSpan data) override {
+    body_.append(reinterpret_cast<const char*>(data.data()), data.size());
+    return Status::Ok();
+  }
+  net::HttpResponse Finish() override { return finish_(std::move(body_)); }
+  net::HttpResponse Fail(const Status& s) override { return ErrorResponse(s); }
+
+ private:
+  std::function<net::HttpResponse(std::string)> finish_;
+  std::string body_;
+};
+}  // namespace
+
+net::Dispatch CollectBody(const net::HttpRequestHead& head, uint64_t limit,
+                          std::function<net::HttpResponse(std::string)> handle) {
+  if (head.content_length && *head.content_length > limit) {
+    return net::Dispatch::Respond(ErrorResponse(
+        Status::InvalidArgument("a request body over " + std::to_string(limit) + " bytes"), 413));
+  }
+  if (!head.has_body()) return net::Dispatch::Respond(handle(""));
+  return net::Dispatch::Stream(std::make_unique<BufferSink>(std::move(handle)), limit);
+}
+
 const char* KindName(backend::FileKind k) {
   switch (k) {
     case backend::FileKind::kDirectory:

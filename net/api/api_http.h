@@ -7,6 +7,7 @@
 #define SHARDFS_NET_API_API_HTTP_H_
 
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -63,6 +64,12 @@ nlohmann::json EntryJson(const std::string& name, const std::string& path,
 // A paired device as the API lists it: id, name, read_only, root, created, last_used (null:
 // never), revoked (and revoked_at); never its token hash.
 nlohmann::json DeviceJson(const backend::DeviceRecord& d);
+
+// A small request body (JSON, XML) collected whole, then answered by `handle`: 413 at once for
+// a declared length over `limit` (the server cuts off a chunked one there too); a request
+// without a body is answered at once with handle("").
+net::Dispatch CollectBody(const net::HttpRequestHead& head, uint64_t limit,
+                          std::function<net::HttpResponse(std::string)> handle);
 
 // "file", "folder" or "symlink".
 const char* KindName(backend::FileKind k);

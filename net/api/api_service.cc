@@ -14,9 +14,13 @@
 #include "net/api/api_http.h"
 #include "net/api/api_path.h"
 #include "net/api/changes.h"
+#include "net/api/context.h"
+#include "net/api/download.h"
 #include "net/api/drive_status.h"
 #include "net/api/scope.h"
 #include "net/api/tus.h"
+#include "net/api/upload.h"
+#include "net/api/webdav.h"
 
 namespace shardfs::api {
 
@@ -43,28 +47,8 @@ std::string Rel(const Names& names) { return JoinPath(names); }
 Dispatch Respond(HttpResponse r) { return Dispatch::Respond(std::move(r)); }
 Dispatch Fail(const Status& s, unsigned status = 0) { return Respond(ErrorResponse(s, status)); }
 
-// Collects a small request body, then answers with `finish`.
-class BufferSink : public net::BodySink {
- public:
-  explicit BufferSink(std::function<HttpResponse(std::string)> finish)
-      : finish_(std::move(finish)) {}
-  Status Write(ByteSpan data) override {
-    body_.append(reinterpret_cast<const char*>(data.data()), data.size());
-    return Status::Ok();
-  }
-  HttpResponse Finish() override { return finish_(std::move(body_)); }
-  HttpResponse Fail(const Status& s) override { return ErrorResponse(s); }
-
- private:
-  std::function<HttpResponse(std::string)> finish_;
-  std::string body_;
-};
-
 Dispatch JsonBody(const HttpRequestHead& head, std::function<HttpResponse(const json&)> handle) {
-  if (head.content_length && *head.content_length > kMaxJsonBody) {
-    return Fail(Status::InvalidArgument("request body over 64 KiB"), 413);
-  }
-  auto sink = std::make_unique<BufferSink>([handle = std::move(handle)](std::string body) {
+  return CollectBody(head, kMaxJsonBody, [handle = std::move(handle)](std::string body) {
     json j = json::parse(body, nullptr, /*allow_exceptions=*/false);
     if (j.is_discarded() || !j.is_object()) {
       return ErrorResponse(Status::InvalidArgument("the body is not a JSON object"));
@@ -75,33 +59,7 @@ Dispatch JsonBody(const HttpRequestHead& head, std::function<HttpResponse(const 
       return ErrorResponse(Status::InvalidArgument(std::string("bad JSON field: ") + e.what()));
     }
   });
-  return Dispatch::Stream(std::move(sink), kMaxJsonBody);
 }
-
-// Reads a file from the drive, piece by piece, for a response body.
-class DriveSource : public net::BodySource {
- public:
-  DriveSource(Drive* drive, Ino ino, uint64_t offset, uint64_t length)
-      : drive_(drive), ino_(ino), offset_(offset), left_(length) {
-    drive_->Open(ino_);
-  }
-  ~DriveSource() override { (void)drive_->Release(ino_); }
-  Result<size_t> Read(MutableByteSpan out) override {
-    if (left_ == 0) return size_t{0};
-    size_t want = static_cast<size_t>(std::min<uint64_t>(out.size(), left_));
-    SFS_ASSIGN_OR_RETURN(size_t n, drive_->Read(ino_, offset_, out.first(want)));
-    if (n == 0) return Status::IOError("the file got shorter while it was sent");
-    offset_ += n;
-    left_ -= n;
-    return n;
-  }
-
- private:
-  Drive* drive_;
-  Ino ino_;
-  uint64_t offset_;
-  uint64_t left_;
-};
 
 std::optional<uint64_t> ParseU64(const std::string& s) {
   if (s.empty() || s.size() > 19 || s.find_first_not_of("0123456789") != std::string::npos) {
@@ -131,11 +89,18 @@ class ApiService::Impl {
   Impl(Drive* drive, ApiOptions options)
       : drive_(drive),
         options_(std::move(options)),
+        ctx_(drive, ContextOptions{options_.space_cache, options_.durable_timeout,
+                                   options_.invalidate_inode, options_.invalidate_entry}),
         devices_(&drive->catalog(), options_.devices),
         feed_(&drive->catalog()),
         url_(options_.url),
         fingerprint_(options_.fingerprint),
-        tus_(TusHostOf(), TusOptions{}) {}
+        tus_(&ctx_, TusOptions{}),
+        webdav_(&ctx_, WebDavOptions{}) {}
+
+  Dispatch Begin(const HttpRequestHead& head);
+  void Shutdown() { feed_.Shutdown(); }
+  DeviceRegistry& devices() { return devices_; }
 
   void SetAddress(std::string url, std::string fingerprint) {
     std::lock_guard<std::mutex> lock(address_mu_);
@@ -147,69 +112,12 @@ class ApiService::Impl {
     return {url_, fingerprint_};
   }
 
-  Dispatch Begin(const HttpRequestHead& head);
-  void Shutdown() { feed_.Shutdown(); }
-  DeviceRegistry& devices() { return devices_; }
-
-  // Uploads in progress, for status.
-  struct ActiveUpload {
-    std::string path;
-    uint64_t received = 0;
-    std::optional<uint64_t> total;
-    int64_t started_ns = 0;
-  };
-  uint64_t AddUpload(std::string path, std::optional<uint64_t> total) {
-    std::lock_guard<std::mutex> lock(uploads_mu_);
-    uint64_t id = ++next_upload_;
-    uploads_[id] = ActiveUpload{std::move(path), 0, total, WallClockNs()};
-    return id;
-  }
-  void Progress(uint64_t id, uint64_t received) {
-    std::lock_guard<std::mutex> lock(uploads_mu_);
-    auto it = uploads_.find(id);
-    if (it != uploads_.end()) it->second.received = received;
-  }
-  void EndUpload(uint64_t id) {
-    std::lock_guard<std::mutex> lock(uploads_mu_);
-    uploads_.erase(id);
-  }
-
-  Drive* drive() { return drive_; }
-  const ApiOptions& options() const { return options_; }
-  // Held from an upload's last check of its conditions until it has its name.
-  std::mutex& names_mu() { return names_mu_; }
-
-  void InvalidateEntry(Ino parent, const std::string& name) {
-    if (options_.invalidate_entry && parent != 0) options_.invalidate_entry(parent, name);
-  }
-  void InvalidateInode(Ino ino) {
-    if (options_.invalidate_inode) options_.invalidate_inode(ino);
-  }
-
-  TusHost TusHostOf() {
-    TusHost h;
-    h.drive = drive_;
-    h.free_space = [this]() -> std::optional<uint64_t> {
-      auto space = Space();
-      return space ? std::optional<uint64_t>(space->free) : std::nullopt;
-    };
-    h.changed = [this](Ino parent, const std::string& name, Ino replaced) {
-      InvalidateEntry(parent, name);
-      if (replaced != 0) InvalidateInode(replaced);
-    };
-    h.started = [this](std::string path, std::optional<uint64_t> total) {
-      return AddUpload(std::move(path), total);
-    };
-    h.progress = [this](uint64_t id, uint64_t received) { Progress(id, received); };
-    h.ended = [this](uint64_t id) { EndUpload(id); };
-    return h;
-  }
-
+ private:
   Result<Located> Locate(const Principal& who, const Names& rel) {
     return api::Locate(*drive_, who, rel);
   }
-
- private:
+  void InvalidateEntry(Ino parent, const std::string& name) { ctx_.InvalidateEntry(parent, name); }
+  void InvalidateInode(Ino ino) { ctx_.InvalidateInode(ino); }
   Result<Principal> Authenticate(const HttpRequestHead& head);
   Dispatch Pair(const HttpRequestHead& head);
   Dispatch Rest(const HttpRequestHead& head, const Target& target, const Principal& who);
@@ -226,131 +134,19 @@ class ApiService::Impl {
   Dispatch Sync(const Principal& who);
   Dispatch NewPairCode(const HttpRequestHead& head, const Principal& who);
   Dispatch Devices(const HttpRequestHead& head, const Principal& who, std::string_view rest);
-  // The nodes' free space for uploads (asked at most every space_cache).
-  std::optional<backend::DriveSpace> Space();
 
   Drive* drive_;
   const ApiOptions options_;
+  ApiContext ctx_;
   DeviceRegistry devices_;
   ChangeFeed feed_;
-  std::mutex names_mu_;
-  std::mutex uploads_mu_;
-  std::map<uint64_t, ActiveUpload> uploads_;
-  uint64_t next_upload_ = 0;
   std::mutex address_mu_;
   std::string url_;
   std::string fingerprint_;
-  std::mutex space_mu_;
-  std::optional<backend::DriveSpace> space_;
-  std::chrono::steady_clock::time_point space_at_{};
   // Last: its unfinished uploads are dropped first.
   TusUploads tus_;
+  WebDav webdav_;
 };
-
-namespace {
-
-// Streams a PUT body into a file with no name, which takes the target's name at the end.
-class UploadSink : public net::BodySink {
- public:
-  struct Conditions {
-    std::string if_match;       // If-Match header
-    std::string if_none_match;  // If-None-Match header
-  };
-  UploadSink(ApiService::Impl* api, Located target, InodeAttr file, Conditions conditions,
-             std::optional<int64_t> mtime_ns, bool durable, std::optional<uint64_t> length)
-      : api_(api),
-        target_(std::move(target)),
-        file_(file),
-        conditions_(std::move(conditions)),
-        mtime_ns_(mtime_ns),
-        durable_(durable),
-        upload_(api->AddUpload(Rel(target_.rel), length)) {}
-
-  ~UploadSink() override {
-    api_->EndUpload(upload_);
-    // Not named: the file goes with its last Release.
-    if (!released_) (void)api_->drive()->Release(file_.ino);
-  }
-
-  Status Write(ByteSpan data) override {
-    SFS_RETURN_IF_ERROR(api_->drive()->Write(file_.ino, offset_, data));
-    offset_ += data.size();
-    api_->Progress(upload_, offset_);
-    return Status::Ok();
-  }
-
-  HttpResponse Finish() override {
-    Drive* d = api_->drive();
-    if (Status s = d->Flush(file_.ino); !s.ok()) return ErrorResponse(s);
-    std::optional<InodeAttr> replaced;
-    {
-      std::lock_guard<std::mutex> lock(api_->names_mu());
-      auto now = d->Lookup(target_.parent, target_.name);
-      if (!now.ok() && now.status().code() != Code::kNotFound) return ErrorResponse(now.status());
-      std::optional<InodeAttr> current;
-      if (now.ok()) current = *now;
-      if (Status s = Check(conditions_, current); !s.ok()) return ErrorResponse(s, 412);
-      if (current && current->kind != FileKind::kFile) {
-        return ErrorResponse(Status::IsDirectory("'" + Rel(target_.rel) + "' is not a file"));
-      }
-      auto named = d->LinkUnlinked(file_.ino, target_.parent, target_.name, /*replace=*/true);
-      if (!named.ok()) return ErrorResponse(named.status());
-      replaced = current;
-    }
-    if (mtime_ns_) {
-      backend::AttrChange change;
-      change.mtime_ns = *mtime_ns_;
-      (void)d->SetAttr(file_.ino, change);
-    }
-    released_ = true;
-    Status released = d->Release(file_.ino);
-    api_->InvalidateEntry(target_.parent, target_.name);
-    if (replaced) api_->InvalidateInode(replaced->ino);
-    if (!released.ok()) return ErrorResponse(released);
-    if (durable_) {
-      Status stored = d->Fsync(file_.ino, api_->options().durable_timeout);
-      if (!stored.ok()) {
-        return ErrorResponse(
-            stored.WithContext("saved, and queued for upload, but not stored "
-                               "on the nodes yet"));
-      }
-    }
-    auto attr = d->GetAttr(file_.ino);
-    if (!attr.ok()) return ErrorResponse(attr.status());
-    HttpResponse r =
-        JsonResponse(replaced ? 200 : 201, EntryJson(target_.name, Rel(target_.rel), *attr));
-    r.headers.emplace_back("ETag", ETagOf(*attr));
-    return r;
-  }
-
-  HttpResponse Fail(const Status& s) override { return ErrorResponse(s); }
-
-  // OK if `current` (the target now, if it exists) meets the request's conditions;
-  // else FailedPrecondition-like InvalidArgument to be sent as 412.
-  static Status Check(const Conditions& c, const std::optional<InodeAttr>& current) {
-    std::string etag = current ? ETagOf(*current) : "";
-    if (!c.if_match.empty() && !ETagListMatches(c.if_match, etag, current.has_value())) {
-      return Status::AlreadyExists("If-Match: the file is not the version given");
-    }
-    if (!c.if_none_match.empty() && ETagListMatches(c.if_none_match, etag, current.has_value())) {
-      return Status::AlreadyExists("If-None-Match: the file exists (in that version)");
-    }
-    return Status::Ok();
-  }
-
- private:
-  ApiService::Impl* api_;
-  Located target_;
-  InodeAttr file_;
-  Conditions conditions_;
-  std::optional<int64_t> mtime_ns_;
-  bool durable_;
-  uint64_t upload_;
-  uint64_t offset_ = 0;
-  bool released_ = false;
-};
-
-}  // namespace
 
 Result<Principal> ApiService::Impl::Authenticate(const HttpRequestHead& head) {
   if (head.local) {
@@ -374,11 +170,15 @@ Dispatch ApiService::Impl::Begin(const HttpRequestHead& head) {
     if (head.method != "POST") return Fail(Status::NotSupported("POST to pair"), 405);
     return Pair(head);
   }
+  const bool dav = path == "/dav" || path.rfind("/dav/", 0) == 0;
+  if (dav && head.method == "OPTIONS") {
+    return webdav_.Begin(head, std::string_view(path).substr(4), Principal{});
+  }
   const std::string uploads = std::string(kApi) + "/uploads";
   if (head.method == "OPTIONS" && path.rfind(uploads, 0) == 0) {
     return tus_.Begin(head, std::string_view(path).substr(uploads.size()), nullptr);
   }
-  if (path.rfind(kApi, 0) == 0) {
+  if (path.rfind(kApi, 0) == 0 || dav) {
     auto who = Authenticate(head);
     if (!who.ok()) {
       HttpResponse r = ErrorResponse(who.status(), 401);
@@ -386,6 +186,7 @@ Dispatch ApiService::Impl::Begin(const HttpRequestHead& head) {
       r.headers.emplace_back("WWW-Authenticate", "Basic realm=\"shardfs\", charset=\"UTF-8\"");
       return Respond(std::move(r));
     }
+    if (dav) return webdav_.Begin(head, std::string_view(path).substr(4), *who);
     return Rest(head, *target, *who);
   }
   return Fail(Status::NotFound("no such page"));
@@ -538,57 +339,10 @@ Dispatch ApiService::Impl::Download(const HttpRequestHead& head, const Principal
   auto at = Locate(who, rel);
   if (!at.ok()) return Fail(at.status());
   if (!at->attr) return Fail(Status::NotFound("no '" + Rel(rel) + "'"));
-  const InodeAttr& a = *at->attr;
-  if (a.kind != FileKind::kFile) {
+  if (at->attr->kind != FileKind::kFile) {
     return Fail(Status::IsDirectory("'" + Rel(rel) + "' is not a file"));
   }
-  const std::string etag = ETagOf(a);
-  HttpResponse r;
-  r.headers.emplace_back("ETag", etag);
-  r.headers.emplace_back("Last-Modified", FormatHttpDate(a.mtime_ns));
-  r.headers.emplace_back("Accept-Ranges", "bytes");
-  r.headers.emplace_back("Cache-Control", "no-cache");
-  if (std::string_view inm = head.Header("If-None-Match");
-      !inm.empty() && ETagListMatches(inm, etag, true)) {
-    r.status = 304;
-    return Respond(std::move(r));
-  }
-  uint64_t offset = 0, length = a.size;
-  std::string_view range = head.Header("Range");
-  std::string_view if_range = head.Header("If-Range");
-  if (!range.empty() && (if_range.empty() || if_range == etag)) {
-    auto parsed = ParseRange(range, a.size);
-    if (!parsed.ok()) {
-      HttpResponse bad = ErrorResponse(parsed.status(), 416);
-      bad.headers.emplace_back("Content-Range", "bytes */" + std::to_string(a.size));
-      return Respond(std::move(bad));
-    }
-    if (*parsed) {
-      offset = (*parsed)->offset;
-      length = (*parsed)->length;
-      r.status = 206;
-      r.headers.emplace_back("Content-Range", "bytes " + std::to_string(offset) + "-" +
-                                                  std::to_string(offset + length - 1) + "/" +
-                                                  std::to_string(a.size));
-    }
-  }
-  r.headers.emplace_back("Content-Type", "application/octet-stream");
-  r.head_only = head.method == "HEAD";
-  r.stream_length = length;
-  if (length > 0) r.stream = std::make_unique<DriveSource>(drive_, a.ino, offset, length);
-  return Respond(std::move(r));
-}
-
-std::optional<backend::DriveSpace> ApiService::Impl::Space() {
-  std::lock_guard<std::mutex> lock(space_mu_);
-  auto now = std::chrono::steady_clock::now();
-  if (space_at_ == std::chrono::steady_clock::time_point{} ||
-      now - space_at_ >= options_.space_cache) {
-    auto s = drive_->Space();
-    space_ = s.ok() ? std::optional<backend::DriveSpace>(*s) : std::nullopt;
-    space_at_ = now;
-  }
-  return space_;
+  return Respond(FileResponse(*drive_, *at->attr, head));
 }
 
 Dispatch ApiService::Impl::Upload(const HttpRequestHead& head, const Target& target,
@@ -603,27 +357,32 @@ Dispatch ApiService::Impl::Upload(const HttpRequestHead& head, const Target& tar
   if (at->attr && at->attr->kind != FileKind::kFile) {
     return Fail(Status::IsDirectory("'" + Rel(rel) + "' is not a file"));
   }
-  UploadSink::Conditions c{std::string(head.Header("If-Match")),
-                           std::string(head.Header("If-None-Match"))};
-  if (Status s = UploadSink::Check(c, at->attr); !s.ok()) return Fail(s, 412);
-  uint64_t limit = kMaxUploadBytes;
-  if (auto space = Space()) limit = space->free;
+  PutRequest put;
+  put.conditions = {std::string(head.Header("If-Match")),
+                    std::string(head.Header("If-None-Match"))};
+  if (Status s = CheckConditions(put.conditions, at->attr); !s.ok()) return Fail(s, 412);
+  uint64_t limit = ctx_.FreeSpace().value_or(kMaxUploadBytes);
   if (head.content_length && *head.content_length > limit) {
     return Fail(Status::NoSpace("the upload (" + std::to_string(*head.content_length) +
                                 " bytes) is larger than the drive's free space (" +
                                 std::to_string(limit) + " bytes)"));
   }
-  bool durable = false;
   if (auto it = target.query.find("durable"); it != target.query.end()) {
-    durable = it->second == "1" || it->second == "true";
+    put.durable = it->second == "1" || it->second == "true";
   }
-  backend::NewInode how;
-  how.mode = 0644;
-  auto file = drive_->CreateUnlinked(how);
-  if (!file.ok()) return Fail(file.status());
-  auto sink = std::make_unique<UploadSink>(this, std::move(*at), *file, std::move(c),
-                                           MtimeHeader(head), durable, head.content_length);
-  return Dispatch::Stream(std::move(sink), limit);
+  put.mtime_ns = MtimeHeader(head);
+  put.length = head.content_length;
+  put.target = std::move(*at);
+  auto sink = StartPut(
+      &ctx_, std::move(put),
+      [name = rel.back(), path = Rel(rel)](const InodeAttr& a, bool replaced) {
+        HttpResponse r = JsonResponse(replaced ? 200 : 201, EntryJson(name, path, a));
+        r.headers.emplace_back("ETag", ETagOf(a));
+        return r;
+      },
+      [](const Status& s, unsigned status) { return ErrorResponse(s, status); });
+  if (!sink.ok()) return Fail(sink.status());
+  return Dispatch::Stream(std::move(*sink), limit);
 }
 
 Dispatch ApiService::Impl::Delete(const Target& target, const Principal& who, const Names& rel) {
@@ -746,20 +505,8 @@ Dispatch ApiService::Impl::Status_(const Principal& who) {
                    {"read_only", who.read_only},
                    {"root", JoinPath(who.root)}};
   doc["usage"] = *usage;
-  json active = json::array();
-  {
-    std::lock_guard<std::mutex> lock(uploads_mu_);
-    for (const auto& [id, u] : uploads_) {
-      json a = {{"id", id},
-                {"path", u.path},
-                {"received", u.received},
-                {"started", FormatRfc3339(u.started_ns)}};
-      a["total"] = u.total ? json(*u.total) : json(nullptr);
-      active.push_back(std::move(a));
-    }
-  }
-  doc["uploads"] = std::move(active);
-  auto space = Space();
+  doc["uploads"] = ctx_.UploadsJson();
+  auto space = ctx_.Space();
   doc["space"] = space ? json{{"capacity", space->capacity},
                               {"free", space->free},
                               {"nodes_up", space->nodes_up}}

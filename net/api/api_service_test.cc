@@ -616,5 +616,117 @@ TEST_F(ApiServiceTest, TusCreationWithUploadTerminationAndBadInput) {
   EXPECT_EQ(Call("POST", "/api/v1/uploads", "", "", later).status, 401u);
 }
 
+// --- WebDAV (litmus runs the protocol's own suite: cli/litmus_cli_test.sh) -----------------
+
+TEST_F(ApiServiceTest, WebDavKeepsDeadPropertiesAndLocks) {
+  std::string token = PairDevice("/", false);
+  EXPECT_EQ(Call("OPTIONS", "/dav/", "").Header("DAV"), "1, 2");
+  EXPECT_EQ(Call("PUT", "/dav/doc.txt", token, "hello").status, 201u);
+  EXPECT_EQ(Call("PUT", "/dav/doc.txt", token, "hello again").status, 204u);
+  Reply set = Call("PROPPATCH", "/dav/doc.txt", token,
+                   "<?xml version=\"1.0\"?><D:propertyupdate xmlns:D=\"DAV:\" xmlns:Z=\"urn:z\">"
+                   "<D:set><D:prop><Z:color>blue <Z:b>deep</Z:b></Z:color></D:prop></D:set>"
+                   "</D:propertyupdate>");
+  ASSERT_EQ(set.status, 207u) << set.body;
+  EXPECT_NE(set.body.find("200 OK"), std::string::npos);
+  // Kept with the file: moved with it, and read back with its markup.
+  Reply moved = Call("MOVE", "/dav/doc.txt", token, "", {{"Destination", "/dav/moved.txt"}});
+  EXPECT_EQ(moved.status, 201u) << moved.body;
+  Reply got = Call("PROPFIND", "/dav/moved.txt", token,
+                   "<propfind xmlns=\"DAV:\"><prop><color xmlns=\"urn:z\"/><getetag/>"
+                   "<nothing xmlns=\"urn:z\"/></prop></propfind>",
+                   {{"Depth", "0"}});
+  ASSERT_EQ(got.status, 207u);
+  EXPECT_NE(got.body.find("blue <Z:b>deep</Z:b>"), std::string::npos) << got.body;
+  EXPECT_NE(got.body.find("404 Not Found"), std::string::npos);
+  // A live property cannot be set; nothing of that PROPPATCH is kept.
+  Reply live = Call("PROPPATCH", "/dav/moved.txt", token,
+                    "<D:propertyupdate xmlns:D=\"DAV:\"><D:set><D:prop><D:getetag>x</D:getetag>"
+                    "<Q:k xmlns:Q=\"urn:q\">v</Q:k></D:prop></D:set></D:propertyupdate>");
+  EXPECT_NE(live.body.find("403 Forbidden"), std::string::npos);
+  EXPECT_NE(live.body.find("424 Failed Dependency"), std::string::npos);
+  // A lock keeps others out until its token is given.
+  Reply lock = Call("LOCK", "/dav/moved.txt", token,
+                    "<D:lockinfo xmlns:D=\"DAV:\"><D:lockscope><D:exclusive/></D:lockscope>"
+                    "<D:locktype><D:write/></D:locktype></D:lockinfo>");
+  ASSERT_EQ(lock.status, 200u) << lock.body;
+  std::string lock_token = lock.Header("Lock-Token");
+  ASSERT_FALSE(lock_token.empty());
+  EXPECT_EQ(Call("PUT", "/dav/moved.txt", token, "x").status, 423u);
+  EXPECT_EQ(Call("DELETE", "/dav/moved.txt", token).status, 423u);
+  EXPECT_EQ(Call("PUT", "/dav/moved.txt", token, "x", {{"If", "(" + lock_token + ")"}}).status,
+            204u);
+  EXPECT_EQ(Call("UNLOCK", "/dav/moved.txt", token, "", {{"Lock-Token", lock_token}}).status, 204u);
+  EXPECT_EQ(Call("DELETE", "/dav/moved.txt", token).status, 204u);
+}
+
+TEST_F(ApiServiceTest, WebDavRefusesBadInputAndChangesNothing) {
+  std::string token = PairDevice("/Camera", false);
+  Put("/secret.txt", "secret", "local");
+  ASSERT_EQ(Call("PUT", "/dav/a.jpg", token, "photo").status, 201u);
+  // No token: 401 with a Basic challenge, which WebDAV clients answer.
+  Reply none = Call("PROPFIND", "/dav/", "", "", {{"Depth", "1"}});
+  EXPECT_EQ(none.status, 401u);
+  bool basic = false;
+  for (const auto& [k, v] : none.headers)
+    basic = basic || (k == "WWW-Authenticate" && v.rfind("Basic", 0) == 0);
+  EXPECT_TRUE(basic);
+  // Bodies that are not XML, not namespace-well-formed, or too large; infinite depth.
+  EXPECT_EQ(Call("PROPFIND", "/dav/", token, "not xml", {{"Depth", "1"}}).status, 400u);
+  EXPECT_EQ(
+      Call("PROPFIND", "/dav/", token,
+           "<propfind xmlns=\"DAV:\"><prop><x:a xmlns:x=\"\"/></prop></propfind>", {{"Depth", "0"}})
+          .status,
+      400u);
+  EXPECT_EQ(Call("PROPFIND", "/dav/", token, "<D:propfind xmlns:D=\"DAV:\"><D:allprop/>",
+                 {{"Depth", "0"}})
+                .status,
+            400u);
+  {
+    net::HttpRequestHead h;
+    h.method = "PROPFIND";
+    h.target = "/dav/";
+    h.headers = {{"Authorization", "Bearer " + token}, {"Depth", "1"}};
+    h.content_length = 64 << 20;
+    net::Dispatch d = api_->Begin(h);
+    ASSERT_TRUE(d.response);
+    EXPECT_EQ(d.response->status, 413u);
+  }
+  EXPECT_EQ(Call("PROPFIND", "/dav/", token, "", {{"Depth", "infinity"}}).status, 403u);
+  // The scope: a listing shows only it; paths and destinations cannot leave it.
+  Reply list = Call("PROPFIND", "/dav/", token, "", {{"Depth", "1"}});
+  ASSERT_EQ(list.status, 207u);
+  EXPECT_NE(list.body.find("<D:href>/dav/a.jpg</D:href>"), std::string::npos) << list.body;
+  EXPECT_EQ(list.body.find("secret"), std::string::npos);
+  EXPECT_EQ(Call("GET", "/dav/%2e%2e/secret.txt", token).status, 400u);
+  EXPECT_EQ(Call("COPY", "/dav/a.jpg", token, "", {{"Destination", "/dav/%2e%2e/x.jpg"}}).status,
+            400u);
+  EXPECT_EQ(Call("COPY", "/dav/a.jpg", token, "", {{"Destination", "/api/v1/files/x"}}).status,
+            403u);
+  EXPECT_EQ(Call("COPY", "/dav/a.jpg", token, "",
+                 {{"Host", "127.0.0.1:8443"}, {"Destination", "https://evil.example:443/dav/x"}})
+                .status,
+            502u);
+  EXPECT_EQ(Call("MOVE", "/dav/a.jpg", token, "", {{"Destination", "/dav/a.jpg"}}).status, 403u);
+  EXPECT_EQ(Call("COPY", "/dav/a.jpg", token, "", {{"Destination", "/dav/no/such/x"}}).status,
+            409u);
+  EXPECT_EQ(Call("PUT", "/dav/no/such/x", token, "x").status, 409u);
+  EXPECT_EQ(Call("MKCOL", "/dav/d", token, "<x/>").status, 415u);
+  EXPECT_EQ(Call("PUT", "/dav/a.jpg", token, "x", {{"If", "(<opaquelocktoken:nope>)"}}).status,
+            412u);
+  EXPECT_EQ(Call("PUT", "/dav/a.jpg", token, "x", {{"If", "(<unclosed"}}).status, 400u);
+  // Nothing changed.
+  EXPECT_EQ(Call("GET", "/dav/a.jpg", token).body, "photo");
+  EXPECT_EQ(Call("GET", "/api/v1/files/secret.txt", "local").body, "secret");
+  ASSERT_OK_AND_ASSIGN(auto camera, drive_->Lookup(backend::kRootIno, "Camera"));
+  ASSERT_OK_AND_ASSIGN(auto entries, drive_->ReadDir(camera.ino, "", 10));
+  EXPECT_EQ(entries.size(), 1u);
+  // A read-only device changes nothing through WebDAV either.
+  std::string reader = PairDevice("/Camera", true);
+  EXPECT_EQ(Call("PUT", "/dav/b.jpg", reader, "x").status, 403u);
+  EXPECT_EQ(Call("DELETE", "/dav/a.jpg", reader).status, 403u);
+  EXPECT_EQ(Call("PROPFIND", "/dav/", reader, "", {{"Depth", "1"}}).status, 207u);
+}
+
 }  // namespace
 }  // namespace shardfs::api

@@ -3,8 +3,8 @@
 namespace shardfs::api {
 
 using backend::FileKind;
-using backend::InodeAttr;
 using backend::Ino;
+using backend::InodeAttr;
 
 namespace {
 
@@ -62,8 +62,7 @@ Result<Located> Locate(backend::Drive& drive, const Principal& who, const Names&
   return Walk(drive, who, rel, nullptr);
 }
 
-Result<Located> LocateMakingFolders(backend::Drive& drive, const Principal& who,
-                                    const Names& rel,
+Result<Located> LocateMakingFolders(backend::Drive& drive, const Principal& who, const Names& rel,
                                     const std::function<void(Ino, const std::string&)>& made) {
   return Walk(drive, who, rel, &made);
 }

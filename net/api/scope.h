@@ -18,7 +18,7 @@
 namespace shardfs::api {
 
 struct Located {
-  Names rel;               // relative to the scope
+  Names rel;                // relative to the scope
   backend::Ino parent = 0;  // its folder (0 for the scope's root itself)
   std::string name;
   std::optional<backend::InodeAttr> attr;  // if it exists
@@ -32,9 +32,9 @@ Result<Located> Locate(backend::Drive& drive, const Principal& who, const Names&
 // Makes the folders of `rel` (not its last name) that are missing, below `who`'s root (which
 // must exist), and returns where `rel` leads then. `made(parent, name)` is called for each
 // folder made.
-Result<Located> LocateMakingFolders(backend::Drive& drive, const Principal& who,
-                                    const Names& rel,
-                                    const std::function<void(backend::Ino, const std::string&)>& made);
+Result<Located> LocateMakingFolders(
+    backend::Drive& drive, const Principal& who, const Names& rel,
+    const std::function<void(backend::Ino, const std::string&)>& made);
 
 }  // namespace shardfs::api
 

@@ -60,9 +60,9 @@ class TusUploads::Upload {
   uint64_t status_id = 0;
 
   std::mutex mu;
-  uint64_t offset = 0;      // guarded by mu
-  bool busy = false;        // a PATCH is writing; guarded by mu
-  int64_t touched_ns = 0;   // the last request; guarded by mu
+  uint64_t offset = 0;     // guarded by mu
+  bool busy = false;       // a PATCH is writing; guarded by mu
+  int64_t touched_ns = 0;  // the last request; guarded by mu
 };
 
 // The body of a PATCH (or of a creation with upload): appended at the upload's offset, piece
@@ -83,10 +83,10 @@ class TusUploads::PatchSink : public net::BodySink {
       std::lock_guard<std::mutex> lock(u_->mu);
       at = u_->offset;
     }
-    SFS_RETURN_IF_ERROR(owner_->host_.drive->Write(u_->ino, at, data));
+    SFS_RETURN_IF_ERROR(owner_->ctx_->drive().Write(u_->ino, at, data));
     std::lock_guard<std::mutex> lock(u_->mu);
     u_->offset = at + data.size();
-    if (owner_->host_.progress) owner_->host_.progress(u_->status_id, u_->offset);
+    owner_->ctx_->Progress(u_->status_id, u_->offset);
     return Status::Ok();
   }
 
@@ -117,8 +117,8 @@ class TusUploads::PatchSink : public net::BodySink {
   bool created_;
 };
 
-TusUploads::TusUploads(TusHost host, TusOptions options, std::function<int64_t()> clock)
-    : host_(std::move(host)), options_(options), clock_(std::move(clock)) {}
+TusUploads::TusUploads(ApiContext* ctx, TusOptions options, std::function<int64_t()> clock)
+    : ctx_(ctx), options_(options), clock_(std::move(clock)) {}
 
 TusUploads::~TusUploads() {
   std::map<std::string, std::shared_ptr<Upload>> left;
@@ -127,8 +127,8 @@ TusUploads::~TusUploads() {
     left.swap(uploads_);
   }
   for (auto& [id, u] : left) {
-    if (host_.ended) host_.ended(u->status_id);
-    (void)host_.drive->Release(u->ino);
+    ctx_->EndUpload(u->status_id);
+    (void)ctx_->drive().Release(u->ino);
   }
 }
 
@@ -143,12 +143,13 @@ void TusUploads::Forget(const std::string& id) {
     u = it->second;
     uploads_.erase(it);
   }
-  if (host_.ended) host_.ended(u->status_id);
+  ctx_->EndUpload(u->status_id);
 }
 
 void TusUploads::Expire() {
   const int64_t now = Now();
-  const int64_t expiry = std::chrono::duration_cast<std::chrono::nanoseconds>(options_.expiry).count();
+  const int64_t expiry =
+      std::chrono::duration_cast<std::chrono::nanoseconds>(options_.expiry).count();
   std::vector<std::shared_ptr<Upload>> gone;
   {
     std::lock_guard<std::mutex> lock(mu_);
@@ -163,8 +164,8 @@ void TusUploads::Expire() {
     }
   }
   for (auto& u : gone) {
-    if (host_.ended) host_.ended(u->status_id);
-    (void)host_.drive->Release(u->ino);
+    ctx_->EndUpload(u->status_id);
+    (void)ctx_->drive().Release(u->ino);
   }
 }
 
@@ -183,9 +184,8 @@ Dispatch TusUploads::Begin(const HttpRequestHead& head, std::string_view rest,
     HttpResponse r = Tus(204);
     r.headers.emplace_back("Tus-Version", std::string(kVersion));
     r.headers.emplace_back("Tus-Extension", "creation,creation-with-upload,termination,expiration");
-    if (host_.free_space) {
-      if (auto free = host_.free_space()) r.headers.emplace_back("Tus-Max-Size", std::to_string(*free));
-    }
+    if (auto free = ctx_->FreeSpace())
+      r.headers.emplace_back("Tus-Max-Size", std::to_string(*free));
     return Dispatch::Respond(std::move(r));
   }
   if (who == nullptr) return Fail(Status::PermissionDenied("no token"), 401);
@@ -208,8 +208,8 @@ Dispatch TusUploads::Begin(const HttpRequestHead& head, std::string_view rest,
 
 Dispatch TusUploads::Create(const HttpRequestHead& head, const Principal& who) {
   if (head.Header("Upload-Defer-Length") == "1") {
-    return Fail(Status::NotSupported("uploads of unknown length are not served; send Upload-Length"),
-                400);
+    return Fail(
+        Status::NotSupported("uploads of unknown length are not served; send Upload-Length"), 400);
   }
   auto length = ParseNumber(head.Header("Upload-Length"));
   if (!length) return Fail(Status::InvalidArgument("Upload-Length is required"));
@@ -225,7 +225,8 @@ Dispatch TusUploads::Create(const HttpRequestHead& head, const Principal& who) {
     std::string value;
     if (space != std::string_view::npos) {
       auto decoded = Base64Decode(pair.substr(space + 1));
-      if (!decoded.ok()) return Fail(Status::InvalidArgument("Upload-Metadata: bad base64 for " + key));
+      if (!decoded.ok())
+        return Fail(Status::InvalidArgument("Upload-Metadata: bad base64 for " + key));
       value = std::move(*decoded);
     }
     if (key == "path") {
@@ -257,7 +258,7 @@ Dispatch TusUploads::Create(const HttpRequestHead& head, const Principal& who) {
   u->length = *length;
   // What can be told now is told now: a name taken by a folder, a file not to be replaced,
   // no room.
-  auto at = Locate(*host_.drive, who, u->rel);
+  auto at = Locate(ctx_->drive(), who, u->rel);
   if (at.ok() && at->attr) {
     if (at->attr->kind != FileKind::kFile) {
       return Fail(Status::IsDirectory("'" + JoinPath(u->rel) + "' is not a file"));
@@ -266,12 +267,10 @@ Dispatch TusUploads::Create(const HttpRequestHead& head, const Principal& who) {
   } else if (!at.ok() && at.status().code() != Code::kNotFound) {
     return Fail(at.status());
   }
-  if (host_.free_space) {
-    if (auto free = host_.free_space(); free && *length > *free) {
-      return Fail(Status::NoSpace("the upload is larger than the drive's free space (" +
-                                  std::to_string(*free) + " bytes)"),
-                  413);
-    }
+  if (auto free = ctx_->FreeSpace(); free && *length > *free) {
+    return Fail(Status::NoSpace("the upload is larger than the drive's free space (" +
+                                std::to_string(*free) + " bytes)"),
+                413);
   }
   std::array<uint8_t, 16> random;
   crypto::RandomBytes(random);
@@ -287,10 +286,10 @@ Dispatch TusUploads::Create(const HttpRequestHead& head, const Principal& who) {
   }
   backend::NewInode how;
   how.mode = 0644;
-  auto file = host_.drive->CreateUnlinked(how);
+  auto file = ctx_->drive().CreateUnlinked(how);
   if (!file.ok()) return Fail(file.status());
   u->ino = file->ino;
-  if (host_.started) u->status_id = host_.started(JoinPath(u->rel), u->length);
+  u->status_id = ctx_->AddUpload(JoinPath(u->rel), u->length);
   {
     std::lock_guard<std::mutex> lock(mu_);
     uploads_[u->id] = u;
@@ -299,9 +298,10 @@ Dispatch TusUploads::Create(const HttpRequestHead& head, const Principal& who) {
   if (with_body) {
     if (head.Header("Content-Type") != "application/offset+octet-stream") {
       Forget(u->id);
-      (void)host_.drive->Release(u->ino);
-      return Fail(Status::InvalidArgument("a creation with upload is application/offset+octet-stream"),
-                  415);
+      (void)ctx_->drive().Release(u->ino);
+      return Fail(
+          Status::InvalidArgument("a creation with upload is application/offset+octet-stream"),
+          415);
     }
     std::lock_guard<std::mutex> lock(u->mu);
     u->busy = true;
@@ -316,8 +316,9 @@ Dispatch TusUploads::Create(const HttpRequestHead& head, const Principal& who) {
   r.headers.emplace_back("Upload-Offset", "0");
   r.headers.emplace_back(
       "Upload-Expires",
-      FormatHttpDate(u->touched_ns +
-                     std::chrono::duration_cast<std::chrono::nanoseconds>(options_.expiry).count()));
+      FormatHttpDate(
+          u->touched_ns +
+          std::chrono::duration_cast<std::chrono::nanoseconds>(options_.expiry).count()));
   return Dispatch::Respond(std::move(r));
 }
 
@@ -349,10 +350,10 @@ Dispatch TusUploads::Patch(const HttpRequestHead& head, const std::string& id,
     u->touched_ns = Now();
     if (u->busy) return Fail(Status::Busy("another PATCH of this upload is in progress"), 409);
     if (*offset != u->offset) {
-      HttpResponse r = TusError(Status::InvalidArgument("Upload-Offset " + std::to_string(*offset) +
-                                                        " is not the upload's offset " +
-                                                        std::to_string(u->offset)),
-                                409);
+      HttpResponse r = TusError(
+          Status::InvalidArgument("Upload-Offset " + std::to_string(*offset) +
+                                  " is not the upload's offset " + std::to_string(u->offset)),
+          409);
       r.headers.emplace_back("Upload-Offset", std::to_string(u->offset));
       return Dispatch::Respond(std::move(r));
     }
@@ -379,15 +380,15 @@ Dispatch TusUploads::Terminate(const std::string& id, const Principal& who) {
     if (u->busy) return Fail(Status::Busy("a PATCH of this upload is in progress"), 409);
   }
   Forget(id);
-  (void)host_.drive->Release(u->ino);
+  (void)ctx_->drive().Release(u->ino);
   return Dispatch::Respond(Tus(204));
 }
 
 HttpResponse TusUploads::Complete(const std::shared_ptr<Upload>& u) {
-  backend::Drive& d = *host_.drive;
+  backend::Drive& d = ctx_->drive();
   if (Status s = d.Flush(u->ino); !s.ok()) return TusError(s);
   auto at = LocateMakingFolders(d, u->who, u->rel, [this](Ino parent, const std::string& name) {
-    if (host_.changed) host_.changed(parent, name, 0);
+    ctx_->InvalidateEntry(parent, name);
   });
   if (!at.ok()) return TusError(at.status(), at.status().code() == Code::kNotFound ? 409 : 0);
   Ino replaced = 0;
@@ -395,11 +396,13 @@ HttpResponse TusUploads::Complete(const std::shared_ptr<Upload>& u) {
     if (at->attr->kind != FileKind::kFile) {
       return TusError(Status::IsDirectory("'" + JoinPath(u->rel) + "' is not a file"));
     }
-    if (!u->overwrite) return TusError(Status::AlreadyExists("'" + JoinPath(u->rel) + "' exists"), 412);
+    if (!u->overwrite)
+      return TusError(Status::AlreadyExists("'" + JoinPath(u->rel) + "' exists"), 412);
     replaced = at->attr->ino;
   }
   auto named = d.LinkUnlinked(u->ino, at->parent, at->name, u->overwrite);
-  if (!named.ok()) return TusError(named.status(), named.status().code() == Code::kAlreadyExists ? 412 : 0);
+  if (!named.ok())
+    return TusError(named.status(), named.status().code() == Code::kAlreadyExists ? 412 : 0);
   if (u->mtime_ns) {
     backend::AttrChange change;
     change.mtime_ns = *u->mtime_ns;
@@ -407,7 +410,8 @@ HttpResponse TusUploads::Complete(const std::shared_ptr<Upload>& u) {
   }
   Forget(u->id);
   Status released = d.Release(u->ino);
-  if (host_.changed) host_.changed(at->parent, at->name, replaced);
+  ctx_->InvalidateEntry(at->parent, at->name);
+  ctx_->InvalidateInode(replaced);
   if (!released.ok()) return TusError(released);
   return Tus(204);
 }

@@ -23,6 +23,7 @@
 #include <string>
 
 #include "backend/drive.h"
+#include "net/api/context.h"
 #include "net/api/devices.h"
 #include "net/api/scope.h"
 #include "net/http_types.h"
@@ -37,23 +38,10 @@ struct TusOptions {
   size_t max_uploads = 1024;
 };
 
-// What the tus handlers need of the API around them.
-struct TusHost {
-  backend::Drive* drive = nullptr;
-  // The drive's free space for uploads, if known (Tus-Max-Size).
-  std::function<std::optional<uint64_t>()> free_space;
-  // A finished upload changed entry (parent, name), replacing inode `replaced` if not 0.
-  std::function<void(backend::Ino parent, const std::string& name, backend::Ino replaced)>
-      changed;
-  // Uploads in progress for status: started (path, total), progress (bytes), ended.
-  std::function<uint64_t(std::string, std::optional<uint64_t>)> started;
-  std::function<void(uint64_t, uint64_t)> progress;
-  std::function<void(uint64_t)> ended;
-};
-
 class TusUploads {
  public:
-  TusUploads(TusHost host, TusOptions options, std::function<int64_t()> clock = nullptr);
+  // REQUIRES: ctx outlives the uploads.
+  TusUploads(ApiContext* ctx, TusOptions options, std::function<int64_t()> clock = nullptr);
   // Drops every unfinished upload.
   ~TusUploads();
 
@@ -80,7 +68,7 @@ class TusUploads {
   net::HttpResponse Complete(const std::shared_ptr<Upload>& u);
   void Forget(const std::string& id);
 
-  TusHost host_;
+  ApiContext* ctx_;
   const TusOptions options_;
   std::function<int64_t()> clock_;
   std::mutex mu_;
