@@ -64,27 +64,6 @@ void HandOverCachedWrites(const std::string& mountpoint) {
   }
 }
 
-// `shardfs sync` on the mounted drive (SIGUSR2): the kernel's cached writes, every queued
-// upload and a checkpoint, answered in sync-result.json (cli/mount_control.h).
-void SyncOnRequest(const std::string& mountpoint, backend::Drive& drive,
-                   std::chrono::milliseconds timeout, const DriveHome& home) {
-  const int64_t started = WallClockNs();
-  log::Info("sync requested");
-  HandOverCachedWrites(mountpoint);
-  const backend::UploadState pending = drive.Uploads();
-  auto stored = StoreEverything(drive, timeout);
-  DaemonSync d;
-  d.ok = stored.ok();
-  d.error = stored.ok() ? "" : stored.status().ToString();
-  d.files = pending.staged.files;
-  d.bytes = pending.staged.bytes;
-  d.head_sequence = stored.ok() ? *stored : 0;
-  if (Status w = WriteDaemonSync(home, started, d); !w.ok()) {
-    log::Error("write {}: {}", SyncResultPath(home), w.ToString());
-  }
-  log::Info("sync done: {}", stored.ok() ? "OK" : stored.status().ToString());
-}
-
 Result<fuse::MountOptions> ParseMountOptions(const MountFlags& f) {
   fuse::MountOptions mo;
   mo.mountpoint = f.mountpoint;
@@ -126,7 +105,7 @@ int Serve(const MountFlags& f, const DriveHome& home, int notify_fd) {
   // Signals are taken by one thread (below), never by the threads serving requests.
   sigset_t signals;
   sigemptyset(&signals);
-  for (int sig : {SIGTERM, SIGINT, SIGHUP, SIGUSR1, SIGUSR2}) sigaddset(&signals, sig);
+  for (int sig : {SIGTERM, SIGINT, SIGHUP, SIGUSR1}) sigaddset(&signals, sig);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 
   auto mo = ParseMountOptions(f);
@@ -181,10 +160,6 @@ int Serve(const MountFlags& f, const DriveHome& home, int notify_fd) {
     int sig = 0;
     while (sigwait(&signals, &sig) == 0) {
       if (sig == SIGUSR1) return;  // the session ended
-      if (sig == SIGUSR2) {
-        SyncOnRequest(mountpoint, *d, flush_timeout, home);
-        continue;
-      }
       log::Info("signal {}: flushing and unmounting {}", sig, mountpoint);
       // The kernel hands over the writes it cached, then they are stored or made durable.
       HandOverCachedWrites(mountpoint);

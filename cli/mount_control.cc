@@ -18,7 +18,6 @@ namespace shardfs::cli {
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(MountRecord, pid, mountpoint)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(MountOutcome, stored, queued_files, queued_bytes,
                                                 staging_dir, error)
-NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(DaemonSync, ok, error, files, bytes, head_sequence)
 
 namespace {
 
@@ -79,36 +78,6 @@ std::optional<MountOutcome> ReadMountOutcome(const DriveHome& home, pid_t pid) {
   auto j = ReadDaemonFile(MountResultPath(home), pid);
   if (!j) return std::nullopt;
   return j->get<MountOutcome>();
-}
-
-Status WriteDaemonSync(const DriveHome& home, int64_t started_ns, const DaemonSync& sync) {
-  nlohmann::json j = sync;
-  j["pid"] = ::getpid();
-  j["started_ns"] = started_ns;
-  return WriteJsonFile(SyncResultPath(home), j);
-}
-
-Result<DaemonSync> AskDaemonToSync(const DriveHome& home, const MountRecord& mount,
-                                   std::chrono::milliseconds timeout) {
-  // The daemon answers with the time its sync began: an answer counts if that is after this
-  // request (a sync already running when the signal came may miss writes made before it).
-  const int64_t asked = WallClockNs();
-  if (::kill(mount.pid, SIGUSR2) != 0) {
-    return Status::Unavailable("the mount's daemon (pid " + std::to_string(mount.pid) +
-                               ") cannot be signalled: " + std::strerror(errno));
-  }
-  const auto deadline = std::chrono::steady_clock::now() + timeout;
-  for (;;) {
-    auto j = ReadDaemonFile(SyncResultPath(home), mount.pid);
-    if (j && j->value("started_ns", int64_t{0}) >= asked) return j->get<DaemonSync>();
-    if (!ProcessAlive(mount.pid)) {
-      return Status::Unavailable("the mount's daemon ended before it answered");
-    }
-    if (std::chrono::steady_clock::now() > deadline) {
-      return Status::DeadlineExceeded("the mount's daemon did not finish its sync in time");
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  }
 }
 
 Result<uint64_t> StoreEverything(backend::Drive& drive, std::chrono::milliseconds timeout) {

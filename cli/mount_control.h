@@ -1,8 +1,8 @@
 // The files through which a mount's daemon and the other commands on its drive talk, in the
 // drive's data folder (docs/fuse.md, "Files of a mount"): mount.json (the running daemon),
-// mount-result.json (how it ended), sync-result.json (its last sync on request), mount.log.
-// `shardfs sync` on a mounted drive asks the daemon to sync (SIGUSR2) and waits for its
-// answer, until the companion API's socket (issue 7) carries such requests.
+// mount-result.json (how it ended), mount.log. Commands reach a running daemon through the
+// companion API's socket (cli/api_server.h): `shardfs sync` on a mounted drive is
+// POST /api/v1/sync there.
 //
 // Thread safety: functions of files; the daemon writes each file atomically.
 
@@ -25,7 +25,6 @@ namespace shardfs::cli {
 inline std::string MountRecordPath(const DriveHome& h) { return h.data_dir + "/mount.json"; }
 inline std::string MountResultPath(const DriveHome& h) { return h.data_dir + "/mount-result.json"; }
 inline std::string MountLogPath(const DriveHome& h) { return h.data_dir + "/mount.log"; }
-inline std::string SyncResultPath(const DriveHome& h) { return h.data_dir + "/sync-result.json"; }
 
 // True if process `pid` is running.
 bool ProcessAlive(pid_t pid);
@@ -53,23 +52,6 @@ Status WriteMountOutcome(const DriveHome& home, const MountRecord& mount,
                          const MountOutcome& outcome);
 // The outcome the daemon of `pid` wrote (nullopt if none, or another daemon's).
 std::optional<MountOutcome> ReadMountOutcome(const DriveHome& home, pid_t pid);
-
-// sync-result.json: what the daemon's sync on request did.
-struct DaemonSync {
-  bool ok = false;
-  std::string error;           // why not, if not
-  uint64_t files = 0;          // files whose queued bytes it stored
-  uint64_t bytes = 0;          // and their bytes
-  uint64_t head_sequence = 0;  // the checkpoint holding the catalog
-};
-// Written by the daemon of this process; `started_ns`: when the sync began (WallClockNs).
-Status WriteDaemonSync(const DriveHome& home, int64_t started_ns, const DaemonSync& sync);
-
-// Asks the daemon of `mount` to hand over the kernel's cached writes, store every queued
-// upload and checkpoint the catalog, and waits up to `timeout` for its answer.
-// DeadlineExceeded if none came; Unavailable if the daemon ended meanwhile.
-Result<DaemonSync> AskDaemonToSync(const DriveHome& home, const MountRecord& mount,
-                                   std::chrono::milliseconds timeout);
 
 // Stores every queued upload (waiting up to `timeout`), then a checkpoint of the catalog that
 // names them; returns the checkpoint's head sequence.

@@ -7,10 +7,12 @@
 #include <nlohmann/json.hpp>
 
 #include "base/units.h"
+#include "cli/api_server.h"
 #include "cli/drive_home.h"
 #include "cli/drive_open.h"
 #include "cli/exit.h"
 #include "cli/mount_control.h"
+#include "net/local_client.h"
 
 namespace shardfs::cli {
 
@@ -22,35 +24,44 @@ struct SyncFlags {
   double timeout_seconds = 600;
 };
 
-// The drive is held: if by its mount's daemon, the daemon syncs it.
-int SyncThroughMount(const SyncFlags& f, const Status& busy) {
+// The drive is held: if by a process that serves its API (a mount, `shardfs serve`), that
+// process syncs it (POST /api/v1/sync on the drive's socket; a mount first takes the kernel's
+// cached writes).
+int SyncThroughDaemon(const SyncFlags& f, const Status& busy) {
   auto home = ResolveDriveHome(f.drive.home, f.drive.drive);
-  if (!home.ok()) return Failure("sync", "open the drive", busy);
-  auto mount = FindLiveMount(*home);
-  if (!mount) return Failure("sync", "open the drive", busy);
-  auto done = AskDaemonToSync(
-      *home, *mount, std::chrono::milliseconds(static_cast<int64_t>(f.timeout_seconds * 1000)));
-  if (!done.ok())
-    return Failure("sync", "sync through the mount at " + mount->mountpoint, done.status());
-  if (!done->ok) {
-    return Failure("sync", "sync through the mount at " + mount->mountpoint,
-                   Status::Unavailable(done->error));
+  if (!home.ok() || !net::LocalServerRuns(ApiSocketPath(*home))) {
+    return Failure("sync", "open the drive", busy);
   }
+  // The daemon's own wait for the nodes is its --flush-timeout; this one bounds the answer.
+  auto reply =
+      net::LocalRequest(ApiSocketPath(*home), "POST", "/api/v1/sync", "",
+                        std::chrono::milliseconds(static_cast<int64_t>(f.timeout_seconds * 1000)));
+  if (!reply.ok()) return Failure("sync", "sync through the drive's process", reply.status());
+  auto j = nlohmann::json::parse(reply->body, nullptr, false);
+  if (reply->status != 200 || !j.is_object()) {
+    std::string message = j.is_object() ? j.value("message", reply->body) : reply->body;
+    return Failure("sync", "sync through the drive's process",
+                   Status::Unavailable(std::to_string(reply->status) + ": " + message));
+  }
+  const auto mount = FindLiveMount(*home);
+  const std::string where = mount ? "the drive mounted at " + mount->mountpoint
+                                  : "drive " + f.drive.drive + " (through its process)";
+  const uint64_t files = j.value("files", uint64_t{0}), bytes = j.value("bytes", uint64_t{0});
+  const uint64_t head = j.value("head_sequence", uint64_t{0});
   if (f.json) {
-    nlohmann::json j;
-    j["mountpoint"] = mount->mountpoint;
-    j["head_sequence"] = done->head_sequence;
-    j["uploaded_files"] = done->files;
-    j["uploaded_bytes"] = done->bytes;
-    std::printf("%s\n", j.dump().c_str());
+    nlohmann::json out;
+    if (mount) out["mountpoint"] = mount->mountpoint;
+    out["head_sequence"] = head;
+    out["uploaded_files"] = files;
+    out["uploaded_bytes"] = bytes;
+    std::printf("%s\n", out.dump().c_str());
     return 0;
   }
   std::printf(
-      "Synced the drive mounted at %s: %s of %llu file(s) that were waiting stored, "
-      "catalog checkpoint %llu on the nodes.\n",
-      mount->mountpoint.c_str(), FormatByteSize(done->bytes).c_str(),
-      static_cast<unsigned long long>(done->files),
-      static_cast<unsigned long long>(done->head_sequence));
+      "Synced %s: %s of %llu file(s) that were waiting stored, catalog checkpoint %llu on the "
+      "nodes.\n",
+      where.c_str(), FormatByteSize(bytes).c_str(), static_cast<unsigned long long>(files),
+      static_cast<unsigned long long>(head));
   return 0;
 }
 
@@ -60,7 +71,7 @@ int Run(const SyncFlags& f) {
   }
   auto drive = OpenDrive(f.drive, "shardfs sync");
   if (!drive.ok() && drive.status().code() == Code::kBusy)
-    return SyncThroughMount(f, drive.status());
+    return SyncThroughDaemon(f, drive.status());
   if (!drive.ok()) return Failure("sync", "open the drive", drive.status());
   // First the files' bytes, then the catalog that points at them.
   const backend::UploadState pending = (*drive)->Uploads();

@@ -15,6 +15,7 @@
 #include "net/api/api_path.h"
 #include "net/api/changes.h"
 #include "net/api/context.h"
+#include "net/api/dashboard.h"
 #include "net/api/download.h"
 #include "net/api/drive_status.h"
 #include "net/api/scope.h"
@@ -188,6 +189,22 @@ Dispatch ApiService::Impl::Begin(const HttpRequestHead& head) {
     }
     if (dav) return webdav_.Begin(head, std::string_view(path).substr(4), *who);
     return Rest(head, *target, *who);
+  }
+  if (head.method == "GET" || head.method == "HEAD") {
+    if (const DashboardAsset* asset = FindDashboardAsset(path)) {
+      HttpResponse r;
+      r.headers.emplace_back("Content-Type", std::string(asset->content_type) + "; charset=utf-8");
+      r.headers.emplace_back("Cache-Control", "no-cache");
+      // The page loads nothing but its own files, and is never framed.
+      r.headers.emplace_back("Content-Security-Policy",
+                             "default-src 'self'; img-src 'self' blob: data:; "
+                             "frame-ancestors 'none'");
+      r.headers.emplace_back("X-Content-Type-Options", "nosniff");
+      r.headers.emplace_back("Referrer-Policy", "no-referrer");
+      r.body = std::string(asset->data);
+      r.head_only = head.method == "HEAD";
+      return Respond(std::move(r));
+    }
   }
   return Fail(Status::NotFound("no such page"));
 }
@@ -506,6 +523,8 @@ Dispatch ApiService::Impl::Status_(const Principal& who) {
                    {"root", JoinPath(who.root)}};
   doc["usage"] = *usage;
   doc["uploads"] = ctx_.UploadsJson();
+  auto [url, fingerprint] = Address();
+  doc["server"] = {{"url", url}, {"fingerprint", fingerprint}};
   auto space = ctx_.Space();
   doc["space"] = space ? json{{"capacity", space->capacity},
                               {"free", space->free},

@@ -728,5 +728,18 @@ TEST_F(ApiServiceTest, WebDavRefusesBadInputAndChangesNothing) {
   EXPECT_EQ(Call("PROPFIND", "/dav/", reader, "", {{"Depth", "1"}}).status, 207u);
 }
 
+TEST_F(ApiServiceTest, TheDashboardIsServedFromTheBinary) {
+  Reply page = Call("GET", "/", "");
+  ASSERT_EQ(page.status, 200u);
+  EXPECT_NE(page.body.find("<title>shardfs</title>"), std::string::npos);
+  EXPECT_EQ(page.Header("Content-Type"), "text/html; charset=utf-8");
+  EXPECT_EQ(page.Header("Content-Security-Policy").rfind("default-src 'self'", 0), 0u);
+  Reply js = Call("GET", "/assets/app.js", "");
+  EXPECT_EQ(js.status, 200u);
+  EXPECT_NE(js.body.find("/api/v1"), std::string::npos);
+  EXPECT_EQ(Call("GET", "/assets/nothing.js", "").status, 404u);
+  EXPECT_EQ(Call("POST", "/", "", "x").status, 404u);
+}
+
 }  // namespace
 }  // namespace shardfs::api
