@@ -95,22 +95,18 @@ Result<std::unique_ptr<ApiServers>> ApiServers::Start(backend::Drive* drive, con
   }
 
   std::optional<net::TlsCredentials> tls;
+  std::string shown_host;  // the host in the URL devices are given
   if (listen) {
-    std::string scheme = flags.http ? "http" : "https";
-    std::string host = listen->host;
-    if (host == "0.0.0.0" || host == "::") host = ReachableAddress();
-    net::HostPort shown{host, listen->port};
+    shown_host = listen->host;
+    if (shown_host == "0.0.0.0" || shown_host == "::") shown_host = ReachableAddress();
     if (!flags.http) {
-      std::vector<std::string> names = {"localhost", "127.0.0.1", "::1", host};
+      std::vector<std::string> names = {"localhost", "127.0.0.1", "::1", shown_host};
       if (std::string h = HostName(); !h.empty()) names.push_back(h);
-      SFS_ASSIGN_OR_RETURN(tls, net::LoadOrCreateCertificate(home.data_dir, "shardfs " + host,
+      SFS_ASSIGN_OR_RETURN(tls, net::LoadOrCreateCertificate(home.data_dir, "shardfs " + shown_host,
                                                              names, &s->new_certificate_));
       SFS_ASSIGN_OR_RETURN(s->fingerprint_, net::CertificateFingerprint(tls->cert_pem));
     }
-    s->url_ = scheme + "://" + shown.ToString();
   }
-  options.url = s->url_;
-  options.fingerprint = s->fingerprint_;
   s->service_ = std::make_unique<api::ApiService>(drive, std::move(options));
 
   net::HttpServerOptions local;
@@ -127,13 +123,11 @@ Result<std::unique_ptr<ApiServers>> ApiServers::Start(backend::Drive* drive, con
     tcp.io_buffer_bytes = 1 << 20;
     s->tcp_ = std::make_unique<net::HttpServer>(tcp, s->service_.get());
     SFS_RETURN_IF_ERROR(s->tcp_->Start().WithContext("the API on " + flags.listen));
-    if (listen->port == 0) {
-      net::HostPort shown = *net::ParseHostPort(s->url_.substr(s->url_.find("://") + 3), true);
-      shown.port = s->tcp_->port();
-      s->url_ = (flags.http ? "http://" : "https://") + shown.ToString();
-      s->service_->SetAddress(s->url_, s->fingerprint_);
-    }
+    // Known once listening: a port of 0 was picked then.
+    s->url_ = (flags.http ? "http://" : "https://") +
+              net::HostPort{shown_host, s->tcp_->port()}.ToString();
   }
+  s->service_->SetAddress(s->url_, s->fingerprint_);
   return s;
 }
 

@@ -38,7 +38,7 @@ class ApiServers {
   // Starts the API for `drive`: on ApiSocketPath(home), and on flags.listen if set.
   // InvalidArgument for a bad address, --http on an address that is not loopback, or a
   // socket path too long for a unix socket; the servers' and the certificate's errors.
-  // `options`' url and fingerprint are filled in here. REQUIRES: drive outlives the servers.
+  // `options`' url and fingerprint are set here. REQUIRES: drive outlives the servers.
   static Result<std::unique_ptr<ApiServers>> Start(backend::Drive* drive, const DriveHome& home,
                                                    const ApiFlags& flags, api::ApiOptions options);
   // Stop.

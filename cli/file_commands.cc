@@ -685,61 +685,41 @@ struct StatusFlags {
 int RunStatus(const StatusFlags& f) {
   auto drive = OpenDrive(f.drive, "shardfs status");
   if (!drive.ok()) return Failure("status", "open drive", drive.status());
-  auto totals = (*drive)->catalog().GetTotals();
-  if (!totals.ok()) return Failure("status", "catalog", totals.status());
-  const backend::DriveConfig& c = (*drive)->config();
-  nlohmann::json nodes = nlohmann::json::array();
+  backend::Drive& d = **drive;
+  const backend::DriveConfig& c = d.config();
+  // Each node asked now; then what this client has seen of it, over its sessions (the
+  // catalog's nodes table), and its state in the member list (api::NodesJson).
+  std::vector<Result<backend::PeerStatus>> asked;
   for (size_t i = 0; i < c.nodes.size(); ++i) {
-    nlohmann::json n = {{"address", c.nodes[i].address}, {"id", c.nodes[i].id.ToHex()}};
-    auto st = (*drive)->peers().peer(i).GetStatus();
-    n["up"] = st.ok();
-    if (st.ok()) (*drive)->peers().ReportFree(i, st->free);
-    // What this client has seen of the node, over its sessions (the catalog's nodes table).
-    const backend::PeerHealth h = (*drive)->peers().health(i);
-    n["bad_bytes"] = h.bad_bytes;
-    n["failures"] = h.failures;
-    n["successes"] = h.successes;
-    n["latency_ms"] = h.latency_us / 1000.0;
-    n["last_seen_ns"] = h.last_seen_ns;
-    if (st.ok()) {
-      n["shards"] = st->shards;
-      n["used"] = st->used;
-      n["free"] = st->free;
-      n["version"] = st->version;
-    } else {
-      n["error"] = st.status().ToString();
-    }
-    nodes.push_back(n);
+    asked.push_back(d.peers().peer(i).GetStatus());
+    if (asked.back().ok()) d.peers().ReportFree(i, asked.back()->free);
   }
-  const backend::UploadState up = (*drive)->Uploads();
-  const backend::Durability durability = DurabilityOrEmpty(**drive);
+  const backend::Durability durability = DurabilityOrEmpty(d);
+  nlohmann::json nodes = api::NodesJson(d);
   for (size_t i = 0; i < nodes.size(); ++i) {
-    const backend::PeerHealth h = (*drive)->peers().health(i);
-    nodes[i]["state"] = backend::NodeLivenessName(h.liveness);
-    nodes[i]["reputation"] = (*drive)->peers().Reputation(i);
+    const auto& st = asked[i];
+    nodes[i]["up"] = st.ok();
+    if (st.ok()) {
+      nodes[i]["shards"] = st->shards;
+      nodes[i]["used"] = st->used;
+      nodes[i]["free"] = st->free;
+      nodes[i]["version"] = st->version;
+    } else {
+      nodes[i]["error"] = st.status().ToString();
+    }
   }
   if (f.json) {
-    nlohmann::json j = {
-        {"drive", c.name},
-        {"k", c.k},
-        {"m", c.m},
-        {"files", totals->files},
-        {"folders", totals->folders},
-        {"file_bytes", totals->file_bytes},
-        {"packs", totals->packs},
-        {"pack_bytes", totals->pack_bytes},
-        {"chunks", totals->chunks},
-        {"unreferenced_chunks", totals->unreferenced_chunks},
-        {"pending_uploads",
-         {{"files", up.staged.files},
-          {"layers", up.staged.layers},
-          {"bytes", up.staged.bytes},
-          {"last_error", up.last_error.ok() ? std::string() : up.last_error.ToString()}}},
-        {"durability", api::DurabilityJson(durability)},
-        {"nodes", nodes}};
-    std::printf("%s\n", j.dump(2).c_str());
+    auto j = api::UsageJson(d);
+    if (!j.ok()) return Failure("status", "catalog", j.status());
+    (*j)["drive"] = c.name;
+    (*j)["durability"] = api::DurabilityJson(durability);
+    (*j)["nodes"] = nodes;
+    std::printf("%s\n", j->dump(2).c_str());
     return 0;
   }
+  auto totals = d.catalog().GetTotals();
+  if (!totals.ok()) return Failure("status", "catalog", totals.status());
+  const backend::UploadState up = d.Uploads();
   std::printf("drive %s: RS(%d,%d); %llu files, %llu folders, %s in files\n", c.name.c_str(), c.k,
               c.m, static_cast<unsigned long long>(totals->files),
               static_cast<unsigned long long>(totals->folders),

@@ -1,6 +1,7 @@
 #include "net/api/api_http.h"
 
 #include <cstdio>
+#include <cstdlib>
 #include <ctime>
 
 #include "net/api/api_path.h"
@@ -102,6 +103,22 @@ std::string FormatHttpDate(int64_t ns) {
   return buf;
 }
 
+std::optional<uint64_t> ParseDecimal(std::string_view s) {
+  if (s.empty() || s.size() > 19 || s.find_first_not_of("0123456789") != std::string_view::npos) {
+    return std::nullopt;
+  }
+  return std::stoull(std::string(s));
+}
+
+std::optional<int64_t> ParseEpochSeconds(std::string_view s) {
+  std::string text(s);
+  if (text.empty()) return std::nullopt;
+  char* end = nullptr;
+  double secs = std::strtod(text.c_str(), &end);
+  if (end != text.c_str() + text.size() || !(secs >= 0 && secs <= 1e11)) return std::nullopt;
+  return static_cast<int64_t>(secs * 1e9);
+}
+
 Result<std::optional<ByteRange>> ParseRange(std::string_view header, uint64_t size) {
   constexpr std::string_view kPrefix = "bytes=";
   if (header.substr(0, kPrefix.size()) != kPrefix) return std::optional<ByteRange>();
@@ -110,10 +127,9 @@ Result<std::optional<ByteRange>> ParseRange(std::string_view header, uint64_t si
   size_t dash = spec.find('-');
   if (dash == std::string_view::npos) return std::optional<ByteRange>();
   auto number = [](std::string_view s, uint64_t* out) {
-    if (s.empty() || s.size() > 19 || s.find_first_not_of("0123456789") != std::string_view::npos)
-      return false;
-    *out = std::stoull(std::string(s));
-    return true;
+    auto n = ParseDecimal(s);
+    if (n) *out = *n;
+    return n.has_value();
   };
   std::string_view first = spec.substr(0, dash), last = spec.substr(dash + 1);
   uint64_t a = 0, b = 0;

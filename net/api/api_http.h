@@ -71,6 +71,13 @@ nlohmann::json DeviceJson(const backend::DeviceRecord& d);
 net::Dispatch CollectBody(const net::HttpRequestHead& head, uint64_t limit,
                           std::function<net::HttpResponse(std::string)> handle);
 
+// A decimal number of 1 to 19 digits and nothing else (no sign, no spaces), or nullopt.
+std::optional<uint64_t> ParseDecimal(std::string_view s);
+
+// An mtime as clients send it (X-OC-Mtime, tus's "mtime" metadata): seconds since the epoch,
+// fractions allowed, from 0 to 1e11; in nanoseconds, or nullopt if it is not one.
+std::optional<int64_t> ParseEpochSeconds(std::string_view s);
+
 // "file", "folder" or "symlink".
 const char* KindName(backend::FileKind k);
 

@@ -42,9 +42,6 @@ constexpr uint64_t kMaxJsonBody = 64 * 1024;
 // The largest upload the API takes when the nodes' free space is unknown.
 constexpr uint64_t kMaxUploadBytes = uint64_t{1} << 40;
 
-// A path of `names` relative to a scope: "/a/b".
-std::string Rel(const Names& names) { return JoinPath(names); }
-
 Dispatch Respond(HttpResponse r) { return Dispatch::Respond(std::move(r)); }
 Dispatch Fail(const Status& s, unsigned status = 0) { return Respond(ErrorResponse(s, status)); }
 
@@ -60,27 +57,6 @@ Dispatch JsonBody(const HttpRequestHead& head, std::function<HttpResponse(const 
       return ErrorResponse(Status::InvalidArgument(std::string("bad JSON field: ") + e.what()));
     }
   });
-}
-
-std::optional<uint64_t> ParseU64(const std::string& s) {
-  if (s.empty() || s.size() > 19 || s.find_first_not_of("0123456789") != std::string::npos) {
-    return std::nullopt;
-  }
-  return std::stoull(s);
-}
-
-// An mtime from X-OC-Mtime (seconds since the epoch, as ownCloud clients and rclone send it).
-std::optional<int64_t> MtimeHeader(const HttpRequestHead& head) {
-  std::string_view v = head.Header("X-OC-Mtime");
-  if (v.empty()) return std::nullopt;
-  try {
-    size_t used = 0;
-    double secs = std::stod(std::string(v), &used);
-    if (used != v.size() || secs < 0 || secs > 1e11) return std::nullopt;
-    return static_cast<int64_t>(secs * 1e9);
-  } catch (const std::exception&) {
-    return std::nullopt;
-  }
 }
 
 }  // namespace
@@ -316,13 +292,13 @@ Dispatch ApiService::Impl::Rest(const HttpRequestHead& head, const Target& targe
 Dispatch ApiService::Impl::List(const Target& target, const Principal& who, const Names& rel) {
   auto at = Locate(who, rel);
   if (!at.ok()) return Fail(at.status());
-  if (!at->attr) return Fail(Status::NotFound("no '" + Rel(rel) + "'"));
+  if (!at->attr) return Fail(Status::NotFound("no '" + JoinPath(rel) + "'"));
   if (at->attr->kind != FileKind::kDirectory) {
-    return Fail(Status::NotDirectory("'" + Rel(rel) + "' is not a folder"));
+    return Fail(Status::NotDirectory("'" + JoinPath(rel) + "' is not a folder"));
   }
   size_t limit = options_.default_page;
   if (auto it = target.query.find("limit"); it != target.query.end()) {
-    auto n = ParseU64(it->second);
+    auto n = ParseDecimal(it->second);
     if (!n || *n == 0) return Fail(Status::InvalidArgument("limit must be a positive number"));
     limit = static_cast<size_t>(std::min<uint64_t>(*n, options_.max_page));
   }
@@ -336,9 +312,9 @@ Dispatch ApiService::Impl::List(const Target& target, const Principal& who, cons
   for (const auto& e : *entries) {
     Names child = rel;
     child.push_back(e.name);
-    list.push_back(EntryJson(e.name, Rel(child), e.attr));
+    list.push_back(EntryJson(e.name, JoinPath(child), e.attr));
   }
-  json doc = {{"path", Rel(rel)}, {"entries", std::move(list)}};
+  json doc = {{"path", JoinPath(rel)}, {"entries", std::move(list)}};
   doc["next_cursor"] = more ? json(entries->back().name) : json(nullptr);
   return Respond(JsonResponse(200, doc));
 }
@@ -346,18 +322,18 @@ Dispatch ApiService::Impl::List(const Target& target, const Principal& who, cons
 Dispatch ApiService::Impl::Stat(const Principal& who, const Names& rel) {
   auto at = Locate(who, rel);
   if (!at.ok()) return Fail(at.status());
-  if (!at->attr) return Fail(Status::NotFound("no '" + Rel(rel) + "'"));
+  if (!at->attr) return Fail(Status::NotFound("no '" + JoinPath(rel) + "'"));
   std::string name = rel.empty() ? "" : rel.back();
-  return Respond(JsonResponse(200, EntryJson(name, Rel(rel), *at->attr)));
+  return Respond(JsonResponse(200, EntryJson(name, JoinPath(rel), *at->attr)));
 }
 
 Dispatch ApiService::Impl::Download(const HttpRequestHead& head, const Principal& who,
                                     const Names& rel) {
   auto at = Locate(who, rel);
   if (!at.ok()) return Fail(at.status());
-  if (!at->attr) return Fail(Status::NotFound("no '" + Rel(rel) + "'"));
+  if (!at->attr) return Fail(Status::NotFound("no '" + JoinPath(rel) + "'"));
   if (at->attr->kind != FileKind::kFile) {
-    return Fail(Status::IsDirectory("'" + Rel(rel) + "' is not a file"));
+    return Fail(Status::IsDirectory("'" + JoinPath(rel) + "' is not a file"));
   }
   return Respond(FileResponse(*drive_, *at->attr, head));
 }
@@ -372,7 +348,7 @@ Dispatch ApiService::Impl::Upload(const HttpRequestHead& head, const Target& tar
     return Fail(at.status());
   }
   if (at->attr && at->attr->kind != FileKind::kFile) {
-    return Fail(Status::IsDirectory("'" + Rel(rel) + "' is not a file"));
+    return Fail(Status::IsDirectory("'" + JoinPath(rel) + "' is not a file"));
   }
   PutRequest put;
   put.conditions = {std::string(head.Header("If-Match")),
@@ -387,12 +363,12 @@ Dispatch ApiService::Impl::Upload(const HttpRequestHead& head, const Target& tar
   if (auto it = target.query.find("durable"); it != target.query.end()) {
     put.durable = it->second == "1" || it->second == "true";
   }
-  put.mtime_ns = MtimeHeader(head);
+  put.mtime_ns = ParseEpochSeconds(head.Header("X-OC-Mtime"));
   put.length = head.content_length;
   put.target = std::move(*at);
   auto sink = StartPut(
       &ctx_, std::move(put),
-      [name = rel.back(), path = Rel(rel)](const InodeAttr& a, bool replaced) {
+      [name = rel.back(), path = JoinPath(rel)](const InodeAttr& a, bool replaced) {
         HttpResponse r = JsonResponse(replaced ? 200 : 201, EntryJson(name, path, a));
         r.headers.emplace_back("ETag", ETagOf(a));
         return r;
@@ -406,7 +382,7 @@ Dispatch ApiService::Impl::Delete(const Target& target, const Principal& who, co
   if (rel.empty()) return Fail(Status::PermissionDenied("the root of this device's scope stays"));
   auto at = Locate(who, rel);
   if (!at.ok()) return Fail(at.status());
-  if (!at->attr) return Fail(Status::NotFound("no '" + Rel(rel) + "'"));
+  if (!at->attr) return Fail(Status::NotFound("no '" + JoinPath(rel) + "'"));
   bool recursive = false;
   if (auto it = target.query.find("recursive"); it != target.query.end()) {
     recursive = it->second == "1" || it->second == "true";
@@ -431,21 +407,26 @@ Dispatch ApiService::Impl::Mkdir(const Target& target, const Principal& who, con
     parents = it->second == "1" || it->second == "true";
   }
   auto made_one = [this](Ino parent, const std::string& name) { InvalidateEntry(parent, name); };
-  auto at = parents ? LocateMakingFolders(*drive_, who, rel, made_one) : Locate(who, rel);
+  if (parents) {
+    bool made = false;
+    auto dir = EnsureFolder(*drive_, who, rel, true, made_one, &made);
+    if (!dir.ok()) return Fail(dir.status(), dir.status().code() == Code::kNotFound ? 409 : 0);
+    return Respond(JsonResponse(made ? 201 : 200, EntryJson(rel.back(), JoinPath(rel), *dir)));
+  }
+  auto at = Locate(who, rel);
   if (!at.ok()) return Fail(at.status(), at.status().code() == Code::kNotFound ? 409 : 0);
   if (at->attr) {
     if (at->attr->kind != FileKind::kDirectory) {
-      return Fail(Status::NotDirectory("'" + Rel(rel) + "' is not a folder"));
+      return Fail(Status::NotDirectory("'" + JoinPath(rel) + "' is not a folder"));
     }
-    if (!parents) return Fail(Status::AlreadyExists("'" + Rel(rel) + "' exists"));
-    return Respond(JsonResponse(200, EntryJson(at->name, Rel(rel), *at->attr)));
+    return Fail(Status::AlreadyExists("'" + JoinPath(rel) + "' exists"));
   }
   backend::NewInode how;
   how.mode = 0755;
   auto made = drive_->Mkdir(at->parent, at->name, how);
   if (!made.ok()) return Fail(made.status());
   made_one(at->parent, at->name);
-  return Respond(JsonResponse(201, EntryJson(at->name, Rel(rel), *made)));
+  return Respond(JsonResponse(201, EntryJson(at->name, JoinPath(rel), *made)));
 }
 
 Dispatch ApiService::Impl::Move(const HttpRequestHead& head, const Principal& who) {
@@ -463,13 +444,13 @@ Dispatch ApiService::Impl::Move(const HttpRequestHead& head, const Principal& wh
     bool overwrite = j.value("overwrite", false);
     auto from = Locate(who, *from_names);
     if (!from.ok()) return ErrorResponse(from.status());
-    if (!from->attr) return ErrorResponse(Status::NotFound("no '" + Rel(*from_names) + "'"));
+    if (!from->attr) return ErrorResponse(Status::NotFound("no '" + JoinPath(*from_names) + "'"));
     auto to = Locate(who, *to_names);
     if (!to.ok()) {
       return ErrorResponse(to.status(), to.status().code() == Code::kNotFound ? 409 : 0);
     }
     if (to->attr && !overwrite) {
-      return ErrorResponse(Status::AlreadyExists("'" + Rel(*to_names) + "' exists"), 412);
+      return ErrorResponse(Status::AlreadyExists("'" + JoinPath(*to_names) + "' exists"), 412);
     }
     Status s =
         drive_->Rename(from->parent, from->name, to->parent, to->name,
@@ -480,25 +461,25 @@ Dispatch ApiService::Impl::Move(const HttpRequestHead& head, const Principal& wh
     if (to->attr) InvalidateInode(to->attr->ino);
     auto moved = drive_->Lookup(to->parent, to->name);
     if (!moved.ok()) return ErrorResponse(moved.status());
-    return JsonResponse(200, EntryJson(to->name, Rel(*to_names), *moved));
+    return JsonResponse(200, EntryJson(to->name, JoinPath(*to_names), *moved));
   });
 }
 
 Dispatch ApiService::Impl::Changes(const Target& target, const Principal& who) {
   std::optional<uint64_t> cursor;
   if (auto it = target.query.find("cursor"); it != target.query.end() && !it->second.empty()) {
-    cursor = ParseU64(it->second);
+    cursor = ParseDecimal(it->second);
     if (!cursor) return Fail(Status::InvalidArgument("a cursor is what an earlier answer gave"));
   }
   size_t limit = options_.default_changes;
   if (auto it = target.query.find("limit"); it != target.query.end()) {
-    auto n = ParseU64(it->second);
+    auto n = ParseDecimal(it->second);
     if (!n || *n == 0) return Fail(Status::InvalidArgument("limit must be a positive number"));
     limit = static_cast<size_t>(std::min<uint64_t>(*n, options_.max_changes));
   }
   std::chrono::milliseconds wait{0};
   if (auto it = target.query.find("wait"); it != target.query.end()) {
-    auto n = ParseU64(it->second);
+    auto n = ParseDecimal(it->second);
     if (!n) return Fail(Status::InvalidArgument("wait is a number of seconds"));
     wait = std::chrono::milliseconds(
         std::min<uint64_t>(*n, static_cast<uint64_t>(options_.max_wait.count())) * 1000);
@@ -531,8 +512,8 @@ Dispatch ApiService::Impl::Status_(const Principal& who) {
                               {"nodes_up", space->nodes_up}}
                        : json(nullptr);
   doc["nodes"] = NodesJson(*drive_);
-  auto durability = drive_->repairer().Survey();
-  doc["durability"] = durability.ok() ? DurabilityJson(*durability) : json(nullptr);
+  auto durability = ctx_.Durability();
+  doc["durability"] = durability ? DurabilityJson(*durability) : json(nullptr);
   return Respond(JsonResponse(200, doc));
 }
 
@@ -564,21 +545,10 @@ Dispatch ApiService::Impl::NewPairCode(const HttpRequestHead& head, const Princi
     auto names = SplitPath(root);
     if (!names.ok()) return ErrorResponse(names.status());
     // The device's folder is made now if missing, so that it has something to see.
-    Ino dir = backend::kRootIno;
-    for (const auto& n : *names) {
-      auto a = drive_->Lookup(dir, n);
-      if (!a.ok() && a.status().code() == Code::kNotFound && !read_only) {
-        backend::NewInode how;
-        how.mode = 0755;
-        a = drive_->Mkdir(dir, n, how);
-        if (a.ok()) InvalidateEntry(dir, n);
-      }
-      if (!a.ok()) return ErrorResponse(a.status().WithContext("the device's folder"));
-      if (a->kind != FileKind::kDirectory) {
-        return ErrorResponse(Status::NotDirectory("'" + n + "' is not a folder"));
-      }
-      dir = a->ino;
-    }
+    auto dir =
+        EnsureFolder(*drive_, Principal{}, *names, !read_only,
+                     [this](Ino parent, const std::string& n) { InvalidateEntry(parent, n); });
+    if (!dir.ok()) return ErrorResponse(dir.status().WithContext("the device's folder"));
     auto code = devices_.NewCode(j.value("name", ""), read_only, root);
     if (!code.ok()) return ErrorResponse(code.status());
     auto [url, fingerprint] = Address();
@@ -603,7 +573,7 @@ Dispatch ApiService::Impl::Devices(const HttpRequestHead& head, const Principal&
     for (const auto& d : *all) list.push_back(DeviceJson(d));
     return Respond(JsonResponse(200, {{"devices", list}}));
   }
-  auto id = ParseU64(std::string(rest.substr(1)));
+  auto id = ParseDecimal(std::string(rest.substr(1)));
   if (!id) return Fail(Status::NotFound("no such device"));
   if (head.method != "DELETE") return Fail(Status::NotSupported("DELETE to revoke"), 405);
   auto revoked = devices_.Revoke(*id);

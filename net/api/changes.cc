@@ -109,16 +109,22 @@ net::HttpResponse ChangeFeed::Render(const Result<json>& page) {
   return JsonResponse(200, *page);
 }
 
+bool ChangeFeed::Ready(const Result<json>& page, uint64_t* cursor) {
+  if (!page.ok() || !(*page)["changes"].empty() || (*page)["reset"].get<bool>() ||
+      (*page)["more"].get<bool>()) {
+    return true;
+  }
+  *cursor = std::stoull((*page)["cursor"].get<std::string>());
+  return false;
+}
+
 void ChangeFeed::Wait(const Principal& who, uint64_t cursor, size_t limit,
                       std::chrono::milliseconds wait, net::Responder respond) {
   auto page = Page(who, cursor, limit);
-  if (!page.ok() || !(*page)["changes"].empty() || (*page)["reset"].get<bool>() ||
-      (*page)["more"].get<bool>() || wait.count() <= 0) {
-    return respond(Render(page));
-  }
+  if (Ready(page, &cursor) || wait.count() <= 0) return respond(Render(page));
   Waiter w;
   w.who = who;
-  w.cursor = std::stoull((*page)["cursor"].get<std::string>());
+  w.cursor = cursor;
   w.limit = limit;
   w.deadline = std::chrono::steady_clock::now() + wait;
   w.respond = std::move(respond);
@@ -159,13 +165,10 @@ void ChangeFeed::Loop() {
     std::list<Waiter> keep;
     for (auto& w : due) {
       auto page = Page(w.who, w.cursor, w.limit);
-      bool answer = !page.ok() || w.deadline <= now || !(*page)["changes"].empty() ||
-                    (*page)["reset"].get<bool>() || (*page)["more"].get<bool>();
-      if (answer) {
+      // Changes it does not see: it waits on from after them (Ready moves its cursor).
+      if (Ready(page, &w.cursor) || w.deadline <= now) {
         w.respond(Render(page));
       } else {
-        // Changes it does not see: it waits on from after them.
-        w.cursor = std::stoull((*page)["cursor"].get<std::string>());
         keep.push_back(std::move(w));
       }
     }

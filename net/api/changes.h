@@ -63,6 +63,9 @@ class ChangeFeed {
     net::Responder respond;
   };
   void Loop();
+  // True if `page` is to be answered now: an error, changes, a reset, or more rows at once.
+  // Else *cursor becomes the page's cursor (past rows the device does not see).
+  static bool Ready(const Result<nlohmann::json>& page, uint64_t* cursor);
   net::HttpResponse Render(const Result<nlohmann::json>& page);
 
   backend::Catalog* catalog_;

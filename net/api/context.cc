@@ -45,16 +45,24 @@ nlohmann::json ApiContext::UploadsJson() {
   return active;
 }
 
-std::optional<backend::DriveSpace> ApiContext::Space() {
-  std::lock_guard<std::mutex> lock(space_mu_);
+template <typename T, typename F>
+std::optional<T> ApiContext::Reuse(Cached<T>& c, F compute) {
+  std::lock_guard<std::mutex> lock(c.mu);
   auto now = std::chrono::steady_clock::now();
-  if (space_at_ == std::chrono::steady_clock::time_point{} ||
-      now - space_at_ >= options_.space_cache) {
-    auto s = drive_->Space();
-    space_ = s.ok() ? std::optional<backend::DriveSpace>(*s) : std::nullopt;
-    space_at_ = now;
+  if (c.at == std::chrono::steady_clock::time_point{} || now - c.at >= options_.space_cache) {
+    auto r = compute();
+    c.value = r.ok() ? std::optional<T>(*r) : std::nullopt;
+    c.at = now;
   }
-  return space_;
+  return c.value;
+}
+
+std::optional<backend::DriveSpace> ApiContext::Space() {
+  return Reuse(space_, [this] { return drive_->Space(); });
+}
+
+std::optional<backend::Durability> ApiContext::Durability() {
+  return Reuse(durability_, [this] { return drive_->repairer().Survey(); });
 }
 
 std::optional<uint64_t> ApiContext::FreeSpace() {

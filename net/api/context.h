@@ -1,6 +1,7 @@
 // What the companion API's faces (REST, tus, WebDAV) share over one drive: the drive, the
 // kernel cache a mount keeps of it, the uploads in progress (for status), the nodes' free
-// space (asked at most every few seconds), and the lock under which an upload takes its name.
+// space and the drive's durability (each worked out at most every few seconds, however often
+// status is polled), and the lock under which an upload takes its name.
 //
 // Thread safety: all methods may be called from many threads.
 
@@ -18,11 +19,12 @@
 #include <nlohmann/json.hpp>
 
 #include "backend/drive.h"
+#include "backend/repairer.h"
 
 namespace shardfs::api {
 
 struct ContextOptions {
-  // How long the nodes' free space is reused.
+  // How long the nodes' free space and the drive's durability are reused.
   std::chrono::seconds space_cache{10};
   // How long an upload asked to be durable waits for the nodes.
   std::chrono::milliseconds durable_timeout{120000};
@@ -58,6 +60,9 @@ class ApiContext {
   std::optional<backend::DriveSpace> Space();
   // Space()->free, or nullopt.
   std::optional<uint64_t> FreeSpace();
+  // The packs by healthy shards (Repairer::Survey, which reads every pack's row), if the
+  // catalog could be read (reused for space_cache).
+  std::optional<backend::Durability> Durability();
 
  private:
   struct ActiveUpload {
@@ -72,9 +77,17 @@ class ApiContext {
   std::mutex uploads_mu_;
   std::map<uint64_t, ActiveUpload> uploads_;
   uint64_t next_upload_ = 0;
-  std::mutex space_mu_;
-  std::optional<backend::DriveSpace> space_;
-  std::chrono::steady_clock::time_point space_at_{};
+  // A value worked out at most every space_cache.
+  template <typename T>
+  struct Cached {
+    std::mutex mu;
+    std::optional<T> value;
+    std::chrono::steady_clock::time_point at{};
+  };
+  template <typename T, typename F>
+  std::optional<T> Reuse(Cached<T>& c, F compute);
+  Cached<backend::DriveSpace> space_;
+  Cached<backend::Durability> durability_;
 };
 
 }  // namespace shardfs::api

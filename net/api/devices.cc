@@ -31,6 +31,14 @@ std::string CanonicalCode(std::string_view code) {
   return out.size() == kCodeLength ? out : "";
 }
 
+Status CheckDeviceName(std::string_view name) {
+  if (!IsValidUtf8(name) || name.size() > kMaxDeviceName) {
+    return Status::InvalidArgument("a device name must be UTF-8 of at most " +
+                                   std::to_string(kMaxDeviceName) + " bytes");
+  }
+  return Status::Ok();
+}
+
 Bytes TokenHash(std::string_view token) {
   auto d = crypto::Sha256(AsBytes(token));
   return Bytes(d.begin(), d.end());
@@ -58,9 +66,7 @@ Principal DeviceRegistry::PrincipalOf(const backend::DeviceRecord& d) {
 Result<PairCode> DeviceRegistry::NewCode(std::string name, bool read_only,
                                          const std::string& root) {
   SFS_ASSIGN_OR_RETURN(Names root_names, SplitPath(root));
-  if (!IsValidUtf8(name) || name.size() > kMaxDeviceName) {
-    return Status::InvalidArgument("a device name must be UTF-8 of at most 200 bytes");
-  }
+  SFS_RETURN_IF_ERROR(CheckDeviceName(name));
   std::array<uint8_t, kCodeLength> random;
   crypto::RandomBytes(random);
   std::string canonical;
@@ -94,9 +100,7 @@ bool DeviceRegistry::OverLimitLocked(int64_t now) {
 
 Result<std::pair<backend::DeviceRecord, std::string>> DeviceRegistry::Pair(std::string_view code,
                                                                            std::string name) {
-  if (!IsValidUtf8(name) || name.size() > kMaxDeviceName) {
-    return Status::InvalidArgument("a device name must be UTF-8 of at most 200 bytes");
-  }
+  SFS_RETURN_IF_ERROR(CheckDeviceName(name));
   PairCode found;
   {
     MutexLock lock(&mu_);

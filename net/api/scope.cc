@@ -67,4 +67,25 @@ Result<Located> LocateMakingFolders(backend::Drive& drive, const Principal& who,
   return Walk(drive, who, rel, &made);
 }
 
+Result<InodeAttr> EnsureFolder(backend::Drive& drive, const Principal& who, const Names& rel,
+                               bool make, const std::function<void(Ino, const std::string&)>& made,
+                               bool* made_last) {
+  if (made_last != nullptr) *made_last = false;
+  SFS_ASSIGN_OR_RETURN(Located at,
+                       make ? LocateMakingFolders(drive, who, rel, made) : Locate(drive, who, rel));
+  if (!at.attr) {
+    if (!make) return Status::NotFound("no folder '" + JoinPath(rel) + "'");
+    backend::NewInode how;
+    how.mode = 0755;
+    SFS_ASSIGN_OR_RETURN(InodeAttr dir, drive.Mkdir(at.parent, at.name, how));
+    made(at.parent, at.name);
+    if (made_last != nullptr) *made_last = true;
+    return dir;
+  }
+  if (at.attr->kind != FileKind::kDirectory) {
+    return Status::NotDirectory("'" + JoinPath(rel) + "' is not a folder");
+  }
+  return *at.attr;
+}
+
 }  // namespace shardfs::api

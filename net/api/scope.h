@@ -36,6 +36,13 @@ Result<Located> LocateMakingFolders(
     backend::Drive& drive, const Principal& who, const Names& rel,
     const std::function<void(backend::Ino, const std::string&)>& made);
 
+// The folder at `rel` in `who`'s scope. With `make`, it and the folders above it are made
+// where missing (`made(parent, name)` for each, and *made_last set if it was), else a missing
+// one is NotFound. NotDirectory if a name on the way is not a folder.
+Result<backend::InodeAttr> EnsureFolder(
+    backend::Drive& drive, const Principal& who, const Names& rel, bool make,
+    const std::function<void(backend::Ino, const std::string&)>& made, bool* made_last = nullptr);
+
 }  // namespace shardfs::api
 
 #endif  // SHARDFS_NET_API_SCOPE_H_

@@ -38,13 +38,6 @@ Dispatch Fail(const Status& s, unsigned status = 0) {
   return Dispatch::Respond(TusError(s, status));
 }
 
-std::optional<uint64_t> ParseNumber(std::string_view s) {
-  if (s.empty() || s.size() > 19 || s.find_first_not_of("0123456789") != std::string_view::npos) {
-    return std::nullopt;
-  }
-  return std::stoull(std::string(s));
-}
-
 }  // namespace
 
 class TusUploads::Upload {
@@ -211,7 +204,7 @@ Dispatch TusUploads::Create(const HttpRequestHead& head, const Principal& who) {
     return Fail(
         Status::NotSupported("uploads of unknown length are not served; send Upload-Length"), 400);
   }
-  auto length = ParseNumber(head.Header("Upload-Length"));
+  auto length = ParseDecimal(head.Header("Upload-Length"));
   if (!length) return Fail(Status::InvalidArgument("Upload-Length is required"));
   // Upload-Metadata: "key base64,key base64".
   auto u = std::make_shared<Upload>();
@@ -234,12 +227,8 @@ Dispatch TusUploads::Create(const HttpRequestHead& head, const Principal& who) {
     } else if (key == "filename") {
       filename = value;
     } else if (key == "mtime") {
-      try {
-        size_t used = 0;
-        double secs = std::stod(value, &used);
-        if (used != value.size() || secs < 0 || secs > 1e11) throw std::invalid_argument("mtime");
-        u->mtime_ns = static_cast<int64_t>(secs * 1e9);
-      } catch (const std::exception&) {
+      u->mtime_ns = ParseEpochSeconds(value);
+      if (!u->mtime_ns) {
         return Fail(Status::InvalidArgument("Upload-Metadata: mtime is seconds since the epoch"));
       }
     } else if (key == "overwrite") {
@@ -342,7 +331,7 @@ Dispatch TusUploads::Patch(const HttpRequestHead& head, const std::string& id,
   }
   auto u = Find(id, who);
   if (!u) return Fail(Status::NotFound("no such upload (finished, deleted or expired)"));
-  auto offset = ParseNumber(head.Header("Upload-Offset"));
+  auto offset = ParseDecimal(head.Header("Upload-Offset"));
   if (!offset) return Fail(Status::InvalidArgument("Upload-Offset is required"));
   uint64_t left;
   {

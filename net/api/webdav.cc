@@ -191,6 +191,9 @@ class WebDav::Impl {
   // folder (adding or removing a member changes the folder).
   Status CheckLocks(const Request& r, const Names& full, bool subtree, bool membership);
   void ExpireLocked() REQUIRES(locks_mu_);
+  // True if a held lock rules out the new lock `l`: one that overlaps it (covers its root, or,
+  // for a lock of depth infinity, lies below it) where either is exclusive.
+  bool ConflictsLocked(const DavLock& l) REQUIRES(locks_mu_);
   // Drops the locks on `full` and below (it was deleted or moved away).
   void DropLocksWithin(const Names& full);
   std::string ActiveLockXml(const DavLock& l, const Principal& who);
@@ -311,6 +314,14 @@ Status WebDav::Impl::CheckLocks(const Request& r, const Names& full, bool subtre
     }
   }
   return Status::Ok();
+}
+
+bool WebDav::Impl::ConflictsLocked(const DavLock& l) {
+  for (const auto& [token, other] : locks_) {
+    bool overlap = Covers(other, l.root) || (l.infinite && IsWithin(other.root, l.root));
+    if (overlap && (other.exclusive || l.exclusive)) return true;
+  }
+  return false;
 }
 
 void WebDav::Impl::DropLocksWithin(const Names& full) {
@@ -621,14 +632,7 @@ Dispatch WebDav::Impl::Put(const Request& r) {
     return Fail(Status::NoSpace("larger than the drive's free space (" + std::to_string(limit) +
                                 " bytes)"));
   }
-  if (std::string_view m = r.head->Header("X-OC-Mtime"); !m.empty()) {
-    char* end = nullptr;
-    std::string s(m);
-    double secs = std::strtod(s.c_str(), &end);
-    if (end != nullptr && *end == '\0' && secs >= 0 && secs < 1e11) {
-      put.mtime_ns = static_cast<int64_t>(secs * 1e9);
-    }
-  }
+  put.mtime_ns = ParseEpochSeconds(r.head->Header("X-OC-Mtime"));
   put.length = r.head->content_length;
   put.target = std::move(*at);
   const bool mtime = put.mtime_ns.has_value();
@@ -778,9 +782,9 @@ Dispatch WebDav::Impl::Lock(const Request& r) {
   for (std::string_view t : SplitOn(r.head->Header("Timeout"), ',')) {
     while (!t.empty() && t.front() == ' ') t.remove_prefix(1);
     if (t.rfind("Second-", 0) == 0) {
-      std::string n(t.substr(7));
-      if (!n.empty() && n.size() < 12 && n.find_first_not_of("0123456789") == std::string::npos) {
-        timeout = std::min<int64_t>(std::stoll(n), options_.max_lock_seconds);
+      auto n = t.size() < 7 + 12 ? ParseDecimal(t.substr(7)) : std::nullopt;
+      if (n) {
+        timeout = static_cast<int64_t>(std::min<uint64_t>(*n, options_.max_lock_seconds));
         break;
       }
     } else if (t == "Infinite") {
@@ -829,11 +833,8 @@ Dispatch WebDav::Impl::Lock(const Request& r) {
       if (locks_.size() >= options_.max_locks) {
         return Error(Status::Unavailable("too many locks held"), 503);
       }
-      for (const auto& [token, other] : locks_) {
-        bool overlap = Covers(other, l.root) || (l.infinite && IsWithin(other.root, l.root));
-        if (overlap && (other.exclusive || l.exclusive)) {
-          return Error(Status::Busy("'" + JoinPath(r.rel) + "' is locked already"));
-        }
+      if (ConflictsLocked(l)) {
+        return Error(Status::Busy("'" + JoinPath(r.rel) + "' is locked already"));
       }
     }
     unsigned status = 200;
@@ -851,11 +852,8 @@ Dispatch WebDav::Impl::Lock(const Request& r) {
     {
       MutexLock lock(&locks_mu_);
       // Checked again: another LOCK may have come meanwhile.
-      for (const auto& [token, other] : locks_) {
-        bool overlap = Covers(other, l.root) || (l.infinite && IsWithin(other.root, l.root));
-        if (overlap && (other.exclusive || l.exclusive)) {
-          return Error(Status::Busy("'" + JoinPath(r.rel) + "' is locked already"));
-        }
+      if (ConflictsLocked(l)) {
+        return Error(Status::Busy("'" + JoinPath(r.rel) + "' is locked already"));
       }
       locks_[l.token] = l;
       resp = Xml(status, xml_head + ActiveLockXml(l, r.who) + "</D:lockdiscovery></D:prop>\n");
