@@ -581,13 +581,20 @@ UploadState Drive::Uploads() const {
 
 Status Drive::SyncStaging() { return staging_->SyncToDisk(); }
 
-Result<DriveSpace> Drive::Space() {
+std::vector<Result<PeerStatus>> Drive::AskNodes() {
+  std::vector<Result<PeerStatus>> answers;
+  for (size_t i = 0; i < peers_->size(); ++i) {
+    answers.push_back(peers_->peer(i).GetStatus());
+    if (answers.back().ok()) peers_->ReportFree(i, answers.back()->free);
+  }
+  return answers;
+}
+
+Result<DriveSpace> Drive::SpaceFrom(const std::vector<Result<PeerStatus>>& answers) const {
   DriveSpace space;
   uint64_t capacity = 0, free = 0;
-  for (size_t i = 0; i < peers_->size(); ++i) {
-    auto st = peers_->peer(i).GetStatus();
+  for (const auto& st : answers) {
     if (!st.ok()) continue;
-    peers_->ReportFree(i, st->free);
     ++space.nodes_up;
     capacity += st->capacity;
     free += st->free;

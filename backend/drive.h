@@ -307,7 +307,13 @@ class Drive {
   // queued on local disk. Uploads() says how much. IOError from the disk.
   Status SyncStaging();
   // Asks every node for its space. Unavailable if none answers.
-  Result<DriveSpace> Space();
+  Result<DriveSpace> Space() { return SpaceFrom(AskNodes()); }
+  // Asks every node for its status now, in the order of peers(); the free space of each that
+  // answers is noted for placement.
+  std::vector<Result<PeerStatus>> AskNodes();
+  // The space for files (the nodes' space divided by the code's expansion) from such answers.
+  // Unavailable if none answered.
+  Result<DriveSpace> SpaceFrom(const std::vector<Result<PeerStatus>>& answers) const;
 
  private:
   explicit Drive(DriveOptions options);

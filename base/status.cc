@@ -49,6 +49,13 @@ std::string_view CodeName(Code code) {
   return "Unknown";
 }
 
+std::optional<Code> CodeFromName(std::string_view name) {
+  for (int c = 0; c <= static_cast<int>(kLastCode); ++c) {
+    if (CodeName(static_cast<Code>(c)) == name) return static_cast<Code>(c);
+  }
+  return std::nullopt;
+}
+
 std::string Status::ToString() const {
   if (ok()) return "OK";
   std::string out(CodeName(code_));

@@ -42,9 +42,13 @@ enum class Code : unsigned char {
   kOutOfRange,        // ERANGE: a value or buffer is too small or too large.
   kNoAttribute,       // ENODATA: the named extended attribute does not exist.
 };
+// The last code: a new code moves it.
+inline constexpr Code kLastCode = Code::kNoAttribute;
 
 // Returns the stable name of `code`, e.g. "NotFound".
 std::string_view CodeName(Code code);
+// The code named `name` (as CodeName gives it), or nullopt.
+std::optional<Code> CodeFromName(std::string_view name);
 
 class [[nodiscard]] Status {
  public:

@@ -92,4 +92,12 @@ TEST(ResultDeathTest, ReadingFailedValueAborts) {
 }
 
 }  // namespace
+TEST(StatusTest, CodesComeBackFromTheirNames) {
+  for (int c = 0; c <= static_cast<int>(kLastCode); ++c) {
+    EXPECT_EQ(CodeFromName(CodeName(static_cast<Code>(c))), static_cast<Code>(c));
+  }
+  EXPECT_EQ(CodeFromName("NoSuchCode"), std::nullopt);
+  EXPECT_EQ(CodeFromName(""), std::nullopt);
+}
+
 }  // namespace shardfs

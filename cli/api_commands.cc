@@ -16,6 +16,7 @@
 #include "cli/api_server.h"
 #include "cli/drive_home.h"
 #include "cli/drive_open.h"
+#include "cli/drive_tree.h"
 #include "cli/exit.h"
 #include "cli/mount_control.h"
 #include "net/api/api_http.h"
@@ -74,8 +75,11 @@ int RunServe(const ServeFlags& f) {
   auto drive = OpenDrive(f.drive, "shardfs serve (pid " + std::to_string(::getpid()) + ")",
                          /*care=*/true);
   if (!drive.ok()) return Failure("serve", "open the drive", drive.status());
+  const auto flush_timeout =
+      std::chrono::milliseconds(static_cast<int64_t>(f.flush_timeout * 1000));
   api::ApiOptions options;
   options.drive_name = f.drive.drive;
+  options.sync = SyncOnRequest(drive->get(), flush_timeout, nullptr);
   auto servers = ApiServers::Start(drive->get(), *home, f.api, options);
   if (!servers.ok()) return Failure("serve", "start the API", servers.status());
   std::printf("Serving drive %s", f.drive.drive.c_str());
@@ -92,9 +96,7 @@ int RunServe(const ServeFlags& f) {
   sigwait(&signals, &sig);
   log::Info("signal {}: stopping the API and storing what is queued", sig);
   (*servers)->Stop();
-  const MountOutcome o =
-      StoreOrQueue(**drive, std::chrono::milliseconds(static_cast<int64_t>(f.flush_timeout * 1000)),
-                   home->staging_dir());
+  const MountOutcome o = StoreOrQueue(**drive, flush_timeout, home->staging_dir());
   drive->reset();
   if (o.stored) {
     std::printf("Stopped: every write is stored on the nodes.\n");
@@ -108,21 +110,10 @@ int RunServe(const ServeFlags& f) {
   return kExitFailure;
 }
 
-// The JSON answer of the drive's process to a request on its socket, or the failure printed.
+// The JSON answer of the drive's process to a request on its socket.
 Result<json> AskDaemon(const DriveHome& home, const std::string& method, const std::string& target,
-                       const std::string& body) {
-  SFS_ASSIGN_OR_RETURN(
-      net::LocalReply r,
-      net::LocalRequest(ApiSocketPath(home), method, target, body,
-                        std::chrono::duration_cast<std::chrono::milliseconds>(kLocalTimeout)));
-  json j = json::parse(r.body, nullptr, false);
-  if (r.status >= 300) {
-    std::string message = j.is_object() ? j.value("message", r.body) : r.body;
-    return Status(Code::kUnavailable,
-                  "the drive's process answered " + std::to_string(r.status) + ": " + message);
-  }
-  if (j.is_discarded()) return Status::Corruption("the drive's process sent no JSON");
-  return j;
+                       const json& body = nullptr) {
+  return DaemonClient(ApiSocketPath(home)).Call(method, target, body, kLocalTimeout);
 }
 
 // A QR code of `text`, in the terminal: two rows of modules per line (half blocks), dark on
@@ -169,7 +160,7 @@ int RunPair(const PairFlags& f) {
                                        "with `shardfs mount DIR --api HOST:PORT`"));
   }
   json ask = {{"name", f.name}, {"read_only", f.read_only}, {"root", api::JoinPath(*root)}};
-  auto code = AskDaemon(*home, "POST", "/api/v1/pair-codes", ask.dump());
+  auto code = AskDaemon(*home, "POST", "/api/v1/pair-codes", ask);
   if (!code.ok()) return Failure("pair", "make a pairing code", code.status());
   const std::string url = code->value("url", "");
   if (url.empty()) {
@@ -225,13 +216,13 @@ int RunDevices(const DevicesFlags& f) {
   if (!home.ok()) return Failure("devices", "find the drive", home.status());
   if (net::LocalServerRuns(ApiSocketPath(*home))) {
     if (f.revoke != 0) {
-      auto r = AskDaemon(*home, "DELETE", "/api/v1/devices/" + std::to_string(f.revoke), "");
+      auto r = AskDaemon(*home, "DELETE", "/api/v1/devices/" + std::to_string(f.revoke));
       if (!r.ok()) return Failure("devices", "revoke", r.status());
       std::printf("Revoked device %llu (%s): its token no longer works.\n",
                   static_cast<unsigned long long>(f.revoke), r->value("name", "").c_str());
       return 0;
     }
-    auto r = AskDaemon(*home, "GET", "/api/v1/devices", "");
+    auto r = AskDaemon(*home, "GET", "/api/v1/devices");
     if (!r.ok()) return Failure("devices", "list", r.status());
     PrintDevices((*r)["devices"], f.json);
     return 0;
@@ -268,8 +259,8 @@ std::map<std::string, std::function<int()>> AddApiCommands(CLI::App& app) {
                 "only the local socket");
   AddApiHttpFlag(s, &serve->api);
   s->add_option("--flush-timeout", serve->flush_timeout,
-                "Seconds the stop tries to store what is queued before it leaves the rest "
-                "queued on local disk")
+                "Seconds a sync (and the stop) waits to store what is queued; at the stop, "
+                "what is left stays queued on local disk")
       ->capture_default_str();
   s->add_option("--log-level", serve->log_level, "debug, info, warn or error")
       ->capture_default_str();

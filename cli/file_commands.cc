@@ -22,6 +22,7 @@
 #include "base/units.h"
 #include "base/wall_clock.h"
 #include "cli/drive_open.h"
+#include "cli/drive_tree.h"
 #include "cli/exit.h"
 #include "cli/network_commands.h"
 #include "cli/progress.h"
@@ -37,8 +38,9 @@ using backend::FileKind;
 using backend::Ino;
 using backend::InodeAttr;
 
-constexpr size_t kReadPiece = 4 << 20;
-constexpr size_t kListPage = 1000;
+// How long put waits for the drive's process to store a batch on the nodes (its own wait is
+// its --flush-timeout, 600 s by default).
+constexpr auto kSyncTimeout = std::chrono::seconds(660);
 
 std::string Base(const std::string& path) {
   std::string p = path;
@@ -47,22 +49,43 @@ std::string Base(const std::string& path) {
   return slash == std::string::npos ? p : p.substr(slash + 1);
 }
 
+// The names in local folder `local`, sorted.
+Result<std::vector<std::string>> SortedNames(const std::string& local) {
+  std::error_code ec;
+  std::vector<std::string> names;
+  for (const auto& e : std::filesystem::directory_iterator(local, ec)) {
+    names.push_back(e.path().filename().string());
+  }
+  if (ec) return PosixError("list " + local, ec.value());
+  std::sort(names.begin(), names.end());
+  return names;
+}
+
+// The target of local symlink `local`, whose lstat is `st`.
+Result<std::string> ReadLocalLink(const std::string& local, const struct stat& st) {
+  std::string target(static_cast<size_t>(st.st_size) + 1, '\0');
+  ssize_t n = ::readlink(local.c_str(), target.data(), target.size());
+  if (n < 0) return PosixError("read link " + local, errno);
+  target.resize(static_cast<size_t>(n));
+  return target;
+}
+
+// A batch of files stored: "stored PATH" for each with --verbose, and the progress line.
+void ReportStored(const std::vector<std::string>& paths, uint64_t bytes, bool verbose,
+                  Progress& progress) {
+  if (verbose) {
+    for (const std::string& p : paths) std::printf("stored %s\n", p.c_str());
+    std::fflush(stdout);
+  }
+  progress.Add(bytes, paths.size());
+}
+
 struct PutFlags {
   DriveFlags drive;
   std::string local;
   std::string remote;
   bool verbose = false;
 };
-
-// Removes the entry `name` in `parent` (a folder only with `recursive`, and its contents
-// first). The chunks it used stay on the nodes until gc.
-Status Remove(backend::Drive& drive, Ino parent, const std::string& name, bool recursive) {
-  SFS_ASSIGN_OR_RETURN(InodeAttr a, drive.Lookup(parent, name));
-  if (a.kind == FileKind::kDirectory && !recursive) {
-    return Status::IsDirectory("'" + name + "' is a folder (use -r)");
-  }
-  return drive.RemoveTree(parent, name);
-}
 
 // Puts local trees into the drive. Regular files are gathered into batches that StoreFiles
 // packs together and commits in one transaction each, so small files share packs and a new
@@ -122,23 +145,14 @@ Status TreePutter::Put(const std::string& local, Ino parent, const std::string& 
       SFS_ASSIGN_OR_RETURN(InodeAttr made, drive_.Mkdir(parent, name, how));
       ino = made.ino;
     }
-    std::error_code ec;
-    std::vector<std::string> names;
-    for (const auto& e : std::filesystem::directory_iterator(local, ec)) {
-      names.push_back(e.path().filename().string());
-    }
-    if (ec) return PosixError("list " + local, ec.value());
-    std::sort(names.begin(), names.end());
+    SFS_ASSIGN_OR_RETURN(std::vector<std::string> names, SortedNames(local));
     for (const std::string& n : names) SFS_RETURN_IF_ERROR(Put(local + "/" + n, ino, n));
     keep.mode = how.mode;
     attrs_.emplace_back(ino, keep);
     return Status::Ok();
   }
   if (S_ISLNK(st.st_mode)) {
-    std::string target(static_cast<size_t>(st.st_size) + 1, '\0');
-    ssize_t n = ::readlink(local.c_str(), target.data(), target.size());
-    if (n < 0) return PosixError("read link " + local, errno);
-    target.resize(static_cast<size_t>(n));
+    SFS_ASSIGN_OR_RETURN(std::string target, ReadLocalLink(local, st));
     if (existing.ok()) {
       if (existing->kind == FileKind::kDirectory) {
         return Status::IsDirectory(local + ": the drive has a folder where this link goes");
@@ -201,11 +215,7 @@ Status TreePutter::StoreBatch() {
                                                           : std::to_string(batch_.size()) +
                                                                 " files from " + batch_paths_[0]);
   }
-  if (verbose_) {
-    for (const std::string& p : batch_paths_) std::printf("stored %s\n", p.c_str());
-    std::fflush(stdout);
-  }
-  progress_.Add(batch_bytes_, batch_.size());
+  ReportStored(batch_paths_, batch_bytes_, verbose_, progress_);
   batch_.clear();
   batch_paths_.clear();
   maps_.clear();
@@ -231,20 +241,199 @@ Status TreePutter::Finish() {
   return Status::Ok();
 }
 
+// Puts local trees into the drive that another process holds, through its API (REST on the
+// unix socket), keeping what TreePutter keeps: modes, mtimes (also of folders and links),
+// symlinks, and the quick check. Files go into that process's write-back area one PUT each;
+// every kBatchBytes or kBatchFiles, and at the end, the process is asked to sync, so that,
+// as with TreePutter, what is reported stored is on the nodes (and the catalog's checkpoint).
+class DaemonPutter {
+ public:
+  DaemonPutter(DaemonClient& client, DriveTree& tree, bool verbose)
+      : client_(client), tree_(tree), verbose_(verbose) {}
+
+  // Puts one local tree as `path` in the drive, where `existing` is what is there now (if
+  // anything). Sets `*changed` if it changed anything in the drive.
+  Status Put(const std::string& local, const std::string& path,
+             const std::optional<InodeAttr>& existing, bool* changed);
+  // Syncs the last batch and sets the folders' modes and times. Must be called once at the end.
+  Status Finish();
+  int skipped() const { return skipped_; }
+
+ private:
+  static constexpr uint64_t kBatchBytes = uint64_t{64} << 20;
+  static constexpr size_t kBatchFiles = 4096;
+
+  Status PutFile(const std::string& local, const std::string& path,
+                 const std::optional<InodeAttr>& existing, bool* changed);
+  // PATCH /api/v1/stat/PATH.
+  Status SetAttrs(const std::string& path, const nlohmann::json& attrs);
+  Status SyncBatch();
+
+  DaemonClient& client_;
+  DriveTree& tree_;
+  const bool verbose_;
+  int skipped_ = 0;
+  std::vector<std::string> batch_paths_;
+  uint64_t batch_bytes_ = 0;
+  // Folders' modes and times, set at the end, deepest first (filling a folder changes its
+  // mtime).
+  std::vector<std::pair<std::string, nlohmann::json>> attrs_;
+  Progress progress_{"stored", 0};
+};
+
+std::string ModeQuery(uint32_t mode) {
+  char octal[16];
+  std::snprintf(octal, sizeof(octal), "?mode=%o", mode & 07777);
+  return octal;
+}
+
+Status DaemonPutter::Put(const std::string& local, const std::string& path,
+                         const std::optional<InodeAttr>& existing, bool* changed) {
+  struct stat st {};
+  if (::lstat(local.c_str(), &st) != 0) return PosixError("stat " + local, errno);
+  const uint32_t mode = static_cast<uint32_t>(st.st_mode & 07777);
+  const nlohmann::json times = {{"mtime_ns", TimespecToNs(st.st_mtim)},
+                                {"atime_ns", TimespecToNs(st.st_atim)}};
+  if (S_ISDIR(st.st_mode)) {
+    if (existing && existing->kind != FileKind::kDirectory) {
+      return Status::NotDirectory(local + ": the drive has a file where this folder goes");
+    }
+    std::map<std::string, InodeAttr> there;
+    if (existing) {
+      SFS_RETURN_IF_ERROR(ForEachEntry(tree_, path, *existing, [&](const backend::DirEntry& e) {
+        there.emplace(e.name, e.attr);
+        return Status::Ok();
+      }));
+    } else {
+      SFS_ASSIGN_OR_RETURN(std::string target, ApiTarget("/api/v1/folders", path));
+      SFS_RETURN_IF_ERROR(client_.Call("POST", target + ModeQuery(mode)).status());
+    }
+    SFS_ASSIGN_OR_RETURN(std::vector<std::string> names, SortedNames(local));
+    bool inside = !existing;
+    for (const std::string& n : names) {
+      auto it = there.find(n);
+      std::optional<InodeAttr> child;
+      if (it != there.end()) child = it->second;
+      SFS_RETURN_IF_ERROR(Put(local + "/" + n, ChildPath(path, n), child, &inside));
+    }
+    // As TreePutter: a folder whose contents, mode and mtime are as they were is left alone.
+    if (inside || existing->mode != mode || existing->mtime_ns != TimespecToNs(st.st_mtim)) {
+      nlohmann::json a = times;
+      a["mode"] = mode;
+      attrs_.emplace_back(path, std::move(a));
+      *changed = true;
+    }
+    return Status::Ok();
+  }
+  if (S_ISLNK(st.st_mode)) {
+    SFS_ASSIGN_OR_RETURN(std::string target, ReadLocalLink(local, st));
+    if (existing) {
+      if (existing->kind == FileKind::kDirectory) {
+        return Status::IsDirectory(local + ": the drive has a folder where this link goes");
+      }
+      SFS_RETURN_IF_ERROR(tree_.Remove(path, /*recursive=*/false));
+    }
+    SFS_ASSIGN_OR_RETURN(std::string link, ApiTarget("/api/v1/links", path));
+    SFS_RETURN_IF_ERROR(client_.Call("POST", link, {{"target", target}}).status());
+    *changed = true;
+    return SetAttrs(path, times);
+  }
+  if (S_ISREG(st.st_mode)) return PutFile(local, path, existing, changed);
+  std::fprintf(stderr, "shardfs put: %s: skipped (not a file, folder or link)\n", local.c_str());
+  ++skipped_;
+  return Status::Ok();
+}
+
+Status DaemonPutter::PutFile(const std::string& local, const std::string& path,
+                             const std::optional<InodeAttr>& existing, bool* changed) {
+  UniqueFd fd(::open(local.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW));
+  if (!fd.valid()) return PosixError("open " + local, errno);
+  struct stat st {};
+  if (::fstat(fd.get(), &st) != 0) return PosixError("stat " + local, errno);
+  const uint32_t mode = static_cast<uint32_t>(st.st_mode & 07777);
+  if (existing) {
+    if (existing->kind != FileKind::kFile) {
+      return Status::IsDirectory(local + ": the drive has a folder or link where this file goes");
+    }
+    if (existing->size == static_cast<uint64_t>(st.st_size) &&
+        existing->mtime_ns == TimespecToNs(st.st_mtim)) {
+      // The quick check: same size and mtime, so the same contents.
+      if (existing->mode == mode) return Status::Ok();
+      *changed = true;
+      return SetAttrs(path, {{"mode", mode}});
+    }
+  }
+  SFS_ASSIGN_OR_RETURN(std::string target, ApiTarget("/api/v1/files", path));
+  const int64_t mtime = TimespecToNs(st.st_mtim);
+  char secs[48];
+  std::snprintf(secs, sizeof(secs), "%lld.%09lld", static_cast<long long>(mtime / 1'000'000'000),
+                static_cast<long long>(mtime % 1'000'000'000));
+  auto put = client_.Upload(target + ModeQuery(mode), fd.get(), static_cast<uint64_t>(st.st_size),
+                            {{"X-OC-Mtime", secs}});
+  if (!put.ok()) return put.status().WithContext(local);
+  *changed = true;
+  batch_bytes_ += static_cast<uint64_t>(st.st_size);
+  batch_paths_.push_back(local);
+  if (batch_bytes_ >= kBatchBytes || batch_paths_.size() >= kBatchFiles) return SyncBatch();
+  return Status::Ok();
+}
+
+Status DaemonPutter::SetAttrs(const std::string& path, const nlohmann::json& attrs) {
+  SFS_ASSIGN_OR_RETURN(std::string target, ApiTarget("/api/v1/stat", path));
+  return client_.Call("PATCH", target, attrs).status();
+}
+
+Status DaemonPutter::SyncBatch() {
+  if (batch_paths_.empty()) return Status::Ok();
+  auto synced = client_.Call("POST", "/api/v1/sync?checkpoint=0", nullptr, kSyncTimeout);
+  if (!synced.ok()) {
+    return synced.status().WithContext(
+        "the drive's process took " + std::to_string(batch_paths_.size()) +
+        " file(s) but could not store them on the nodes; they wait in its queue");
+  }
+  ReportStored(batch_paths_, batch_bytes_, verbose_, progress_);
+  batch_paths_.clear();
+  batch_bytes_ = 0;
+  return Status::Ok();
+}
+
+Status DaemonPutter::Finish() {
+  SFS_RETURN_IF_ERROR(SyncBatch());
+  for (auto it = attrs_.rbegin(); it != attrs_.rend(); ++it) {
+    SFS_RETURN_IF_ERROR(SetAttrs(it->first, it->second));
+  }
+  attrs_.clear();
+  return Status::Ok();
+}
+
 int RunPut(const PutFlags& f) {
   struct stat st {};
   if (::lstat(f.local.c_str(), &st) != 0) return Failure("put", f.local, PosixError("stat", errno));
-  auto drive = OpenDrive(f.drive, "shardfs put");
-  if (!drive.ok()) return Failure("put", "open drive", drive.status());
-  Catalog& cat = (*drive)->catalog();
+  auto opened = OpenTree(f.drive, "shardfs put");
+  if (!opened.ok()) return Failure("put", "open drive", opened.status());
+  DriveTree& tree = *opened->tree;
   // REMOTE may name a folder (LOCAL goes in it under its own name) or the target itself.
   std::string remote = f.remote;
-  if (auto at = ResolvePath(cat, remote); at.ok() && at->kind == FileKind::kDirectory) {
-    remote = (remote.back() == '/' ? remote : remote + "/") + Base(f.local);
+  auto at = tree.Stat(remote);
+  if (at.ok() && at->kind == FileKind::kDirectory) {
+    remote = ChildPath(remote, Base(f.local));
+    at = tree.Stat(remote);
   }
-  auto parent = ResolveParent(cat, remote);
+  if (!opened->drive) {
+    if (!at.ok() && at.status().code() != Code::kNotFound)
+      return Failure("put", remote, at.status());
+    std::optional<InodeAttr> existing;
+    if (at.ok()) existing = *at;
+    DaemonPutter putter(*opened->daemon, tree, f.verbose);
+    bool changed = false;
+    Status s = putter.Put(f.local, remote, existing, &changed);
+    if (s.ok()) s = putter.Finish();
+    if (!s.ok()) return Failure("put", remote, s);
+    return putter.skipped() == 0 ? 0 : kExitFailure;
+  }
+  auto parent = ResolveParent(opened->drive->catalog(), remote);
   if (!parent.ok()) return Failure("put", remote, parent.status());
-  TreePutter putter(**drive, f.verbose);
+  TreePutter putter(*opened->drive, f.verbose);
   Status s = putter.Put(f.local, parent->first, parent->second);
   if (s.ok()) s = putter.Finish();
   if (!s.ok()) return Failure("put", remote, s);
@@ -257,11 +446,12 @@ struct GetFlags {
   std::string local;
 };
 
-// Writes the drive's file `attr` to `local`: into a temporary file beside it, renamed over it
-// when whole, so a failed get leaves the target as it was. Not synced: the caller syncs the
-// file system once at the end. `done(bytes, files)` reports progress.
-Status GetFile(backend::Drive& drive, const InodeAttr& attr, const std::string& local,
-               const std::function<void(uint64_t, uint64_t)>& done) {
+// Writes the drive's file at `path` (attributes `attr`) to `local`: into a temporary file
+// beside it, renamed over it when whole, so a failed get leaves the target as it was. Not
+// synced: the caller syncs the file system once at the end. `done(bytes, files)` reports
+// progress.
+Status GetFile(DriveTree& tree, const std::string& path, const InodeAttr& attr,
+               const std::string& local, const std::function<void(uint64_t, uint64_t)>& done) {
   uint8_t nonce[6];
   crypto::RandomBytes(nonce);
   // Beside the target, under a name of its own (the target's name may be as long as a name
@@ -275,22 +465,26 @@ Status GetFile(backend::Drive& drive, const InodeAttr& attr, const std::string& 
     ::unlink(tmp.c_str());
     return s;
   };
-  Bytes buf(std::min<uint64_t>(kReadPiece, std::max<uint64_t>(attr.size, 1)));
-  for (uint64_t off = 0; off < attr.size;) {
-    auto n = drive.Read(attr.ino, off, buf);
-    if (!n.ok()) return fail(n.status());
-    if (*n == 0) return fail(Status::Corruption("file ended early"));
-    ByteSpan piece = ByteSpan(buf).first(*n);
+  uint64_t got = 0;
+  Status read = tree.Read(path, attr, [&](ByteSpan piece) {
+    if (piece.size() > attr.size - got) {
+      return Status::Unavailable("the file grew while it was read: get it again");
+    }
+    got += piece.size();
     // Zeros are not written: the file keeps them as a hole (it is sized at the end).
     if (std::all_of(piece.begin(), piece.end(), [](uint8_t b) { return b == 0; })) {
-      if (::lseek(out.get(), static_cast<off_t>(*n), SEEK_CUR) < 0) {
-        return fail(PosixError("seek " + tmp, errno));
+      if (::lseek(out.get(), static_cast<off_t>(piece.size()), SEEK_CUR) < 0) {
+        return PosixError("seek " + tmp, errno);
       }
-    } else if (Status s = WriteAll(out.get(), piece, tmp); !s.ok()) {
-      return fail(s);
+    } else {
+      SFS_RETURN_IF_ERROR(WriteAll(out.get(), piece, tmp));
     }
-    off += *n;
-    done(*n, 0);
+    done(piece.size(), 0);
+    return Status::Ok();
+  });
+  if (!read.ok()) return fail(read);
+  if (got != attr.size) {
+    return fail(Status::Unavailable("the file changed while it was read: get it again"));
   }
   if (::ftruncate(out.get(), static_cast<off_t>(attr.size)) != 0) {
     return fail(PosixError("size " + tmp, errno));
@@ -311,19 +505,19 @@ Status GetFile(backend::Drive& drive, const InodeAttr& attr, const std::string& 
 // the file system is synced once at the end.
 class TreeGetter {
  public:
-  TreeGetter(backend::Drive& drive, Progress* progress) : drive_(drive), progress_(progress) {}
+  TreeGetter(DriveTree& tree, Progress* progress) : tree_(tree), progress_(progress) {}
 
-  Status Get(const InodeAttr& attr, const std::string& local) {
-    Status walked = Walk(attr, local);
+  Status Get(const std::string& path, const InodeAttr& attr, const std::string& local) {
+    Status walked = Walk(path, attr, local);
     Status files = Wait();
     SFS_RETURN_IF_ERROR(walked);
     SFS_RETURN_IF_ERROR(files);
     for (auto it = folders_.rbegin(); it != folders_.rend(); ++it) {
-      const auto& [path, a] = *it;
+      const auto& [where, a] = *it;
       struct timespec times[2] = {NsToTimespec(a.atime_ns), NsToTimespec(a.mtime_ns)};
-      if (::chmod(path.c_str(), a.mode & 07777) != 0) return PosixError("chmod " + path, errno);
-      if (::utimensat(AT_FDCWD, path.c_str(), times, 0) != 0) {
-        return PosixError("set times " + path, errno);
+      if (::chmod(where.c_str(), a.mode & 07777) != 0) return PosixError("chmod " + where, errno);
+      if (::utimensat(AT_FDCWD, where.c_str(), times, 0) != 0) {
+        return PosixError("set times " + where, errno);
       }
     }
     // Everything got is on disk before the command says so.
@@ -336,10 +530,10 @@ class TreeGetter {
  private:
   static constexpr int kThreads = 8;
 
-  Status Walk(const InodeAttr& attr, const std::string& local) {
-    if (attr.kind == FileKind::kFile) return Submit(attr, local);
+  Status Walk(const std::string& path, const InodeAttr& attr, const std::string& local) {
+    if (attr.kind == FileKind::kFile) return Submit(path, attr, local);
     if (attr.kind == FileKind::kSymlink) {
-      SFS_ASSIGN_OR_RETURN(std::string target, drive_.catalog().ReadLink(attr.ino));
+      SFS_ASSIGN_OR_RETURN(std::string target, tree_.ReadLink(path, attr));
       ::unlink(local.c_str());  // as cp -a: an existing non-folder entry is replaced
       if (::symlink(target.c_str(), local.c_str()) != 0) {
         return PosixError("create link " + local, errno);
@@ -354,26 +548,21 @@ class TreeGetter {
       return PosixError("create folder " + local, errno);
     }
     folders_.emplace_back(local, attr);
-    std::string after;
-    while (true) {
-      SFS_ASSIGN_OR_RETURN(auto page, drive_.catalog().ReadDir(attr.ino, after, kListPage));
-      for (const auto& e : page) SFS_RETURN_IF_ERROR(Walk(e.attr, local + "/" + e.name));
-      if (page.size() < kListPage) break;
-      after = page.back().name;
-    }
-    return Status::Ok();
+    return ForEachEntry(tree_, path, attr, [&](const backend::DirEntry& e) {
+      return Walk(ChildPath(path, e.name), e.attr, local + "/" + e.name);
+    });
   }
 
   // Queues a file, waiting while twice kThreads are queued; stops at the first error.
-  Status Submit(const InodeAttr& attr, const std::string& local) {
+  Status Submit(const std::string& path, const InodeAttr& attr, const std::string& local) {
     {
       MutexLock lock(&mu_);
       cv_.Wait(&mu_, [this]() REQUIRES(mu_) { return pending_ < 2 * kThreads; });
       if (!error_.ok()) return error_;
       ++pending_;
     }
-    pool_.Submit([this, attr, local] {
-      Status s = GetFile(drive_, attr, local, [this](uint64_t bytes, uint64_t files) {
+    pool_.Submit([this, path, attr, local] {
+      Status s = GetFile(tree_, path, attr, local, [this](uint64_t bytes, uint64_t files) {
         MutexLock lock(&mu_);
         progress_->Add(bytes, files);
       });
@@ -391,7 +580,7 @@ class TreeGetter {
     return error_;
   }
 
-  backend::Drive& drive_;
+  DriveTree& tree_;
   std::vector<std::pair<std::string, InodeAttr>> folders_;  // in the order made
   Mutex mu_;
   CondVar cv_;
@@ -401,39 +590,43 @@ class TreeGetter {
   ThreadPool pool_{kThreads};  // last: its destructor runs before the members above go
 };
 
-// Bytes of the files at and below `attr`.
-Result<uint64_t> TreeBytes(Catalog& cat, const InodeAttr& attr) {
+// Bytes of the files at and below `path` (whose attributes are `attr`).
+Result<uint64_t> TreeBytes(DriveTree& tree, const std::string& path, const InodeAttr& attr) {
   if (attr.kind == FileKind::kFile) return attr.size;
   if (attr.kind != FileKind::kDirectory) return uint64_t{0};
   uint64_t total = 0;
-  std::string after;
-  while (true) {
-    SFS_ASSIGN_OR_RETURN(auto page, cat.ReadDir(attr.ino, after, kListPage));
-    for (const auto& e : page) {
-      SFS_ASSIGN_OR_RETURN(uint64_t b, TreeBytes(cat, e.attr));
-      total += b;
-    }
-    if (page.size() < kListPage) break;
-    after = page.back().name;
-  }
+  SFS_RETURN_IF_ERROR(ForEachEntry(tree, path, attr, [&](const backend::DirEntry& e) {
+    SFS_ASSIGN_OR_RETURN(uint64_t b, TreeBytes(tree, ChildPath(path, e.name), e.attr));
+    total += b;
+    return Status::Ok();
+  }));
   return total;
 }
 
+// `path` as the commands print it: absolute, without a trailing '/'.
+std::string ShownPath(const std::string& path) {
+  std::string p = path.empty() || path[0] != '/' ? "/" + path : path;
+  while (p.size() > 1 && p.back() == '/') p.pop_back();
+  return p;
+}
+
 int RunGet(const GetFlags& f) {
-  auto drive = OpenDrive(f.drive, "shardfs get");
-  if (!drive.ok()) return Failure("get", "open drive", drive.status());
-  auto attr = ResolvePath((*drive)->catalog(), f.remote);
+  auto opened = OpenTree(f.drive, "shardfs get");
+  if (!opened.ok()) return Failure("get", "open drive", opened.status());
+  DriveTree& tree = *opened->tree;
+  auto attr = tree.Stat(f.remote);
   if (!attr.ok()) return Failure("get", f.remote, attr.status());
   std::string local = f.local;
   struct stat lst {};
   if (::stat(local.c_str(), &lst) == 0 && S_ISDIR(lst.st_mode)) {
     local += "/" + (f.remote == "/" ? std::string("drive") : Base(f.remote));
   }
+  const std::string path = ShownPath(f.remote);
   // The total for the progress line costs a walk of the catalog: only on a terminal.
   uint64_t total = 0;
-  if (::isatty(STDERR_FILENO) == 1) total = TreeBytes((*drive)->catalog(), *attr).value_or(0);
+  if (::isatty(STDERR_FILENO) == 1) total = TreeBytes(tree, path, *attr).value_or(0);
   Progress progress("got", total);
-  if (Status s = TreeGetter(**drive, &progress).Get(*attr, local); !s.ok()) {
+  if (Status s = TreeGetter(tree, &progress).Get(path, *attr, local); !s.ok()) {
     return Failure("get", f.remote, s);
   }
   return 0;
@@ -454,10 +647,10 @@ std::string ModeString(const InodeAttr& a) {
 }
 
 int RunLs(const LsFlags& f) {
-  auto drive = OpenDrive(f.drive, "shardfs ls");
-  if (!drive.ok()) return Failure("ls", "open drive", drive.status());
-  Catalog& cat = (*drive)->catalog();
-  auto at = ResolvePath(cat, f.remote);
+  auto opened = OpenTree(f.drive, "shardfs ls");
+  if (!opened.ok()) return Failure("ls", "open drive", opened.status());
+  DriveTree& tree = *opened->tree;
+  auto at = tree.Stat(f.remote);
   if (!at.ok()) return Failure("ls", f.remote, at.status());
   auto print = [&](const std::string& name, const InodeAttr& a) {
     if (!f.long_format) {
@@ -478,30 +671,19 @@ int RunLs(const LsFlags& f) {
   }
   // One folder's entries; with -R each folder is headed "PATH:" and its subfolders follow, in
   // name order, each after a blank line (as ls -R).
-  std::function<Status(Ino, const std::string&, bool)> list = [&](Ino ino, const std::string& path,
-                                                                  bool first) -> Status {
+  std::function<Status(const std::string&, const InodeAttr&, bool)> list =
+      [&](const std::string& path, const InodeAttr& dir, bool first) -> Status {
     if (f.recursive) std::printf("%s%s:\n", first ? "" : "\n", path.c_str());
-    std::vector<std::pair<std::string, Ino>> folders;
-    std::string after;
-    while (true) {
-      SFS_ASSIGN_OR_RETURN(auto page, cat.ReadDir(ino, after, kListPage));
-      for (const auto& e : page) {
-        print(e.name, e.attr);
-        if (f.recursive && e.attr.kind == FileKind::kDirectory) {
-          folders.emplace_back(e.name, e.attr.ino);
-        }
-      }
-      if (page.size() < kListPage) break;
-      after = page.back().name;
-    }
-    for (const auto& [name, sub] : folders) {
-      SFS_RETURN_IF_ERROR(list(sub, (path == "/" ? "" : path) + "/" + name, false));
-    }
+    std::vector<backend::DirEntry> folders;
+    SFS_RETURN_IF_ERROR(ForEachEntry(tree, path, dir, [&](const backend::DirEntry& e) {
+      print(e.name, e.attr);
+      if (f.recursive && e.attr.kind == FileKind::kDirectory) folders.push_back(e);
+      return Status::Ok();
+    }));
+    for (const auto& e : folders) SFS_RETURN_IF_ERROR(list(ChildPath(path, e.name), e.attr, false));
     return Status::Ok();
   };
-  std::string path = f.remote.empty() || f.remote[0] != '/' ? "/" + f.remote : f.remote;
-  while (path.size() > 1 && path.back() == '/') path.pop_back();
-  if (Status s = list(at->ino, path, true); !s.ok()) return Failure("ls", f.remote, s);
+  if (Status s = list(ShownPath(f.remote), *at, true); !s.ok()) return Failure("ls", f.remote, s);
   std::fflush(stdout);
   return 0;
 }
@@ -513,35 +695,13 @@ struct MkdirFlags {
 };
 
 int RunMkdir(const MkdirFlags& f) {
-  auto drive = OpenDrive(f.drive, "shardfs mkdir");
-  if (!drive.ok()) return Failure("mkdir", "open drive", drive.status());
-  Catalog& cat = (*drive)->catalog();
-  if (!f.parents) {
-    auto parent = ResolveParent(cat, f.remote);
-    if (!parent.ok()) return Failure("mkdir", f.remote, parent.status());
-    auto made = (*drive)->Mkdir(parent->first, parent->second, backend::NewInode{0755, 0, 0});
-    if (!made.ok()) return Failure("mkdir", f.remote, made.status());
-    return 0;
-  }
-  // -p: every missing folder on the way; an existing folder is fine.
-  if (f.remote.empty() || f.remote.front() != '/') {
+  if (f.parents && (f.remote.empty() || f.remote.front() != '/')) {
     return UsageError("mkdir", "'" + f.remote + "' is not an absolute drive path");
   }
-  Ino at = backend::kRootIno;
-  for (const std::string& name : PathParts(f.remote)) {
-    auto next = cat.Lookup(at, name);
-    if (next.ok() && next->kind == FileKind::kDirectory) {
-      at = next->ino;
-      continue;
-    }
-    if (next.ok() || next.status().code() != Code::kNotFound) {
-      return Failure(
-          "mkdir", f.remote,
-          next.ok() ? Status::NotDirectory("'" + name + "' is not a folder") : next.status());
-    }
-    auto made = (*drive)->Mkdir(at, name, backend::NewInode{0755, 0, 0});
-    if (!made.ok()) return Failure("mkdir", f.remote, made.status());
-    at = made->ino;
+  auto opened = OpenTree(f.drive, "shardfs mkdir");
+  if (!opened.ok()) return Failure("mkdir", "open drive", opened.status());
+  if (Status s = opened->tree->Mkdir(f.remote, f.parents); !s.ok()) {
+    return Failure("mkdir", f.remote, s);
   }
   return 0;
 }
@@ -553,13 +713,10 @@ struct RmFlags {
 };
 
 int RunRm(const RmFlags& f) {
-  auto drive = OpenDrive(f.drive, "shardfs rm");
-  if (!drive.ok()) return Failure("rm", "open drive", drive.status());
-  Catalog& cat = (*drive)->catalog();
+  auto opened = OpenTree(f.drive, "shardfs rm");
+  if (!opened.ok()) return Failure("rm", "open drive", opened.status());
   for (const std::string& remote : f.remotes) {
-    auto parent = ResolveParent(cat, remote);
-    if (!parent.ok()) return Failure("rm", remote, parent.status());
-    if (Status s = Remove(**drive, parent->first, parent->second, f.recursive); !s.ok()) {
+    if (Status s = opened->tree->Remove(remote, f.recursive); !s.ok()) {
       return Failure("rm", remote, s);
     }
   }
@@ -573,21 +730,20 @@ struct MvFlags {
 };
 
 int RunMv(const MvFlags& f) {
-  auto drive = OpenDrive(f.drive, "shardfs mv");
-  if (!drive.ok()) return Failure("mv", "open drive", drive.status());
-  Catalog& cat = (*drive)->catalog();
-  auto src = ResolveParent(cat, f.from);
-  if (!src.ok()) return Failure("mv", f.from, src.status());
+  auto opened = OpenTree(f.drive, "shardfs mv");
+  if (!opened.ok()) return Failure("mv", "open drive", opened.status());
+  DriveTree& tree = *opened->tree;
+  if (PathParts(f.from).empty()) {
+    return Failure("mv", f.from, Status::InvalidArgument("'/' cannot be moved"));
+  }
   // Into a folder that exists, under the same name; else to the path itself.
   std::string to = f.to;
-  if (auto at = ResolvePath(cat, to); at.ok() && at->kind == FileKind::kDirectory) {
-    to = (to.back() == '/' ? to : to + "/") + src->second;
+  if (auto at = tree.Stat(to); at.ok() && at->kind == FileKind::kDirectory) {
+    to = ChildPath(to, Base(f.from));
   }
-  auto dst = ResolveParent(cat, to);
-  if (!dst.ok()) return Failure("mv", to, dst.status());
-  Status moved = (*drive)->Rename(src->first, src->second, dst->first, dst->second,
-                                  backend::RenameMode::kReplace);
-  if (!moved.ok()) return Failure("mv", f.from + " -> " + to, moved);
+  if (Status moved = tree.Move(f.from, to); !moved.ok()) {
+    return Failure("mv", f.from + " -> " + to, moved);
+  }
   return 0;
 }
 
@@ -598,9 +754,9 @@ struct StatFlags {
 };
 
 int RunStat(const StatFlags& f) {
-  auto drive = OpenDrive(f.drive, "shardfs stat");
-  if (!drive.ok()) return Failure("stat", "open drive", drive.status());
-  auto a = ResolvePath((*drive)->catalog(), f.remote);
+  auto opened = OpenTree(f.drive, "shardfs stat");
+  if (!opened.ok()) return Failure("stat", "open drive", opened.status());
+  auto a = opened->tree->Stat(f.remote);
   if (!a.ok()) return Failure("stat", f.remote, a.status());
   const char* kind = a->kind == FileKind::kDirectory ? "folder"
                      : a->kind == FileKind::kSymlink ? "symlink"
@@ -628,11 +784,11 @@ struct DuFlags {
 };
 
 int RunDu(const DuFlags& f) {
-  auto drive = OpenDrive(f.drive, "shardfs du");
-  if (!drive.ok()) return Failure("du", "open drive", drive.status());
-  auto at = ResolvePath((*drive)->catalog(), f.remote);
+  auto opened = OpenTree(f.drive, "shardfs du");
+  if (!opened.ok()) return Failure("du", "open drive", opened.status());
+  auto at = opened->tree->Stat(f.remote);
   if (!at.ok()) return Failure("du", f.remote, at.status());
-  auto bytes = TreeBytes((*drive)->catalog(), *at);
+  auto bytes = TreeBytes(*opened->tree, ShownPath(f.remote), *at);
   if (!bytes.ok()) return Failure("du", f.remote, bytes.status());
   std::printf("%llu\t%s\n", static_cast<unsigned long long>(*bytes), f.remote.c_str());
   return 0;
@@ -682,88 +838,91 @@ struct StatusFlags {
   bool json = false;
 };
 
-int RunStatus(const StatusFlags& f) {
-  auto drive = OpenDrive(f.drive, "shardfs status");
-  if (!drive.ok()) return Failure("status", "open drive", drive.status());
-  backend::Drive& d = **drive;
-  const backend::DriveConfig& c = d.config();
+// `shardfs status --json`: the API's usage object, with the drive's name, its durability
+// and its nodes.
+Result<nlohmann::json> StatusJson(OpenedTree& opened) {
+  if (!opened.drive) {
+    // The process that holds the drive asks its nodes now (fresh=1), as a command would.
+    SFS_ASSIGN_OR_RETURN(nlohmann::json s, opened.daemon->Call("GET", "/api/v1/status?fresh=1"));
+    nlohmann::json j = s.at("usage");
+    j["drive"] = s.at("drive");
+    j["durability"] = s.at("durability");
+    j["nodes"] = s.at("nodes");
+    return j;
+  }
+  backend::Drive& d = *opened.drive;
   // Each node asked now; then what this client has seen of it, over its sessions (the
   // catalog's nodes table), and its state in the member list (api::NodesJson).
-  std::vector<Result<backend::PeerStatus>> asked;
-  for (size_t i = 0; i < c.nodes.size(); ++i) {
-    asked.push_back(d.peers().peer(i).GetStatus());
-    if (asked.back().ok()) d.peers().ReportFree(i, asked.back()->free);
-  }
+  const auto answers = d.AskNodes();
   const backend::Durability durability = DurabilityOrEmpty(d);
-  nlohmann::json nodes = api::NodesJson(d);
-  for (size_t i = 0; i < nodes.size(); ++i) {
-    const auto& st = asked[i];
-    nodes[i]["up"] = st.ok();
-    if (st.ok()) {
-      nodes[i]["shards"] = st->shards;
-      nodes[i]["used"] = st->used;
-      nodes[i]["free"] = st->free;
-      nodes[i]["version"] = st->version;
-    } else {
-      nodes[i]["error"] = st.status().ToString();
-    }
-  }
+  SFS_ASSIGN_OR_RETURN(nlohmann::json j, api::UsageJson(d));
+  j["drive"] = d.config().name;
+  j["durability"] = api::DurabilityJson(durability);
+  j["nodes"] = api::NodesJson(d, &answers);
+  return j;
+}
+
+int RunStatus(const StatusFlags& f) {
+  auto opened = OpenTree(f.drive, "shardfs status");
+  if (!opened.ok()) return Failure("status", "open drive", opened.status());
+  auto status = StatusJson(*opened);
+  if (!status.ok()) return Failure("status", "status", status.status());
+  const nlohmann::json& j = *status;
   if (f.json) {
-    auto j = api::UsageJson(d);
-    if (!j.ok()) return Failure("status", "catalog", j.status());
-    (*j)["drive"] = c.name;
-    (*j)["durability"] = api::DurabilityJson(durability);
-    (*j)["nodes"] = nodes;
-    std::printf("%s\n", j->dump(2).c_str());
+    std::printf("%s\n", j.dump(2).c_str());
     return 0;
   }
-  auto totals = d.catalog().GetTotals();
-  if (!totals.ok()) return Failure("status", "catalog", totals.status());
-  const backend::UploadState up = d.Uploads();
-  std::printf("drive %s: RS(%d,%d); %llu files, %llu folders, %s in files\n", c.name.c_str(), c.k,
-              c.m, static_cast<unsigned long long>(totals->files),
-              static_cast<unsigned long long>(totals->folders),
-              FormatByteSize(totals->file_bytes).c_str());
+  auto u64 = [](const nlohmann::json& o, const char* key) { return o.value(key, uint64_t{0}); };
+  const int k = j.value("k", 0), m = j.value("m", 0);
+  std::printf("drive %s: RS(%d,%d); %llu files, %llu folders, %s in files\n",
+              j.value("drive", "").c_str(), k, m, static_cast<unsigned long long>(u64(j, "files")),
+              static_cast<unsigned long long>(u64(j, "folders")),
+              FormatByteSize(u64(j, "file_bytes")).c_str());
+  const uint64_t pack_bytes = u64(j, "pack_bytes");
   std::printf(
       "stored: %llu packs, %s before coding, about %s on nodes; %llu chunks, %llu unused (gc)\n",
-      static_cast<unsigned long long>(totals->packs), FormatByteSize(totals->pack_bytes).c_str(),
-      FormatByteSize(totals->pack_bytes / static_cast<uint64_t>(c.k) *
-                     static_cast<uint64_t>(c.k + c.m))
+      static_cast<unsigned long long>(u64(j, "packs")), FormatByteSize(pack_bytes).c_str(),
+      FormatByteSize(k > 0 ? pack_bytes / static_cast<uint64_t>(k) * static_cast<uint64_t>(k + m)
+                           : 0)
           .c_str(),
-      static_cast<unsigned long long>(totals->chunks),
-      static_cast<unsigned long long>(totals->unreferenced_chunks));
-  if (up.staged.layers == 0) {
+      static_cast<unsigned long long>(u64(j, "chunks")),
+      static_cast<unsigned long long>(u64(j, "unreferenced_chunks")));
+  const nlohmann::json& up = j.at("pending_uploads");
+  if (u64(up, "layers") == 0) {
     std::printf("pending uploads: none\n");
   } else {
-    std::printf("pending uploads: %s in %zu file(s) (shardfs sync stores them)%s%s\n",
-                FormatByteSize(up.staged.bytes).c_str(), up.staged.files,
-                up.last_error.ok() ? "" : "; last error: ",
-                up.last_error.ok() ? "" : up.last_error.ToString().c_str());
+    const std::string error = up.value("last_error", "");
+    std::printf("pending uploads: %s in %llu file(s) (shardfs sync stores them)%s%s\n",
+                FormatByteSize(u64(up, "bytes")).c_str(),
+                static_cast<unsigned long long>(u64(up, "files")),
+                error.empty() ? "" : "; last error: ", error.c_str());
   }
   std::printf("nodes:\n");
-  for (const auto& n : nodes) {
-    if (n["up"].get<bool>()) {
+  for (const auto& n : j.at("nodes")) {
+    if (n.value("up", false)) {
       std::printf("  %-22s %.16s  up    %llu shards, %s used, %s free\n",
                   n["address"].get<std::string>().c_str(), n["id"].get<std::string>().c_str(),
-                  static_cast<unsigned long long>(n["shards"].get<uint64_t>()),
-                  FormatByteSize(n["used"].get<uint64_t>()).c_str(),
-                  FormatByteSize(n["free"].get<uint64_t>()).c_str());
+                  static_cast<unsigned long long>(u64(n, "shards")),
+                  FormatByteSize(u64(n, "used")).c_str(), FormatByteSize(u64(n, "free")).c_str());
     } else {
       std::printf("  %-22s %.16s  DOWN  %s\n", n["address"].get<std::string>().c_str(),
-                  n["id"].get<std::string>().c_str(), n["error"].get<std::string>().c_str());
+                  n["id"].get<std::string>().c_str(), n.value("error", "").c_str());
     }
-    const uint64_t bad = n["bad_bytes"].get<uint64_t>();
+    const uint64_t bad = u64(n, "bad_bytes");
     const std::string liar =
         bad > 0 ? ", SERVED BAD BYTES " + std::to_string(bad) + " time(s)" : std::string();
     std::printf(
         "  %-22s seen: %llu answers, %llu failures, %.1f ms latency; network: %s; "
         "reputation %.2f%s\n",
-        "", static_cast<unsigned long long>(n["successes"].get<uint64_t>()),
-        static_cast<unsigned long long>(n["failures"].get<uint64_t>()),
-        n["latency_ms"].get<double>(), n["state"].get<std::string>().c_str(),
-        n["reputation"].get<double>(), liar.c_str());
+        "", static_cast<unsigned long long>(u64(n, "successes")),
+        static_cast<unsigned long long>(u64(n, "failures")), n.value("latency_ms", 0.0),
+        n.value("state", "").c_str(), n.value("reputation", 0.0), liar.c_str());
   }
-  PrintDurabilityLine(durability, c.k, c.m);
+  if (j.at("durability").is_object()) {
+    PrintDurabilityLine(api::DurabilityFromJson(j.at("durability")), k, m);
+  } else {
+    std::printf("durability: unknown (the catalog could not be read)\n");
+  }
   return 0;
 }
 

@@ -136,14 +136,7 @@ int Serve(const MountFlags& f, const DriveHome& home, int notify_fd) {
   ao.invalidate_entry = [m](backend::Ino parent, const std::string& name) {
     m->InvalidateEntry(parent, name);
   };
-  ao.sync = [m, d, flush_timeout]() -> Result<api::SyncReport> {
-    log::Info("sync requested");
-    HandOverCachedWrites(m->mountpoint());
-    const backend::UploadState pending = d->Uploads();
-    SFS_ASSIGN_OR_RETURN(uint64_t head, StoreEverything(*d, flush_timeout));
-    log::Info("sync done: checkpoint {}", head);
-    return api::SyncReport{pending.staged.files, pending.staged.bytes, head};
-  };
+  ao.sync = SyncOnRequest(d, flush_timeout, [m] { HandOverCachedWrites(m->mountpoint()); });
   auto servers = ApiServers::Start(d, home, f.api, ao);
   if (!servers.ok()) {
     (void)m->Unmount(true);

@@ -75,6 +75,22 @@ same_tree "$src" "$mnt/cp" "cp -a"
 # A backup script's next step: shardfs sync, which the mount's daemon does.
 sfs sync >"$dir/sync.out" 2>&1 || fail "sync while mounted: $(cat "$dir/sync.out")"
 grep -q "Synced the drive mounted at $mnt" "$dir/sync.out" || fail "sync said: $(cat "$dir/sync.out")"
+# The other file commands while mounted go through the daemon's socket too, and what they
+# change shows in the mount at once (the kernel's cache is told).
+sfs ls /cp/small >"$dir/ls-mounted" || fail "ls while mounted"
+(cd "$mnt/cp/small" && LC_ALL=C ls -A) | cmp -s - "$dir/ls-mounted" ||
+  fail "ls while mounted: $(head -3 "$dir/ls-mounted")"
+[ ! -e "$mnt/via-cli" ] || fail "via-cli exists before the put"
+sfs put "$src/big/seven-mib-odd" /via-cli || fail "put while mounted"
+cmp "$src/big/seven-mib-odd" "$mnt/via-cli" || fail "a file put while mounted differs in the mount"
+[ "$(stat -c '%a %Y' "$mnt/via-cli")" = "$(stat -c '%a %Y' "$src/big/seven-mib-odd")" ] ||
+  fail "put while mounted: mode or mtime $(stat -c '%a %Y' "$mnt/via-cli")"
+sfs mv /via-cli /via-cli-2 || fail "mv while mounted"
+[ ! -e "$mnt/via-cli" ] && [ -f "$mnt/via-cli-2" ] || fail "the mount did not see the mv"
+sfs get /cp/big/one "$dir/one-back" && cmp "$src/big/one" "$dir/one-back" || fail "get while mounted"
+sfs status | grep -q '^drive default: RS' || fail "status while mounted: $(sfs status 2>&1 | head -3)"
+sfs rm /via-cli-2 || fail "rm while mounted"
+[ ! -e "$mnt/via-cli-2" ] || fail "the mount still shows a file rm removed"
 
 # rsync -a, then again: nothing to do.
 rsync -a "$src/" "$mnt/rs/"

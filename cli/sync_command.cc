@@ -1,6 +1,7 @@
 #include "cli/sync_command.h"
 
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <memory>
 
@@ -10,9 +11,9 @@
 #include "cli/api_server.h"
 #include "cli/drive_home.h"
 #include "cli/drive_open.h"
+#include "cli/drive_tree.h"
 #include "cli/exit.h"
 #include "cli/mount_control.h"
-#include "net/local_client.h"
 
 namespace shardfs::cli {
 
@@ -28,21 +29,16 @@ struct SyncFlags {
 // process syncs it (POST /api/v1/sync on the drive's socket; a mount first takes the kernel's
 // cached writes).
 int SyncThroughDaemon(const SyncFlags& f, const Status& busy) {
-  auto home = ResolveDriveHome(f.drive.home, f.drive.drive);
-  if (!home.ok() || !net::LocalServerRuns(ApiSocketPath(*home))) {
-    return Failure("sync", "open the drive", busy);
-  }
+  auto daemon = DaemonFor(f.drive, busy);
+  if (!daemon.ok()) return Failure("sync", "open the drive", daemon.status());
   // The daemon's own wait for the nodes is its --flush-timeout; this one bounds the answer.
-  auto reply =
-      net::LocalRequest(ApiSocketPath(*home), "POST", "/api/v1/sync", "",
-                        std::chrono::milliseconds(static_cast<int64_t>(f.timeout_seconds * 1000)));
-  if (!reply.ok()) return Failure("sync", "sync through the drive's process", reply.status());
-  auto j = nlohmann::json::parse(reply->body, nullptr, false);
-  if (reply->status != 200 || !j.is_object()) {
-    std::string message = j.is_object() ? j.value("message", reply->body) : reply->body;
-    return Failure("sync", "sync through the drive's process",
-                   Status::Unavailable(std::to_string(reply->status) + ": " + message));
-  }
+  auto answer =
+      (*daemon)->Call("POST", "/api/v1/sync", nullptr,
+                      std::chrono::seconds(static_cast<int64_t>(std::ceil(f.timeout_seconds))));
+  if (!answer.ok()) return Failure("sync", "sync through the drive's process", answer.status());
+  const nlohmann::json& j = *answer;
+  auto home = ResolveDriveHome(f.drive.home, f.drive.drive);
+  if (!home.ok()) return Failure("sync", "find the drive", home.status());
   const auto mount = FindLiveMount(*home);
   const std::string where = mount ? "the drive mounted at " + mount->mountpoint
                                   : "drive " + f.drive.drive + " (through its process)";

@@ -111,12 +111,32 @@ std::optional<uint64_t> ParseDecimal(std::string_view s) {
 }
 
 std::optional<int64_t> ParseEpochSeconds(std::string_view s) {
-  std::string text(s);
-  if (text.empty()) return std::nullopt;
-  char* end = nullptr;
-  double secs = std::strtod(text.c_str(), &end);
-  if (end != text.c_str() + text.size() || !(secs >= 0 && secs <= 1e11)) return std::nullopt;
-  return static_cast<int64_t>(secs * 1e9);
+  // Exact to the nanosecond (a double is not: 1.7e18 ns needs 61 bits): whole seconds, then
+  // at most nine digits of fraction counted, the rest ignored.
+  const size_t dot = s.find('.');
+  auto whole = ParseDecimal(s.substr(0, dot));
+  if (!whole || *whole > 100'000'000'000) return std::nullopt;
+  int64_t ns = static_cast<int64_t>(*whole) * 1'000'000'000;
+  if (dot == std::string_view::npos) return ns;
+  std::string_view fraction = s.substr(dot + 1);
+  int64_t scale = 100'000'000;
+  for (char c : fraction) {
+    if (c < '0' || c > '9') return std::nullopt;
+    ns += (c - '0') * scale;
+    scale /= 10;
+  }
+  return ns;
+}
+
+std::optional<uint32_t> ParseMode(std::string_view s) {
+  if (s.empty() || s.size() > 5) return std::nullopt;
+  uint32_t mode = 0;
+  for (char c : s) {
+    if (c < '0' || c > '7') return std::nullopt;
+    mode = mode * 8 + static_cast<uint32_t>(c - '0');
+  }
+  if (mode > 07777) return std::nullopt;
+  return mode;
 }
 
 Result<std::optional<ByteRange>> ParseRange(std::string_view header, uint64_t size) {
@@ -262,7 +282,13 @@ nlohmann::json EntryJson(const std::string& name, const std::string& path,
                       {"size", a.size},
                       {"mtime", FormatRfc3339(a.mtime_ns)},
                       {"mtime_ns", a.mtime_ns},
-                      {"mode", a.mode}};
+                      {"mode", a.mode},
+                      {"inode", a.ino},
+                      {"links", a.nlink},
+                      {"uid", a.uid},
+                      {"gid", a.gid},
+                      {"atime_ns", a.atime_ns},
+                      {"ctime_ns", a.ctime_ns}};
   if (a.kind == backend::FileKind::kFile) j["etag"] = ETagOf(a);
   return j;
 }

@@ -78,6 +78,10 @@ std::optional<uint64_t> ParseDecimal(std::string_view s);
 // fractions allowed, from 0 to 1e11; in nanoseconds, or nullopt if it is not one.
 std::optional<int64_t> ParseEpochSeconds(std::string_view s);
 
+// Permission bits as sent in a `mode` parameter: octal digits ("644", "0755"), at most 07777;
+// nullopt if not.
+std::optional<uint32_t> ParseMode(std::string_view s);
+
 // "file", "folder" or "symlink".
 const char* KindName(backend::FileKind k);
 

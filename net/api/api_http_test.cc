@@ -85,4 +85,24 @@ TEST(ApiHttpTest, MapsErrorsToStatusCodes) {
 }
 
 }  // namespace
+TEST(ApiHttpTest, ParsesEpochSecondsToTheNanosecond) {
+  EXPECT_EQ(ParseEpochSeconds("1614834367.123456789"), 1614834367123456789);
+  EXPECT_EQ(ParseEpochSeconds("1614834367"), 1614834367000000000);
+  EXPECT_EQ(ParseEpochSeconds("1.5"), 1500000000);
+  EXPECT_EQ(ParseEpochSeconds("1.1234567899"), 1123456789);  // past 9 digits: ignored
+  EXPECT_EQ(ParseEpochSeconds("0"), 0);
+  for (const char* bad : {"", ".5", "-1", "1e9", " 1", "1.5x", "1.-5", "100000000001"}) {
+    EXPECT_EQ(ParseEpochSeconds(bad), std::nullopt) << bad;
+  }
+}
+
+TEST(ApiHttpTest, ParsesOctalModes) {
+  EXPECT_EQ(ParseMode("644"), 0644u);
+  EXPECT_EQ(ParseMode("0755"), 0755u);
+  EXPECT_EQ(ParseMode("7777"), 07777u);
+  for (const char* bad : {"", "8", "17777", "644 ", "-1", "000000"}) {
+    EXPECT_EQ(ParseMode(bad), std::nullopt) << bad;
+  }
+}
+
 }  // namespace shardfs::api

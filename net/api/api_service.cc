@@ -100,6 +100,8 @@ class ApiService::Impl {
   Dispatch Rest(const HttpRequestHead& head, const Target& target, const Principal& who);
   Dispatch List(const Target& target, const Principal& who, const Names& rel);
   Dispatch Stat(const Principal& who, const Names& rel);
+  Dispatch SetAttrs(const HttpRequestHead& head, const Principal& who, const Names& rel);
+  Dispatch MakeLink(const HttpRequestHead& head, const Principal& who, const Names& rel);
   Dispatch Download(const HttpRequestHead& head, const Principal& who, const Names& rel);
   Dispatch Upload(const HttpRequestHead& head, const Target& target, const Principal& who,
                   const Names& rel);
@@ -107,8 +109,8 @@ class ApiService::Impl {
   Dispatch Mkdir(const Target& target, const Principal& who, const Names& rel);
   Dispatch Move(const HttpRequestHead& head, const Principal& who);
   Dispatch Changes(const Target& target, const Principal& who);
-  Dispatch Status_(const Principal& who);
-  Dispatch Sync(const Principal& who);
+  Dispatch Status_(const Target& target, const Principal& who);
+  Dispatch Sync(const Target& target, const Principal& who);
   Dispatch NewPairCode(const HttpRequestHead& head, const Principal& who);
   Dispatch Devices(const HttpRequestHead& head, const Principal& who, std::string_view rest);
 
@@ -237,8 +239,14 @@ Dispatch ApiService::Impl::Rest(const HttpRequestHead& head, const Target& targe
   }
   if (auto s = under("/stat", &rel)) {
     if (!s->ok()) return Fail(*s);
-    if (m != "GET") return Fail(Status::NotSupported("GET a stat"), 405);
+    if (m == "PATCH") return SetAttrs(head, who, rel);
+    if (m != "GET") return Fail(Status::NotSupported("GET or PATCH a stat"), 405);
     return Stat(who, rel);
+  }
+  if (auto s = under("/links", &rel)) {
+    if (!s->ok()) return Fail(*s);
+    if (m != "POST") return Fail(Status::NotSupported("POST to make a symlink"), 405);
+    return MakeLink(head, who, rel);
   }
   if (auto s = under("/files", &rel)) {
     if (!s->ok()) return Fail(*s);
@@ -265,7 +273,7 @@ Dispatch ApiService::Impl::Rest(const HttpRequestHead& head, const Target& targe
   }
   if (path == "/status") {
     if (m != "GET") return Fail(Status::NotSupported("GET status"), 405);
-    return Status_(who);
+    return Status_(target, who);
   }
   if (path == "/whoami") {
     return Respond(JsonResponse(200, {{"device", who.device_id},
@@ -277,7 +285,7 @@ Dispatch ApiService::Impl::Rest(const HttpRequestHead& head, const Target& targe
   }
   if (path == "/sync") {
     if (m != "POST") return Fail(Status::NotSupported("POST to sync"), 405);
-    return Sync(who);
+    return Sync(target, who);
   }
   if (path == "/pair-codes") {
     if (m != "POST") return Fail(Status::NotSupported("POST for a pairing code"), 405);
@@ -324,7 +332,64 @@ Dispatch ApiService::Impl::Stat(const Principal& who, const Names& rel) {
   if (!at.ok()) return Fail(at.status());
   if (!at->attr) return Fail(Status::NotFound("no '" + JoinPath(rel) + "'"));
   std::string name = rel.empty() ? "" : rel.back();
-  return Respond(JsonResponse(200, EntryJson(name, JoinPath(rel), *at->attr)));
+  json entry = EntryJson(name, JoinPath(rel), *at->attr);
+  if (at->attr->kind == FileKind::kSymlink) {
+    auto target = drive_->ReadLink(at->attr->ino);
+    if (!target.ok()) return Fail(target.status());
+    entry["target"] = *target;
+  }
+  return Respond(JsonResponse(200, entry));
+}
+
+Dispatch ApiService::Impl::SetAttrs(const HttpRequestHead& head, const Principal& who,
+                                    const Names& rel) {
+  return JsonBody(head, [this, who, rel](const json& j) {
+    auto at = Locate(who, rel);
+    if (!at.ok()) return ErrorResponse(at.status());
+    if (!at->attr) return ErrorResponse(Status::NotFound("no '" + JoinPath(rel) + "'"));
+    backend::AttrChange change;
+    if (j.contains("mode")) {
+      const uint32_t mode = j.at("mode").get<uint32_t>();
+      if (mode > 07777)
+        return ErrorResponse(Status::InvalidArgument("mode is at most 4095 (07777)"));
+      change.mode = mode;
+    }
+    for (const char* key : {"mtime_ns", "atime_ns"}) {
+      if (!j.contains(key)) continue;
+      const int64_t ns = j.at(key).get<int64_t>();
+      if (ns < 0) return ErrorResponse(Status::InvalidArgument(std::string(key) + " is negative"));
+      (std::string_view(key) == "mtime_ns" ? change.mtime_ns : change.atime_ns) = ns;
+    }
+    auto changed = drive_->SetAttr(at->attr->ino, change);
+    if (!changed.ok()) return ErrorResponse(changed.status());
+    InvalidateInode(changed->ino);
+    return JsonResponse(200, EntryJson(rel.empty() ? "" : rel.back(), JoinPath(rel), *changed));
+  });
+}
+
+Dispatch ApiService::Impl::MakeLink(const HttpRequestHead& head, const Principal& who,
+                                    const Names& rel) {
+  // A symlink is followed by whatever reads the drive through the mount: only the owner
+  // makes them.
+  if (!who.Owner()) return Fail(Status::PermissionDenied("only the owner may make symlinks"));
+  if (rel.empty()) return Fail(Status::AlreadyExists("the root exists"));
+  return JsonBody(head, [this, who, rel](const json& j) {
+    const std::string target = j.value("target", "");
+    if (target.empty() || target.size() > 4095 || target.find('\0') != std::string::npos) {
+      return ErrorResponse(
+          Status::InvalidArgument("a symlink needs a \"target\" of 1 to 4095 bytes, no NUL"));
+    }
+    auto at = Locate(who, rel);
+    if (!at.ok())
+      return ErrorResponse(at.status(), at.status().code() == Code::kNotFound ? 409 : 0);
+    if (at->attr) return ErrorResponse(Status::AlreadyExists("'" + JoinPath(rel) + "' exists"));
+    auto made = drive_->Symlink(at->parent, at->name, target);
+    if (!made.ok()) return ErrorResponse(made.status());
+    InvalidateEntry(at->parent, at->name);
+    json entry = EntryJson(at->name, JoinPath(rel), *made);
+    entry["target"] = target;
+    return JsonResponse(201, entry);
+  });
 }
 
 Dispatch ApiService::Impl::Download(const HttpRequestHead& head, const Principal& who,
@@ -364,6 +429,11 @@ Dispatch ApiService::Impl::Upload(const HttpRequestHead& head, const Target& tar
     put.durable = it->second == "1" || it->second == "true";
   }
   put.mtime_ns = ParseEpochSeconds(head.Header("X-OC-Mtime"));
+  if (auto it = target.query.find("mode"); it != target.query.end()) {
+    auto mode = ParseMode(it->second);
+    if (!mode) return Fail(Status::InvalidArgument("mode must be octal permission bits (644)"));
+    put.mode = *mode;
+  }
   put.length = head.content_length;
   put.target = std::move(*at);
   auto sink = StartPut(
@@ -406,11 +476,24 @@ Dispatch ApiService::Impl::Mkdir(const Target& target, const Principal& who, con
   if (auto it = target.query.find("parents"); it != target.query.end()) {
     parents = it->second == "1" || it->second == "true";
   }
+  backend::NewInode how;
+  how.mode = 0755;
+  if (auto it = target.query.find("mode"); it != target.query.end()) {
+    auto mode = ParseMode(it->second);
+    if (!mode) return Fail(Status::InvalidArgument("mode must be octal permission bits (755)"));
+    how.mode = *mode;
+  }
   auto made_one = [this](Ino parent, const std::string& name) { InvalidateEntry(parent, name); };
   if (parents) {
     bool made = false;
     auto dir = EnsureFolder(*drive_, who, rel, true, made_one, &made);
     if (!dir.ok()) return Fail(dir.status(), dir.status().code() == Code::kNotFound ? 409 : 0);
+    if (made && dir->mode != how.mode) {
+      backend::AttrChange change;
+      change.mode = how.mode;
+      dir = drive_->SetAttr(dir->ino, change);
+      if (!dir.ok()) return Fail(dir.status());
+    }
     return Respond(JsonResponse(made ? 201 : 200, EntryJson(rel.back(), JoinPath(rel), *dir)));
   }
   auto at = Locate(who, rel);
@@ -421,8 +504,6 @@ Dispatch ApiService::Impl::Mkdir(const Target& target, const Principal& who, con
     }
     return Fail(Status::AlreadyExists("'" + JoinPath(rel) + "' exists"));
   }
-  backend::NewInode how;
-  how.mode = 0755;
   auto made = drive_->Mkdir(at->parent, at->name, how);
   if (!made.ok()) return Fail(made.status());
   made_one(at->parent, at->name);
@@ -494,7 +575,11 @@ Dispatch ApiService::Impl::Changes(const Target& target, const Principal& who) {
   });
 }
 
-Dispatch ApiService::Impl::Status_(const Principal& who) {
+Dispatch ApiService::Impl::Status_(const Target& target, const Principal& who) {
+  // fresh=1: the nodes are asked now (the owner only: a device cannot make every poll cost a
+  // request to every node).
+  auto fresh_it = target.query.find("fresh");
+  const bool fresh = who.Owner() && fresh_it != target.query.end() && fresh_it->second == "1";
   auto usage = UsageJson(*drive_);
   if (!usage.ok()) return Fail(usage.status());
   json doc = {{"drive", options_.drive_name}, {"version", kVersion}};
@@ -506,35 +591,41 @@ Dispatch ApiService::Impl::Status_(const Principal& who) {
   doc["uploads"] = ctx_.UploadsJson();
   auto [url, fingerprint] = Address();
   doc["server"] = {{"url", url}, {"fingerprint", fingerprint}};
-  auto space = ctx_.Space();
-  doc["space"] = space ? json{{"capacity", space->capacity},
-                              {"free", space->free},
-                              {"nodes_up", space->nodes_up}}
-                       : json(nullptr);
-  doc["nodes"] = NodesJson(*drive_);
-  auto durability = ctx_.Durability();
+  const ApiContext::NodeAnswers answers = ctx_.Answers(fresh);
+  auto space = drive_->SpaceFrom(answers);
+  doc["space"] = space.ok() ? json{{"capacity", space->capacity},
+                                   {"free", space->free},
+                                   {"nodes_up", space->nodes_up}}
+                            : json(nullptr);
+  doc["nodes"] = NodesJson(*drive_, &answers);
+  auto durability = ctx_.Durability(fresh);
   doc["durability"] = durability ? DurabilityJson(*durability) : json(nullptr);
   return Respond(JsonResponse(200, doc));
 }
 
-Dispatch ApiService::Impl::Sync(const Principal& who) {
+Dispatch ApiService::Impl::Sync(const Target& target, const Principal& who) {
   if (!who.Owner()) return Fail(Status::PermissionDenied("only the owner may sync"));
+  // checkpoint=0: the queued uploads only (`shardfs put` through this process, batch by batch).
+  auto it = target.query.find("checkpoint");
+  const bool checkpoint = it == target.query.end() || it->second != "0";
   Result<SyncReport> done = SyncReport{};
   if (options_.sync) {
-    done = options_.sync();
+    done = options_.sync(checkpoint);
   } else {
     backend::UploadState before = drive_->Uploads();
     Status s = drive_->Sync(options_.durable_timeout);
     if (!s.ok()) return Fail(s);
-    auto head = drive_->checkpointer().Sync();
-    if (!head.ok()) return Fail(head.status());
-    done = SyncReport{before.staged.files, before.staged.bytes, head->head_sequence};
+    done = SyncReport{before.staged.files, before.staged.bytes, std::nullopt};
+    if (checkpoint) {
+      auto head = drive_->checkpointer().Sync();
+      if (!head.ok()) return Fail(head.status());
+      done->head_sequence = head->head_sequence;
+    }
   }
   if (!done.ok()) return Fail(done.status());
-  return Respond(JsonResponse(200, {{"ok", true},
-                                    {"files", done->files},
-                                    {"bytes", done->bytes},
-                                    {"head_sequence", done->head_sequence}}));
+  json answer = {{"ok", true}, {"files", done->files}, {"bytes", done->bytes}};
+  answer["head_sequence"] = done->head_sequence ? json(*done->head_sequence) : json(nullptr);
+  return Respond(JsonResponse(200, answer));
 }
 
 Dispatch ApiService::Impl::NewPairCode(const HttpRequestHead& head, const Principal& who) {

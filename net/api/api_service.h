@@ -24,6 +24,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "backend/drive.h"
@@ -35,9 +36,10 @@ namespace shardfs::api {
 
 // What a sync on request did (POST /api/v1/sync).
 struct SyncReport {
-  uint64_t files = 0;          // files whose queued bytes it stored
-  uint64_t bytes = 0;          // and their bytes
-  uint64_t head_sequence = 0;  // the checkpoint now holding the catalog
+  uint64_t files = 0;  // files whose queued bytes it stored
+  uint64_t bytes = 0;  // and their bytes
+  // The checkpoint now holding the catalog; none for a sync of the uploads only.
+  std::optional<uint64_t> head_sequence;
 };
 
 struct ApiOptions {
@@ -64,9 +66,9 @@ struct ApiOptions {
   // (a mount drops what the kernel cached of them). Called with no lock held.
   std::function<void(backend::Ino)> invalidate_inode;
   std::function<void(backend::Ino, const std::string&)> invalidate_entry;
-  // The sync of POST /api/v1/sync (a mount's first hands over the kernel's cached writes).
-  // Empty: the drive's Sync and a checkpoint.
-  std::function<Result<SyncReport>()> sync;
+  // The sync of POST /api/v1/sync (a mount's first hands over the kernel's cached writes),
+  // with a checkpoint or of the uploads only. Empty: the drive's Sync and a checkpoint.
+  std::function<Result<SyncReport>(bool checkpoint)> sync;
 };
 
 class ApiService : public net::HttpHandler {

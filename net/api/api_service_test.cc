@@ -449,6 +449,86 @@ TEST_F(ApiServiceTest, StatusShowsUsageNodesAndDurability) {
 
 // Every route of docs/openapi.json is served: its method on it (with made-up path
 // parameters) reaches a handler, not the router's "no such route" or 405.
+TEST_F(ApiServiceTest, KeepsModesTimesAndSymlinksForTheOwner) {
+  // Modes on PUT and mkdir; the entry has every attribute `shardfs stat` shows.
+  ASSERT_EQ(Call("POST", "/api/v1/folders/private?mode=700", "local").status, 201u);
+  Reply put = Call("PUT", "/api/v1/files/private/key?mode=600", "local", "secret",
+                   {{"X-OC-Mtime", "1614834367.123456789"}});
+  ASSERT_EQ(put.status, 201u) << put.body;
+  json e = put.Json();
+  EXPECT_EQ(e["mode"], 0600);
+  EXPECT_EQ(e["mtime_ns"], 1614834367123456789);
+  EXPECT_EQ(e["links"], 1);
+  EXPECT_GT(e["inode"].get<uint64_t>(), 1u);
+  for (const char* key : {"uid", "gid", "atime_ns", "ctime_ns"}) EXPECT_TRUE(e.contains(key));
+  EXPECT_EQ(Call("GET", "/api/v1/stat/private", "local").Json()["mode"], 0700);
+  EXPECT_EQ(Call("PUT", "/api/v1/files/x?mode=999", "local", "x").status, 400u);
+  EXPECT_EQ(Call("POST", "/api/v1/folders/y?mode=rwx", "local").status, 400u);
+  EXPECT_EQ(Call("GET", "/api/v1/stat/x", "local").status, 404u);
+
+  // PATCH sets the mode and times, and nothing else.
+  Reply patched = Call("PATCH", "/api/v1/stat/private", "local",
+                       json{{"mode", 0750}, {"mtime_ns", 1000000001}}.dump());
+  ASSERT_EQ(patched.status, 200u) << patched.body;
+  EXPECT_EQ(patched.Json()["mode"], 0750);
+  EXPECT_EQ(patched.Json()["mtime_ns"], 1000000001);
+  EXPECT_EQ(Call("PATCH", "/api/v1/stat/private", "local", json{{"mode", 010000}}.dump()).status,
+            400u);
+  EXPECT_EQ(Call("PATCH", "/api/v1/stat/private", "local", json{{"mtime_ns", -1}}.dump()).status,
+            400u);
+  EXPECT_EQ(Call("PATCH", "/api/v1/stat/private", "local", json{{"mode", "x"}}.dump()).status,
+            400u);
+  EXPECT_EQ(Call("PATCH", "/api/v1/stat/missing", "local", json{{"mode", 0644}}.dump()).status,
+            404u);
+  EXPECT_EQ(Call("GET", "/api/v1/stat/private", "local").Json()["mode"], 0750);
+
+  // Symlinks: the owner makes them; stat shows the target; the API never follows them.
+  Reply link =
+      Call("POST", "/api/v1/links/private/to-key", "local", json{{"target", "key"}}.dump());
+  ASSERT_EQ(link.status, 201u) << link.body;
+  EXPECT_EQ(link.Json()["type"], "symlink");
+  Reply stat = Call("GET", "/api/v1/stat/private/to-key", "local");
+  EXPECT_EQ(stat.Json()["target"], "key");
+  EXPECT_EQ(Call("GET", "/api/v1/files/private/to-key", "local").status, 409u);
+  EXPECT_EQ(
+      Call("POST", "/api/v1/links/private/to-key", "local", json{{"target", "key"}}.dump()).status,
+      409u);
+  EXPECT_EQ(Call("POST", "/api/v1/links/private/z", "local", json{{"target", ""}}.dump()).status,
+            400u);
+  EXPECT_EQ(Call("POST", "/api/v1/links/nofolder/z", "local", json{{"target", "a"}}.dump()).status,
+            409u);
+  // A device confined to a folder makes no symlink (an owner token, read-write over the whole
+  // drive, may); a read-only one changes no attribute.
+  std::string writer = PairDevice("/private", false);
+  EXPECT_EQ(Call("POST", "/api/v1/links/l", writer, json{{"target", "/etc"}}.dump()).status, 403u);
+  EXPECT_EQ(Call("GET", "/api/v1/stat/private/l", "local").status, 404u);
+  std::string reader = PairDevice("/", true);
+  EXPECT_EQ(Call("PATCH", "/api/v1/stat/private", reader, json{{"mode", 0777}}.dump()).status,
+            403u);
+  EXPECT_EQ(Call("GET", "/api/v1/stat/private", "local").Json()["mode"], 0750);
+}
+
+TEST_F(ApiServiceTest, SyncsUploadsWithOrWithoutACheckpoint) {
+  Put("/a", "some bytes", "local");
+  Reply only = Call("POST", "/api/v1/sync?checkpoint=0", "local");
+  ASSERT_EQ(only.status, 200u) << only.body;
+  EXPECT_TRUE(only.Json()["head_sequence"].is_null());
+  EXPECT_EQ(drive_->Uploads().staged.layers, 0u);
+  Reply full = Call("POST", "/api/v1/sync", "local");
+  ASSERT_EQ(full.status, 200u) << full.body;
+  EXPECT_GT(full.Json()["head_sequence"].get<uint64_t>(), 0u);
+}
+
+TEST_F(ApiServiceTest, StatusShowsWhatEachNodeAnswered) {
+  json s = Call("GET", "/api/v1/status?fresh=1", "local").Json();
+  ASSERT_EQ(s["nodes"].size(), 6u);
+  for (const json& n : s["nodes"]) {
+    EXPECT_EQ(n["up"], true) << n.dump();
+    EXPECT_TRUE(n.contains("shards") && n.contains("used") && n.contains("version")) << n.dump();
+  }
+  EXPECT_EQ(s["space"]["nodes_up"], 6);
+}
+
 TEST_F(ApiServiceTest, OpenApiRoutesAreServed) {
   std::ifstream in(std::string(SHARDFS_SOURCE_DIR) + "/docs/openapi.json");
   ASSERT_TRUE(in.good());

@@ -46,23 +46,31 @@ nlohmann::json ApiContext::UploadsJson() {
 }
 
 template <typename T, typename F>
-std::optional<T> ApiContext::Reuse(Cached<T>& c, F compute) {
+std::optional<T> ApiContext::Reuse(Cached<T>& c, bool fresh, F compute) {
   std::lock_guard<std::mutex> lock(c.mu);
   auto now = std::chrono::steady_clock::now();
-  if (c.at == std::chrono::steady_clock::time_point{} || now - c.at >= options_.space_cache) {
-    auto r = compute();
-    c.value = r.ok() ? std::optional<T>(*r) : std::nullopt;
+  if (fresh || c.at == std::chrono::steady_clock::time_point{} ||
+      now - c.at >= options_.space_cache) {
+    c.value = compute();
     c.at = now;
   }
   return c.value;
 }
 
-std::optional<backend::DriveSpace> ApiContext::Space() {
-  return Reuse(space_, [this] { return drive_->Space(); });
+ApiContext::NodeAnswers ApiContext::Answers(bool fresh) {
+  return *Reuse(answers_, fresh, [this] { return std::optional<NodeAnswers>(drive_->AskNodes()); });
 }
 
-std::optional<backend::Durability> ApiContext::Durability() {
-  return Reuse(durability_, [this] { return drive_->repairer().Survey(); });
+std::optional<backend::DriveSpace> ApiContext::Space() {
+  auto space = drive_->SpaceFrom(Answers());
+  return space.ok() ? std::optional<backend::DriveSpace>(*space) : std::nullopt;
+}
+
+std::optional<backend::Durability> ApiContext::Durability(bool fresh) {
+  return Reuse(durability_, fresh, [this] {
+    auto survey = drive_->repairer().Survey();
+    return survey.ok() ? std::optional<backend::Durability>(*survey) : std::nullopt;
+  });
 }
 
 std::optional<uint64_t> ApiContext::FreeSpace() {

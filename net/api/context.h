@@ -15,6 +15,7 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -56,13 +57,17 @@ class ApiContext {
   // [{id, path, received, total, started}].
   nlohmann::json UploadsJson();
 
-  // The nodes' space for files, if any node answered (reused for space_cache).
+  // Each node's answer to a status request (Drive::AskNodes), reused for space_cache unless
+  // `fresh`.
+  using NodeAnswers = std::vector<Result<backend::PeerStatus>>;
+  NodeAnswers Answers(bool fresh = false);
+  // The nodes' space for files from Answers(), if any node answered.
   std::optional<backend::DriveSpace> Space();
   // Space()->free, or nullopt.
   std::optional<uint64_t> FreeSpace();
   // The packs by healthy shards (Repairer::Survey, which reads every pack's row), if the
-  // catalog could be read (reused for space_cache).
-  std::optional<backend::Durability> Durability();
+  // catalog could be read (reused for space_cache unless `fresh`).
+  std::optional<backend::Durability> Durability(bool fresh = false);
 
  private:
   struct ActiveUpload {
@@ -84,9 +89,11 @@ class ApiContext {
     std::optional<T> value;
     std::chrono::steady_clock::time_point at{};
   };
+  // c's value, or compute()'s (a std::optional<T>) if it is older than space_cache, or if
+  // `fresh`.
   template <typename T, typename F>
-  std::optional<T> Reuse(Cached<T>& c, F compute);
-  Cached<backend::DriveSpace> space_;
+  std::optional<T> Reuse(Cached<T>& c, bool fresh, F compute);
+  Cached<NodeAnswers> answers_;
   Cached<backend::Durability> durability_;
 };
 

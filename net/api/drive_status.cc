@@ -1,5 +1,7 @@
 #include "net/api/drive_status.h"
 
+#include <cstdlib>
+
 namespace shardfs::api {
 
 using nlohmann::json;
@@ -11,7 +13,22 @@ json DurabilityJson(const backend::Durability& d) {
           {"endangered", d.endangered}, {"lost", d.lost}, {"packs_by_healthy_shards", by}};
 }
 
-json NodesJson(backend::Drive& drive) {
+backend::Durability DurabilityFromJson(const json& j) {
+  backend::Durability d;
+  d.packs = j.value("packs", uint64_t{0});
+  d.full = j.value("full", uint64_t{0});
+  d.degraded = j.value("degraded", uint64_t{0});
+  d.endangered = j.value("endangered", uint64_t{0});
+  d.lost = j.value("lost", uint64_t{0});
+  if (auto by = j.find("packs_by_healthy_shards"); by != j.end() && by->is_object()) {
+    for (const auto& [healthy, packs] : by->items()) {
+      d.packs_by_healthy[std::atoi(healthy.c_str())] = packs.get<uint64_t>();
+    }
+  }
+  return d;
+}
+
+json NodesJson(backend::Drive& drive, const std::vector<Result<backend::PeerStatus>>* answers) {
   backend::PeerSet& peers = drive.peers();
   json out = json::array();
   for (size_t i = 0; i < peers.size(); ++i) {
@@ -28,6 +45,18 @@ json NodesJson(backend::Drive& drive) {
               {"last_seen_ns", h.last_seen_ns}};
     n["free"] = h.free ? json(*h.free) : json(nullptr);
     n["rtt_ms"] = h.rtt_ms ? json(*h.rtt_ms) : json(nullptr);
+    if (answers != nullptr && i < answers->size()) {
+      const auto& st = (*answers)[i];
+      n["up"] = st.ok();
+      if (st.ok()) {
+        n["shards"] = st->shards;
+        n["used"] = st->used;
+        n["free"] = st->free;
+        n["version"] = st->version;
+      } else {
+        n["error"] = st.status().ToString();
+      }
+    }
     out.push_back(std::move(n));
   }
   return out;

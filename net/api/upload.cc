@@ -103,7 +103,7 @@ class PutSink : public net::BodySink {
 Result<std::unique_ptr<net::BodySink>> StartPut(ApiContext* ctx, PutRequest req, PutDone done,
                                                 PutError error) {
   backend::NewInode how;
-  how.mode = 0644;
+  how.mode = req.mode;
   SFS_ASSIGN_OR_RETURN(InodeAttr file, ctx->drive().CreateUnlinked(how));
   return std::unique_ptr<net::BodySink>(
       std::make_unique<PutSink>(ctx, std::move(req), file, std::move(done), std::move(error)));

@@ -34,6 +34,7 @@ struct PutRequest {
   Located target;  // its folder exists; it is not a folder
   WriteConditions conditions;
   std::optional<int64_t> mtime_ns;  // set on the file once named
+  uint32_t mode = 0644;             // the file's permission bits
   bool durable = false;             // answer only once stored on the nodes
   std::optional<uint64_t> length;   // for status
 };
