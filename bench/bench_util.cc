@@ -251,6 +251,19 @@ void WatchForInterrupt(const std::string& name) {
 
 void WaitIfInterrupted() { MutexLock lock(&g_leftovers_mu); }
 
+int RunWatched(const std::string& name, const std::function<int()>& run) {
+  WatchForInterrupt(name);
+  try {
+    const int status = run();
+    WaitIfInterrupted();
+    return status;
+  } catch (const std::exception& e) {
+    WaitIfInterrupted();
+    std::fprintf(stderr, "%s: %s\n", name.c_str(), e.what());
+    return 1;
+  }
+}
+
 void AddLeftoverPid(pid_t pid) {
   MutexLock lock(&g_leftovers_mu);
   if (pid > 0) AddOnce(g_pids, pid);  // never 0 or -1: kill() would reach a group, or all
@@ -450,6 +463,29 @@ void LocalNodes::Stop() {
   for (auto& n : nodes_) {
     RemoveLeftoverPid(n->pid());
     if (n->Alive()) (void)n->Stop(SIGTERM, std::chrono::seconds(30));
+  }
+}
+
+std::string MissingTool(const std::string& tool) {
+  const char* path = std::getenv("PATH");
+  std::istringstream dirs(path == nullptr ? "/usr/bin:/bin" : path);
+  std::string d;
+  while (std::getline(dirs, d, ':')) {
+    if (!d.empty() && ::access((d + "/" + tool).c_str(), X_OK) == 0) return "";
+  }
+  return tool + " is not in $PATH";
+}
+
+void WriteText(const std::string& path, const std::string& text) {
+  Check(WriteFileAtomic(path, ByteSpan(reinterpret_cast<const uint8_t*>(text.data()), text.size()),
+                        0600),
+        "write " + path);
+}
+
+void DropCaches() {
+  UniqueFd fd(::open("/proc/sys/vm/drop_caches", O_WRONLY | O_CLOEXEC));
+  if (!fd.valid() || ::write(fd.get(), "3\n", 2) != 2) {
+    Fail(std::string("drop caches (/proc/sys/vm/drop_caches): ") + std::strerror(errno));
   }
 }
 

@@ -94,6 +94,10 @@ void WatchForInterrupt(const std::string& name);
 // the process. Call it before main returns or reports a failure, so that neither cuts the
 // cleanup short (a command interrupted with the run fails it too).
 void WaitIfInterrupted();
+// A benchmark's body under the watcher (WatchForInterrupt(name), so call it before starting
+// any thread): its exit status, or 1 with "NAME: WHAT" on stderr if it failed (threw); either
+// way once an interrupt's cleanup, if one came, is done.
+int RunWatched(const std::string& name, const std::function<int()>& run);
 // What the watcher cleans up. Adding a pid or mount twice registers it once; removing one not
 // registered does nothing. An empty folder removes nothing.
 void AddLeftoverPid(pid_t pid);
@@ -168,8 +172,17 @@ class ChildProcess {
   std::string log_;
 };
 
+// "" if `tool` is in $PATH, else why not.
+std::string MissingTool(const std::string& tool);
+
 // True if `path` (absolute, normalised) is a mount point in /proc/self/mountinfo.
 bool IsMountPoint(const std::string& path);
+
+// Writes `text` as the file `path` (atomically, mode 0600); fails the run if it cannot.
+void WriteText(const std::string& path, const std::string& text);
+// Drops the kernel's page, dentry and inode caches (echo 3 > /proc/sys/vm/drop_caches; only
+// clean pages go: what a benchmark reads back was made durable before). Needs root.
+void DropCaches();
 
 // The whole of the text file `path` ("" if it cannot be read).
 std::string ReadText(const std::string& path);

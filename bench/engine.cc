@@ -439,12 +439,8 @@ int main(int argc, char** argv) try {
     return 2;
   }
   std::setvbuf(stdout, nullptr, _IOLBF, 0);
-  shardfs::bench::WatchForInterrupt("bench/engine");
-  const int status = shardfs::bench::Run(opt);
-  shardfs::bench::WaitIfInterrupted();
-  return status;
+  return shardfs::bench::RunWatched("bench/engine", [&] { return shardfs::bench::Run(opt); });
 } catch (const std::exception& e) {
-  shardfs::bench::WaitIfInterrupted();
   std::fprintf(stderr, "bench/engine: %s\n", e.what());
   return 1;
 }

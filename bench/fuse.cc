@@ -51,6 +51,7 @@
 #include <unistd.h>
 
 #include "base/file.h"
+#include "bench/bench_drive.h"
 #include "bench/bench_util.h"
 #include "tests/node_process.h"
 
@@ -96,12 +97,6 @@ CommandOptions Timed(const Options& opt) {
   return co;
 }
 
-void WriteText(const std::string& path, const std::string& text) {
-  Check(WriteFileAtomic(path, ByteSpan(reinterpret_cast<const uint8_t*>(text.data()), text.size()),
-                        0600),
-        "write " + path);
-}
-
 // Reads `path` to its end, so that it is in the page cache.
 void ReadWhole(const std::string& path) {
   UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
@@ -111,15 +106,6 @@ void ReadWhole(const std::string& path) {
   while ((n = ::read(fd.get(), buf.data(), buf.size())) > 0) {
   }
   if (n < 0) Fail("read " + path + ": " + std::strerror(errno));
-}
-
-// Drops the kernel's page, dentry and inode caches (only clean pages go: what the benchmark
-// reads back was made durable before).
-void DropCaches() {
-  UniqueFd fd(::open("/proc/sys/vm/drop_caches", O_WRONLY | O_CLOEXEC));
-  if (!fd.valid() || ::write(fd.get(), "3\n", 2) != 2) {
-    Fail(std::string("drop caches (/proc/sys/vm/drop_caches): ") + std::strerror(errno));
-  }
 }
 
 // Removes everything in `dir`, leaving the folder.
@@ -132,17 +118,6 @@ void EmptyFolder(const std::string& dir) {
 void RemoveFile(const std::string& path) {
   std::error_code ec;
   if (!fs::remove(path, ec) && ec) Fail("remove " + path + ": " + ec.message());
-}
-
-// "" if `tool` is in $PATH, else why not.
-std::string MissingTool(const std::string& tool) {
-  const char* path = std::getenv("PATH");
-  std::istringstream dirs(path == nullptr ? "/usr/bin:/bin" : path);
-  std::string d;
-  while (std::getline(dirs, d, ':')) {
-    if (!d.empty() && ::access((d + "/" + tool).c_str(), X_OK) == 0) return "";
-  }
-  return tool + " is not in $PATH";
 }
 
 // --- the file systems --------------------------------------------------------------------
@@ -250,70 +225,23 @@ class ShardfsSystem : public System {
   ShardfsSystem(const Options& opt, const std::string& root, const std::string& scratch,
                 uint64_t capacity)
       : System("shardfs", root + "/mnt"),
-        opt_(opt),
-        home_(root + "/home"),
-        scratch_(scratch),
-        nodes_(opt.shardfs, root, kNodes, capacity) {
-    // No passphrase, as `shardfs init` makes the key file by default and bench/engine runs it.
-    Shardfs({"init", "--home", home_, "--node", nodes_.list(), "--k", std::to_string(kDataShards),
-             "--m", std::to_string(kParityShards), "--json"});
-  }
-
-  ~ShardfsSystem() override {
-    if (mounted()) {
-      try {
-        DoUnmount();
-      } catch (const std::exception& e) {
-        std::fprintf(stderr, "bench/fuse: %s; detaching the mount\n", e.what());
-        ::umount2(mountpoint().c_str(), MNT_DETACH);
-        if (Alive(daemon_)) ::kill(daemon_, SIGKILL);
-      }
-      RemoveLeftoverMount(mountpoint());
-      RemoveLeftoverPid(daemon_);
-    }
-  }
+        drive_(opt.shardfs, root, scratch, kNodes, kDataShards, kParityShards, capacity,
+               opt.timeout) {}
 
   // The mount daemon's peak RSS so far (VmHWM), KiB; -1 if unknown.
-  long DaemonPeakKiB() const { return test::ProcStatusKiB(daemon_, "VmHWM:"); }
+  long DaemonPeakKiB() const { return drive_.DaemonPeakKiB(); }
 
   // `shardfs umount`: it returns once every write is stored on the nodes.
   void SyncTree(size_t /*files*/, uint64_t /*each*/) override { Unmount(); }
 
  protected:
-  void DoMount() override {
-    const std::string t = std::to_string(opt_.timeout);
-    Shardfs({"mount", mountpoint(), "--home", home_, "--fsync-timeout", t, "--flush-timeout", t});
-    AddLeftoverMount(mountpoint());
-    const std::string record = ReadText(home_ + "/mount.json");
-    auto j = nlohmann::json::parse(record, nullptr, /*allow_exceptions=*/false);
-    daemon_ = j.is_object() ? j.value("pid", -1) : -1;
-    if (daemon_ <= 0) Fail("no daemon pid in " + home_ + "/mount.json: " + record);
-    AddLeftoverPid(daemon_);
-  }
-
-  void DoUnmount() override {
-    CommandResult c = Shardfs(
-        {"umount", mountpoint(), "--home", home_, "--timeout", std::to_string(opt_.timeout)});
-    RemoveLeftoverMount(mountpoint());
-    RemoveLeftoverPid(daemon_);
-    if (c.out.find("every write is stored") == std::string::npos) {
-      Fail("shardfs umount did not store every write: " + c.out);
-    }
-  }
-
+  void DoMount() override { drive_.Mount(); }
+  void DoUnmount() override { drive_.Unmount(); }
   // The chunk cache: a cold read fetches from the nodes.
-  void ClearCaches() override { EmptyFolder(home_ + "/cache"); }
+  void ClearCaches() override { drive_.ClearCache(); }
 
  private:
-  CommandResult Shardfs(std::vector<std::string> args) {
-    args.insert(args.begin(), opt_.shardfs);
-    return RunCommand(args, scratch_, Timed(opt_));
-  }
-
-  const Options& opt_;
-  const std::string home_, scratch_;
-  LocalNodes nodes_;  // stopped after the daemon, by its own destructor
-  pid_t daemon_ = -1;
+  BenchDrive drive_;  // unmounts in its destructor
 };
 
 // rclone crypt's size for `n` bytes: a 32-byte header, and a 16-byte tag for every 64 KiB
@@ -866,12 +794,8 @@ int main(int argc, char** argv) try {
     return 77;
   }
   std::setvbuf(stdout, nullptr, _IOLBF, 0);
-  shardfs::bench::WatchForInterrupt("bench/fuse");
-  const int status = shardfs::bench::Run(opt);
-  shardfs::bench::WaitIfInterrupted();
-  return status;
+  return shardfs::bench::RunWatched("bench/fuse", [&] { return shardfs::bench::Run(opt); });
 } catch (const std::exception& e) {
-  shardfs::bench::WaitIfInterrupted();
   std::fprintf(stderr, "bench/fuse: %s\n", e.what());
   return 1;
 }

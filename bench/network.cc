@@ -321,14 +321,5 @@ int main(int argc, char** argv) {
   opt.sim = !no_sim;
   opt.real = !no_real;
   std::setvbuf(stdout, nullptr, _IOLBF, 0);
-  shardfs::bench::WatchForInterrupt("bench/network");
-  try {
-    int status = shardfs::bench::Run(opt);
-    shardfs::bench::WaitIfInterrupted();
-    return status;
-  } catch (const std::exception& e) {
-    shardfs::bench::WaitIfInterrupted();
-    std::fprintf(stderr, "bench/network: %s\n", e.what());
-    return 1;
-  }
+  return shardfs::bench::RunWatched("bench/network", [&] { return shardfs::bench::Run(opt); });
 }

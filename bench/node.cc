@@ -783,12 +783,8 @@ int main(int argc, char** argv) try {
   app.add_flag("--json", opt.json, "print the figures as JSON");
   CLI11_PARSE(app, argc, argv);
   std::setvbuf(stdout, nullptr, _IOLBF, 0);
-  shardfs::bench::WatchForInterrupt("bench/node");
-  const int status = shardfs::bench::Run(opt);
-  shardfs::bench::WaitIfInterrupted();
-  return status;
+  return shardfs::bench::RunWatched("bench/node", [&] { return shardfs::bench::Run(opt); });
 } catch (const std::exception& e) {
-  shardfs::bench::WaitIfInterrupted();
   std::fprintf(stderr, "bench/node: %s\n", e.what());
   return 1;
 }

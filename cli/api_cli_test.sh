@@ -17,18 +17,6 @@ stop_serve() {
   grep -q "every write is stored" "$dir/serve.out" || fail "serve stop: $(cat "$dir/serve.out" "$dir/serve.err")"
 }
 
-# pair_token ROOT [FLAG...]: a device token for ROOT, by `shardfs pair --json` and the API.
-pair_token() {
-  root=$1
-  shift
-  sfs pair --json --root "$root" "$@" >"$dir/pair.json" || fail "pair: $(cat "$dir/pair.json")"
-  code=$(jq -r .code "$dir/pair.json")
-  curl -s -X POST "$url/api/v1/pair" -d "{\"code\": \"$code\", \"name\": \"phone\"}" \
-    -o "$dir/paired.json" -w '%{http_code}' $curl_tls >"$dir/code"
-  [ "$(cat "$dir/code")" = 200 ] || fail "POST pair: $(cat "$dir/code") $(cat "$dir/paired.json")"
-  jq -r .token "$dir/paired.json"
-}
-
 # api METHOD PATH [CURL ARGS...]: the HTTP status of a request with $token; body in $dir/body.
 api() {
   m=$1

@@ -7,7 +7,9 @@
 # in every started node's /v1/status: shards, used); for the test's drive in $dir/h:
 # init_drive K M (creates it over $nodes with RS(K,M)), sfs ARGS (shardfs on it) and
 # status_field NAME (a number from its `status --json`); mount_drive and unmount_drive;
-# random_files; await_exit; start_serve FLAG... (`shardfs serve` on the drive; $url, $serve_pid).
+# random_files; await_exit; start_serve FLAG... (`shardfs serve` on the drive; $url, $serve_pid);
+# pair_token ROOT [FLAG...] (a device token from `shardfs pair` and the API at $url, with
+# $curl_tls as curl's TLS flags).
 dir=$(mktemp -d)
 pids=
 mounts=
@@ -136,4 +138,17 @@ start_serve() {
     sleep 0.1
   done
   url=$(sed -n 's/^Serving drive [^ ]* at \([^ ]*\) and.*/\1/p' "$dir/serve.out")
+}
+
+# pair_token ROOT [FLAG...]: a device token for ROOT, by `shardfs pair --json` and the API.
+curl_tls=
+pair_token() {
+  root=$1
+  shift
+  sfs pair --json --root "$root" "$@" >"$dir/pair.json" || fail "pair: $(cat "$dir/pair.json")"
+  code=$(jq -r .code "$dir/pair.json")
+  curl -s -X POST "$url/api/v1/pair" -d "{\"code\": \"$code\", \"name\": \"phone\"}" \
+    -o "$dir/paired.json" -w '%{http_code}' $curl_tls >"$dir/code"
+  [ "$(cat "$dir/code")" = 200 ] || fail "POST pair: $(cat "$dir/code") $(cat "$dir/paired.json")"
+  jq -r .token "$dir/paired.json"
 }
