@@ -2,7 +2,8 @@
 # 10,000 small files (4 KiB of random bytes each, in 10 folders) on 6 real storage nodes with
 # RS(4,2): put and got back identical, in few shard uploads (small files share packs): the
 # shards the nodes gained (their /v1/status before and after: the files' packs and the
-# catalog's checkpoint) under 3 per 1,000 files, the checkpoint one pack at most. A second put
+# catalog's checkpoint) at most 3 per 1,000 files, the files' packs under 2, the checkpoint
+# two packs at most. A second put
 # of the unchanged tree uploads nothing. Usage: small_files_cli_test.sh SHARDFS
 set -eu
 bin=$1
@@ -28,12 +29,17 @@ uploads=$(($(node_total shards) - before))
 data=$(($(status_field packs) * 6))
 echo "put of $files files: $took s, $uploads shard uploads, $data of them for the files' packs"
 [ "$data" -gt 0 ] || fail "nothing was uploaded"
-# Under 3 shard uploads per 1,000 files, the catalog's checkpoint at the put's close
-# included; that checkpoint is one pack (its small objects inline, the rest sharing it).
-[ $((uploads * 1000)) -lt $((3 * files)) ] ||
-  fail "$uploads shard uploads for $files files: not under 3 per 1,000"
-[ "$uploads" -le $((data + 6)) ] ||
-  fail "$uploads shard uploads: more than the files' packs' $data and one checkpoint pack"
+# The files share packs: under 2 shard uploads per 1,000 files for them. The catalog's
+# checkpoint at the put's close adds one pack (its base and small objects inline or sharing
+# it), or two: the base's index, stored after the base, is inline only up to 4 KiB, and at
+# 10,000 files the base has about 70 chunks of 54 index bytes each, so how the random catalog
+# chunks decides. In all, at most 3 per 1,000.
+[ $((data * 1000)) -lt $((2 * files)) ] ||
+  fail "$data shard uploads for the packs of $files files: not under 2 per 1,000"
+[ "$uploads" -le $((data + 12)) ] ||
+  fail "$uploads shard uploads: more than the files' packs' $data and two checkpoint packs"
+[ $((uploads * 1000)) -le $((3 * files)) ] ||
+  fail "$uploads shard uploads for $files files: more than 3 per 1,000"
 
 mkdir "$dir/out"
 sfs get /small "$dir/out/small" 2>"$dir/err" || fail "get: $(cat "$dir/err")"
