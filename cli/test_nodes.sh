@@ -127,6 +127,9 @@ status_field() { sfs status --json | sed -n "s/^  \"$1\": *\([0-9]*\).*/\1/p"; }
 
 # start_serve FLAG...: `shardfs serve` in the background; its URL in $url once it serves.
 start_serve() {
+  # Gone first: the shell truncates them in the child, which the wait below could outrun and
+  # find the last serve's "Serving" line.
+  rm -f "$dir/serve.out" "$dir/serve.err"
   "$bin" serve --home "$dir/h" "$@" >"$dir/serve.out" 2>"$dir/serve.err" &
   serve_pid=$!
   pids="$pids $serve_pid"
