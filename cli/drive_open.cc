@@ -9,6 +9,7 @@
 #include "backend/drive_config.h"
 #include "base/file.h"
 #include "cli/drive_home.h"
+#include "cli/local_network.h"
 #include "crypto/key_file.h"
 #include "crypto/sign.h"
 #include "net/address.h"
@@ -49,6 +50,12 @@ Result<std::unique_ptr<backend::Drive>> OpenDrive(const DriveFlags& flags,
   auto config = backend::ParseDriveConfig(
       std::string_view(reinterpret_cast<const char*>(text.data()), text.size()));
   if (!config.ok()) return config.status().WithContext(home.config_file());
+  // A drive with its own nodes on this machine starts those that do not run.
+  if (auto local = ReadLocalNetwork(home); local.ok()) {
+    SFS_RETURN_IF_ERROR(StartLocalNetwork(*local));
+  } else if (local.status().code() != Code::kNotFound) {
+    return local.status();
+  }
   std::optional<std::string> passphrase;
   if (!flags.passphrase_file.empty()) {
     SFS_ASSIGN_OR_RETURN(passphrase, ReadPassphraseFile(flags.passphrase_file));

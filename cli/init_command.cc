@@ -16,6 +16,7 @@
 #include "cli/drive_home.h"
 #include "cli/drive_open.h"
 #include "cli/exit.h"
+#include "cli/local_network.h"
 #include "crypto/key_file.h"
 #include "crypto/keys.h"
 #include "crypto/sign.h"
@@ -30,6 +31,8 @@ struct InitFlags {
   std::string home;
   std::string drive = "default";
   std::vector<std::string> nodes;
+  int local_network = 0;
+  std::string local_capacity = "10G";
   int k = 4;
   int m = 2;
   std::string passphrase_file;
@@ -39,7 +42,8 @@ struct InitFlags {
 int Fail(const std::string& what, const Status& s) { return Failure("init", what, s); }
 int Usage(const std::string& msg) { return UsageError("init", msg); }
 
-int Run(const InitFlags& f) {
+// Creates the drive over f.nodes.
+int InitDrive(const InitFlags& f) {
   backend::DriveConfig config;
   config.name = f.drive;
   config.k = f.k;
@@ -146,6 +150,41 @@ int Run(const InitFlags& f) {
   return 0;
 }
 
+int Run(InitFlags f) {
+  if (f.nodes.empty() == (f.local_network == 0)) {
+    return Usage("give the drive's nodes (--node HOST:PORT,...) or --local-network N, one of them");
+  }
+  if (f.local_network != 0 && f.local_network < f.k + f.m) {
+    return Usage("RS(" + std::to_string(f.k) + "," + std::to_string(f.m) + ") needs at least " +
+                 std::to_string(f.k + f.m) + " nodes: --local-network " +
+                 std::to_string(f.k + f.m) + " or more");
+  }
+  if (f.local_network == 0) return InitDrive(f);
+  auto home = ResolveDriveHome(f.home, f.drive);
+  if (!home.ok()) return Usage(home.status().message());
+  if (std::filesystem::exists(home->config_file())) {
+    std::fprintf(stderr, "shardfs init: a drive already exists here (%s); nothing changed\n",
+                 home->config_file().c_str());
+    return 1;
+  }
+  if (Status s = MakeDriveHome(*home); !s.ok()) return Fail("drive folders", s);
+  auto local = CreateLocalNetwork(*home, f.local_network, f.local_capacity);
+  int rc = kExitFailure;
+  if (!local.ok()) {
+    Fail("the local network", local.status());
+  } else {
+    for (const LocalNode& n : *local) f.nodes.push_back(n.address);
+    rc = InitDrive(f);
+  }
+  if (rc != 0) {
+    // Nothing of the failed init stays: its nodes stop, their folder goes.
+    if (local.ok()) (void)StopLocalNetwork(*local);
+    std::error_code ec;
+    std::filesystem::remove_all(LocalNetworkDir(*home), ec);
+  }
+  return rc;
+}
+
 }  // namespace
 
 std::function<int()> AddInitCommand(CLI::App& app) {
@@ -154,9 +193,17 @@ std::function<int()> AddInitCommand(CLI::App& app) {
   cmd->add_option("--home", flags->home,
                   "Keep the drive's files in this folder (default: the XDG folders)");
   cmd->add_option("--drive", flags->drive, "The drive's name")->capture_default_str();
-  cmd->add_option("--node", flags->nodes, "A storage node, HOST:PORT (repeat, or comma-separated)")
-      ->required()
-      ->delimiter(',');
+  auto* node = cmd->add_option("--node", flags->nodes,
+                               "A storage node, HOST:PORT (repeat, or comma-separated)")
+                   ->delimiter(',');
+  cmd->add_option("--local-network", flags->local_network,
+                  "Instead of --node: start this many storage nodes on this machine, kept in the "
+                  "drive's data folder and started again by every command that needs them")
+      ->check(CLI::Range(1, 64))
+      ->excludes(node);
+  cmd->add_option("--local-capacity", flags->local_capacity,
+                  "With --local-network: the most each local node keeps")
+      ->capture_default_str();
   cmd->add_option("--k", flags->k, "Data shards per pack")->capture_default_str();
   cmd->add_option("--m", flags->m, "Parity shards per pack: any m nodes of a pack may be lost")
       ->capture_default_str();

@@ -14,6 +14,7 @@
 #include "cli/api_commands.h"
 #include "cli/file_commands.h"
 #include "cli/init_command.h"
+#include "cli/local_network.h"
 #include "cli/mount_command.h"
 #include "cli/network_commands.h"
 #include "cli/node_command.h"
@@ -35,6 +36,7 @@ int Main(int argc, char** argv) {
   auto run_mount = shardfs::cli::AddMountCommands(app);
   auto run_network = shardfs::cli::AddNetworkCommands(app);
   auto run_api = shardfs::cli::AddApiCommands(app);
+  auto run_local = shardfs::cli::AddLocalNetworkCommand(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
@@ -55,6 +57,7 @@ int Main(int argc, char** argv) {
   if (app.got_subcommand("node")) return run_node();
   if (app.got_subcommand("restore")) return run_restore();
   if (app.got_subcommand("sync")) return run_sync();
+  if (app.got_subcommand("local-network")) return run_local();
   for (auto& [name, run] : run_mount) {
     if (app.got_subcommand(name)) return run();
   }

@@ -1,0 +1,66 @@
+#!/bin/sh
+# A drive's own nodes on this machine (shardfs init --local-network): init starts them and
+# makes the drive over them; every command that opens the drive starts those not running;
+# `shardfs local-network stop` stops them all. Bad uses change nothing.
+# Usage: local_network_cli_test.sh SHARDFS
+set -eu
+bin=$1
+. "$(dirname "$0")/test_nodes.sh"
+h=$dir/h
+# Whatever happens, the nodes the drive started are stopped by their pids.
+local_pids() { cat "$h"/local-network/node*/pid 2>/dev/null || true; }
+trap 'for p in $(local_pids); do kill "$p" 2>/dev/null || true; done; cleanup' EXIT
+sfsh() { "$bin" "$@" --home "$h"; }
+running() {
+  n=0
+  for p in $(local_pids); do kill -0 "$p" 2>/dev/null && n=$((n + 1)); done
+  echo "$n"
+}
+
+# Bad uses: exit 2, nothing made.
+rc=0
+sfsh init --local-network 5 >/dev/null 2>"$dir/err" || rc=$?
+[ "$rc" -eq 2 ] && grep -q "at least 6" "$dir/err" || fail "5 nodes for RS(4,2): exit $rc, $(cat "$dir/err")"
+rc=0
+sfsh init --local-network 6 --node 127.0.0.1:1 >/dev/null 2>&1 || rc=$?
+[ "$rc" -eq 2 ] || fail "--node with --local-network: exit $rc"
+rc=0
+sfsh init >/dev/null 2>&1 || rc=$?
+[ "$rc" -eq 2 ] || fail "init with no nodes: exit $rc"
+[ ! -e "$h/local-network" ] || fail "a refused init left a local network"
+
+sfsh init --local-network 6 --local-capacity 512M >"$dir/init.out" || fail "init"
+[ "$(running)" -eq 6 ] || fail "$(running) of 6 local nodes run after init"
+head -c 2000000 /dev/urandom >"$dir/f"
+sfsh put "$dir/f" /f || fail "put"
+sfsh status --json | grep -c '"up": true' | grep -qx 6 || fail "status: not 6 nodes up"
+
+sfsh local-network stop >"$dir/out" || fail "stop"
+grep -q "Stopped 6" "$dir/out" || fail "stop said: $(cat "$dir/out")"
+[ "$(running)" -eq 0 ] || fail "$(running) nodes still run after stop"
+# A command starts them again.
+sfsh get /f "$dir/back" && cmp "$dir/f" "$dir/back" || fail "get after stop"
+[ "$(running)" -eq 6 ] || fail "$(running) of 6 nodes run after get"
+# One killed: the next command starts it.
+kill "$(cat "$h/local-network/node2/pid")"
+await_exit "$(cat "$h/local-network/node2/pid")" 30 "node 2"
+sfsh ls / >/dev/null || fail "ls with a node killed"
+[ "$(running)" -eq 6 ] || fail "the killed node was not started again"
+sfsh local-network start >/dev/null || fail "start when all run"
+
+# A second init, and a damaged list: a clear error, nothing started.
+rc=0
+sfsh init --local-network 6 >/dev/null 2>"$dir/err" || rc=$?
+[ "$rc" -eq 1 ] && grep -q "already exists" "$dir/err" || fail "second init: exit $rc, $(cat "$dir/err")"
+sfsh local-network stop >/dev/null
+cp "$h/local-network/nodes.json" "$dir/nodes.json"
+printf '{"version": 1, "nodes": [{"address": "10.0.0.1:80", "capacity": "1G"}]}' \
+  >"$h/local-network/nodes.json"
+rc=0
+sfsh ls / >/dev/null 2>"$dir/err" || rc=$?
+[ "$rc" -eq 1 ] && grep -q "not a loopback address" "$dir/err" || fail "bad list: exit $rc, $(cat "$dir/err")"
+[ "$(running)" -eq 0 ] || fail "a damaged list started nodes"
+cp "$dir/nodes.json" "$h/local-network/nodes.json"
+sfsh ls / | grep -qx f || fail "ls after the list was mended"
+sfsh local-network stop >/dev/null
+echo "local network: ok"
