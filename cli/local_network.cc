@@ -76,12 +76,19 @@ Result<std::vector<uint16_t>> FreePorts(int count) {
   return ports;
 }
 
-// The pid in `dir`/pid if that process is the node of `dir` (its command line names the
-// folder: a pid the system gave to another process since is not ours); 0 otherwise.
-pid_t RunningPid(const LocalNode& node) {
+// The pid in `dir`/pid, 0 if none.
+pid_t PidInFile(const LocalNode& node) {
   std::ifstream in(node.dir + "/pid");
   long pid = 0;
   if (!(in >> pid) || pid <= 0) return 0;
+  return static_cast<pid_t>(pid);
+}
+
+// The pid in `dir`/pid if that process is the node of `dir` (its command line names the
+// folder: a pid the system gave to another process since is not ours); 0 otherwise.
+pid_t RunningPid(const LocalNode& node) {
+  const pid_t pid = PidInFile(node);
+  if (pid == 0) return 0;
   std::ifstream cmd("/proc/" + std::to_string(pid) + "/cmdline", std::ios::binary);
   std::string line((std::istreambuf_iterator<char>(cmd)), std::istreambuf_iterator<char>());
   return line.find(node.dir + "/data") == std::string::npos ? 0 : static_cast<pid_t>(pid);
@@ -99,7 +106,9 @@ Status Spawn(const LocalNode& node) {
   for (const std::string& a : args) argv.push_back(const_cast<char*>(a.c_str()));
   argv.push_back(nullptr);
   const std::string log = node.dir + "/node.log", pid_file = node.dir + "/pid";
+  // Gone first: the wait for the start reads them (a node that ended leaves its pid).
   ::unlink((node.dir + "/ready").c_str());
+  ::unlink(pid_file.c_str());
   // What the grandchild does uses only async-signal-safe calls (the parent may have threads).
   const pid_t child = ::fork();
   if (child < 0) return PosixError("fork", errno);
@@ -218,8 +227,10 @@ Status StartLocalNetwork(const std::vector<LocalNode>& nodes) {
   const auto deadline = std::chrono::steady_clock::now() + kStartWait;
   for (const LocalNode* n : started) {
     while (!fs::exists(n->dir + "/ready")) {
-      if (std::chrono::steady_clock::now() > deadline ||
-          (RunningPid(*n) == 0 && fs::exists(n->dir + "/pid") && !Answers(PortOf(n->address)))) {
+      // The pid file is the started node's own (removed before the start): if that process
+      // is gone, the node ended.
+      const pid_t pid = PidInFile(*n);
+      if (std::chrono::steady_clock::now() > deadline || (pid > 0 && ::kill(pid, 0) != 0)) {
         return Status::Unavailable("the drive's local network: the node at " + n->address +
                                    " did not start: " + LastLine(n->dir + "/node.log"));
       }

@@ -9,7 +9,11 @@ bin=$1
 h=$dir/h
 # Whatever happens, the nodes the drive started are stopped by their pids.
 local_pids() { cat "$h"/local-network/node*/pid 2>/dev/null || true; }
-trap 'for p in $(local_pids); do kill "$p" 2>/dev/null || true; done; cleanup' EXIT
+stop_local() {
+  "$bin" local-network stop --home "$h" >/dev/null 2>&1 || true
+  for p in $(local_pids); do kill -9 "$p" 2>/dev/null || true; done
+}
+trap 'stop_local; cleanup' EXIT
 sfsh() { "$bin" "$@" --home "$h"; }
 running() {
   n=0
