@@ -79,7 +79,7 @@ int RunServe(const ServeFlags& f) {
       std::chrono::milliseconds(static_cast<int64_t>(f.flush_timeout * 1000));
   api::ApiOptions options;
   options.drive_name = f.drive.drive;
-  options.sync = SyncOnRequest(drive->get(), flush_timeout, nullptr);
+  options.sync_timeout = flush_timeout;
   auto servers = ApiServers::Start(drive->get(), *home, f.api, options);
   if (!servers.ok()) return Failure("serve", "start the API", servers.status());
   std::printf("Serving drive %s", f.drive.drive.c_str());

@@ -98,13 +98,20 @@ std::vector<std::string> PathParts(const std::string& path) {
   return parts;
 }
 
-Result<backend::InodeAttr> ResolvePath(backend::Catalog& catalog, const std::string& path) {
+Status CheckDrivePath(const std::string& path) {
   if (path.empty() || path.front() != '/') {
     return Status::InvalidArgument("'" + path + "' is not an absolute drive path");
   }
-  SFS_ASSIGN_OR_RETURN(backend::InodeAttr at, catalog.GetAttr(backend::kRootIno));
   for (const std::string& name : PathParts(path)) {
     if (name == "..") return Status::InvalidArgument("'..' in a drive path");
+  }
+  return Status::Ok();
+}
+
+Result<backend::InodeAttr> ResolvePath(backend::Catalog& catalog, const std::string& path) {
+  SFS_RETURN_IF_ERROR(CheckDrivePath(path));
+  SFS_ASSIGN_OR_RETURN(backend::InodeAttr at, catalog.GetAttr(backend::kRootIno));
+  for (const std::string& name : PathParts(path)) {
     auto next = catalog.Lookup(at.ino, name);
     if (!next.ok()) return next.status();
     at = *next;

@@ -35,6 +35,9 @@ Result<std::unique_ptr<backend::Drive>> OpenDrive(const DriveFlags& flags,
 // The names in a '/'-separated path, without empty parts and ".".
 std::vector<std::string> PathParts(const std::string& path);
 
+// OK if `path` is absolute and has no "..": InvalidArgument otherwise.
+Status CheckDrivePath(const std::string& path);
+
 // The inode at `path` (absolute, '/'-separated; empty parts and "." are skipped, ".." is
 // refused). NotFound, NotDirectory as Lookup says; InvalidArgument for a relative path or "..".
 Result<backend::InodeAttr> ResolvePath(backend::Catalog& catalog, const std::string& path);

@@ -26,12 +26,7 @@ constexpr auto kPieceTimeout = std::chrono::seconds(120);
 
 // The names of a drive path as the commands take it: absolute, no "..".
 Result<api::Names> DriveNames(const std::string& path) {
-  if (path.empty() || path.front() != '/') {
-    return Status::InvalidArgument("'" + path + "' is not an absolute drive path");
-  }
-  for (const std::string& name : PathParts(path)) {
-    if (name == "..") return Status::InvalidArgument("'..' in a drive path");
-  }
+  SFS_RETURN_IF_ERROR(CheckDrivePath(path));
   return api::SplitPath(path);
 }
 
@@ -78,7 +73,7 @@ class LocalTree final : public DriveTree {
       SFS_ASSIGN_OR_RETURN(auto parent, ResolveParent(cat, path));
       return drive_.Mkdir(parent.first, parent.second, backend::NewInode{0755, 0, 0}).status();
     }
-    SFS_RETURN_IF_ERROR(DriveNames(path).status());
+    SFS_RETURN_IF_ERROR(CheckDrivePath(path));
     Ino at = backend::kRootIno;
     for (const std::string& name : PathParts(path)) {
       auto next = cat.Lookup(at, name);

@@ -136,7 +136,8 @@ int Serve(const MountFlags& f, const DriveHome& home, int notify_fd) {
   ao.invalidate_entry = [m](backend::Ino parent, const std::string& name) {
     m->InvalidateEntry(parent, name);
   };
-  ao.sync = SyncOnRequest(d, flush_timeout, [m] { HandOverCachedWrites(m->mountpoint()); });
+  ao.before_sync = [m] { HandOverCachedWrites(m->mountpoint()); };
+  ao.sync_timeout = flush_timeout;
   auto servers = ApiServers::Start(d, home, f.api, ao);
   if (!servers.ok()) {
     (void)m->Unmount(true);

@@ -9,7 +9,6 @@
 #include <unistd.h>
 
 #include "base/file.h"
-#include "base/logging.h"
 #include "base/wall_clock.h"
 
 namespace shardfs::cli {
@@ -85,23 +84,6 @@ Result<uint64_t> StoreEverything(backend::Drive& drive, std::chrono::millisecond
   SFS_RETURN_IF_ERROR(drive.Sync(timeout));
   SFS_ASSIGN_OR_RETURN(auto info, drive.checkpointer().Sync());
   return info.head_sequence;
-}
-
-std::function<Result<api::SyncReport>(bool checkpoint)> SyncOnRequest(
-    backend::Drive* drive, std::chrono::milliseconds timeout, std::function<void()> before) {
-  return [drive, timeout, before = std::move(before)](bool checkpoint) -> Result<api::SyncReport> {
-    log::Info("sync requested{}", checkpoint ? "" : " (uploads only)");
-    if (before) before();
-    const backend::UploadState pending = drive->Uploads();
-    api::SyncReport done{pending.staged.files, pending.staged.bytes, std::nullopt};
-    if (!checkpoint) {
-      SFS_RETURN_IF_ERROR(drive->Sync(timeout));
-      return done;
-    }
-    SFS_ASSIGN_OR_RETURN(done.head_sequence, StoreEverything(*drive, timeout));
-    log::Info("sync done: checkpoint {}", *done.head_sequence);
-    return done;
-  };
 }
 
 MountOutcome StoreOrQueue(backend::Drive& drive, std::chrono::milliseconds timeout,

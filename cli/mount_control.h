@@ -11,7 +11,6 @@
 
 #include <chrono>
 #include <cstdint>
-#include <functional>
 #include <optional>
 #include <string>
 
@@ -20,7 +19,6 @@
 #include "backend/drive.h"
 #include "base/status.h"
 #include "cli/drive_home.h"
-#include "net/api/api_service.h"
 
 namespace shardfs::cli {
 
@@ -58,12 +56,6 @@ std::optional<MountOutcome> ReadMountOutcome(const DriveHome& home, pid_t pid);
 // Stores every queued upload (waiting up to `timeout`), then a checkpoint of the catalog that
 // names them; returns the checkpoint's head sequence.
 Result<uint64_t> StoreEverything(backend::Drive& drive, std::chrono::milliseconds timeout);
-
-// The sync that a long-running process (a mount, `shardfs serve`) serves as POST
-// /api/v1/sync: first `before` (a mount hands over the kernel's cached writes), then the
-// queued uploads (waiting up to `timeout`) and, if asked, a checkpoint.
-std::function<Result<api::SyncReport>(bool checkpoint)> SyncOnRequest(
-    backend::Drive* drive, std::chrono::milliseconds timeout, std::function<void()> before);
 
 // What a long-running process (a mount, `shardfs serve`) does as it ends: stores everything;
 // what cannot be stored now is made durable on local disk (in `staging_dir`), and the outcome

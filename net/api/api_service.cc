@@ -608,23 +608,18 @@ Dispatch ApiService::Impl::Sync(const Target& target, const Principal& who) {
   // checkpoint=0: the queued uploads only (`shardfs put` through this process, batch by batch).
   auto it = target.query.find("checkpoint");
   const bool checkpoint = it == target.query.end() || it->second != "0";
-  Result<SyncReport> done = SyncReport{};
-  if (options_.sync) {
-    done = options_.sync(checkpoint);
-  } else {
-    backend::UploadState before = drive_->Uploads();
-    Status s = drive_->Sync(options_.durable_timeout);
-    if (!s.ok()) return Fail(s);
-    done = SyncReport{before.staged.files, before.staged.bytes, std::nullopt};
-    if (checkpoint) {
-      auto head = drive_->checkpointer().Sync();
-      if (!head.ok()) return Fail(head.status());
-      done->head_sequence = head->head_sequence;
-    }
+  log::Info("sync requested{}", checkpoint ? "" : " (uploads only)");
+  if (options_.before_sync) options_.before_sync();
+  const backend::UploadState before = drive_->Uploads();
+  if (Status s = drive_->Sync(options_.sync_timeout); !s.ok()) return Fail(s);
+  json answer = {{"ok", true}, {"files", before.staged.files}, {"bytes", before.staged.bytes}};
+  answer["head_sequence"] = nullptr;
+  if (checkpoint) {
+    auto head = drive_->checkpointer().Sync();
+    if (!head.ok()) return Fail(head.status());
+    answer["head_sequence"] = head->head_sequence;
+    log::Info("sync done: checkpoint {}", head->head_sequence);
   }
-  if (!done.ok()) return Fail(done.status());
-  json answer = {{"ok", true}, {"files", done->files}, {"bytes", done->bytes}};
-  answer["head_sequence"] = done->head_sequence ? json(*done->head_sequence) : json(nullptr);
   return Respond(JsonResponse(200, answer));
 }
 

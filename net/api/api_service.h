@@ -34,14 +34,6 @@
 
 namespace shardfs::api {
 
-// What a sync on request did (POST /api/v1/sync).
-struct SyncReport {
-  uint64_t files = 0;  // files whose queued bytes it stored
-  uint64_t bytes = 0;  // and their bytes
-  // The checkpoint now holding the catalog; none for a sync of the uploads only.
-  std::optional<uint64_t> head_sequence;
-};
-
 struct ApiOptions {
   // The drive's name, as status shows it.
   std::string drive_name = "default";
@@ -66,9 +58,11 @@ struct ApiOptions {
   // (a mount drops what the kernel cached of them). Called with no lock held.
   std::function<void(backend::Ino)> invalidate_inode;
   std::function<void(backend::Ino, const std::string&)> invalidate_entry;
-  // The sync of POST /api/v1/sync (a mount's first hands over the kernel's cached writes),
-  // with a checkpoint or of the uploads only. Empty: the drive's Sync and a checkpoint.
-  std::function<Result<SyncReport>(bool checkpoint)> sync;
+  // POST /api/v1/sync: first `before_sync` (a mount hands over the kernel's cached writes),
+  // then the queued uploads, waited for up to sync_timeout (a long-running process's
+  // --flush-timeout), then a checkpoint unless the request asks for none.
+  std::function<void()> before_sync;
+  std::chrono::milliseconds sync_timeout{120000};
 };
 
 class ApiService : public net::HttpHandler {
