@@ -1,6 +1,5 @@
 #include "base/file.h"
 
-#include <cstdlib>
 #include <string>
 
 #include <dirent.h>
@@ -16,25 +15,16 @@
 namespace shardfs {
 namespace {
 
-class TempDir {
+// A test folder that counts its entries.
+class TempDir : public test::TempDir {
  public:
-  TempDir() {
-    char tmpl[] = "/tmp/shardfs-base-XXXXXX";
-    if (::mkdtemp(tmpl) == nullptr) std::abort();
-    path_ = tmpl;
-  }
-  ~TempDir() { std::system(("rm -rf '" + path_ + "'").c_str()); }
-  const std::string& path() const { return path_; }
   int Entries() const {
     int n = 0;
-    DIR* d = ::opendir(path_.c_str());
+    DIR* d = ::opendir(path().c_str());
     while (dirent* e = ::readdir(d)) n += e->d_name[0] != '.';  // NOLINT(concurrency-mt-unsafe)
     ::closedir(d);
     return n;
   }
-
- private:
-  std::string path_;
 };
 
 TEST(FileTest, WriteAtomicCreatesReplacesAndSetsMode) {

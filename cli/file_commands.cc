@@ -244,8 +244,9 @@ Status TreePutter::Finish() {
 // Puts local trees into the drive that another process holds, through its API (REST on the
 // unix socket), keeping what TreePutter keeps: modes, mtimes (also of folders and links),
 // symlinks, and the quick check. Files go into that process's write-back area one PUT each;
-// every kBatchBytes or kBatchFiles, and at the end, the process is asked to sync, so that,
-// as with TreePutter, what is reported stored is on the nodes (and the catalog's checkpoint).
+// every kBatchBytes or kBatchFiles, and at the end, the process is asked to store them, so
+// that, as with TreePutter, what is reported stored is on the nodes; at the end, with a
+// checkpoint of the catalog, as a put with the drive to itself ends.
 class DaemonPutter {
  public:
   DaemonPutter(DaemonClient& client, DriveTree& tree, bool verbose)
@@ -255,8 +256,9 @@ class DaemonPutter {
   // anything). Sets `*changed` if it changed anything in the drive.
   Status Put(const std::string& local, const std::string& path,
              const std::optional<InodeAttr>& existing, bool* changed);
-  // Syncs the last batch and sets the folders' modes and times. Must be called once at the end.
-  Status Finish();
+  // Syncs the last batch, sets the folders' modes and times, and, if the put `changed` the
+  // drive, has the process checkpoint the catalog. Must be called once at the end.
+  Status Finish(bool changed);
   int skipped() const { return skipped_; }
 
  private:
@@ -397,13 +399,16 @@ Status DaemonPutter::SyncBatch() {
   return Status::Ok();
 }
 
-Status DaemonPutter::Finish() {
+Status DaemonPutter::Finish(bool changed) {
   SFS_RETURN_IF_ERROR(SyncBatch());
   for (auto it = attrs_.rbegin(); it != attrs_.rend(); ++it) {
     SFS_RETURN_IF_ERROR(SetAttrs(it->first, it->second));
   }
   attrs_.clear();
-  return Status::Ok();
+  if (!changed) return Status::Ok();
+  return client_.Call("POST", "/api/v1/sync", nullptr, kSyncTimeout)
+      .status()
+      .WithContext("the files are stored, but the catalog's checkpoint is not");
 }
 
 int RunPut(const PutFlags& f) {
@@ -427,7 +432,7 @@ int RunPut(const PutFlags& f) {
     DaemonPutter putter(*opened->daemon, tree, f.verbose);
     bool changed = false;
     Status s = putter.Put(f.local, remote, existing, &changed);
-    if (s.ok()) s = putter.Finish();
+    if (s.ok()) s = putter.Finish(changed);
     if (!s.ok()) return Failure("put", remote, s);
     return putter.skipped() == 0 ? 0 : kExitFailure;
   }

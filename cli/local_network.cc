@@ -148,6 +148,9 @@ Status Spawn(const LocalNode& node) {
   return Status::Ok();
 }
 
+// Present while `shardfs local-network stop I` holds the node down.
+std::string HeldFile(const LocalNode& node) { return node.dir + "/held"; }
+
 std::string LastLine(const std::string& path) {
   std::ifstream in(path);
   std::string line, last;
@@ -217,9 +220,14 @@ Result<std::vector<LocalNode>> CreateLocalNetwork(const DriveHome& home, int cou
   return nodes;
 }
 
-Status StartLocalNetwork(const std::vector<LocalNode>& nodes) {
+Status StartLocalNetwork(const std::vector<LocalNode>& nodes, HeldNodes held) {
   std::vector<const LocalNode*> started;
   for (const LocalNode& n : nodes) {
+    if (held == HeldNodes::kRelease) {
+      ::unlink(HeldFile(n).c_str());
+    } else if (fs::exists(HeldFile(n))) {
+      continue;
+    }
     if (Answers(PortOf(n.address))) continue;
     SFS_RETURN_IF_ERROR(Spawn(n).WithContext("the drive's local network"));
     started.push_back(&n);
@@ -240,9 +248,14 @@ Status StartLocalNetwork(const std::vector<LocalNode>& nodes) {
   return Status::Ok();
 }
 
-Result<int> StopLocalNetwork(const std::vector<LocalNode>& nodes) {
+Result<int> StopLocalNetwork(const std::vector<LocalNode>& nodes, bool hold) {
   std::vector<std::pair<pid_t, const LocalNode*>> running;
   for (const LocalNode& n : nodes) {
+    // Held first, so that no command starts it again while it stops.
+    if (hold) {
+      SFS_RETURN_IF_ERROR(WriteFileAtomic(
+          HeldFile(n), AsBytes(std::string("held down by shardfs local-network stop\n")), 0600));
+    }
     if (pid_t pid = RunningPid(n); pid > 0 && ::kill(pid, SIGTERM) == 0) {
       running.emplace_back(pid, &n);
     } else {
@@ -264,6 +277,7 @@ std::function<int()> AddLocalNetworkCommand(CLI::App& app) {
   struct Flags {
     DriveFlags drive;
     std::string action;
+    std::vector<int> which;
   };
   auto f = std::make_shared<Flags>();
   CLI::App* cmd = app.add_subcommand(
@@ -273,22 +287,48 @@ std::function<int()> AddLocalNetworkCommand(CLI::App& app) {
   cmd->add_option("action", f->action, "start or stop")
       ->required()
       ->check(CLI::IsMember({"start", "stop"}));
+  cmd->add_option("node", f->which,
+                  "Only these nodes, by number (1 to N); stopped so, a node stays down until "
+                  "`start` (other commands start only the nodes not held down)");
   AddDriveFlags(cmd, &f->drive);
   return [f] {
     auto home = ResolveDriveHome(f->drive.home, f->drive.drive);
     if (!home.ok()) return Failure("local-network", "find the drive", home.status());
-    auto nodes = ReadLocalNetwork(*home);
-    if (!nodes.ok()) return Failure("local-network", f->action, nodes.status());
+    auto all = ReadLocalNetwork(*home);
+    if (!all.ok()) return Failure("local-network", f->action, all.status());
+    std::vector<LocalNode> nodes;
+    for (int i : f->which) {
+      if (i < 1 || static_cast<size_t>(i) > all->size()) {
+        return UsageError("local-network", "no node " + std::to_string(i) + ": the drive has " +
+                                               std::to_string(all->size()) + " (1 to " +
+                                               std::to_string(all->size()) + ")");
+      }
+      nodes.push_back((*all)[static_cast<size_t>(i - 1)]);
+    }
+    const bool some = !nodes.empty();
+    if (!some) nodes = *all;
     if (f->action == "start") {
-      if (Status s = StartLocalNetwork(*nodes); !s.ok())
+      if (Status s = StartLocalNetwork(nodes, HeldNodes::kRelease); !s.ok()) {
         return Failure("local-network", "start", s);
-      std::printf("The drive's %zu local nodes run.\n", nodes->size());
+      }
+      if (some) {
+        std::printf("%zu of the drive's %zu local nodes run.\n", nodes.size(), all->size());
+      } else {
+        std::printf("The drive's %zu local nodes run.\n", nodes.size());
+      }
       return 0;
     }
-    auto stopped = StopLocalNetwork(*nodes);
+    auto stopped = StopLocalNetwork(nodes, /*hold=*/some);
     if (!stopped.ok()) return Failure("local-network", "stop", stopped.status());
-    std::printf("Stopped %d of the drive's %zu local nodes (the others were not running).\n",
-                *stopped, nodes->size());
+    if (some) {
+      std::printf(
+          "Stopped %d of the %zu nodes named (the others were not running); they stay "
+          "down until `shardfs local-network start`.\n",
+          *stopped, nodes.size());
+    } else {
+      std::printf("Stopped %d of the drive's %zu local nodes (the others were not running).\n",
+                  *stopped, nodes.size());
+    }
     return 0;
   };
 }

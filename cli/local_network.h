@@ -2,7 +2,8 @@
 // so that one machine works with no outside peer: N `shardfs node` processes on loopback
 // ports, their data in the drive's data folder (docs/format.md, "Local network"). Every
 // command that opens the drive starts the ones that are not running (as daemons, which keep
-// running after it); `shardfs local-network stop` stops them.
+// running after it), but those held down; `shardfs local-network stop` stops them, and with
+// node numbers holds those down (to see the drive work without them) until `start`.
 //
 // Thread safety: functions; a command calls them from one thread.
 
@@ -37,12 +38,19 @@ Result<std::vector<LocalNode>> ReadLocalNetwork(const DriveHome& home);
 Result<std::vector<LocalNode>> CreateLocalNetwork(const DriveHome& home, int count,
                                                   const std::string& capacity);
 
-// Starts every node of the list that does not answer on its address, and waits (15 s) until
-// each has started. Unavailable, naming the node and its log's last line, if one does not.
-Status StartLocalNetwork(const std::vector<LocalNode>& nodes);
+// Whether a start leaves alone the nodes `shardfs local-network stop I` held down (what every
+// command that opens the drive does), or releases them and starts them too (`start`).
+enum class HeldNodes { kLeaveDown, kRelease };
 
-// Stops the nodes it started (SIGTERM, then SIGKILL after 30 s); how many were running.
-Result<int> StopLocalNetwork(const std::vector<LocalNode>& nodes);
+// Starts every node of the list that does not answer on its address (but those held down,
+// with kLeaveDown), and waits (15 s) until each has started. Unavailable, naming the node and
+// its log's last line, if one does not.
+Status StartLocalNetwork(const std::vector<LocalNode>& nodes,
+                         HeldNodes held = HeldNodes::kLeaveDown);
+
+// Stops the nodes it started (SIGTERM, then SIGKILL after 30 s); how many were running. With
+// `hold`, each is also held down: no command starts it again but `local-network start`.
+Result<int> StopLocalNetwork(const std::vector<LocalNode>& nodes, bool hold = false);
 
 // `shardfs local-network start|stop`.
 std::function<int()> AddLocalNetworkCommand(CLI::App& app);

@@ -1,7 +1,8 @@
 #!/bin/sh
 # A drive's own nodes on this machine (shardfs init --local-network): init starts them and
-# makes the drive over them; every command that opens the drive starts those not running;
-# `shardfs local-network stop` stops them all. Bad uses change nothing.
+# makes the drive over them; every command that opens the drive starts those not running but
+# those held down by `shardfs local-network stop I`; `shardfs local-network stop` stops them
+# all. Bad uses change nothing.
 # Usage: local_network_cli_test.sh SHARDFS
 set -eu
 bin=$1
@@ -51,6 +52,23 @@ await_exit "$(cat "$h/local-network/node2/pid")" 30 "node 2"
 sfsh ls / >/dev/null || fail "ls with a node killed"
 [ "$(running)" -eq 6 ] || fail "the killed node was not started again"
 sfsh local-network start >/dev/null || fail "start when all run"
+
+# Stopped by number: held down (no command starts it) until `start`; the drive reads around it.
+rc=0
+sfsh local-network stop 7 >/dev/null 2>"$dir/err" || rc=$?
+[ "$rc" -eq 2 ] && grep -q "no node 7" "$dir/err" || fail "stop 7 of 6: exit $rc, $(cat "$dir/err")"
+[ ! -e "$h/local-network/node1/held" ] && [ "$(running)" -eq 6 ] || fail "a refused stop changed something"
+sfsh local-network stop 2 5 >"$dir/out" || fail "stop 2 5"
+grep -q "Stopped 2 of the 2" "$dir/out" || fail "stop 2 5 said: $(cat "$dir/out")"
+[ "$(running)" -eq 4 ] && [ -e "$h/local-network/node2/held" ] && [ -e "$h/local-network/node5/held" ] ||
+  fail "after stop 2 5: $(running) run"
+sfsh get /f "$dir/back2" && cmp "$dir/f" "$dir/back2" || fail "get with 2 nodes held down"
+[ "$(running)" -eq 4 ] || fail "a command started a node held down"
+sfsh status --json | grep -c '"up": false' | grep -qx 2 || fail "status: not 2 nodes down"
+sfsh local-network start 2 >/dev/null || fail "start 2"
+[ "$(running)" -eq 5 ] && [ ! -e "$h/local-network/node2/held" ] || fail "start 2: $(running) run"
+sfsh local-network start >/dev/null || fail "start"
+[ "$(running)" -eq 6 ] && [ ! -e "$h/local-network/node5/held" ] || fail "start: $(running) run"
 
 # A second init, and a damaged list: a clear error, nothing started.
 rc=0
