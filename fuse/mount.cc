@@ -320,6 +320,23 @@ class Mount::Impl {
   Result<DirReply> ReadDirCommon(fuse_req_t req, size_t size, off_t off, fuse_file_info* fi,
                                  bool plus);
   double attr_timeout() const { return options_.attr_timeout.count(); }
+  // `a` as the kernel sees it: with the mounting user as the owner of everything, unless that
+  // user is root (see owner_).
+  struct stat Stat(const InodeAttr& a) const {
+    struct stat st = ToStat(a);
+    if (owner_) {
+      st.st_uid = owner_->first;
+      st.st_gid = owner_->second;
+    }
+    return st;
+  }
+
+  // A drive's stored owners are the ids of whichever machine wrote each file (its root
+  // folder's is 0), so a user's own mount shows every file as theirs, as cloud drives' mounts
+  // do; the kernel then lets that user read and write by the files' modes. Root's mount shows
+  // the stored owners, so a backup of several users' files keeps them.
+  const std::optional<std::pair<uid_t, gid_t>> owner_ =
+      ::geteuid() == 0 ? std::nullopt : std::optional(std::pair(::geteuid(), ::getegid()));
 };
 
 namespace {
@@ -456,7 +473,7 @@ EntryReply Mount::Impl::Entry(const InodeAttr& a) {
   EntryReply r;
   r.e.ino = a.ino;
   r.e.generation = 0;  // inode numbers are never reused
-  r.e.attr = ToStat(a);
+  r.e.attr = Stat(a);
   r.e.attr_timeout = attr_timeout();
   r.e.entry_timeout = options_.entry_timeout.count();
   MutexLock lock(&lookup_mu_);
@@ -527,7 +544,7 @@ Result<EntryReply> Mount::Impl::Lookup(fuse_req_t, fuse_ino_t parent, const char
 
 Result<AttrReply> Mount::Impl::GetAttr(fuse_req_t, fuse_ino_t ino, fuse_file_info*) {
   SFS_ASSIGN_OR_RETURN(InodeAttr a, drive_->GetAttr(ino));
-  return AttrReply{ToStat(a)};
+  return AttrReply{Stat(a)};
 }
 
 Result<AttrReply> Mount::Impl::SetAttr(fuse_req_t, fuse_ino_t ino, struct stat* attr, int to_set,
@@ -567,7 +584,7 @@ Result<AttrReply> Mount::Impl::SetAttr(fuse_req_t, fuse_ino_t ino, struct stat* 
     return AttrReply{st};
   }
   if (!a.ok()) return a.status();
-  return AttrReply{ToStat(*a)};
+  return AttrReply{Stat(*a)};
 }
 
 Result<ReadlinkReply> Mount::Impl::ReadLink(fuse_req_t, fuse_ino_t ino) {
@@ -722,7 +739,7 @@ Result<DirReply> Mount::Impl::ReadDirCommon(fuse_req_t req, size_t size, off_t o
     size_t n = 0;
     if (plus) {
       fuse_entry_param e{};
-      e.attr = ToStat(attr);
+      e.attr = Stat(attr);
       if (index >= 2) {
         e.ino = attr.ino;
         e.attr_timeout = attr_timeout();
@@ -738,7 +755,7 @@ Result<DirReply> Mount::Impl::ReadDirCommon(fuse_req_t req, size_t size, off_t o
         r.counted.push_back(attr.ino);
       }
     } else {
-      const struct stat st = ToStat(attr);
+      const struct stat st = Stat(attr);
       n = fuse_add_direntry(req, at, room, name, &st, next);
       if (n > room) break;
     }
