@@ -1,5 +1,6 @@
 #include "cli/local_network.h"
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <csignal>
@@ -297,6 +298,9 @@ std::function<int()> AddLocalNetworkCommand(CLI::App& app) {
     auto all = ReadLocalNetwork(*home);
     if (!all.ok()) return Failure("local-network", f->action, all.status());
     std::vector<LocalNode> nodes;
+    // Each node once, however often named (a node started twice would lose its pid file).
+    std::sort(f->which.begin(), f->which.end());
+    f->which.erase(std::unique(f->which.begin(), f->which.end()), f->which.end());
     for (int i : f->which) {
       if (i < 1 || static_cast<size_t>(i) > all->size()) {
         return UsageError("local-network", "no node " + std::to_string(i) + ": the drive has " +

@@ -1,5 +1,6 @@
 #include "cli/sync_command.h"
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -31,10 +32,12 @@ struct SyncFlags {
 int SyncThroughDaemon(const SyncFlags& f, const Status& busy) {
   auto daemon = DaemonFor(f.drive, busy);
   if (!daemon.ok()) return Failure("sync", "open the drive", daemon.status());
-  // The daemon's own wait for the nodes is its --flush-timeout; this one bounds the answer.
-  auto answer =
-      (*daemon)->Call("POST", "/api/v1/sync", nullptr,
-                      std::chrono::seconds(static_cast<int64_t>(std::ceil(f.timeout_seconds))));
+  // The daemon waits for the nodes up to --timeout (whole seconds, at least 1), then stores the
+  // checkpoint; the answer may take a little longer than that.
+  const auto seconds =
+      std::clamp<int64_t>(static_cast<int64_t>(std::ceil(f.timeout_seconds)), 1, 7 * 86400);
+  auto answer = (*daemon)->Call("POST", "/api/v1/sync?timeout=" + std::to_string(seconds), nullptr,
+                                std::chrono::seconds(seconds + 60));
   if (!answer.ok()) return Failure("sync", "sync through the drive's process", answer.status());
   const nlohmann::json& j = *answer;
   auto home = ResolveDriveHome(f.drive.home, f.drive.drive);

@@ -333,10 +333,12 @@ class Mount::Impl {
 
   // A drive's stored owners are the ids of whichever machine wrote each file (its root
   // folder's is 0), so a user's own mount shows every file as theirs, as cloud drives' mounts
-  // do; the kernel then lets that user read and write by the files' modes. Root's mount shows
-  // the stored owners, so a backup of several users' files keeps them.
+  // do; the kernel then lets that user read and write by the files' modes. Root's mount, and
+  // one shared with other users (allow_other), show the stored owners: a backup of several
+  // users' files keeps them, and each user has their own files.
   const std::optional<std::pair<uid_t, gid_t>> owner_ =
-      ::geteuid() == 0 ? std::nullopt : std::optional(std::pair(::geteuid(), ::getegid()));
+      ::geteuid() == 0 || options_.allow_other ? std::nullopt
+                                               : std::optional(std::pair(::geteuid(), ::getegid()));
 };
 
 namespace {

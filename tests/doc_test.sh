@@ -48,6 +48,7 @@ script=$work/blocks.sh
     inside { print }
   ' "$doc"
   echo 'echo "--- all blocks ran"'
+  echo "touch '$work/done'"
 } >"$script"
 blocks=$(grep -c '^```sh test[[:space:]]*$' "$doc" || true)
 shown=$(grep -c '^```sh[[:space:]]*$' "$doc" || true)
@@ -60,3 +61,5 @@ env -i HOME="$work/home" PATH="$work/bin:/usr/local/bin:/usr/bin:/bin:/usr/sbin:
   TERM=dumb LANG=C.UTF-8 setsid bash "$script" &
 session=$!
 wait "$session"
+# A block that ends the shell early (exit 0, an unclosed heredoc) must not pass for all.
+[ -e "$work/done" ] || { echo "FAIL: $(basename "$doc"): the blocks stopped before the last one" >&2; exit 1; }

@@ -39,6 +39,8 @@ namespace {
 constexpr std::string_view kApi = "/api/v1";
 // JSON request bodies (pairing, move, pair codes) are small.
 constexpr uint64_t kMaxJsonBody = 64 * 1024;
+// The longest wait a sync request may ask for: a week, as `shardfs sync --timeout`.
+constexpr uint64_t kMaxSyncTimeoutSeconds = 7 * 86400;
 // The largest upload the API takes when the nodes' free space is unknown.
 constexpr uint64_t kMaxUploadBytes = uint64_t{1} << 40;
 
@@ -608,10 +610,21 @@ Dispatch ApiService::Impl::Sync(const Target& target, const Principal& who) {
   // checkpoint=0: the queued uploads only (`shardfs put` through this process, batch by batch).
   auto it = target.query.find("checkpoint");
   const bool checkpoint = it == target.query.end() || it->second != "0";
+  // timeout=SECONDS: the caller's wait for the nodes (`shardfs sync --timeout`) instead of the
+  // process's own.
+  std::chrono::milliseconds timeout = options_.sync_timeout;
+  if (auto t = target.query.find("timeout"); t != target.query.end()) {
+    auto seconds = ParseDecimal(t->second);
+    if (!seconds || *seconds == 0 || *seconds > kMaxSyncTimeoutSeconds) {
+      return Fail(Status::InvalidArgument("timeout must be 1 to " +
+                                          std::to_string(kMaxSyncTimeoutSeconds) + " seconds"));
+    }
+    timeout = std::chrono::seconds(*seconds);
+  }
   log::Info("sync requested{}", checkpoint ? "" : " (uploads only)");
   if (options_.before_sync) options_.before_sync();
   const backend::UploadState before = drive_->Uploads();
-  if (Status s = drive_->Sync(options_.sync_timeout); !s.ok()) return Fail(s);
+  if (Status s = drive_->Sync(timeout); !s.ok()) return Fail(s);
   json answer = {{"ok", true}, {"files", before.staged.files}, {"bytes", before.staged.bytes}};
   answer["head_sequence"] = nullptr;
   if (checkpoint) {

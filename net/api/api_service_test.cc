@@ -517,6 +517,14 @@ TEST_F(ApiServiceTest, SyncsUploadsWithOrWithoutACheckpoint) {
   Reply full = Call("POST", "/api/v1/sync", "local");
   ASSERT_EQ(full.status, 200u) << full.body;
   EXPECT_GT(full.Json()["head_sequence"].get<uint64_t>(), 0u);
+  // The caller's own wait for the nodes, within bounds.
+  Put("/b", "more bytes", "local");
+  EXPECT_EQ(Call("POST", "/api/v1/sync?timeout=3600", "local").status, 200u);
+  EXPECT_EQ(drive_->Uploads().staged.layers, 0u);
+  for (const char* bad : {"0", "-1", "1.5", "x", "604801", ""}) {
+    EXPECT_EQ(Call("POST", std::string("/api/v1/sync?timeout=") + bad, "local").status, 400u)
+        << bad;
+  }
 }
 
 TEST_F(ApiServiceTest, StatusShowsWhatEachNodeAnswered) {
