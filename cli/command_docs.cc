@@ -5,6 +5,8 @@
 #include <utility>
 #include <vector>
 
+#include <fmt/ranges.h>
+
 namespace shardfs::cli {
 namespace {
 
@@ -90,12 +92,7 @@ std::string Roff(std::string_view text) {
 }
 
 std::string Join(const std::vector<std::string>& words, std::string_view sep) {
-  std::string out;
-  for (const auto& w : words) {
-    if (!out.empty()) out += sep;
-    out += w;
-  }
-  return out;
+  return fmt::format("{}", fmt::join(words, sep));
 }
 
 // "\fB\-v\fR, \fB\-\-verbose\fR \fITEXT\fR" for a .TP tag.
@@ -146,8 +143,10 @@ void RenderCommands(const CLI::App& app, const std::string& prefix,
     const std::string path = prefix + " " + sub->get_name();
     std::vector<const CLI::Option*> options = Options(*sub);
     std::string synopsis = path + " [options]";
+    int arguments = 0;
     for (const CLI::Option* o : options) {
       if (!IsArgument(*o)) continue;
+      ++arguments;
       std::string arg = o->get_name();
       if (IsRepeatable(*o)) arg += "...";
       synopsis += o->get_required() ? " " + arg : " [" + arg + "]";
@@ -172,7 +171,7 @@ void RenderCommands(const CLI::App& app, const std::string& prefix,
     }
     if (sub->get_fallthrough() && !Options(*sub->get_parent()).empty()) {
       out.commands += ".PP\nAnd the options of \\fB" + Roff(path.substr(0, path.rfind(' '))) +
-                      "\\fR, given after the argument" + (options.size() > 1 ? "s" : "") + ".\n";
+                      "\\fR, given after the argument" + (arguments > 1 ? "s" : "") + ".\n";
     }
     RenderCommands(*sub, path, common, out);
   }

@@ -20,6 +20,7 @@ namespace shardfs::cli {
 
 std::function<int()> AddCommands(CLI::App& app) {
   app.name("shardfs");
+  app.description("shardfs: a decentralized, end-to-end encrypted cloud drive for Linux.");
   app.set_version_flag("--version", std::string("shardfs ") + kVersion);
   app.require_subcommand(0, 1);
   // Each subcommand's name with what runs it, in the order of `shardfs --help`.

@@ -10,8 +10,9 @@
 
 namespace shardfs::cli {
 
-// Sets up `app` as the shardfs command line (name, version flag, every subcommand) and returns
-// what runs the subcommand the parse chose: its exit code, or -1 when the parse chose none.
+// Sets up `app` as the shardfs command line (name, description, version flag, every
+// subcommand) and returns what runs the subcommand the parse chose: its exit code, or -1 when
+// the parse chose none.
 std::function<int()> AddCommands(CLI::App& app);
 
 }  // namespace shardfs::cli

@@ -5,52 +5,45 @@
 //   shardfs-docgen bash OUT                the bash completion script
 
 #include <cstdio>
-#include <fstream>
-#include <sstream>
 #include <string>
 
 #include <CLI/CLI.hpp>
 
+#include "base/bytes.h"
+#include "base/file.h"
 #include "base/version.h"
 #include "cli/command_docs.h"
 #include "cli/commands.h"
 
 namespace {
 
+constexpr size_t kMaxTemplate = 1 << 20;
+
 int Fail(const std::string& message) {
   std::fprintf(stderr, "shardfs-docgen: %s\n", message.c_str());
   return 1;
 }
 
-bool WriteFile(const std::string& path, const std::string& text) {
-  std::ofstream out(path, std::ios::binary | std::ios::trunc);
-  out << text;
-  out.close();
-  return static_cast<bool>(out);
+int Write(const std::string& path, const std::string& text) {
+  shardfs::Status s = shardfs::WriteFileAtomic(path, shardfs::AsBytes(text), 0644);
+  return s.ok() ? 0 : Fail(s.ToString());
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
-  CLI::App app{"shardfs: a decentralized, end-to-end encrypted cloud drive for Linux."};
+  CLI::App app;
   (void)shardfs::cli::AddCommands(app);
   std::string what = argc > 1 ? argv[1] : "";
   if (what == "man" && argc == 5) {
-    std::ifstream in(argv[2], std::ios::binary);
-    if (!in) return Fail(std::string("cannot read ") + argv[2]);
-    std::stringstream tmpl;
-    tmpl << in.rdbuf();
-    auto page = shardfs::cli::RenderManPage(app, tmpl.str(), shardfs::kVersion, argv[3]);
+    auto tmpl = shardfs::ReadFile(argv[2], kMaxTemplate);
+    if (!tmpl.ok()) return Fail(tmpl.status().ToString());
+    auto page = shardfs::cli::RenderManPage(app, std::string(tmpl->begin(), tmpl->end()),
+                                            shardfs::kVersion, argv[3]);
     if (!page.ok()) return Fail(page.status().ToString());
-    if (!WriteFile(argv[4], page.value())) return Fail(std::string("cannot write ") + argv[4]);
-    return 0;
+    return Write(argv[4], *page);
   }
-  if (what == "bash" && argc == 3) {
-    if (!WriteFile(argv[2], shardfs::cli::RenderBashCompletion(app))) {
-      return Fail(std::string("cannot write ") + argv[2]);
-    }
-    return 0;
-  }
+  if (what == "bash" && argc == 3) return Write(argv[2], shardfs::cli::RenderBashCompletion(app));
   std::fputs("usage: shardfs-docgen man TEMPLATE DATE OUT | bash OUT\n", stderr);
   return 2;
 }

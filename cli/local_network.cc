@@ -20,6 +20,7 @@
 #include "base/file.h"
 #include "cli/drive_open.h"
 #include "cli/exit.h"
+#include "net/address.h"
 
 namespace shardfs::cli {
 
@@ -48,10 +49,8 @@ bool Answers(uint16_t port) {
   return ok;
 }
 
-uint16_t PortOf(const std::string& address) {
-  const size_t colon = address.rfind(':');
-  return static_cast<uint16_t>(std::stoi(address.substr(colon + 1)));
-}
+// The port of a node's address, which ReadLocalNetwork or CreateLocalNetwork checked.
+uint16_t PortOf(const std::string& address) { return net::ParseHostPort(address).value().port; }
 
 // `count` distinct loopback ports free now (bound, read, released together).
 Result<std::vector<uint16_t>> FreePorts(int count) {
@@ -179,11 +178,8 @@ Result<std::vector<LocalNode>> ReadLocalNetwork(const DriveHome& home) {
     const json& n = j["nodes"][i];
     const std::string address = n.is_object() ? n.value("address", "") : "";
     const std::string capacity = n.is_object() ? n.value("capacity", "") : "";
-    const size_t colon = address.rfind(':');
-    if (address.rfind("127.0.0.1:", 0) != 0 || colon + 1 >= address.size() ||
-        address.find_first_not_of("0123456789", colon + 1) != std::string::npos ||
-        address.size() - colon - 1 > 5 || std::stoi(address.substr(colon + 1)) > 65535 ||
-        capacity.empty()) {
+    auto parsed = net::ParseHostPort(address);
+    if (!parsed.ok() || parsed->host != "127.0.0.1" || capacity.empty()) {
       return bad("node " + std::to_string(i + 1) + " is not a loopback address and a capacity");
     }
     nodes.push_back({address, LocalNetworkDir(home) + "/node" + std::to_string(i + 1), capacity});

@@ -9,16 +9,15 @@ bin=$1
 . "$(dirname "$0")/test_nodes.sh"
 h=$dir/h
 # Whatever happens, the nodes the drive started are stopped by their pids.
-local_pids() { cat "$h"/local-network/node*/pid 2>/dev/null || true; }
 stop_local() {
   "$bin" local-network stop --home "$h" >/dev/null 2>&1 || true
-  for p in $(local_pids); do kill -9 "$p" 2>/dev/null || true; done
+  for p in $(local_pids "$h"); do kill -9 "$p" 2>/dev/null || true; done
 }
 trap 'stop_local; cleanup' EXIT
 sfsh() { "$bin" "$@" --home "$h"; }
 running() {
   n=0
-  for p in $(local_pids); do kill -0 "$p" 2>/dev/null && n=$((n + 1)); done
+  for p in $(local_pids "$h"); do kill -0 "$p" 2>/dev/null && n=$((n + 1)); done
   echo "$n"
 }
 

@@ -12,7 +12,7 @@
 namespace {
 
 int Main(int argc, char** argv) {
-  CLI::App app{"shardfs: a decentralized, end-to-end encrypted cloud drive for Linux."};
+  CLI::App app;
   auto run = shardfs::cli::AddCommands(app);
   try {
     app.parse(argc, argv);

@@ -13,12 +13,10 @@ fuse_mode=$(stat -c %a /dev/fuse)
 h=$dir/h
 mnt=$dir/mnt
 as_user() { setpriv --reuid=65534 --regid=65534 --clear-groups -- env HOME="$dir" "$@"; }
-local_pids() { cat "$h"/local-network/node*/pid 2>/dev/null || true; }
+# The mount and its daemon go with test_nodes.sh's cleanup; the drive's local nodes first.
 finish() {
   chmod "$fuse_mode" /dev/fuse
-  fusermount3 -uz "$mnt" 2>/dev/null || true
-  [ ! -f "$h/mount.json" ] || kill -9 "$(jq -r .pid "$h/mount.json")" 2>/dev/null || true
-  for p in $(local_pids); do kill "$p" 2>/dev/null || true; done
+  for p in $(local_pids "$h"); do kill "$p" 2>/dev/null || true; done
   cleanup
 }
 trap finish EXIT
@@ -30,6 +28,7 @@ as_user "$bin" init --home "$h" --local-network 6 --local-capacity 512M >/dev/nu
 as_user mkdir "$mnt"
 as_user "$bin" mount --home "$h" "$mnt" >/dev/null || fail "mount as nobody: $(tail -3 "$h/mount.log")"
 mounts="$mnt"
+daemons=$(jq -r .pid "$h/mount.json")
 [ "$(as_user stat -c %u:%g "$mnt")" = 65534:65534 ] || fail "the drive's root shows as $(as_user stat -c %u:%g "$mnt")"
 as_user sh -c "echo hello > '$mnt/a'" || fail "nobody cannot write in their own mount"
 as_user cp -a /usr/share/common-licenses "$mnt/" || fail "cp -a as nobody"

@@ -7,7 +7,7 @@
 # in every started node's /v1/status: shards, used); for the test's drive in $dir/h:
 # init_drive K M (creates it over $nodes with RS(K,M)), sfs ARGS (shardfs on it) and
 # status_field NAME (a number from its `status --json`); mount_drive and unmount_drive;
-# random_files; await_exit; start_serve FLAG... (`shardfs serve` on the drive; $url, $serve_pid);
+# random_files; await_exit; local_pids HOME; start_serve FLAG... (`shardfs serve` on the drive; $url, $serve_pid);
 # pair_token ROOT [FLAG...] (a device token from `shardfs pair` and the API at $url, with
 # $curl_tls as curl's TLS flags).
 dir=$(mktemp -d)
@@ -111,6 +111,10 @@ mount_drive() {
   case " $mounts " in *" $1 "*) ;; *) mounts="$mounts $1" ;; esac
   daemons="$daemons $mount_pid"
 }
+
+# local_pids HOME: the pids of the local network of the drive in HOME (shardfs init
+# --local-network), from their pid files.
+local_pids() { cat "$1"/local-network/node*/pid 2>/dev/null || true; }
 
 # unmount_drive MOUNTPOINT: `shardfs umount`, its message in $dir/umount.out.
 unmount_drive() {

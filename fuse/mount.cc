@@ -320,8 +320,7 @@ class Mount::Impl {
   Result<DirReply> ReadDirCommon(fuse_req_t req, size_t size, off_t off, fuse_file_info* fi,
                                  bool plus);
   double attr_timeout() const { return options_.attr_timeout.count(); }
-  // `a` as the kernel sees it: with the mounting user as the owner of everything, unless that
-  // user is root (see owner_).
+  // `a` as the kernel sees it: owned by the mounting user if owner_ says so.
   struct stat Stat(const InodeAttr& a) const {
     struct stat st = ToStat(a);
     if (owner_) {
